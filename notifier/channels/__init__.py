@@ -1,0 +1,17 @@
+"""Channel registry: every channel type, registered explicitly (nothing is discovered)."""
+
+from __future__ import annotations
+
+from notifier.channels.base import Channel, ChannelContext, ChannelSettings, Rendering
+from notifier.channels.outbox import OutboxChannel
+from notifier.channels.webhook import WebhookChannel
+
+CHANNEL_TYPES: dict[str, type[Channel]] = {
+    cls.type_name: cls
+    for cls in (
+        OutboxChannel,
+        WebhookChannel,
+    )
+}
+
+__all__ = ["CHANNEL_TYPES", "Channel", "ChannelContext", "ChannelSettings", "Rendering"]

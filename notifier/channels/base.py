@@ -1,0 +1,104 @@
+"""The channel interface: the one thing a new channel implements.
+
+A channel is a class with its facts declared at the top (type name, settings model, length limit,
+whether it threads or can re-send safely) and three methods:
+
+- ``render(notice) -> Rendering``: pure; the exact text(s) that would be published;
+- ``send(notice, rendering) -> Receipt``: publish; raise ``Transient``/``Permanent``/``OutcomeUnknown``;
+- ``reconcile(notice) -> Receipt | None``: after an unknown outcome, find the post by its marker.
+
+Library and HTTP errors are turned into the project's error tree in one function per channel
+(conventionally ``classify_error``), never scattered through ``send``.
+Channels are registered explicitly in ``notifier/channels/__init__.py``; nothing is discovered.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from notifier.domain.model import Notice, Receipt
+
+if TYPE_CHECKING:
+    from notifier.clock import Clock
+    from notifier.config import PageSettings
+    from notifier.templating import TemplateRenderer
+
+
+class ChannelSettings(BaseModel):
+    """Settings every channel accepts; each channel subclasses this with its own fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    enabled: bool = True
+    language: str | None = None  # overrides page.language for this channel
+    # auto: publish engine updates at once; approve: they become drafts a publisher approves
+    approval: str = "auto"
+    # with approval=approve: publish anyway after this many minutes without an answer (None: never)
+    auto_publish_after_minutes: float | None = None
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """What a channel will publish for one notice. ``parts`` has one entry per post (a thread)."""
+
+    parts: tuple[str, ...]
+    language: str
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. {"weighted_lengths": [270, 120]}
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.parts)
+
+
+@dataclass
+class ChannelContext:
+    """What the composition root hands every channel."""
+
+    page: PageSettings
+    clock: Clock
+    templates: TemplateRenderer
+    redis: Any = None  # redis.Redis for shared state (rate budgets); None in pure unit tests
+    http_timeout: float = 10.0
+
+
+class Channel(ABC):
+    type_name: ClassVar[str]
+    settings_model: ClassVar[type[ChannelSettings]] = ChannelSettings
+    max_length: ClassVar[int | None] = None
+    # True: update n+1 waits until update n is posted here (replies need the parent's id)
+    ordered: ClassVar[bool] = False
+    # True: sending twice has no second visible effect, so an unknown outcome may simply be re-sent
+    idempotent: ClassVar[bool] = False
+
+    def __init__(self, name: str, settings: ChannelSettings, context: ChannelContext) -> None:
+        self.name = name
+        self.settings = settings
+        self.context = context
+
+    @property
+    def language(self) -> str:
+        return self.settings.language or self.context.page.language
+
+    @abstractmethod
+    def render(self, notice: Notice) -> Rendering:
+        """Pure: the exact text(s) this channel would publish for ``notice``."""
+
+    @abstractmethod
+    def send(self, notice: Notice, rendering: Rendering) -> Receipt:
+        """Publish ``rendering``. Raise Transient, Permanent or OutcomeUnknown on failure."""
+
+    def reconcile(self, notice: Notice) -> Receipt | None:
+        """Look for ``notice``'s marker among recent posts. None: provably not posted."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """Settings with secrets redacted, for `notifier config show` and logs."""
+        return {"name": self.name, **self.settings.model_dump(mode="json")}
+
+    def __repr__(self) -> str:  # settings' SecretStr fields already print as '**********'
+        return f"<{type(self).__name__} {self.name!r}>"

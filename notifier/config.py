@@ -1,0 +1,333 @@
+"""Configuration: one YAML file validated into typed settings.
+
+Where the file comes from: ``--config PATH``, else ``$NOTIFIER_CONFIG``, else ``config/notifier.yaml``
+when it exists, else the embedded defaults (``notifier/defaults.yaml``: an outbox channel and a private
+Redis under ``./var``), so that ``make run`` needs no file at all.
+
+Secrets are never literal: a field typed ``SecretStr`` must be written as a ``${ENV_VAR}`` reference.
+Any string may use ``${VAR}`` (or ``${VAR:-default}``). Every problem is reported at once, each with
+its dotted key path and, where the YAML has one, its line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from notifier.channels.base import ChannelSettings
+from notifier.errors import ConfigError, ConfigProblem
+
+DEFAULTS_FILE = Path(__file__).parent / "defaults.yaml"
+DEFAULT_PATH = Path("config/notifier.yaml")
+_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PageSettings(_Strict):
+    id: str = "status"
+    name: str = "Example Service"
+    url: str = Field("http://127.0.0.1:8081/", description="public base URL of the status page")
+    language: str = "en"
+    languages: list[str] = ["en", "de"]
+    time_zone: str = "UTC"
+    # The page warns visitors when it was last published longer ago than this
+    stale_after_minutes: float = 15
+
+    @field_validator("url")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value if value.endswith("/") else value + "/"
+
+    def incident_url(self, incident_id: str) -> str:
+        return f"{self.url}incidents/{incident_id}.html"
+
+
+class RedisSettings(_Strict):
+    # None: start a private redis-server with AOF under data_dir (make run, demos)
+    url: SecretStr | None = None
+    data_dir: str = "var/redis"
+    key_prefix: str = "notifier:"
+
+
+class ComponentSettings(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str
+    group: str | None = None
+    description: str = ""
+
+
+class DeliverySettings(_Strict):
+    lease_seconds: float = Field(120, gt=0, description="a claim older than this is presumed dead")
+    task_time_limit: float = Field(60, gt=0, description="hard limit for one send, HTTP included")
+    http_timeout: float = Field(10, gt=0)
+    deadline_hours: float = Field(24, gt=0, description="after this a notice becomes failed")
+    backoff_base: float = Field(2, gt=0)
+    backoff_max: float = Field(600, gt=0, description="longest wait between two tries")
+    sweep_interval: float = Field(15, gt=0, description="seconds between ledger sweeps (beat)")
+    visibility_timeout: float = Field(7200, gt=0, description="Redis broker redelivery timeout")
+
+    def check_invariants(self) -> list[ConfigProblem]:
+        problems = []
+        if self.lease_seconds <= self.task_time_limit:
+            problems.append(
+                ConfigProblem(
+                    "delivery.lease_seconds",
+                    "must exceed delivery.task_time_limit, or a live send could be presumed dead",
+                )
+            )
+        if self.http_timeout >= self.task_time_limit:
+            problems.append(ConfigProblem("delivery.http_timeout", "must be below delivery.task_time_limit"))
+        if self.visibility_timeout <= self.backoff_max + self.task_time_limit:
+            problems.append(
+                ConfigProblem(
+                    "delivery.visibility_timeout",
+                    "must exceed delivery.backoff_max + delivery.task_time_limit, or Redis redelivers "
+                    "tasks that are merely waiting for their countdown",
+                )
+            )
+        return problems
+
+
+class ApiSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class Settings(_Strict):
+    page: PageSettings = PageSettings()  # type: ignore[call-arg]
+    redis: RedisSettings = RedisSettings()
+    components: list[ComponentSettings] = []
+    channels: dict[str, ChannelSettings] = {}
+    delivery: DeliverySettings = DeliverySettings()  # type: ignore[call-arg]
+    api: ApiSettings = ApiSettings()
+    templates_dir: str | None = None
+    # Sections owned by other parts (sources, engine, statuspage, staff) validate themselves;
+    # unknown top-level keys are still an error.
+    sources: dict[str, Any] = {}
+    engine: dict[str, Any] = {}
+    statuspage: dict[str, Any] = {}
+    staff: dict[str, Any] = {}
+    source_path: str = "<embedded defaults>"
+
+    def component(self, component_id: str) -> ComponentSettings | None:
+        return next((c for c in self.components if c.id == component_id), None)
+
+    def redacted(self) -> dict[str, Any]:
+        """A dump safe to print: SecretStr fields come out as '**********'."""
+        data = self.model_dump(mode="json", exclude={"source_path"})
+        data["channels"] = {n: c.model_dump(mode="json") for n, c in self.channels.items()}
+        return data
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+
+
+def resolve_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path | None:
+    """The config file to read, or None for the embedded defaults."""
+    env = os.environ if env is None else env
+    if explicit:
+        return Path(explicit)
+    if env.get("NOTIFIER_CONFIG"):
+        return Path(env["NOTIFIER_CONFIG"])
+    return DEFAULT_PATH if DEFAULT_PATH.exists() else None
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read, interpolate and validate; raise ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    chosen = resolve_path(path, env)
+    file = chosen or DEFAULTS_FILE
+    label = str(chosen) if chosen else "<embedded defaults>"
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            [ConfigProblem("(file)", f"cannot read {file}: {exc.strerror}; pass --config PATH")], label
+        ) from exc
+    return parse_settings(text, label, env)
+
+
+def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise ConfigError([ConfigProblem("(yaml)", str(exc).splitlines()[0], line)], label) from exc
+    lines = _line_map(node) if node is not None else {}
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([ConfigProblem("(root)", "must be a mapping of sections", 1)], label)
+
+    problems: list[ConfigProblem] = []
+    referenced: set[str] = set()
+    raw = _interpolate(raw, (), env, problems, referenced, lines)
+
+    channels_raw = raw.pop("channels", None) or {}
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate({**raw, "source_path": label})
+    except ValidationError as exc:
+        problems.extend(_problems(exc, (), lines))
+
+    channels: dict[str, ChannelSettings] = {}
+    if not isinstance(channels_raw, dict):
+        problems.append(ConfigProblem("channels", "must be a mapping of channel name to settings"))
+        channels_raw = {}
+    from notifier.channels import CHANNEL_TYPES  # registry imports channel modules; keep lazy
+
+    for name, body in channels_raw.items():
+        base = ("channels", str(name))
+        if not isinstance(body, dict):
+            problems.append(ConfigProblem(_dotted(base), "must be a mapping", lines.get(base)))
+            continue
+        kind = body.get("type")
+        if kind not in CHANNEL_TYPES:
+            known = ", ".join(sorted(CHANNEL_TYPES))
+            problems.append(
+                ConfigProblem(
+                    _dotted((*base, "type")),
+                    f"unknown channel type {kind!r}; choose one of: {known}",
+                    lines.get((*base, "type"), lines.get(base)),
+                )
+            )
+            continue
+        try:
+            channels[str(name)] = CHANNEL_TYPES[kind].settings_model.model_validate(body)
+        except ValidationError as exc:
+            problems.extend(_problems(exc, base, lines))
+
+    if settings is not None:
+        problems.extend(settings.delivery.check_invariants())
+        seen: set[str] = set()
+        for i, comp in enumerate(settings.components):
+            if comp.id in seen:
+                problems.append(
+                    ConfigProblem(f"components.{i}.id", f"duplicate component id {comp.id!r}",
+                                  lines.get(("components", str(i), "id")))
+                )
+            seen.add(comp.id)
+    for path, model in _secret_fields(channels, settings):
+        if path not in referenced:
+            problems.append(
+                ConfigProblem(
+                    _dotted(path),
+                    "secrets must be ${ENV_VAR} references, never literal values in the file",
+                    lines.get(path),
+                )
+            )
+        del model
+
+    if problems or settings is None:
+        raise ConfigError(problems, label)
+    settings.channels = channels
+    return settings
+
+
+def _secret_fields(
+    channels: dict[str, ChannelSettings], settings: Settings | None
+) -> Iterator[tuple[tuple[str, ...], BaseModel]]:
+    roots: list[tuple[tuple[str, ...], BaseModel]] = [(("channels", n), c) for n, c in channels.items()]
+    if settings is not None:
+        roots.append((("redis",), settings.redis))
+    for prefix, model in roots:
+        for fname in type(model).model_fields:
+            value = getattr(model, fname)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                if prefix == ("redis",) and fname == "url" and ":" not in _userinfo(value):
+                    continue  # a Redis URL without a password is not a secret
+                yield (*prefix, fname), model
+
+
+def _userinfo(url: SecretStr) -> str:
+    raw = url.get_secret_value()
+    rest = raw.split("://", 1)[-1]
+    return rest.split("@", 1)[0] if "@" in rest else ""
+
+
+def _interpolate(
+    value: Any,
+    path: tuple[str, ...],
+    env: Mapping[str, str],
+    problems: list[ConfigProblem],
+    referenced: set[tuple[str, ...]] | set[Any],
+    lines: dict[tuple[str, ...], int],
+) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, (*path, str(k)), env, problems, referenced, lines) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, (*path, str(i)), env, problems, referenced, lines) for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+        if _REF.fullmatch(value.strip()):
+            referenced.add(path)
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(
+                ConfigProblem(_dotted(path), f"environment variable {name} is not set; export it", lines.get(path))
+            )
+            return ""
+
+        return _REF.sub(sub, value)
+    return value
+
+
+def _problems(
+    exc: ValidationError, base: tuple[str, ...], lines: dict[tuple[str, ...], int]
+) -> list[ConfigProblem]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        path = (*base, *loc)
+        line = None
+        for cut in range(len(path), 0, -1):  # the deepest node that exists in the file
+            if path[:cut] in lines:
+                line = lines[path[:cut]]
+                break
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling against the configuration reference)"
+        out.append(ConfigProblem(_dotted(path), msg, line))
+    return out
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    return ".".join(path) if path else "(root)"
+
+
+def _line_map(node: yaml.Node, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
+    lines = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, child in node.value:
+            child_path = (*path, str(key.value))
+            lines[child_path] = key.start_mark.line + 1
+            for sub, line in _line_map(child, child_path).items():
+                lines.setdefault(sub, line)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, child in enumerate(node.value):
+            lines.update(_line_map(child, (*path, str(i))))
+    return lines
+
+
+def mask_url(url: str) -> str:
+    """redis://:s3cret@host:6379/0 -> redis://:***@host:6379/0"""
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)

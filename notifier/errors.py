@@ -1,0 +1,80 @@
+"""The project's own error tree. Library errors are translated into it at one boundary per adapter.
+
+    NotifierError
+    ├── ConfigError            bad configuration; carries every problem with its key path
+    ├── UsageError             bad input from a person (CLI, API): unknown component, empty message
+    ├── StoreUnavailable       Redis could not be reached (its URL is shown with the password masked)
+    └── DeliveryError          raised by a channel's send/reconcile
+        ├── Transient          provably did not take effect; retry after ``retry_after`` seconds
+        ├── Permanent          will not succeed without a person fixing something (``reason`` says what)
+        └── OutcomeUnknown     the request may have reached the channel; reconcile before any retry
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class NotifierError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    path: str  # dotted key path, e.g. "channels.chatops.url"
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}" + (f" (line {self.line})" if self.line else "")
+        return f"{where}: {self.message}"
+
+
+class ConfigError(NotifierError):
+    exit_code = 78  # EX_CONFIG
+
+    def __init__(self, problems: list[ConfigProblem], source: str = "config") -> None:
+        self.problems = problems
+        self.source = source
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
+
+
+class UsageError(NotifierError):
+    exit_code = 64  # EX_USAGE
+
+
+class NotFound(UsageError):
+    exit_code = 66  # EX_NOINPUT
+
+
+class StoreUnavailable(NotifierError):
+    exit_code = 69  # EX_UNAVAILABLE
+
+
+class DeliveryError(NotifierError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class Transient(DeliveryError):
+    """Did not take effect (connection refused, 429, a documented transient API code)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class Permanent(DeliveryError):
+    """Will not work until a person acts; ``reason`` names what to fix."""
+
+
+class OutcomeUnknown(DeliveryError):
+    """The request may have taken effect (timeout after sending, 5xx): reconcile, never re-post blind."""
+
+
+class CannotReconcile(DeliveryError):
+    """The channel has no way to look up whether a post exists; a person must decide (retry --force)."""
