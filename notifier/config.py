@@ -104,6 +104,16 @@ class ApiSettings(_Strict):
     port: int = 8080
 
 
+class StaffToken(_Strict):
+    name: str
+    token: SecretStr  # must be a ${ENV_VAR} reference
+    role: str = Field(pattern=r"^(viewer|editor|publisher)$")
+
+
+class StaffSettings(_Strict):
+    tokens: list[StaffToken] = []
+
+
 class Settings(_Strict):
     page: PageSettings = PageSettings()  # type: ignore[call-arg]
     redis: RedisSettings = RedisSettings()
@@ -117,7 +127,7 @@ class Settings(_Strict):
     sources: dict[str, Any] = {}
     engine: dict[str, Any] = {}
     statuspage: dict[str, Any] = {}
-    staff: dict[str, Any] = {}
+    staff: StaffSettings = StaffSettings()
     source_path: str = "<embedded defaults>"
 
     def component(self, component_id: str) -> ComponentSettings | None:
@@ -245,6 +255,7 @@ def _secret_fields(
     roots: list[tuple[tuple[str, ...], BaseModel]] = [(("channels", n), c) for n, c in channels.items()]
     if settings is not None:
         roots.append((("redis",), settings.redis))
+        roots.extend((("staff", "tokens", str(i)), t) for i, t in enumerate(settings.staff.tokens))
     for prefix, model in roots:
         for fname in type(model).model_fields:
             value = getattr(model, fname)

@@ -138,6 +138,8 @@ class IncidentUpdate:
     author: str = "system"
     component_statuses: dict[str, str] = field(default_factory=dict)
     channels: list[str] | None = None  # None: every configured channel
+    draft: bool = False  # a draft waits for a publisher's approval; it has no ledger rows yet
+    approved_by: str | None = None
 
     @property
     def marker(self) -> str:
