@@ -78,3 +78,30 @@ def web_app(app: App, **router_kwargs: Any) -> FastAPI:
     web = FastAPI()
     web.include_router(console_router(app, **router_kwargs))
     return web
+
+
+class Served:
+    """Run an ASGI app under a real uvicorn server in a thread, on a free loopback port."""
+
+    def __init__(self, asgi: Any) -> None:
+        import threading
+
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(asgi, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Served:
+        self.thread.start()
+        for _ in range(500):
+            if self.server.started:
+                break
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)

@@ -1,0 +1,271 @@
+"""The console over real HTTP: uvicorn serving the router, a private redis-server, httpx as the browser.
+
+Covers sign-in, cookies, CSRF refusals, roles, the sign-in rate limit, drafts, retries and escaping.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from notifier.domain.model import DeliveryState
+from notifier.services import delivery
+from tests.console_support import TOKENS, Served, make_app, make_settings, start_redis, web_app
+
+pytestmark = pytest.mark.integration
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """A webhook receiver that refuses with 400 until told to accept (a fixable, permanent failure)."""
+
+    accept = False
+    received: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if not type(self).accept:
+            self.send_response(400)
+            self.end_headers()
+            self.wfile.write(b"unknown field: text")
+            return
+        type(self).received.append(json.loads(body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps({"id": "hook-1", "url": "https://chat.example.test/m/1"}).encode())
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+
+
+@pytest.fixture
+def app(redis_url, receiver, tmp_path):
+    hook = f"  hook:\n    type: webhook\n    url: {receiver}\n"
+    application = make_app(make_settings(tmp_path / "outbox.jsonl", hook), redis_url)
+    application.store.redis.flushdb()
+    Receiver.accept, Receiver.received = False, []
+    return application
+
+
+@pytest.fixture
+def served(app):
+    with Served(web_app(app)) as server:
+        yield server
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+def sign_in(base: str, role: str = "publisher", **client_kwargs) -> tuple[httpx.Client, str]:
+    client = httpx.Client(base_url=base, follow_redirects=True, **client_kwargs)
+    page = client.get("/console/login")
+    response = client.post("/console/login", data={"csrf": csrf_of(page.text),
+                                                   "token": TOKENS[f"CONSOLE_{role.upper()}"]})
+    assert response.status_code == 200 and response.url.path == "/console/", response.text
+    return client, csrf_of(response.text)
+
+
+INCIDENT = {"kind": "incident", "name": "Mail down", "status": "investigating", "impact": "major",
+            "component.imap": "major_outage", "component.smtp": "partial_outage",
+            "body.en": "We are looking into it.", "body.de": "Wir schauen nach.", "channels": ["outbox"]}
+
+
+def test_pages_need_a_session(served):
+    response = httpx.get(f"{served.url}/console/compose?kind=update", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/console/login?next=/console/compose%3Fkind%3Dupdate"
+
+
+def test_sign_in_sets_a_hardened_session_cookie_and_sign_out_ends_it(served, app):
+    client = httpx.Client(base_url=served.url)
+    page = client.get("/console/login")
+    response = client.post("/console/login",
+                           data={"csrf": csrf_of(page.text), "token": TOKENS["CONSOLE_EDITOR"]})
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"]
+    assert "notifier_console=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "Path=/console" in cookie and "Secure" not in cookie  # plain http here
+    dashboard = client.get("/console/")
+    assert dashboard.status_code == 200 and "Ed Editor" in dashboard.text
+    assert "default-src 'self'" in dashboard.headers["content-security-policy"]
+    assert app.store.redis.keys("notifier:console:session:*")
+    client.post("/console/logout", data={"csrf": csrf_of(dashboard.text)})
+    assert not app.store.redis.keys("notifier:console:session:*")
+    assert client.get("/console/").status_code == 303
+
+
+def test_wrong_token_is_refused(served):
+    client = httpx.Client(base_url=served.url)
+    page = client.get("/console/login")
+    response = client.post("/console/login", data={"csrf": csrf_of(page.text), "token": "guess"})
+    assert response.status_code == 401 and "not valid" in response.text
+    assert "notifier_console=" not in response.headers.get("set-cookie", "")
+
+
+def test_cookies_are_secure_behind_a_tls_proxy_that_is_trusted(app):
+    with Served(web_app(app, trust_proxy=True)) as server:
+        client = httpx.Client(base_url=server.url, headers={"X-Forwarded-Proto": "https"})
+        page = client.get("/console/login")
+        assert "Secure" in page.headers["set-cookie"]
+        login_cookie = page.headers["set-cookie"].split(";")[0]  # a Secure cookie: httpx keeps it off http
+        response = client.post("/console/login", headers={"Cookie": login_cookie},
+                               data={"csrf": csrf_of(page.text), "token": TOKENS["CONSOLE_VIEWER"]})
+    assert response.status_code == 303
+    assert "Secure" in response.headers["set-cookie"]
+
+
+def test_sign_in_without_the_form_token_is_refused(served):
+    response = httpx.post(f"{served.url}/console/login", data={"token": TOKENS["CONSOLE_PUBLISHER"]})
+    assert response.status_code == 403
+    assert "notifier_console=" not in response.headers.get("set-cookie", "")
+
+
+def test_sign_in_attempts_are_rate_limited_per_address(served):
+    client = httpx.Client(base_url=served.url)
+    codes = []
+    for _ in range(6):
+        page = client.get("/console/login")
+        codes.append(client.post("/console/login", data={"csrf": csrf_of(page.text), "token": "nope"}))
+    assert [r.status_code for r in codes] == [401] * 5 + [429]
+    limited = codes[-1]
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert f"Try again in {limited.headers['retry-after']} seconds" in limited.text
+    # even the right token waits until the window ends
+    page = client.get("/console/login")
+    right = client.post("/console/login",
+                        data={"csrf": csrf_of(page.text), "token": TOKENS["CONSOLE_PUBLISHER"]})
+    assert right.status_code == 429
+
+
+def test_post_without_csrf_token_is_refused_and_changes_nothing(served, app):
+    client, _ = sign_in(served.url)
+    response = client.post("/console/compose", data={**INCIDENT, "action": "publish"})
+    assert response.status_code == 403 and "CSRF" in response.text
+    wrong = client.post("/console/compose", data={**INCIDENT, "action": "publish", "csrf": "forged"})
+    assert wrong.status_code == 403
+    assert app.store.list_incidents() == []
+
+
+def test_viewer_cannot_publish_or_draft(served, app):
+    client, csrf = sign_in(served.url, "viewer")
+    for action in ("publish", "draft"):
+        response = client.post("/console/compose", data={**INCIDENT, "action": action, "csrf": csrf})
+        assert response.status_code == 403
+    assert client.post("/console/preview", data={**INCIDENT, "csrf": csrf}).status_code == 403
+    assert app.store.list_incidents() == []
+    assert "New incident" not in client.get("/console/").text
+
+
+def test_editor_drafts_and_a_publisher_approves(served, app):
+    editor, csrf = sign_in(served.url, "editor")
+    refused = editor.post("/console/compose", data={**INCIDENT, "action": "publish", "csrf": csrf})
+    assert refused.status_code == 403 and "publisher role" in refused.text
+    saved = editor.post("/console/compose", data={**INCIDENT, "action": "draft", "csrf": csrf})
+    assert saved.status_code == 200 and "Saved as a draft" in saved.text
+    (incident,) = app.store.list_incidents()
+    assert incident.updates[0].draft and app.store.ledger.rows() == []
+    assert editor.post("/console/drafts/approve", data={"csrf": csrf, "update_id": incident.updates[0].id}
+                       ).status_code == 403
+
+    publisher, pcsrf = sign_in(served.url, "publisher")
+    dashboard = publisher.get("/console/").text
+    assert "Drafts waiting for approval" in dashboard and "Approve and publish" in dashboard
+    approved = publisher.post("/console/drafts/approve",
+                              data={"csrf": pcsrf, "update_id": incident.updates[0].id})
+    assert approved.status_code == 200 and "Draft approved" in approved.text
+    update = app.store.get_incident(incident.id).updates[0]
+    assert not update.draft and update.approved_by == "Pia Publisher"
+    assert [r.channel for r in app.store.ledger.rows(update_id=update.id)] == ["outbox"]
+    assert app.dispatcher.sent == [(f"{update.id}:outbox", "outbox", 0)]
+
+
+def test_publisher_publishes_and_sees_delivery_states(served, app):
+    client, csrf = sign_in(served.url)
+    response = client.post("/console/compose", data={**INCIDENT, "channels": ["outbox", "hook"],
+                                                     "action": "publish", "csrf": csrf})
+    assert response.status_code == 200 and response.url.path == "/console/incidents/inc1"
+    statuses = app.store.component_statuses(["imap", "smtp"])
+    assert (statuses["imap"], statuses["smtp"]) == ("major_outage", "partial_outage")
+    for notice_id, _channel, _ in app.dispatcher.sent:
+        delivery.deliver(app, notice_id)  # what the worker does
+    dashboard = client.get("/console/").text
+    assert 'data-channel="outbox" data-state="posted"' in dashboard
+    assert 'data-channel="hook" data-state="failed"' in dashboard
+    assert "HTTP 400 from receiver: unknown field: text" in dashboard
+    assert "Retry hook" in dashboard
+
+
+def test_failed_delivery_is_retried_from_the_page(served, app):
+    client, csrf = sign_in(served.url)
+    client.post("/console/compose",
+                data={**INCIDENT, "channels": ["hook"], "action": "publish", "csrf": csrf})
+    delivery.deliver(app, "inc1.1:hook")
+    assert app.store.ledger.get("inc1.1:hook").state == DeliveryState.FAILED
+    Receiver.accept = True
+    page = client.get("/console/incidents/inc1").text
+    response = client.post("/console/deliveries/retry",
+                           data={"csrf": csrf_of(page), "notice_id": "inc1.1:hook", "back": "inc1"})
+    assert response.status_code == 200 and response.url.path == "/console/incidents/inc1"
+    assert app.store.ledger.get("inc1.1:hook").state == DeliveryState.PENDING
+    delivery.deliver(app, "inc1.1:hook")
+    page = client.get("/console/incidents/inc1").text
+    assert 'data-channel="hook" data-state="posted"' in page
+    assert 'href="https://chat.example.test/m/1"' in page
+    assert len(Receiver.received) == 1
+
+
+def test_user_text_is_escaped_everywhere(served, app):
+    client, csrf = sign_in(served.url)
+    evil = '<script>window.pwned=1</script><img src=x onerror="alert(1)">'
+    data = {**INCIDENT, "name": f"Mail {evil}", "body.en": f"Body {evil}", "action": "publish", "csrf": csrf}
+    preview = client.post("/console/preview", data=data)
+    client.post("/console/compose", data=data)
+    pages = [preview.text, client.get("/console/").text, client.get("/console/incidents/inc1").text]
+    for html in pages:
+        assert "<script>window.pwned" not in html and "<img src=x" not in html
+        assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html
+
+
+def test_preview_is_the_channels_own_rendering(served, app):
+    client, csrf = sign_in(served.url)
+    response = client.post("/console/preview", data={**INCIDENT, "csrf": csrf, "action": "preview"})
+    assert response.status_code == 200
+    text = re.search(r'<pre class="post-text">(.*?)</pre>', response.text, re.S).group(1)
+    assert text == ("[Investigating] Mail down: We are looking into it.\n"
+                    "http://status.example.test/incidents/inc0.html #INC0\u00b71")
+    assert f'data-length="{len(text)}"' in response.text
+
+
+def test_bad_form_is_shown_again_with_field_errors(served, app):
+    client, csrf = sign_in(served.url)
+    response = client.post("/console/compose", data={**INCIDENT, "name": "", "component.imap": "on_fire",
+                                                     "action": "publish", "csrf": csrf})
+    assert response.status_code == 400
+    assert "give the incident a short title" in response.text
+    assert 'id="err-component-imap"' in response.text
+    assert app.store.list_incidents() == []
