@@ -5,6 +5,7 @@ Covers sign-in, cookies, CSRF refusals, roles, the sign-in rate limit, drafts, r
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import threading
@@ -246,19 +247,26 @@ def test_user_text_is_escaped_everywhere(served, app):
     preview = client.post("/console/preview", data=data)
     client.post("/console/compose", data=data)
     pages = [preview.text, client.get("/console/").text, client.get("/console/incidents/inc1").text]
-    for html in pages:
-        assert "<script>window.pwned" not in html and "<img src=x" not in html
-        assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html
+    for body in pages:
+        assert "<script>window.pwned" not in body and "<img src=x" not in body
+        assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in body
 
 
-def test_preview_is_the_channels_own_rendering(served, app):
+def test_preview_is_exactly_what_the_channel_then_publishes(served, app):
     client, csrf = sign_in(served.url)
-    response = client.post("/console/preview", data={**INCIDENT, "csrf": csrf, "action": "preview"})
+    client.post("/console/compose", data={**INCIDENT, "action": "publish", "csrf": csrf})
+    follow_up = {"kind": "update", "incident_id": "inc1", "status": "identified", "impact": "major",
+                 "body.en": 'A full disk; "quotes" & <angle brackets> stay as typed.', "channels": ["outbox"],
+                 "csrf": csrf}
+    response = client.post("/console/preview", data={**follow_up, "action": "preview"})
     assert response.status_code == 200
-    text = re.search(r'<pre class="post-text">(.*?)</pre>', response.text, re.S).group(1)
-    assert text == ("[Investigating] Mail down: We are looking into it.\n"
-                    "http://status.example.test/incidents/inc0.html #INC0\u00b71")
-    assert f'data-length="{len(text)}"' in response.text
+    shown = html.unescape(re.search(r'<pre class="post-text">(.*?)</pre>', response.text, re.S).group(1))
+    client.post("/console/compose", data={**follow_up, "action": "publish"})
+    delivery.deliver(app, "inc1.2:outbox")
+    lines = app.channels["outbox"].path.read_text(encoding="utf-8").splitlines()
+    published = [json.loads(line) for line in lines]
+    assert [p["text"] for p in published if p["notice_id"] == "inc1.2:outbox"] == [shown]
+    assert "#INC1\u00b72" in shown
 
 
 def test_bad_form_is_shown_again_with_field_errors(served, app):
