@@ -81,15 +81,18 @@ def dashboard(app: Any) -> dict[str, Any]:
 
 
 def decisions(app: Any, incident_id: str) -> list[dict[str, Any]] | None:
-    """The incident engine's decision log for this incident, or None when this build has none."""
+    """The incident engine's decision log for this incident (oldest first), or None without an engine.
+
+    Entries are ``{"at": unix seconds, "kind": "joined"|"suppressed"|..., "message": ..., "alert": ...}``.
+    """
     try:
-        module = importlib.import_module("notifier.engine.decisions")
+        module = importlib.import_module("notifier.services.engine")
     except ImportError:
         return None
     reader = getattr(module, "decisions_for", None)
     if reader is None:
         return None
-    return [dict(d) if isinstance(d, dict) else vars(d) for d in reader(app, incident_id)]
+    return [dict(d) for d in reader(app, incident_id)]
 
 
 def timeline(app: Any, incident_id: str) -> dict[str, Any]:
