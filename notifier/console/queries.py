@@ -9,7 +9,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from notifier.domain.model import ComponentStatus, Incident, IncidentUpdate
+from notifier.domain.model import ComponentStatus, Incident, IncidentUpdate, notice_id
+from notifier.store.ledger import LedgerRow
 
 STATE_LABELS = {
     "pending": "Pending",
@@ -50,14 +51,34 @@ def components(app: Any) -> list[ComponentRow]:
     ]
 
 
-def deliveries_for(app: Any, update_id: str) -> list[Any]:
-    rows = app.store.ledger.rows(update_id=update_id)
-    return sorted(rows, key=lambda r: r.channel)
+def deliveries(app: Any, updates: list[IncidentUpdate]) -> dict[str, list[Any]]:
+    """Ledger rows of these updates by update id, in one pipelined round trip.
+
+    Reads rows by their notice ids (update id x channel) instead of filtering the ledger's index, so a
+    dashboard with many open incidents stays cheap however long the delivery history grows.
+    """
+    ledger = app.store.ledger
+    wanted: list[tuple[str, str]] = []
+    for update in updates:
+        names = update.channels if update.channels is not None else list(app.channels)
+        wanted.extend((update.id, notice_id(update.id, name)) for name in sorted(names))
+    out: dict[str, list[Any]] = {u.id: [] for u in updates}
+    if not wanted:
+        return out
+    pipe = app.store.redis.pipeline(transaction=False)
+    for _, nid in wanted:
+        pipe.hgetall(ledger.row_key(nid))
+    for (update_id, _), data in zip(wanted, pipe.execute(), strict=True):
+        if data:
+            out[update_id].append(LedgerRow.from_hash(data))
+    return out
 
 
 def _incident_view(app: Any, incident: Incident) -> IncidentView:
     published = [u for u in incident.updates if not u.draft]
-    latest = UpdateView(published[-1], deliveries_for(app, published[-1].id)) if published else None
+    latest = None
+    if published:
+        latest = UpdateView(published[-1], deliveries(app, published[-1:])[published[-1].id])
     return IncidentView(incident, latest, [u for u in incident.updates if u.draft])
 
 
@@ -97,5 +118,6 @@ def decisions(app: Any, incident_id: str) -> list[dict[str, Any]] | None:
 
 def timeline(app: Any, incident_id: str) -> dict[str, Any]:
     incident = app.store.get_incident(incident_id)
-    updates = [UpdateView(u, deliveries_for(app, u.id)) for u in reversed(incident.updates)]
+    rows = deliveries(app, [u for u in incident.updates if not u.draft])
+    updates = [UpdateView(u, rows.get(u.id, [])) for u in reversed(incident.updates)]
     return {"incident": incident, "updates": updates, "decisions": decisions(app, incident_id)}

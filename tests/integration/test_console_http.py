@@ -277,3 +277,50 @@ def test_bad_form_is_shown_again_with_field_errors(served, app):
     assert "give the incident a short title" in response.text
     assert 'id="err-component-imap"' in response.text
     assert app.store.list_incidents() == []
+
+
+def test_maintenance_is_scheduled_and_listed_as_upcoming(served, app):
+    client, csrf = sign_in(served.url)
+    response = client.post("/console/compose", data={
+        "kind": "maintenance", "name": "Mail server upgrade", "status": "scheduled", "impact": "minor",
+        "component.smtp": "under_maintenance", "body.en": "We upgrade the mail servers.",
+        "scheduled_for": "2026-12-01T22:00", "scheduled_until": "2026-12-01T23:30", "channels": ["outbox"],
+        "action": "publish", "csrf": csrf})
+    assert response.status_code == 200 and response.url.path == "/console/incidents/mnt1"
+    incident = app.store.get_incident("mnt1")
+    assert incident.kind == "maintenance"
+    assert incident.scheduled_for.isoformat() == "2026-12-01T22:00:00+00:00"
+    upcoming = client.get("/console/").text.split('id="maint-title"')[1].split("</section>")[0]
+    assert "Mail server upgrade" in upcoming and "2026-12-01 22:00 UTC" in upcoming
+
+
+def test_update_and_resolution_build_the_timeline(served, app):
+    client, csrf = sign_in(served.url)
+    client.post("/console/compose", data={**INCIDENT, "action": "publish", "csrf": csrf})
+    client.post("/console/compose", data={"kind": "update", "incident_id": "inc1", "status": "monitoring",
+                                          "impact": "minor", "body.en": "A fix is deployed.",
+                                          "channels": ["outbox"], "action": "publish", "csrf": csrf})
+    resolved = client.post("/console/compose", data={"kind": "resolve", "incident_id": "inc1",
+                                                     "status": "resolved", "body.en": "All good again.",
+                                                     "body.de": "Alles wieder gut.", "channels": ["outbox"],
+                                                     "action": "publish", "csrf": csrf})
+    assert resolved.status_code == 200
+    incident = app.store.get_incident("inc1")
+    assert [u.status for u in incident.updates] == ["investigating", "monitoring", "resolved"]
+    assert not incident.is_open
+    for nid in ("inc1.1:outbox", "inc1.2:outbox"):
+        delivery.deliver(app, nid)
+    page = client.get("/console/incidents/inc1").text
+    order = [page.index(f'data-update="inc1.{n}"') for n in (3, 2, 1)]
+    assert order == sorted(order)  # newest first
+    assert page.count('data-state="posted"') == 2 and page.count('data-state="pending"') == 1
+    assert "Alles wieder gut." in page and "Post update" not in page
+    dashboard = client.get("/console/").text
+    assert 'data-incident="inc1"' not in dashboard  # no longer open
+    assert "Recent" in dashboard
+
+
+def test_unknown_incident_is_a_clear_404(served):
+    client, _ = sign_in(served.url, "viewer")
+    response = client.get("/console/incidents/inc404")
+    assert response.status_code == 404 and "no incident &#39;inc404&#39;" in response.text
