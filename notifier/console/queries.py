@@ -84,14 +84,15 @@ def _incident_view(app: Any, incident: Incident) -> IncidentView:
 
 def dashboard(app: Any) -> dict[str, Any]:
     """Components, open incidents with their delivery states, drafts, maintenance, recent history."""
-    everything = app.store.list_incidents(limit=200)
-    open_incidents = [_incident_view(app, i) for i in everything if i.is_open and i.kind == "incident"]
+    # Every open thread, however old (a long maintenance must not drop off the page); few recent others.
+    current = app.store.list_incidents(open_only=True)
+    open_incidents = [_incident_view(app, i) for i in current if i.kind == "incident"]
     maintenance = sorted(
-        (_incident_view(app, i) for i in everything if i.is_open and i.kind == "maintenance"),
+        (_incident_view(app, i) for i in current if i.kind == "maintenance"),
         key=lambda v: (v.incident.scheduled_for or v.incident.created_at),
     )
-    drafts = [(i, u) for i in everything for u in i.updates if u.draft]
-    recent = [i for i in everything if not (i.is_open and i.kind in ("incident", "maintenance"))][:10]
+    drafts = [(i, u) for i in current for u in i.updates if u.draft]
+    recent = [i for i in app.store.list_incidents(limit=25) if not i.is_open or i.kind == "broadcast"][:10]
     return {
         "components": components(app),
         "open_incidents": open_incidents,

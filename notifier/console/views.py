@@ -186,11 +186,11 @@ def console_router(
         if member is None:
             return sign_in_page(request, 401, "That token is not valid.")
         session = sessions().create(member, time.time())
-        response = RedirectResponse(_safe_next(str(form.get("next", ""))), status_code=303)
-        response.set_cookie(SESSION_COOKIE, session.id, max_age=session_ttl, httponly=True,
+        redirect = RedirectResponse(_safe_next(str(form.get("next", ""))), status_code=303)
+        redirect.set_cookie(SESSION_COOKIE, session.id, max_age=session_ttl, httponly=True,
                             samesite="lax", secure=is_https(request), path="/console")
-        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
-        return response
+        redirect.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
+        return redirect
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
