@@ -38,7 +38,7 @@ def _app(args: argparse.Namespace, settings: Settings | None = None) -> App:
     from workers.dispatch import CeleryDispatcher  # entry points compose; notifier/ core never imports Celery
 
     settings = settings or _settings(args)
-    return build(settings, dispatcher=CeleryDispatcher())
+    return build(settings, dispatcher=CeleryDispatcher(settings))
 
 
 def _dry_app(args: argparse.Namespace) -> App:

@@ -76,6 +76,7 @@ class DeliverySettings(_Strict):
     backoff_max: float = Field(600, gt=0, description="longest wait between two tries")
     sweep_interval: float = Field(15, gt=0, description="seconds between ledger sweeps (beat)")
     visibility_timeout: float = Field(7200, gt=0, description="Redis broker redelivery timeout")
+    requeue_after: float = Field(30, gt=0, description="sweeper re-enqueues a due notice untouched this long")
 
     def check_invariants(self) -> list[ConfigProblem]:
         problems = []
