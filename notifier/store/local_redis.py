@@ -60,7 +60,8 @@ class LocalRedis:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                log = (self.dir / "redis.log").read_text(errors="replace")[-500:] if (self.dir / "redis.log").exists() else ""
+                logfile = self.dir / "redis.log"
+                log = logfile.read_text(errors="replace")[-500:] if logfile.exists() else ""
                 raise StoreUnavailable(f"redis-server exited at start; its log ends: {log}")
             if _answers(self.port):
                 return self
