@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +34,12 @@ class WebhookReceiver:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                # http.server writes headers and body separately; without NODELAY, Nagle + delayed ACK
+                # add 40 ms to every response.
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def _reply(self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
                 data = json.dumps(body or {}).encode()
