@@ -8,21 +8,30 @@ typed by a person stay text. Screenshots land in test-artifacts/ for a human to 
 from __future__ import annotations
 
 import os
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import redis
 
-from notifier.services import delivery
-from tests.console_support import TOKENS, Served, make_app, make_settings, start_redis, web_app
+from notifier.bootstrap import build
+from notifier.config import load_settings
+from notifier.store.local_redis import LocalRedis
+from tests.console_support import TOKENS, Served, web_app
+from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.support import start_worker, write_config
+from workers.dispatch import CeleryDispatcher
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+COMPONENTS = [{"id": "imap", "name": "IMAP", "group": "Mail"}, {"id": "smtp", "name": "SMTP", "group": "Mail"},
+              {"id": "webmail", "name": "Webmail", "group": "Web"}]
+STAFF = {"tokens": [
+    {"name": "Pia Publisher", "token": "${CONSOLE_PUBLISHER}", "role": "publisher"},
+    {"name": "Ed Editor", "token": "${CONSOLE_EDITOR}", "role": "editor"},
+]}
 EVIL = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 
 pytestmark = [
@@ -32,61 +41,35 @@ pytestmark = [
 ]
 
 
-class Hook(BaseHTTPRequestHandler):
-    """A chat-ops webhook receiver that answers 400 until a person 'fixes' it."""
-
-    accept = False
-    received: list[bytes] = []
-
-    def do_POST(self):  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if not type(self).accept:
-            self.send_response(400)
-            self.end_headers()
-            self.wfile.write(b"channel #status is archived")
-            return
-        type(self).received.append(body)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(b'{"id": "m1", "url": "https://chat.example.test/m1"}')
-
-    def log_message(self, *args):
-        pass
-
-
-class ThreadDispatcher:
-    """Runs the real delivery service on worker threads, standing in for the Celery worker."""
-
-    def __init__(self) -> None:
-        self.app = None
-        self.pool = ThreadPoolExecutor(2)
-
-    def deliver(self, notice_id: str, channel: str, countdown: float = 0) -> None:
-        self.pool.submit(delivery.deliver, self.app, notice_id)
-
-    def wake_engine(self) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
+    """Redis (AOF), a real Celery worker, the console under uvicorn, a webhook receiver."""
     tmp = tmp_path_factory.mktemp("console-e2e")
-    redis_proc, redis_url = start_redis(tmp / "redis")
-    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    extra = f"  hook:\n    type: webhook\n    url: http://127.0.0.1:{hook.server_address[1]}/hook\n"
-    dispatcher = ThreadDispatcher()
-    app = make_app(make_settings(tmp / "outbox.jsonl", extra), redis_url, dispatcher=dispatcher)
-    dispatcher.app = app
+    redis_server = LocalRedis(tmp / "redis").start()
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    receiver = WebhookReceiver().__enter__()
+    receiver.fail_status = 400  # a refusal a person must fix: the notice becomes failed, not retried
+    channels = {"outbox": {"type": "outbox", "path": str(tmp / "outbox.jsonl")},
+                "hook": {"type": "webhook", "url": receiver.url}}
+    config = write_config(tmp / "notifier.yaml", redis_server.url, channels, staff=STAFF, components=COMPONENTS,
+                          page={"name": "Example Mail", "url": "http://status.example.test/", "language": "en"})
+    env = pytest.MonkeyPatch()
+    # workers.celery_app loads $NOTIFIER_CONFIG when the dispatcher first imports it, as in the API process
+    env.setenv("NOTIFIER_CONFIG", str(config))
+    for name, value in TOKENS.items():
+        env.setenv(name, value)
+    settings = load_settings(config)
+    worker = start_worker(config, client, tmp / "worker.log", extra_env=TOKENS)
+    app = build(settings, dispatcher=CeleryDispatcher(settings))
     try:
         with Served(web_app(app)) as server:
-            yield {"app": app, "url": server.url, "outbox": tmp / "outbox.jsonl"}
+            yield {"app": app, "url": server.url, "outbox": tmp / "outbox.jsonl", "receiver": receiver}
     finally:
-        dispatcher.pool.shutdown(wait=True)
-        hook.shutdown()
-        redis_proc.terminate()
-        redis_proc.wait(10)
+        env.undo()
+        worker.stop()
+        receiver.__exit__(None, None, None)
+        client.close()
+        redis_server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +92,8 @@ def sign_in(browser, base: str, role: str, **context_args):
     return page
 
 
-def wait_for_state(page, selector: str, attempts: int = 100) -> None:
-    """Reload until the delivery row shows up (deliveries run on other threads)."""
+def wait_for_state(page, selector: str, attempts: int = 300) -> None:
+    """Reload until the delivery row shows up (the worker delivers in its own process)."""
     for _ in range(attempts):
         if page.locator(selector).count():
             return
@@ -121,7 +104,7 @@ def wait_for_state(page, selector: str, attempts: int = 100) -> None:
 
 def test_publisher_composes_previews_and_publishes(stack, browser):
     ARTIFACTS.mkdir(exist_ok=True)
-    Hook.accept = True
+    stack["receiver"].failing = False
     page = sign_in(browser, stack["url"], "publisher")
     page.get_by_role("link", name="New incident").click()
     page.get_by_label("Title").fill(f"Mail delayed {EVIL}")
@@ -144,7 +127,7 @@ def test_publisher_composes_previews_and_publishes(stack, browser):
     wait_for_state(page, '[data-incident="inc1"] tr[data-channel="outbox"][data-state="posted"]')
     wait_for_state(page, '[data-incident="inc1"] tr[data-channel="hook"][data-state="posted"]')
     assert page.locator('[data-incident="inc1"] a', has_text="View live post").get_attribute("href") == \
-        "https://chat.example.test/m1"
+        "http://receiver.invalid/msg-1"
     assert page.locator('[data-component="imap"] .pill').inner_text() == "Major outage"
     assert page.locator('[data-component="smtp"] .pill').inner_text() == "Partial outage"
     assert page.evaluate("typeof window.pwned") == "undefined"
@@ -158,7 +141,7 @@ def test_publisher_composes_previews_and_publishes(stack, browser):
 
 
 def test_editor_draft_waits_for_a_publisher(stack, browser):
-    Hook.accept = True
+    stack["receiver"].failing = False
     editor = sign_in(browser, stack["url"], "editor")
     editor.goto(f"{stack['url']}/console/compose?kind=update&incident=inc1")
     assert editor.get_by_role("button", name="Publish now").count() == 0
@@ -181,7 +164,7 @@ def test_editor_draft_waits_for_a_publisher(stack, browser):
 
 
 def test_failed_delivery_is_retried_from_the_page(stack, browser):
-    Hook.accept = False
+    stack["receiver"].failing = True
     page = sign_in(browser, stack["url"], "publisher")
     page.goto(f"{stack['url']}/console/compose?kind=broadcast")
     page.get_by_label("Message (English)").fill("Our support line is closed today.")
@@ -190,11 +173,11 @@ def test_failed_delivery_is_retried_from_the_page(stack, browser):
     page.wait_for_url("**/console/incidents/brd*")
     row = 'tr[data-channel="hook"][data-state="failed"]'
     wait_for_state(page, row)
-    assert "channel #status is archived" in page.locator(row).inner_text()
-    Hook.accept = True
+    assert "HTTP 400 from receiver" in page.locator(row).inner_text()
+    stack["receiver"].failing = False
     page.locator(row).get_by_role("button", name="Retry hook").click()
     wait_for_state(page, 'tr[data-channel="hook"][data-state="posted"]')
-    assert any(b"Our support line is closed today." in body for body in Hook.received)
+    assert any("Our support line is closed today." in item["body"]["text"] for item in stack["receiver"].received)
     page.context.close()
 
 
