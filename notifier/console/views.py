@@ -119,7 +119,8 @@ def console_router(
             session=session, member=session.member if session else None,
             csrf=session.csrf if session else "", page_name=app.settings.page.name,
             done=DONE_MESSAGES.get(request.query_params.get("done", "")), path=request.url.path,
-            can=lambda role: require_role(session.member if session else None, role), **context,
+            can=lambda role: require_role(session.member if session else None, role),
+            component_names={c.id: c.name for c in app.settings.components}, **context,
         )
         return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
