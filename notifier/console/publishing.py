@@ -23,7 +23,8 @@ def preview_channels(app: Any, comp: Composition, existing: Incident | None) -> 
     out = []
     for name in names:
         channel = app.channels[name]
-        entry: dict[str, Any] = {"name": name, "type": channel.type_name, "parts": [], "error": ""}
+        entry: dict[str, Any] = {"name": name, "type": channel.type_name, "parts": [], "error": "",
+                                 "link": "", "language": ""}
         try:
             rendering = incidents.preview(app, incident, update, [name])[name]
         except Exception as exc:  # one broken template must not hide the other channels' previews
@@ -39,6 +40,7 @@ def preview_channels(app: Any, comp: Composition, existing: Incident | None) -> 
                 "over": bool(limit and length > limit),
             })
         entry["language"] = rendering.language
+        entry["link"] = str(rendering.info.get("url") or rendering.info.get("link") or "")
         out.append(entry)
     return out
 
