@@ -22,6 +22,15 @@ from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.support import start_worker, write_config
 from workers.dispatch import CeleryDispatcher
 
+try:
+    from tests.fakes.graph_api import PAGE_ID, FakeGraphApi
+    from tests.fakes.graph_api import TOKEN as FB_TOKEN
+    from tests.fakes.x_api import FakeXApi
+
+    SOCIAL = True
+except ImportError:  # a build without the X/Facebook channels: the webhook channel stands in
+    SOCIAL = False
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
@@ -32,6 +41,7 @@ STAFF = {"tokens": [
     {"name": "Pia Publisher", "token": "${CONSOLE_PUBLISHER}", "role": "publisher"},
     {"name": "Ed Editor", "token": "${CONSOLE_EDITOR}", "role": "editor"},
 ]}
+SECRETS = {**TOKENS, **({"X_USER_TOKEN": "oauth2-user-token-1", "FB_PAGE_TOKEN": FB_TOKEN} if SOCIAL else {})}
 EVIL = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 
 pytestmark = [
@@ -49,25 +59,37 @@ def stack(tmp_path_factory):
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     receiver = WebhookReceiver().__enter__()
     receiver.fail_status = 400  # a refusal a person must fix: the notice becomes failed, not retried
-    channels = {"outbox": {"type": "outbox", "path": str(tmp / "outbox.jsonl")},
-                "hook": {"type": "webhook", "url": receiver.url}}
+    channels: dict = {"hook": {"type": "webhook", "url": receiver.url}}
+    x_api = graph = None
+    if SOCIAL:
+        x_api, graph = FakeXApi().start(), FakeGraphApi().start()
+        channels = {
+            "x": {"type": "x", "api_base_url": x_api.url, "user_token": "${X_USER_TOKEN}"},
+            "facebook": {"type": "facebook", "graph_url": graph.url, "page_id": PAGE_ID,
+                         "page_token": "${FB_PAGE_TOKEN}"},
+            **channels,
+        }
     config = write_config(tmp / "notifier.yaml", redis_server.url, channels, staff=STAFF, components=COMPONENTS,
-                          page={"name": "Example Mail", "url": "http://status.example.test/", "language": "en"})
+                          page={"name": "Example Mail", "url": "https://status.example.com/", "language": "en"})
     env = pytest.MonkeyPatch()
     # workers.celery_app loads $NOTIFIER_CONFIG when the dispatcher first imports it, as in the API process
     env.setenv("NOTIFIER_CONFIG", str(config))
-    for name, value in TOKENS.items():
+    for name, value in SECRETS.items():
         env.setenv(name, value)
     settings = load_settings(config)
-    worker = start_worker(config, client, tmp / "worker.log", extra_env=TOKENS)
+    worker = start_worker(config, client, tmp / "worker.log", extra_env=SECRETS)
     app = build(settings, dispatcher=CeleryDispatcher(settings))
     try:
         # every browser here signs in from 127.0.0.1; the limit itself is tested in integration
         with Served(web_app(app, signin_limit=100)) as server:
-            yield {"app": app, "url": server.url, "outbox": tmp / "outbox.jsonl", "receiver": receiver}
+            yield {"app": app, "url": server.url, "receiver": receiver, "x": x_api, "facebook": graph,
+                   "channels": list(channels)}
     finally:
         env.undo()
         worker.stop()
+        for fake in (x_api, graph):
+            if fake is not None:
+                fake.stop()
         receiver.__exit__(None, None, None)
         client.close()
         redis_server.stop()
@@ -93,6 +115,12 @@ def sign_in(browser, base: str, role: str, **context_args):
     return page
 
 
+def only_the_hook(page) -> None:
+    for box in page.locator('input[name="channels"]').all():
+        if box.get_attribute("value") != "hook":
+            box.uncheck()
+
+
 def wait_for_state(page, selector: str, attempts: int = 300) -> None:
     """Reload until the delivery row shows up (the worker delivers in its own process)."""
     for _ in range(attempts):
@@ -101,6 +129,12 @@ def wait_for_state(page, selector: str, attempts: int = 300) -> None:
         time.sleep(0.1)
         page.reload()
     raise AssertionError(f"{selector} never appeared; page said:\n{page.locator('main').inner_text()}")
+
+
+LONG_EN = ("Incoming mail is delayed by up to 30 minutes because a storage node of the mail relay failed. "
+           "No mail is lost: every message is queued and will be delivered once the node is back. Sending "
+           "works normally. We will post the next update within 30 minutes, or earlier if anything changes.")
+LONG_DE = "Eingehende E-Mails verspäten sich um bis zu 30 Minuten. Es geht keine Nachricht verloren."
 
 
 def test_publisher_composes_previews_and_publishes(stack, browser):
@@ -112,29 +146,42 @@ def test_publisher_composes_previews_and_publishes(stack, browser):
     page.get_by_label("IMAP").select_option("major_outage")
     page.get_by_label("SMTP").select_option("partial_outage")
     page.get_by_label("Impact").select_option("major")
-    page.get_by_label("Message (English)").fill(
-        "Incoming mail is delayed by up to 30 minutes. No mail is lost; it is queued and will arrive.")
-    page.get_by_label("Message (German)").fill(
-        "Eingehende E-Mails verspäten sich um bis zu 30 Minuten. Es geht keine Nachricht verloren.")
+    page.get_by_label("Message (English)").fill(LONG_EN)
+    page.get_by_label("Message (German)").fill(LONG_DE)
     # the live preview follows the typing (JavaScript on), rendered by each channel itself
-    preview = page.locator('#previews .preview[data-channel="outbox"] .post-text')
-    preview.filter(has_text="No mail is lost").wait_for()
-    assert preview.inner_text().startswith("[Investigating] Mail delivery delayed: Incoming mail is delayed")
-    assert page.locator('#previews .preview[data-channel="hook"]').count() == 1
+    hook_preview = page.locator('#previews .preview[data-channel="hook"] .post-text')
+    hook_preview.filter(has_text="Sending works normally").wait_for()
+    assert hook_preview.inner_text().startswith("[Investigating] Mail delivery delayed: Incoming mail")
+    if SOCIAL:  # over 280 weighted characters, X gets a thread, each post with its weighted length
+        x_preview = page.locator('#previews .preview[data-channel="x"]')
+        x_preview.filter(has_text="Thread of 2 posts").wait_for()
+        lengths = [int(n) for n in x_preview.locator(".length").evaluate_all(
+            "els => els.map(e => e.dataset.length)")]
+        assert len(lengths) == 2 and all(0 < n <= 280 for n in lengths), lengths
+        assert x_preview.locator(".length").first.inner_text().endswith("/ 280 weighted characters")
+        assert x_preview.locator(".too-long").count() == 0
+        fb_text = page.locator('#previews .preview[data-channel="facebook"] .post-text').inner_text()
+        assert "storage node of the mail relay failed" in fb_text
     page.screenshot(path=str(ARTIFACTS / "console-composer.png"), full_page=True)
 
     page.get_by_role("button", name="Publish now").click()
     page.wait_for_url("**/console/incidents/inc1?done=published")
     page.goto(f"{stack['url']}/console/")
-    wait_for_state(page, '[data-incident="inc1"] tr[data-channel="outbox"][data-state="posted"]')
-    wait_for_state(page, '[data-incident="inc1"] tr[data-channel="hook"][data-state="posted"]')
-    assert page.locator('[data-incident="inc1"] a', has_text="View live post").get_attribute("href") == \
-        "http://receiver.invalid/msg-1"
+    for channel in stack["channels"]:
+        wait_for_state(page, f'[data-incident="inc1"] tr[data-channel="{channel}"][data-state="posted"]')
     assert page.locator('[data-component="imap"] .pill').inner_text() == "Major outage"
     assert page.locator('[data-component="smtp"] .pill').inner_text() == "Partial outage"
-    written = stack["outbox"].read_text()
-    assert "#INC1\u00b71" in written and "No mail is lost" in written
     assert [item["key"] for item in stack["receiver"].received] == ["inc1.1:hook"]
+    assert page.locator('[data-incident="inc1"] tr[data-channel="hook"] a').get_attribute("href") == \
+        "http://receiver.invalid/msg-1"
+    if SOCIAL:
+        x_link = page.locator('[data-incident="inc1"] tr[data-channel="x"] a', has_text="View live post")
+        assert "/status/" in x_link.get_attribute("href")
+        tweets = stack["x"].posts()
+        assert len(tweets) == 2 and tweets[1].in_reply_to == tweets[0].id  # the thread, as previewed
+        assert "#INC1\u00b71" in tweets[-1].text
+        (post,) = stack["facebook"].all_posts()
+        assert "storage node of the mail relay failed" in post.message
     page.context.close()
 
 
@@ -157,8 +204,8 @@ def test_editor_draft_waits_for_a_publisher(stack, browser):
     draft.get_by_role("button", name="Approve and publish").click()
     publisher.wait_for_url("**/console/?done=approved")
     assert publisher.locator("li.draft").count() == 0
-    wait_for_state(publisher, '[data-incident="inc1"] tr[data-channel="outbox"][data-state="posted"]')
-    assert "#INC1\u00b72" in stack["outbox"].read_text()
+    wait_for_state(publisher, '[data-incident="inc1"] tr[data-channel="hook"][data-state="posted"]')
+    assert "inc1.2:hook" in [item["key"] for item in stack["receiver"].received]
     publisher.context.close()
 
 
@@ -167,7 +214,7 @@ def test_failed_delivery_is_retried_from_the_page(stack, browser):
     page = sign_in(browser, stack["url"], "publisher")
     page.goto(f"{stack['url']}/console/compose?kind=broadcast")
     page.get_by_label("Message (English)").fill("Our support line is closed today.")
-    page.get_by_label("outbox").uncheck()
+    only_the_hook(page)
     page.get_by_role("button", name="Publish now").click()
     page.wait_for_url("**/console/incidents/brd*")
     row = 'tr[data-channel="hook"][data-state="failed"]'
@@ -186,7 +233,7 @@ def test_preview_works_without_javascript(stack, browser):
     page.get_by_label("Title").fill("Webmail slow")
     page.get_by_label("Webmail").select_option("degraded_performance")
     page.get_by_role("button", name="Preview").click()
-    text = page.locator('.preview[data-channel="outbox"] .post-text').inner_text()
+    text = page.locator('.preview[data-channel="hook"] .post-text').inner_text()
     assert text.startswith("[Investigating] Webmail slow: We are investigating problems with")
     page.context.close()
 
@@ -228,7 +275,7 @@ def test_html_and_script_typed_by_a_person_stay_text(stack, browser):
     page.goto(f"{stack['url']}/console/compose?kind=incident")
     page.get_by_label("Title").fill(f"Login {EVIL}")
     page.get_by_label("Message (English)").fill(f"Body {EVIL}")
-    page.get_by_label("outbox").uncheck()
+    only_the_hook(page)
     preview = page.locator('#previews .preview[data-channel="hook"] .post-text')
     preview.filter(has_text="Body <script>").wait_for()
     assert f"[Investigating] Login {EVIL}: Body {EVIL}" in preview.inner_text()
