@@ -238,6 +238,8 @@ def test_failed_delivery_is_retried_from_the_page(served, app):
     assert 'data-channel="hook" data-state="posted"' in page
     assert 'href="https://chat.example.test/m/1"' in page
     assert len(Receiver.received) == 1
+    assert "2 attempts" in page and "Text sent (1 post)" in page  # the delivery's own history
+    assert html.escape(Receiver.received[0]["text"], quote=False) in page
 
 
 def test_user_text_is_escaped_everywhere(served, app):
