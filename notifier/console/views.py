@@ -50,6 +50,7 @@ DONE_MESSAGES = {  # fixed texts chosen by a key in the redirect URL: nothing th
     "draft": "Saved as a draft. A publisher must approve it before anything is posted.",
     "approved": "Draft approved and published.",
     "retried": "Delivery queued again.",
+    "marked": "Marked as posted.",
     "signed_out": "You are signed out.",
 }
 
@@ -331,6 +332,19 @@ def console_router(
         except NotifierError as exc:
             return refuse(request, session, 400, str(exc))
         return RedirectResponse(_back(form, "retried"), status_code=303)
+
+    @router.post("/deliveries/mark-posted")
+    async def mark_posted(request: Request) -> Response:
+        session, form, refusal = await guarded(request, "publisher")
+        if refusal is not None:
+            return refusal
+        from notifier.services import delivery
+
+        try:
+            delivery.mark_posted(get_app(), (form.get("notice_id") or [""])[0])
+        except NotifierError as exc:
+            return refuse(request, session, 400, str(exc))
+        return RedirectResponse(_back(form, "marked"), status_code=303)
 
     return router
 

@@ -25,12 +25,13 @@ class Receiver(BaseHTTPRequestHandler):
     """A webhook receiver that refuses with 400 until told to accept (a fixable, permanent failure)."""
 
     accept = False
+    refusal = 400
     received: list[dict] = []
 
     def do_POST(self):  # noqa: N802 - http.server's naming
         body = self.rfile.read(int(self.headers["Content-Length"]))
         if not type(self).accept:
-            self.send_response(400)
+            self.send_response(type(self).refusal)
             self.end_headers()
             self.wfile.write(b"unknown field: text")
             return
@@ -66,7 +67,7 @@ def app(redis_url, receiver, tmp_path):
     hook = f"  hook:\n    type: webhook\n    url: {receiver}\n"
     application = make_app(make_settings(tmp_path / "outbox.jsonl", hook), redis_url)
     application.store.redis.flushdb()
-    Receiver.accept, Receiver.received = False, []
+    Receiver.accept, Receiver.refusal, Receiver.received = False, 400, []
     return application
 
 
@@ -326,3 +327,37 @@ def test_unknown_incident_is_a_clear_404(served):
     client, _ = sign_in(served.url, "viewer")
     response = client.get("/console/incidents/inc404")
     assert response.status_code == 404 and "no incident &#39;inc404&#39;" in response.text
+
+
+def unknown_outcome(app) -> None:
+    """A 500 may or may not have posted; without a status_url the webhook cannot check: held unknown."""
+    Receiver.refusal = 500
+    delivery.deliver(app, "inc1.1:hook")
+    app.store.redis.hset(app.store.ledger.row_key("inc1.1:hook"), "next_at", 0)  # skip the backoff
+    delivery.deliver(app, "inc1.1:hook")
+    row = app.store.ledger.get("inc1.1:hook")
+    assert row.state == DeliveryState.UNKNOWN and "status_url" in row.last_error
+
+
+@pytest.mark.parametrize(("button", "state"), [("It is not there: send again", "posted"),
+                                               ("It is there: mark posted", "posted")])
+def test_unknown_delivery_is_settled_by_a_person(served, app, button, state):
+    client, csrf = sign_in(served.url)
+    client.post("/console/compose",
+                data={**INCIDENT, "channels": ["hook"], "action": "publish", "csrf": csrf})
+    unknown_outcome(app)
+    page = client.get("/console/incidents/inc1").text
+    assert 'data-channel="hook" data-state="unknown"' in page and button in page
+    form = page.split(button)[0].rsplit("<form", 1)[1]
+    action = re.search(r'action="([^"]+)"', form).group(1)
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', form))
+    Receiver.accept = True
+    response = client.post(action, data=fields)
+    assert response.status_code == 200
+    if fields.get("force") == "yes":
+        assert app.store.ledger.get("inc1.1:hook").state == DeliveryState.PENDING
+        delivery.deliver(app, "inc1.1:hook")
+        assert len(Receiver.received) == 1
+    else:
+        assert Receiver.received == []  # a person saw the post: nothing is sent again
+    assert app.store.ledger.get("inc1.1:hook").state.value == state
