@@ -85,11 +85,13 @@ def console_router(
     signin_limit: int = 5,
     signin_window: int = 60,
     trust_proxy: bool = False,
+    refresh_seconds: int = 10,
 ) -> APIRouter:
     """Build the console's router (prefix ``/console``) around a notifier ``App``.
 
     ``app_source`` is the App or a zero-argument callable returning it (for apps built lazily).
     ``trust_proxy``: believe ``X-Forwarded-Proto``/``X-Forwarded-For`` from a TLS-terminating proxy.
+    ``refresh_seconds``: how often the dashboard and timelines refresh themselves (JavaScript; 0: never).
     """
     get_app: Callable[[], Any] = app_source if callable(app_source) else (lambda: app_source)
     env = _environment()
@@ -217,7 +219,8 @@ def console_router(
         session = signed_in(request)
         if isinstance(session, Response):
             return session
-        return page(request, "dashboard.html", session=session, **queries.dashboard(get_app()))
+        return page(request, "dashboard.html", session=session, refresh=refresh_seconds,
+                    **queries.dashboard(get_app()))
 
     @router.get("/incidents/{incident_id}")
     def incident(request: Request, incident_id: str) -> Response:
@@ -228,7 +231,7 @@ def console_router(
             data = queries.timeline(get_app(), incident_id)
         except NotFound as exc:
             return refuse(request, session, 404, str(exc))
-        return page(request, "incident.html", session=session, **data)
+        return page(request, "incident.html", session=session, refresh=refresh_seconds, **data)
 
     def composer(request: Request, session: Session, comp: forms.Composition, errors: dict[str, str],
                  previews: list[dict[str, Any]] | None, status: int = 200) -> HTMLResponse:

@@ -28,3 +28,29 @@
   form.addEventListener("change", schedule);
   refresh();
 })();
+
+// Dashboard and timeline keep themselves current (deliveries move from pending to posted) while
+// nobody is using a control on them. Without JavaScript, reloading the page does the same.
+(function () {
+  "use strict";
+  var main = document.getElementById("main");
+  var every = main && parseInt(main.getAttribute("data-refresh") || "0", 10);
+  if (!every || !window.fetch || !window.DOMParser) { return; }
+  function busy() {
+    var active = document.activeElement;
+    return document.visibilityState !== "visible" ||
+      (active && active !== document.body && main.contains(active) && active.tagName !== "A");
+  }
+  setInterval(function () {
+    if (busy()) { return; }
+    fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (response) { return response.ok && !response.redirected ? response.text() : null; })
+      .then(function (html) {
+        if (!html || busy()) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("main");
+        // Server-rendered and escaped, the same markup a reload would show.
+        if (fresh) { main.innerHTML = fresh.innerHTML; }
+      })
+      .catch(function () { /* keep what is shown; the next tick tries again */ });
+  }, every * 1000);
+})();
