@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from notifier.channels.base import Channel, ChannelContext, ChannelSettings, Rendering
+from notifier.channels.facebook import FacebookChannel
 from notifier.channels.outbox import OutboxChannel
 from notifier.channels.webhook import WebhookChannel
+from notifier.channels.x import XChannel
 
 CHANNEL_TYPES: dict[str, type[Channel]] = {
     cls.type_name: cls
     for cls in (
         OutboxChannel,
         WebhookChannel,
+        XChannel,
+        FacebookChannel,
     )
 }
 
