@@ -27,6 +27,7 @@ import requests
 from pydantic import SecretStr
 
 from notifier.channels.base import Channel, ChannelSettings, Rendering
+from notifier.channels.http_errors import never_sent
 from notifier.domain.model import Notice, Receipt
 from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, Transient
 
@@ -123,7 +124,7 @@ def classify_error(exc: BaseException, *, writing: bool) -> DeliveryError:
                 return OutcomeUnknown(f"Facebook answered {exc.response.status_code} {where}; it may be out")
             return Transient(f"Facebook answered {exc.response.status_code} {where}", retry_after=30)
         return Permanent(f"Facebook refused the request: {exc.message} {where}")
-    if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.ReadTimeout):
+    if never_sent(exc):
         return Transient(f"cannot reach Facebook: {type(exc).__name__}")
     if isinstance(exc, requests.RequestException):
         if writing:

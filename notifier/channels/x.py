@@ -28,6 +28,7 @@ from pydantic import SecretStr, model_validator
 from requests.adapters import HTTPAdapter
 
 from notifier.channels.base import Channel, ChannelSettings, Rendering
+from notifier.channels.http_errors import never_sent
 from notifier.channels.x_budget import LocalBudget, PostingBudget, Window
 from notifier.channels.x_text import MAX_WEIGHTED, compose, part_pattern, weighted_length
 from notifier.domain.model import Notice, Receipt
@@ -121,8 +122,7 @@ def classify_error(exc: BaseException, *, writing: bool, now: float) -> Delivery
                 return OutcomeUnknown(f"X answered {status} after the post was sent; it may be out")
             return Transient(f"X answered {status}", retry_after=30)
         return Permanent(f"X refused the request ({status} {detail})")
-    if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.ReadTimeout):
-        # ConnectTimeout is a ConnectionError too: nothing reached X
+    if never_sent(exc):
         return Transient(f"cannot reach X: {type(exc).__name__}", retry_after=None)
     if isinstance(exc, requests.RequestException):
         if writing:

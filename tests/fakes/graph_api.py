@@ -67,7 +67,7 @@ class FakeGraphApi(FakeServer):
     def throttle_next(self, code: int = 32, regain_minutes: int = 1, times: int = 1) -> None:
         """The next POST answers a Graph throttling error with a usage header saying when to return."""
         usage = self._usage(regain_minutes, 100)
-        body = graph_error(400, code, "(#%d) Page request limit reached" % code)
+        body = graph_error(400, code, f"(#{code}) Page request limit reached")
         self.inject("POST", "/", "reply", reply=Reply(400, body, {"X-Business-Use-Case-Usage": usage}),
                     times=times)
 
@@ -93,11 +93,11 @@ class FakeGraphApi(FakeServer):
             proof = hmac.new(self.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
             given = params.get("appsecret_proof", "")
             if not given:
-                return Reply(400, graph_error(400, 100, "API calls from the server require an appsecret_proof "
-                                                        "argument", "GraphMethodException"))
+                msg = "API calls from the server require an appsecret_proof argument"
+                return Reply(400, graph_error(400, 100, msg, "GraphMethodException"))
             if not hmac.compare_digest(proof, given):
-                return Reply(400, graph_error(400, 100, "Invalid appsecret_proof provided in the API argument",
-                                              "GraphMethodException"))
+                msg = "Invalid appsecret_proof provided in the API argument"
+                return Reply(400, graph_error(400, 100, msg, "GraphMethodException"))
         return None
 
     def handle(self, req: Request) -> Reply:
@@ -132,10 +132,11 @@ class FakeGraphApi(FakeServer):
                 return Reply(200, {"id": post.id})
             target = self.posts_by_id.get(node)
             if target is None:
-                return Reply(400, graph_error(400, 100, f"(#100) Unsupported request - object {node} does not "
-                                                        "exist", "GraphMethodException", subcode=33))
+                msg = f"(#100) Unsupported request - object {node} does not exist"
+                return Reply(400, graph_error(400, 100, msg, "GraphMethodException", subcode=33))
             if req.method == "POST" and edge == "/comments":
-                comment = Post(f"{node.split('_')[-1]}_{next(self._ids)}", params.get("message", ""), None, now)
+                comment_id = f"{node.split('_')[-1]}_{next(self._ids)}"
+                comment = Post(comment_id, params.get("message", ""), None, now)
                 target.comments.append(comment)
                 self.posts_by_id[comment.id] = comment
                 return Reply(200, {"id": comment.id})

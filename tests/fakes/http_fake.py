@@ -74,8 +74,8 @@ class FakeServer:
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
                 query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-                req = Request(self.command, parts.path, query, {k.lower(): v for k, v in self.headers.items()},
-                              body)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                req = Request(self.command, parts.path, query, headers, body)
                 fake._serve(self, req)
 
             do_GET = do_POST = do_DELETE = _serve  # noqa: N815 - http.server's naming

@@ -147,12 +147,12 @@ class FakeXApi(FakeServer):
                 "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.",
                 "type": "https://api.twitter.com/2/problems/invalid-request"}, headers)
         if any(t.text == text for t in self.state.tweets):
-            return Reply(403, _problem(403, "Forbidden",
-                                       "You are not allowed to create a Tweet with duplicate content."), headers)
+            detail = "You are not allowed to create a Tweet with duplicate content."
+            return Reply(403, _problem(403, "Forbidden", detail), headers)
         reply_to = (payload.get("reply") or {}).get("in_reply_to_tweet_id")
         if reply_to is not None and not any(t.id == str(reply_to) for t in self.state.tweets):
-            return Reply(403, _problem(403, "Forbidden", "You attempted to reply to a Tweet that is deleted or "
-                                                         "not visible to you."), headers)
+            detail = "You attempted to reply to a Tweet that is deleted or not visible to you."
+            return Reply(403, _problem(403, "Forbidden", detail), headers)
         tweet = Tweet(str(next(self._ids)), text, USER_ID, str(reply_to) if reply_to else None, now, kind)
         self.state.tweets.append(tweet)
         return Reply(201, {"data": {"id": tweet.id, "text": text, "edit_history_tweet_ids": [tweet.id]}},
