@@ -100,6 +100,12 @@ class FakeGraphApi(FakeServer):
                 return Reply(400, graph_error(400, 100, msg, "GraphMethodException"))
         return None
 
+    def _listing(self, items: list[Post], params: dict[str, str]) -> list[dict[str, Any]]:
+        limit = int(params.get("limit", "25"))
+        return [{"id": p.id, "message": p.message,
+                 "created_time": time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(p.created_time))}
+                for p in items[:limit]]
+
     def handle(self, req: Request) -> Reply:
         params = req.form() if req.method == "POST" else dict(req.query)
         reply = self._route(req, params)
@@ -130,6 +136,10 @@ class FakeGraphApi(FakeServer):
                 self.feed.append(post)
                 self.posts_by_id[post.id] = post
                 return Reply(200, {"id": post.id})
+            if req.method == "GET" and edge == "/posts":
+                if node != PAGE_ID:
+                    return Reply(400, graph_error(400, 100, "(#100) Invalid page id", "GraphMethodException"))
+                return Reply(200, {"data": self._listing(list(reversed(self.feed)), params)})
             target = self.posts_by_id.get(node)
             if target is None:
                 msg = f"(#100) Unsupported request - object {node} does not exist"
@@ -144,11 +154,9 @@ class FakeGraphApi(FakeServer):
                 target.edits.append(target.message)
                 target.message = params.get("message", target.message)
                 return Reply(200, {"success": True})
-            if req.method == "GET" and edge in ("/posts", "/comments"):
-                items = list(reversed(self.feed)) if edge == "/posts" else list(reversed(target.comments))
-                limit = int(params.get("limit", "25"))
-                data = [{"id": p.id, "message": p.message,
-                         "created_time": time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(p.created_time))}
-                        for p in items[:limit]]
-                return Reply(200, {"data": data})
+            if req.method == "GET" and edge == "/comments":
+                order = params.get("order", "chronological")
+                newest_first = order == "reverse_chronological"
+                items = list(reversed(target.comments)) if newest_first else target.comments
+                return Reply(200, {"data": self._listing(items, params)})
         return Reply(400, graph_error(400, 100, f"(#100) Unsupported {req.method} request"))
