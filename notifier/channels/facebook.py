@@ -89,7 +89,7 @@ def regain_after(headers: Any) -> float | None:
     return longest * 60 if longest > 0 else None
 
 
-def classify_error(exc: BaseException, *, writing: bool) -> DeliveryError:
+def classify_error(exc: BaseException, *, writing: bool, channel: str = "<name>") -> DeliveryError:
     """The one place where requests' errors and Graph error codes become ours."""
     if isinstance(exc, GraphError):
         code, sub = exc.code, f"/{exc.subcode}" if exc.subcode else ""
@@ -104,7 +104,7 @@ def classify_error(exc: BaseException, *, writing: bool) -> DeliveryError:
             return Permanent(
                 f"the Facebook Page access token has expired or is invalid: {exc.message} {where}; "
                 "generate a new long-lived Page token and update the ${ENV} variable behind "
-                "channels.<name>.page_token"
+                f"channels.{channel}.page_token"
             )
         if code in (10, 200) or 200 <= code < 300:
             return Permanent(
@@ -183,10 +183,10 @@ class FacebookChannel(Channel):
                 response = self.session.get(self._url(path), params={**(params or {}), **self._auth()},
                                             timeout=(min(5.0, self.timeout), self.timeout))
         except requests.RequestException as exc:
-            raise classify_error(exc, writing=writing) from exc
+            raise classify_error(exc, writing=writing, channel=self.name) from exc
         if not response.ok:
             error = GraphError(response)
-            raise classify_error(error, writing=writing) from error
+            raise classify_error(error, writing=writing, channel=self.name) from error
         try:
             body = response.json()
         except ValueError as exc:

@@ -93,7 +93,9 @@ class DuplicateContent(OutcomeUnknown):
     """X refused a post as a duplicate: the same text may be out already, so look before anything else."""
 
 
-def classify_error(exc: BaseException, *, writing: bool, now: float) -> DeliveryError:
+def classify_error(
+    exc: BaseException, *, writing: bool, now: float, channel: str = "<name>"
+) -> DeliveryError:
     """The one place where tweepy's and requests' errors become ours."""
     if isinstance(exc, tweepy.TooManyRequests):
         if exc.reset_time is not None:
@@ -109,7 +111,7 @@ def classify_error(exc: BaseException, *, writing: bool, now: float) -> Delivery
             return Permanent(
                 f"X rejected the credentials (401 {detail}): the access token or user_token is expired, "
                 "revoked or wrong; regenerate it and update the ${ENV} variable behind "
-                "channels.<name>.access_token/access_token_secret (or user_token)"
+                f"channels.{channel}.access_token/access_token_secret (or user_token)"
             )
         if status == 403:
             return Permanent(
@@ -207,7 +209,8 @@ class XChannel(Channel):
                 response = self.client.create_tweet(text=text, in_reply_to_tweet_id=reply_to,
                                                     user_auth=self.user_auth)
             except (tweepy.TweepyException, requests.RequestException) as exc:
-                error = classify_error(exc, writing=True, now=self.context.clock.timestamp())
+                error = classify_error(exc, writing=True, now=self.context.clock.timestamp(),
+                                       channel=self.name)
                 if isinstance(error, Transient):
                     self.budget.release(slot)  # provably not posted: the slot was not spent
                     if isinstance(exc, tweepy.TooManyRequests) and error.retry_after:
@@ -266,7 +269,8 @@ class XChannel(Channel):
             try:
                 response = self.client.get_me(user_auth=self.user_auth)
             except (tweepy.TweepyException, requests.RequestException) as exc:
-                raise classify_error(exc, writing=False, now=self.context.clock.timestamp()) from exc
+                raise classify_error(exc, writing=False, now=self.context.clock.timestamp(),
+                                       channel=self.name) from exc
             self._user_id = str(response.json()["data"]["id"])
         return self._user_id
 
@@ -278,7 +282,8 @@ class XChannel(Channel):
                 user_auth=self.user_auth,
             )
         except (tweepy.TweepyException, requests.RequestException) as exc:
-            raise classify_error(exc, writing=False, now=self.context.clock.timestamp()) from exc
+            raise classify_error(exc, writing=False, now=self.context.clock.timestamp(),
+                                       channel=self.name) from exc
         return list(response.json().get("data") or [])
 
     def _find(self, notice: Notice, index: int, total: int) -> str | None:
@@ -308,22 +313,27 @@ def _plain(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def config_warnings(settings: Settings) -> list[str]:
-    """Problems `notifier config check` should print for X channels (the config itself is valid)."""
+def config_warnings(conf: XSettings | Settings) -> list[str]:
+    """What `notifier config check` should warn about (the config itself is valid).
+
+    Given one channel's settings (what the CLI passes), the warnings are relative to that channel;
+    given the whole Settings, each is prefixed with its ``channels.<name>`` path.
+    """
+    channels = getattr(conf, "channels", None)
+    if channels is not None:
+        return [f"channels.{name}.{w}" for name, c in channels.items() if isinstance(c, XSettings)
+                for w in config_warnings(c)]
+    if not isinstance(conf, XSettings):
+        return []
     out = []
-    for name, conf in settings.channels.items():
-        if not isinstance(conf, XSettings):
-            continue
-        if conf.bearer_token is not None:
-            out.append(
-                f"channels.{name}.bearer_token: an app-only bearer token cannot post to X and is not used; "
-                "posting uses " + ("user_token (OAuth 2.0 user context)" if conf.user_token
-                                   else "the OAuth 1.0a user-context keys")
-            )
-        if conf.budget_per_15min > 100:
-            out.append(f"channels.{name}.budget_per_15min: {conf.budget_per_15min} exceeds X's per-user "
-                       "limit of 100 posts per 15 minutes; X will answer 429 first")
-        if conf.api_base_url.startswith("http://") and conf.api_base_url != TWITTER_HOST:
-            out.append(f"channels.{name}.api_base_url: {conf.api_base_url} is plain HTTP; credentials "
-                       "travel unencrypted unless it is a local proxy")
+    if conf.bearer_token is not None:
+        using = "user_token (OAuth 2.0 user context)" if conf.user_token else "the OAuth 1.0a keys"
+        out.append("bearer_token: an app-only bearer token cannot post to X and is not used; posting uses "
+                   + using)
+    if conf.budget_per_15min > 100:
+        out.append(f"budget_per_15min: {conf.budget_per_15min} exceeds X's per-user limit of 100 posts per "
+                   "15 minutes; X will answer 429 first")
+    if conf.api_base_url.startswith("http://"):
+        out.append(f"api_base_url: {conf.api_base_url} is plain HTTP; credentials travel unencrypted unless "
+                   "it is a local proxy")
     return out

@@ -119,8 +119,11 @@ channels:
     settings = parse_settings(text, env={"X_USER": "u", "X_BEARER": "b"})
     warnings = config_warnings(settings)
     assert len(warnings) == 2
-    assert "channels.tw.bearer_token" in warnings[0] and "cannot post" in warnings[0]
-    assert "channels.tw.budget_per_15min" in warnings[1]
+    assert warnings[0].startswith("channels.tw.bearer_token:") and "cannot post" in warnings[0]
+    assert warnings[1].startswith("channels.tw.budget_per_15min:")
+    # what `notifier config check` passes: one channel's settings
+    assert config_warnings(settings.channels["tw"]) == [w.removeprefix("channels.tw.") for w in warnings]
+    assert config_warnings(settings.channels["quiet"]) == []
 
 
 def test_secrets_must_be_env_references() -> None:
