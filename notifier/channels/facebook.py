@@ -230,9 +230,9 @@ class FacebookChannel(Channel):
             extra = {"post_id": post_id, "root_message": notice.previous.get("root_message", "")}
             return Receipt(remote_id=remote_id, url=f"{web}/{post_id}?comment_id={remote_id}", extra=extra)
         # A new post: it becomes the thread's root unless follow-ups are posts and one exists already
-        post_id = self._post_id(notice) if self.settings.follow_ups == "posts" else None
-        root = post_id or remote_id
-        root_message = notice.previous.get("root_message", "") if post_id else message
+        earlier = self._post_id(notice) if self.settings.follow_ups == "posts" else None
+        root = earlier or remote_id
+        root_message = notice.previous.get("root_message", "") if earlier else message
         return Receipt(remote_id=remote_id, url=f"{web}/{remote_id}",
                        extra={"post_id": root, "root_message": root_message})
 
