@@ -193,9 +193,10 @@ class XChannel(Channel):
     # -- sending ----------------------------------------------------------------------------------
 
     def send(self, notice: Notice, rendering: Rendering) -> Receipt:
-        done = self._progress(notice)
-        reply_to = notice.previous.get("last_id") or None
         total = len(rendering.parts)
+        # Progress matters only inside a thread: a single post is covered by the ledger alone
+        done = self._progress(notice) if total > 1 else []
+        reply_to = notice.previous.get("last_id") or None
         for index, text in enumerate(rendering.parts):
             if index < len(done):
                 reply_to = done[index]
@@ -218,13 +219,13 @@ class XChannel(Channel):
                 if isinstance(error, DuplicateContent):
                     found = self._find(notice, index + 1, total)
                     if found is not None:
-                        done = self._remember(notice, index, found)
+                        done = self._remember(notice, index, found) if total > 1 else [found]
                         reply_to = found
                         continue
                 raise error from exc
             self.budget.sync(response.headers, self.context.clock.timestamp())
             tweet_id = str(response.json()["data"]["id"])
-            done = self._remember(notice, index, tweet_id)
+            done = self._remember(notice, index, tweet_id) if total > 1 else [tweet_id]
             reply_to = tweet_id
         return self._receipt(notice, done)
 

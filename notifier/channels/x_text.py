@@ -8,12 +8,14 @@ characters count 2). Every post of a thread ends with a footer that carries the 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from twitter_text import parse_tweet
 
 MAX_WEIGHTED = 280
 
 
+@lru_cache(maxsize=4096)  # render() measures the final parts again for Rendering.info
 def weighted_length(text: str) -> int:
     return int(parse_tweet(text).weightedLength)
 

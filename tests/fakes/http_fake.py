@@ -55,6 +55,10 @@ class Fault:
     times: int = 1
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default 5 drops connections under a burst (then SYN retries cost 1 s)
+
+
 class FakeServer:
     def __init__(self) -> None:
         self.latency = 0.0
@@ -65,6 +69,8 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body leave in two writes: without this, a 40 ms delayed-ACK stall
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet tests
                 return
@@ -80,7 +86,7 @@ class FakeServer:
 
             do_GET = do_POST = do_DELETE = _serve  # noqa: N815 - http.server's naming
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
