@@ -19,6 +19,7 @@ re-posting the parts already out.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -296,8 +297,9 @@ class XChannel(Channel):
 
     def reconcile(self, notice: Notice) -> Receipt | None:
         """Find each part of the thread by marker and ``i/n``; remember the found ones for a resend."""
-        total = len(self.render(notice).parts)
         posts = self.recent_posts()
+        # The thread's length as posted (templates may have changed since), else as rendered now
+        total = thread_length(notice.marker, posts) or len(self.render(notice).parts)
         done = self._progress(notice)
         for index in range(len(done), total):
             pattern = part_pattern(notice.marker, index + 1, total)
@@ -308,6 +310,16 @@ class XChannel(Channel):
         if len(done) >= total:
             return self._receipt(notice, done[:total])
         return None  # not (completely) out: a resend continues after the parts found
+
+
+def thread_length(marker: str, posts: list[dict[str, Any]]) -> int | None:
+    """``n`` from a posted ``<marker> i/n`` among ``posts``; None when no part of a thread is there."""
+    pattern = re.compile(re.escape(marker) + r" [0-9]+/([0-9]+)(?![0-9])")
+    for post in posts:
+        found = pattern.search(str(post.get("text", "")))
+        if found:
+            return int(found.group(1))
+    return None
 
 
 def _plain(value: SecretStr | None) -> str | None:

@@ -189,3 +189,18 @@ def test_a_refused_connection_is_transient(fake: FakeXApi) -> None:
     with pytest.raises(Transient) as info:
         chan.send(note, chan.render(note))
     assert "cannot reach X" in info.value.reason
+
+
+def test_reconcile_counts_the_thread_as_posted_even_if_templates_changed(fake: FakeXApi, tmp_path) -> None:
+    chan = XChannel("x", oauth1(fake), context())
+    inc = incident(UPDATES[:2])
+    note = notice(inc, 2, "x")
+    rendering = chan.render(note)
+    assert len(rendering.parts) == 2
+    chan.send(note, rendering)
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "update.en.j2").write_text("short now")  # a later template edit
+    edited = XChannel("x2", oauth1(fake), context(templates_dir=str(tmp_path)))
+    assert len(edited.render(note).parts) == 1
+    receipt = edited.reconcile(note)
+    assert receipt is not None and receipt.extra["thread_ids"] == ",".join(p.id for p in fake.posts())
