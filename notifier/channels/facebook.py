@@ -20,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
+from dataclasses import replace
 from typing import Any, Literal
 
 import requests
@@ -30,6 +32,8 @@ from notifier.channels.base import Channel, ChannelSettings, Rendering
 from notifier.channels.http_errors import never_sent
 from notifier.domain.model import Notice, Receipt
 from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, Transient
+
+log = logging.getLogger(__name__)
 
 TRANSIENT_CODES = {1, 2, 4, 17, 32, 341, 613, 80001}
 PERMANENT_CODES = {190, 102, 10, 100, 368} | set(range(200, 300))
@@ -51,6 +55,10 @@ class FacebookSettings(ChannelSettings):
 
 class DuplicatePost(OutcomeUnknown):
     """Graph error 506: the same message is already on the Page; look for it before anything else."""
+
+
+class TargetGone(Permanent):
+    """Graph 100/33: the object (the incident's post, when commenting) does not exist any more."""
 
 
 class GraphError(Exception):
@@ -116,6 +124,9 @@ def classify_error(exc: BaseException, *, writing: bool, channel: str = "<name>"
                              "issue a new Page token")
         if code == 368:
             return Permanent(f"Facebook blocked the post as against its policies: {exc.message} {where}")
+        if code == 100 and exc.subcode == 33:
+            return TargetGone(f"Facebook says the object does not exist (any more): {exc.message} {where}; "
+                              "check page_id, or whether the incident's post was deleted")
         if code in PERMANENT_CODES:
             return Permanent(f"Facebook refused the request: {exc.message} {where}; check page_id and "
                              "api_version")
@@ -206,12 +217,20 @@ class FacebookChannel(Channel):
         if (post_id and self.settings.edit_on_resolve and notice.update.status == "resolved"
                 and notice.previous.get("root_message")):
             edited = self._template("resolved_edit", notice, original=notice.previous["root_message"])
-            self._call("POST", post_id, data={"message": edited})  # idempotent, so it goes first
+            try:
+                self._call("POST", post_id, data={"message": edited})  # idempotent, so it goes first
+            except TargetGone:
+                log.warning("%s: post %s is gone; nothing to edit for %s", self.name, post_id, notice.id)
         try:
             if self._as_comment(notice):
                 assert post_id is not None
-                body = self._call("POST", f"{post_id}/comments", data={"message": rendering.text})
-                return self._receipt(notice, str(body["id"]), comment=True)
+                try:
+                    body = self._call("POST", f"{post_id}/comments", data={"message": rendering.text})
+                    return self._receipt(notice, str(body["id"]), comment=True)
+                except TargetGone:
+                    # someone deleted the incident's post: publish this update as a new post instead
+                    log.warning("%s: post %s is gone; %s becomes a new post", self.name, post_id, notice.id)
+                    notice = replace(notice, previous={})
             data = {"message": rendering.text}
             if notice.page_url:
                 data["link"] = notice.page_url
@@ -243,9 +262,12 @@ class FacebookChannel(Channel):
         pattern = re.compile(re.escape(notice.marker) + r"(?![0-9])")
         limit = str(max(1, min(100, self.settings.reconcile_limit)))
         if self._as_comment(notice):
-            body = self._call("GET", f"{self._post_id(notice)}/comments",
-                              params={"fields": "id,message", "limit": limit,
-                                      "order": "reverse_chronological"})
+            try:
+                body = self._call("GET", f"{self._post_id(notice)}/comments",
+                                  params={"fields": "id,message", "limit": limit,
+                                          "order": "reverse_chronological"})
+            except TargetGone:  # the post was deleted; send() then made this update a new post
+                return self.reconcile(replace(notice, previous={}))
         else:
             body = self._call("GET", f"{self.settings.page_id}/posts",
                               params={"fields": "id,message", "limit": limit})

@@ -19,6 +19,7 @@ re-posting the parts already out.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,8 @@ from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, Transient
 
 if TYPE_CHECKING:
     from notifier.config import Settings
+
+log = logging.getLogger(__name__)
 
 TWITTER_HOST = "https://api.twitter.com"
 RATE_LIMIT_FALLBACK = 60.0  # a 429 without x-rate-limit-reset: wait this long, never loop tightly
@@ -94,6 +97,10 @@ class DuplicateContent(OutcomeUnknown):
     """X refused a post as a duplicate: the same text may be out already, so look before anything else."""
 
 
+class ParentGone(Permanent):
+    """The post to reply to was deleted (or is hidden): the incident's thread must start afresh."""
+
+
 def classify_error(
     exc: BaseException, *, writing: bool, now: float, channel: str = "<name>"
 ) -> DeliveryError:
@@ -114,6 +121,8 @@ def classify_error(
                 "revoked or wrong; regenerate it and update the ${ENV} variable behind "
                 f"channels.{channel}.access_token/access_token_secret (or user_token)"
             )
+        if status == 403 and "reply to a tweet that is deleted" in detail.lower():
+            return ParentGone(f"X refused the reply (403 {detail}): the incident's previous post is gone")
         if status == 403:
             return Permanent(
                 f"X refused (403 {detail}): the app needs 'Read and Write' permission and a user-context "
@@ -194,10 +203,13 @@ class XChannel(Channel):
     # -- sending ----------------------------------------------------------------------------------
 
     def send(self, notice: Notice, rendering: Rendering) -> Receipt:
+        return self._send_parts(notice, rendering, fresh=False)
+
+    def _send_parts(self, notice: Notice, rendering: Rendering, *, fresh: bool) -> Receipt:
         total = len(rendering.parts)
         # Progress matters only inside a thread: a single post is covered by the ledger alone
         done = self._progress(notice) if total > 1 else []
-        reply_to = notice.previous.get("last_id") or None
+        reply_to = None if fresh else notice.previous.get("last_id") or None
         for index, text in enumerate(rendering.parts):
             if index < len(done):
                 reply_to = done[index]
@@ -217,6 +229,12 @@ class XChannel(Channel):
                     self.budget.release(slot)  # provably not posted: the slot was not spent
                     if isinstance(exc, tweepy.TooManyRequests) and error.retry_after:
                         self.budget.block_until(now + error.retry_after)
+                if isinstance(error, ParentGone) and reply_to is not None and index == 0 and not fresh:
+                    # someone deleted the incident's last post: carry on as a new thread, don't fail
+                    log.warning("%s: previous post %s is gone; %s starts a new thread", self.name, reply_to,
+                                notice.id)
+                    self.budget.release(slot)
+                    return self._send_parts(notice, rendering, fresh=True)
                 if isinstance(error, DuplicateContent):
                     found = self._find(notice, index + 1, total)
                     if found is not None:
@@ -228,10 +246,10 @@ class XChannel(Channel):
             tweet_id = str(response.json()["data"]["id"])
             done = self._remember(notice, index, tweet_id) if total > 1 else [tweet_id]
             reply_to = tweet_id
-        return self._receipt(notice, done)
+        return self._receipt(notice, done, fresh=fresh)
 
-    def _receipt(self, notice: Notice, ids: list[str]) -> Receipt:
-        root = notice.previous.get("root_id") or ids[0]
+    def _receipt(self, notice: Notice, ids: list[str], fresh: bool = False) -> Receipt:
+        root = (None if fresh else notice.previous.get("root_id")) or ids[0]
         return Receipt(remote_id=ids[0], url=self.status_url(ids[0]),
                        extra={"root_id": root, "last_id": ids[-1], "thread_ids": ",".join(ids)})
 

@@ -129,3 +129,17 @@ def test_a_graph_5xx_without_a_known_code_is_unknown(fake: FakeGraphApi) -> None
     with pytest.raises(OutcomeUnknown):
         chan.send(note, chan.render(note))
     assert chan.reconcile(note) is None
+
+
+def test_a_deleted_incident_post_makes_the_next_update_a_new_post(fake: FakeGraphApi) -> None:
+    chan = channel(fake, edit_on_resolve=True)
+    inc = incident(UPDATES)
+    first = send_all(chan, incident(UPDATES[:1]))[0]
+    with fake.lock:  # a person deletes the incident's post on Facebook
+        post = fake.feed.pop()
+        del fake.posts_by_id[post.id]
+    last = notice(inc, 4, "fb", first.extra)  # the resolution: edit + comment, both targets gone
+    receipt = chan.send(last, chan.render(last))
+    (new,) = fake.all_posts()
+    assert receipt.remote_id == new.id and "#INC42·4" in new.message
+    assert chan.reconcile(last) is not None  # reconcile looks in the Page's posts, too

@@ -204,3 +204,15 @@ def test_reconcile_counts_the_thread_as_posted_even_if_templates_changed(fake: F
     assert len(edited.render(note).parts) == 1
     receipt = edited.reconcile(note)
     assert receipt is not None and receipt.extra["thread_ids"] == ",".join(p.id for p in fake.posts())
+
+
+def test_a_deleted_previous_post_starts_a_new_thread(fake: FakeXApi) -> None:
+    chan = XChannel("x", oauth1(fake), context())
+    inc = incident(UPDATES)
+    first = send_all(chan, incident(UPDATES[:1]))[0]
+    with fake.lock:  # a person deletes the incident's post on X
+        fake.state.tweets.clear()
+    note = notice(inc, 3, "x", first.extra)
+    receipt = chan.send(note, chan.render(note))
+    (post,) = fake.posts()
+    assert post.in_reply_to is None and receipt.extra["root_id"] == post.id
