@@ -11,7 +11,7 @@ import tweepy
 from pydantic import SecretStr, ValidationError
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from notifier.channels.x import DuplicateContent, XSettings, classify_error, config_warnings
+from notifier.channels.x import DuplicateContent, ParentGone, XSettings, classify_error, config_warnings
 from notifier.config import parse_settings
 from notifier.errors import OutcomeUnknown, Permanent, Transient
 
@@ -43,6 +43,9 @@ CASES = [
     (tweepy.TooManyRequests(response(429), reset_time=int(NOW) - 5), True, Transient, ["429"], 1),
     (tweepy.TooManyRequests(response(429), reset_time=None), True, Transient, ["without a reset"], 60),
     (tweepy.Forbidden(response(403, DUP)), True, DuplicateContent, ["duplicate"], None),
+    (tweepy.Forbidden(response(403, problem(403, "Forbidden", "You attempted to reply to a Tweet that is "
+                                                              "deleted or not visible to you."))), True,
+     ParentGone, ["previous post is gone"], None),
     (tweepy.Forbidden(response(403, problem(403, "Forbidden", "You are not permitted to do this."))), True,
      Permanent, ["Read and Write", "user-context"], None),
     (tweepy.Unauthorized(response(401, problem(401, "Unauthorized", "Unauthorized"))), True, Permanent,
