@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from notifier.channels.base import Channel, ChannelContext, ChannelSettings, Rendering
 from notifier.channels.facebook import FacebookChannel
+from notifier.channels.mastodon import MastodonChannel
 from notifier.channels.outbox import OutboxChannel
 from notifier.channels.webhook import WebhookChannel
 from notifier.channels.x import XChannel
@@ -15,6 +16,7 @@ CHANNEL_TYPES: dict[str, type[Channel]] = {
         WebhookChannel,
         XChannel,
         FacebookChannel,
+        MastodonChannel,
     )
 }
 

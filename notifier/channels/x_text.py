@@ -8,6 +8,7 @@ characters count 2). Every post of a thread ends with a footer that carries the 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 from twitter_text import parse_tweet
@@ -34,15 +35,19 @@ def part_pattern(marker: str, index: int, total: int) -> re.Pattern[str]:
     return re.compile(re.escape(marker) + r"(?![0-9])(?! [0-9]+/[0-9]+)")
 
 
-def compose(body: str, url: str, marker: str, limit: int = MAX_WEIGHTED) -> tuple[str, ...]:
-    """One post when it fits, else a numbered thread whose every part fits ``limit``."""
+Measure = Callable[[str], int]
+
+
+def compose(body: str, url: str, marker: str, limit: int = MAX_WEIGHTED,
+            measure: Measure = weighted_length) -> tuple[str, ...]:
+    """One post when it fits, else a numbered thread whose every part fits ``limit`` by ``measure``."""
     body = body.strip()
     single = _join(body, footer(url, marker, 1, 1))
-    if weighted_length(single) <= limit:
+    if measure(single) <= limit:
         return (single,)
     total = 2
     for _ in range(6):  # the footer's width depends on the number of parts; settle it
-        parts = _split(body, url, marker, total, limit)
+        parts = _split(body, url, marker, total, limit, measure)
         if len(parts) == total:
             return tuple(_join(chunk, footer(url, marker, i + 1, total)) for i, chunk in enumerate(parts))
         total = len(parts)
@@ -53,14 +58,14 @@ def _join(chunk: str, tail: str) -> str:
     return f"{chunk}\n\n{tail}" if chunk else tail
 
 
-def _split(body: str, url: str, marker: str, total: int, limit: int) -> list[str]:
+def _split(body: str, url: str, marker: str, total: int, limit: int, measure: Measure) -> list[str]:
     tokens = [t for t in re.split(r"(\s+)", body) if t]
     chunks: list[str] = []
     current = ""
 
     def fits(text: str) -> bool:
         index = len(chunks) + 1
-        return weighted_length(_join(text.strip(), footer(url, marker, index, max(total, index)))) <= limit
+        return measure(_join(text.strip(), footer(url, marker, index, max(total, index)))) <= limit
 
     while tokens:
         token = tokens.pop(0)
