@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from notifier.channels.base import Channel, ChannelContext, ChannelSettings, Rendering
+from notifier.channels.bluesky import BlueskyChannel
 from notifier.channels.facebook import FacebookChannel
 from notifier.channels.mastodon import MastodonChannel
 from notifier.channels.outbox import OutboxChannel
@@ -17,6 +18,7 @@ CHANNEL_TYPES: dict[str, type[Channel]] = {
         XChannel,
         FacebookChannel,
         MastodonChannel,
+        BlueskyChannel,
     )
 }
 
