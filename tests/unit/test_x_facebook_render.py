@@ -65,3 +65,24 @@ def test_templates_dir_overrides_the_packaged_templates(tmp_path: Path) -> None:
 def test_user_text_is_not_html_escaped_in_plain_text_posts() -> None:
     text = x_channel().render(notice(incident(["Use <imap> & 'smtp' now"]), 1, "x")).text
     assert "Use <imap> & 'smtp' now" in text
+
+
+def test_secrets_are_redacted_when_a_channel_describes_itself() -> None:
+    from notifier.channels.bluesky import BlueskyChannel, BlueskySettings
+    from notifier.channels.mastodon import MastodonChannel, MastodonSettings
+
+    ctx = context()
+    channels = [
+        XChannel("x", XSettings(type="x", consumer_key=SecretStr("ck-SECRET"), consumer_secret=SecretStr("cs-SECRET"),
+                                access_token=SecretStr("at-SECRET"), access_token_secret=SecretStr("ats-SECRET"),
+                                bearer_token=SecretStr("b-SECRET")), ctx),
+        FacebookChannel("fb", FacebookSettings(type="facebook", page_id="1", page_token=SecretStr("pt-SECRET"),
+                                               app_secret=SecretStr("as-SECRET")), ctx),
+        MastodonChannel("m", MastodonSettings(type="mastodon", base_url="https://m.example",
+                                              access_token=SecretStr("m-SECRET")), ctx),
+        BlueskyChannel("b", BlueskySettings(type="bluesky", identifier="a.example",
+                                            app_password=SecretStr("bp-SECRET")), ctx),
+    ]
+    for chan in channels:
+        shown = f"{chan.describe()} {chan!r} {chan.settings!r}"
+        assert "SECRET" not in shown and "**********" in shown
