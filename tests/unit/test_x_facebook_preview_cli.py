@@ -60,3 +60,14 @@ def test_preview_of_an_unknown_channel_is_a_usage_error(run) -> None:
     code, _, err = run("-m", "hello", "--channel", "mastodon")
     assert code == 64
     assert "no enabled channel named mastodon" in err
+
+
+def test_config_check_warns_about_an_app_only_bearer_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "notifier.yaml"
+    path.write_text(CONFIG.replace('user_token: "${X_TOKEN}"}', 'user_token: "${X_TOKEN}", bearer_token: "${X_B}"}'))
+    for var in ("X_TOKEN", "FB_TOKEN", "X_B"):
+        monkeypatch.setenv(var, "t")
+    assert cli.main(["--config", str(path), "config", "check", "--strict"]) == 3
+    out = capsys.readouterr().out
+    assert "warning: channels.x: bearer_token: an app-only bearer token cannot post to X" in out
