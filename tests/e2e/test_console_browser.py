@@ -18,18 +18,12 @@ from notifier.bootstrap import build
 from notifier.config import load_settings
 from notifier.store.local_redis import LocalRedis
 from tests.console_support import TOKENS, Served, web_app
+from tests.fakes.graph_api import PAGE_ID, FakeGraphApi
+from tests.fakes.graph_api import TOKEN as FB_TOKEN
 from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.fakes.x_api import FakeXApi
 from tests.support import start_worker, write_config
 from workers.dispatch import CeleryDispatcher
-
-try:
-    from tests.fakes.graph_api import PAGE_ID, FakeGraphApi
-    from tests.fakes.graph_api import TOKEN as FB_TOKEN
-    from tests.fakes.x_api import FakeXApi
-
-    SOCIAL = True
-except ImportError:  # a build without the X/Facebook channels: the webhook channel stands in
-    SOCIAL = False
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -41,7 +35,7 @@ STAFF = {"tokens": [
     {"name": "Pia Publisher", "token": "${CONSOLE_PUBLISHER}", "role": "publisher"},
     {"name": "Ed Editor", "token": "${CONSOLE_EDITOR}", "role": "editor"},
 ]}
-SECRETS = {**TOKENS, **({"X_USER_TOKEN": "oauth2-user-token-1", "FB_PAGE_TOKEN": FB_TOKEN} if SOCIAL else {})}
+SECRETS = {**TOKENS, "X_USER_TOKEN": "oauth2-user-token-1", "FB_PAGE_TOKEN": FB_TOKEN}
 EVIL = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 
 pytestmark = [
@@ -59,24 +53,16 @@ def stack(tmp_path_factory):
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     receiver = WebhookReceiver().__enter__()
     receiver.fail_status = 400  # a refusal a person must fix: the notice becomes failed, not retried
-    channels: dict = {"hook": {"type": "webhook", "url": receiver.url}}
-    x_api = graph = None
-    if SOCIAL:
-        x_api, graph = FakeXApi().start(), FakeGraphApi().start()
-        channels = {
-            "x": {"type": "x", "api_base_url": x_api.url, "user_token": "${X_USER_TOKEN}"},
-            "facebook": {"type": "facebook", "graph_url": graph.url, "page_id": PAGE_ID,
-                         "page_token": "${FB_PAGE_TOKEN}"},
-            **channels,
-        }
+    x_api, graph = FakeXApi().start(), FakeGraphApi().start()
+    channels = {
+        "x": {"type": "x", "api_base_url": x_api.url, "user_token": "${X_USER_TOKEN}"},
+        "facebook": {"type": "facebook", "graph_url": graph.url, "page_id": PAGE_ID,
+                     "page_token": "${FB_PAGE_TOKEN}"},
+        "hook": {"type": "webhook", "url": receiver.url},
+    }
     config = write_config(tmp / "notifier.yaml", redis_server.url, channels, staff=STAFF, components=COMPONENTS,
                           page={"name": "Example Mail", "url": "https://status.example.com/", "language": "en"})
-    env = pytest.MonkeyPatch()
-    # workers.celery_app loads $NOTIFIER_CONFIG when the dispatcher first imports it, as in the API process
-    env.setenv("NOTIFIER_CONFIG", str(config))
-    for name, value in SECRETS.items():
-        env.setenv(name, value)
-    settings = load_settings(config)
+    settings = load_settings(config, env={**os.environ, **SECRETS})
     worker = start_worker(config, client, tmp / "worker.log", extra_env=SECRETS)
     app = build(settings, dispatcher=CeleryDispatcher(settings))
     _SESSIONS.clear()
@@ -85,11 +71,9 @@ def stack(tmp_path_factory):
             yield {"app": app, "url": server.url, "receiver": receiver, "x": x_api, "facebook": graph,
                    "channels": list(channels)}
     finally:
-        env.undo()
         worker.stop()
-        for fake in (x_api, graph):
-            if fake is not None:
-                fake.stop()
+        x_api.stop()
+        graph.stop()
         receiver.__exit__(None, None, None)
         client.close()
         redis_server.stop()
@@ -163,16 +147,17 @@ def test_publisher_composes_previews_and_publishes(stack, browser):
     hook_preview = page.locator('#previews .preview[data-channel="hook"] .post-text')
     hook_preview.filter(has_text="Sending works normally").wait_for()
     assert hook_preview.inner_text().startswith("[Investigating] Mail delivery delayed: Incoming mail")
-    if SOCIAL:  # over 280 weighted characters, X gets a thread, each post with its weighted length
-        x_preview = page.locator('#previews .preview[data-channel="x"]')
-        x_preview.filter(has_text="Thread of 2 posts").wait_for()
-        lengths = [int(n) for n in x_preview.locator(".length").evaluate_all(
-            "els => els.map(e => e.dataset.length)")]
-        assert len(lengths) == 2 and all(0 < n <= 280 for n in lengths), lengths
-        assert x_preview.locator(".length").first.inner_text().endswith("/ 280 weighted characters")
-        assert x_preview.locator(".too-long").count() == 0
-        fb_text = page.locator('#previews .preview[data-channel="facebook"] .post-text').inner_text()
-        assert "storage node of the mail relay failed" in fb_text
+    # over 280 weighted characters, X gets a thread, each post with its weighted length
+    x_preview = page.locator('#previews .preview[data-channel="x"]')
+    x_preview.filter(has_text="Thread of 2 posts").wait_for()
+    lengths = [int(n) for n in x_preview.locator(".length").evaluate_all(
+        "els => els.map(e => e.dataset.length)")]
+    assert len(lengths) == 2 and all(0 < n <= 280 for n in lengths), lengths
+    assert x_preview.locator(".length").first.inner_text().endswith("/ 280 weighted characters")
+    assert x_preview.locator(".too-long").count() == 0
+    previewed = x_preview.locator(".post-text").all_inner_texts()
+    fb_text = page.locator('#previews .preview[data-channel="facebook"] .post-text').inner_text()
+    assert "storage node of the mail relay failed" in fb_text
     page.screenshot(path=str(ARTIFACTS / "console-composer.png"), full_page=True)
 
     page.get_by_role("button", name="Publish now").click()
@@ -185,14 +170,15 @@ def test_publisher_composes_previews_and_publishes(stack, browser):
     assert [item["key"] for item in stack["receiver"].received] == ["inc1.1:hook"]
     assert page.locator('[data-incident="inc1"] tr[data-channel="hook"] a').get_attribute("href") == \
         "http://receiver.invalid/msg-1"
-    if SOCIAL:
-        x_link = page.locator('[data-incident="inc1"] tr[data-channel="x"] a', has_text="View live post")
-        assert "/status/" in x_link.get_attribute("href")
-        tweets = stack["x"].posts()
-        assert len(tweets) == 2 and tweets[1].in_reply_to == tweets[0].id  # the thread, as previewed
-        assert "#INC1\u00b71" in tweets[-1].text
-        (post,) = stack["facebook"].all_posts()
-        assert "storage node of the mail relay failed" in post.message
+    x_link = page.locator('[data-incident="inc1"] tr[data-channel="x"] a', has_text="View live post")
+    assert "/status/" in x_link.get_attribute("href")
+    tweets = stack["x"].posts()
+    assert len(tweets) == 2 and tweets[1].in_reply_to == tweets[0].id
+    # the preview did not lie: the same posts, once the new incident got its number (inc0 -> inc1)
+    assert [t.text for t in tweets] == [p.replace("inc0", "inc1").replace("INC0", "INC1") for p in previewed]
+    assert "#INC1\u00b71" in tweets[-1].text
+    (post,) = stack["facebook"].all_posts()
+    assert "storage node of the mail relay failed" in post.message
     page.context.close()
 
 
