@@ -5,12 +5,14 @@ from __future__ import annotations
 from notifier.channels.base import Channel, ChannelContext, ChannelSettings, Rendering
 from notifier.channels.outbox import OutboxChannel
 from notifier.channels.webhook import WebhookChannel
+from notifier.statuspage.channel import StatuspageChannel
 
 CHANNEL_TYPES: dict[str, type[Channel]] = {
     cls.type_name: cls
     for cls in (
         OutboxChannel,
         WebhookChannel,
+        StatuspageChannel,
     )
 }
 
