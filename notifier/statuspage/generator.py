@@ -32,7 +32,15 @@ from notifier.statuspage.uptime import Bars, compute_bars
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
-TEMPLATE_VERSION = "1"  # bump when templates change so cached incident pages are re-rendered
+TEMPLATE_VERSION = "1"
+# One-letter classes keep 50 components x 90 days of bars small (see static/style.css)
+BAR_CLASS = {
+    ComponentStatus.OPERATIONAL: "o",
+    ComponentStatus.UNDER_MAINTENANCE: "m",
+    ComponentStatus.DEGRADED_PERFORMANCE: "d",
+    ComponentStatus.PARTIAL_OUTAGE: "p",
+    ComponentStatus.MAJOR_OUTAGE: "x",
+}  # bump when templates change so cached incident pages are re-rendered
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(HERE / "templates")),
@@ -150,7 +158,8 @@ class _Renderer:
                 "now": self.now,
                 "stale_ms": int(self.snap.page.stale_after_minutes * 60000),
                 "text": lambda u: self.text(u, lang),
-                "bad": lambda s: s != ComponentStatus.OPERATIONAL,
+                "short": BAR_CLASS,
+                "ok": ComponentStatus.OPERATIONAL,
             },
         )
 

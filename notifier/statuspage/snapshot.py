@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from notifier.config import ComponentSettings, PageSettings
 from notifier.domain.model import ComponentChange, ComponentStatus, Incident
+
+if TYPE_CHECKING:  # config imports the channel registry, which imports this package
+    from notifier.config import ComponentSettings, PageSettings
 
 HISTORY_DAYS = 90
 
