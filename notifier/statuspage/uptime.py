@@ -89,6 +89,11 @@ def compute_bars(changes: list[ComponentChange], now: datetime, tz: tzinfo, days
                     entry.worst = status
                 weighted += mins * _DOWNTIME_WEIGHT.get(status, 0.0)
             cursor = piece_end
+    # A component that is down right now colours today even if the change is seconds old.
+    current = next((c.status for c in reversed(changes) if c.at <= now), OK)
+    if current.severity > result[-1].worst.severity:
+        result[-1].worst = current
+        result[-1].minutes.setdefault(current, 0)
     total = max((now - window_start).total_seconds() / 60, 1)
     runs: list[Run] = []
     for entry in result:

@@ -25,8 +25,9 @@ def site_for(version: int) -> dict[str, bytes]:
     snap = sample_snapshot()
     inc = snap.incidents[0]
     inc.name = f"IMAP outage v{version}"
-    inc.updates.append(update("inc2", 3, "monitoring", f"version {version} " + "x" * 20000,
-                              NOW + timedelta(seconds=version)))
+    inc.updates.append(
+        update("inc2", 3, "monitoring", f"version {version} " + "x" * 20000, NOW + timedelta(seconds=version))
+    )
     return render_site(snap, NOW + timedelta(seconds=version))
 
 

@@ -43,7 +43,9 @@ def client(endpoint: str) -> Any:
 def recording(client: Any) -> list[str]:
     """Keys in the order the real client sent them (botocore's own event hook, no mocking)."""
     order: list[str] = []
-    client.meta.events.register("before-parameter-build.s3.PutObject", lambda params, **_: order.append(params["Key"]))
+    client.meta.events.register(
+        "before-parameter-build.s3.PutObject", lambda params, **_: order.append(params["Key"])
+    )
     return order
 
 
@@ -51,20 +53,28 @@ def test_every_object_lands_with_content_type_cache_control_and_order(client: An
     client.create_bucket(Bucket="status")
     files = render_site(sample_snapshot(), NOW)
     order = recording(client)
-    result = S3Target(client, "status", prefix="page", cache_seconds=30, asset_cache_seconds=900).publish(files, NOW)
+    result = S3Target(client, "status", prefix="page", cache_seconds=30, asset_cache_seconds=900).publish(
+        files, NOW
+    )
     assert result.written == len(files) and result.skipped == 0
 
     listed = {o["Key"] for o in client.list_objects_v2(Bucket="status")["Contents"]}
     assert listed == {f"page/{p}" for p in files}
-    expected_types = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
-                      ".json": "application/json; charset=utf-8", ".atom": "application/atom+xml; charset=utf-8",
-                      ".rss": "application/rss+xml; charset=utf-8"}
+    expected_types = {
+        ".html": "text/html; charset=utf-8",
+        ".css": "text/css; charset=utf-8",
+        ".json": "application/json; charset=utf-8",
+        ".atom": "application/atom+xml; charset=utf-8",
+        ".rss": "application/rss+xml; charset=utf-8",
+    }
     for path, data in files.items():
         obj = client.get_object(Bucket="status", Key=f"page/{path}")
         assert obj["Body"].read() == data, path
         suffix = "." + path.rsplit(".", 1)[1]
         assert obj["ContentType"] == expected_types[suffix], path
-        assert obj["CacheControl"] == ("public, max-age=900" if path.startswith("static/") else "public, max-age=30")
+        assert obj["CacheControl"] == (
+            "public, max-age=900" if path.startswith("static/") else "public, max-age=30"
+        )
     summary = json.loads(client.get_object(Bucket="status", Key="page/api/v2/summary.json")["Body"].read())
     assert summary["status"]["indicator"] == "critical"
 
@@ -82,7 +92,9 @@ def test_republish_skips_unchanged_objects_but_always_rewrites_index(client: Any
     files = render_site(sample_snapshot(), NOW)
     target.publish(files, NOW)
     order = recording(client)
-    files["incidents/inc2.html"] = files["incidents/inc2.html"].replace(b"IMAP outage", b"IMAP outage (update)")
+    files["incidents/inc2.html"] = files["incidents/inc2.html"].replace(
+        b"IMAP outage", b"IMAP outage (update)"
+    )
     result = target.publish(files, NOW)
     sent = sorted(order)
     assert sent == ["de/index.html", "incidents/inc2.html", "index.html"]

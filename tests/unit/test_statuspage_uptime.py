@@ -72,6 +72,8 @@ def at(day: int, hour: int, minute: int = 0) -> datetime:
         ),
         # still down now: today counts up to now (12:00)
         ([ch(S.MAJOR_OUTAGE, at(24, 11))], 24, S.MAJOR_OUTAGE, {S.MAJOR_OUTAGE: 60}),
+        # down since this very moment: today is already red, with 0 minutes so far
+        ([ch(S.MAJOR_OUTAGE, NOW)], 24, S.MAJOR_OUTAGE, {S.MAJOR_OUTAGE: 0}),
         # a change before the window opens sets the state the window starts in
         (
             [ch(S.PARTIAL_OUTAGE, NOW - timedelta(days=200)), ch(S.OPERATIONAL, at(1, 6))],
