@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from notifier.bootstrap import App, build
-from notifier.clock import FakeClock
 from notifier.cli_statuspage import register
+from notifier.clock import FakeClock
 from notifier.config import parse_settings
 from notifier.domain.model import ComponentStatus, DeliveryState
 from notifier.services.delivery import deliver
