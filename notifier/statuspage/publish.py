@@ -89,6 +89,7 @@ class DirectoryTarget:
         self.releases = self.path.with_name(self.path.name + ".releases")
         self.keep = max(2, keep_releases)
         self.public_url = public_url
+        self._last: tuple[Path | None, dict[str, bytes]] = (None, {})
 
     def current_release(self) -> Path | None:
         if not self.path.is_symlink():
@@ -111,7 +112,7 @@ class DirectoryTarget:
         try:
             self.releases.mkdir(parents=True, exist_ok=True)
             staging = self.releases / f".tmp-{release_id}"
-            write_files(files, staging)
+            self._write(files, staging)
             (staging / META).write_text(json.dumps({"id": release_id, "built_at": to_iso(now)}))
             final = self.releases / release_id
             os.replace(staging, final)
@@ -131,6 +132,31 @@ class DirectoryTarget:
                 "or its permissions"
             ) from exc
         return PublishResult("directory", release_id, self.public_url, len(files))
+
+    def _write(self, files: dict[str, bytes], staging: Path) -> None:
+        """Write the release; files whose bytes are the very object we published last time (an
+        incident page reused from the RenderCache) are hard-linked from the live release instead."""
+        last_dir, last_files = self._last
+        live = self.current_release()
+        if last_dir is None or live != last_dir:
+            write_files(files, staging)
+        else:
+            fresh = {}
+            made: set[Path] = set()
+            for rel, data in files.items():
+                if last_files.get(rel) is data:
+                    target = staging / rel
+                    if target.parent not in made:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        made.add(target.parent)
+                    try:
+                        os.link(last_dir / rel, target)
+                        continue
+                    except OSError:
+                        pass  # pruned or on another filesystem: write it
+                fresh[rel] = data
+            write_files(fresh, staging)
+        self._last = ((self.releases / staging.name.removeprefix(".tmp-")).resolve(), files)
 
     def _prune(self, keep: str) -> None:
         # Older releases stay a while: a visitor who loaded index.html from one may still fetch its CSS.

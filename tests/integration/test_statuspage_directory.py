@@ -99,3 +99,31 @@ def test_unwritable_location_is_permanent(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(Permanent, match="cannot write the status page"):
         DirectoryTarget(tmp_path / "file" / "site").publish(site_for(1), NOW)
+
+
+def test_unchanged_pages_are_hard_linked_from_the_live_release_and_changed_ones_rewritten(
+    tmp_path: Path,
+) -> None:
+    from notifier.statuspage.generator import RenderCache
+
+    snap = sample_snapshot()
+    cache = RenderCache()
+    target = DirectoryTarget(tmp_path / "site")
+    first = target.publish(render_site(snap, NOW, cache), NOW)
+    old_release = target.releases / first.release
+    later = NOW + timedelta(minutes=1)
+    snap.incidents[0].updates.append(update("inc2", 3, "monitoring", "Watching closely.", later))
+    second = target.publish(render_site(snap, later, cache), later)
+    new_release = target.releases / second.release
+    same = (old_release / "incidents/inc1.html").stat().st_ino == (
+        new_release / "incidents/inc1.html"
+    ).stat().st_ino
+    changed = (old_release / "incidents/inc2.html").stat().st_ino != (
+        new_release / "incidents/inc2.html"
+    ).stat().st_ino
+    assert same and changed
+    assert "Watching closely." in (tmp_path / "site/incidents/inc2.html").read_text()
+    assert "Watching closely." not in (old_release / "incidents/inc2.html").read_text()
+    assert (tmp_path / "site/incidents/inc1.html").read_bytes() == render_site(snap, later)[
+        "incidents/inc1.html"
+    ]
