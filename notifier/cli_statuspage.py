@@ -8,11 +8,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from notifier.errors import NotifierError
 
+if TYPE_CHECKING:
+    from notifier.bootstrap import App
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("statuspage", help="build, publish or preview the status page")
     sub = parser.add_subparsers(dest="statuspage_command", required=True)
 
@@ -39,7 +43,7 @@ def _config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=argparse.SUPPRESS, help="config file (default: see README)")
 
 
-def _app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _app(args: argparse.Namespace) -> App:
     from notifier.bootstrap import build
     from notifier.config import load_settings
 
@@ -115,8 +119,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code
         paths = [
-            c.path
-            for c in settings.channels.values()  # type: ignore[attr-defined]
+            str(getattr(c, "path", ""))
+            for c in settings.channels.values()
             if c.type == "statuspage" and getattr(c, "target", "") == "directory"
         ]
         directory = paths[0] if paths else "var/site"

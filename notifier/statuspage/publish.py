@@ -98,7 +98,7 @@ class DirectoryTarget:
 
     def _meta(self, release: Path | None) -> dict[str, Any]:
         try:
-            return json.loads((release / META).read_text()) if release else {}  # type: ignore[no-any-return]
+            return dict(json.loads((release / META).read_text())) if release else {}
         except (OSError, ValueError):
             return {}
 
