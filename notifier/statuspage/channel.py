@@ -91,9 +91,7 @@ class StatuspageChannel(Channel):
         from notifier.store.redis_store import RedisStore
 
         store = RedisStore(self.context.redis, prefix=settings.redis.key_prefix)
-        return load_snapshot(
-            store, settings.page, settings.components, self.context.clock.now(), channel=self.name
-        )
+        return load_snapshot(store, settings.page, settings.components, self.context.clock.now(), channel=self.name)
 
     def publish(self, snap: Snapshot | None = None) -> PublishResult:
         """Build the site from ``snap`` (default: the store's current state) and publish it here."""
@@ -118,7 +116,5 @@ class StatuspageChannel(Channel):
                     s.secret_access_key.get_secret_value() if s.secret_access_key else None,
                     timeout=self.context.http_timeout,
                 )
-                self._target = S3Target(
-                    client, s.bucket, s.prefix, s.cache_seconds, s.asset_cache_seconds, url
-                )
+                self._target = S3Target(client, s.bucket, s.prefix, s.cache_seconds, s.asset_cache_seconds, url)
         return self._target

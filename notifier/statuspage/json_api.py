@@ -47,9 +47,9 @@ def page_indicator(snap: Snapshot) -> tuple[str, bool]:
     for inc in snap.incidents:
         if inc.kind == "incident" and inc.is_open and _RANK[inc.impact.value] > _RANK[indicator]:
             indicator = inc.impact.value
-    maintenance = any(
-        snap.status_of(c.id) == ComponentStatus.UNDER_MAINTENANCE for c in snap.components
-    ) or any(i.kind == "maintenance" and i.status in ACTIVE_MAINTENANCE for i in snap.incidents)
+    maintenance = any(snap.status_of(c.id) == ComponentStatus.UNDER_MAINTENANCE for c in snap.components) or any(
+        i.kind == "maintenance" and i.status in ACTIVE_MAINTENANCE for i in snap.incidents
+    )
     return indicator, maintenance
 
 

@@ -128,8 +128,7 @@ class DirectoryTarget:
                 self._prune(keep=final.name)
         except OSError as exc:
             raise Permanent(
-                f"cannot write the status page to {self.path}: {exc.strerror or exc}; fix the path "
-                "or its permissions"
+                f"cannot write the status page to {self.path}: {exc.strerror or exc}; fix the path or its permissions"
             ) from exc
         return PublishResult("directory", release_id, self.public_url, len(files))
 
@@ -224,9 +223,7 @@ class S3Target:
                 written += 1
         except Exception as exc:
             raise classify_s3_error(exc, self.bucket) from exc
-        return PublishResult(
-            "s3", f"s3://{self.bucket}/{self.prefix}index.html", self.public_url, written, skipped
-        )
+        return PublishResult("s3", f"s3://{self.bucket}/{self.prefix}index.html", self.public_url, written, skipped)
 
 
 _PERMANENT_CODES = {

@@ -28,18 +28,14 @@ class StatusPageHandler(SimpleHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-def make_server(
-    directory: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8081
-) -> ThreadingHTTPServer:
+def make_server(directory: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8081) -> ThreadingHTTPServer:
     handler = functools.partial(StatusPageHandler, directory=os.fspath(directory))
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
 
 
-def serve_in_thread(
-    directory: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0
-) -> ThreadingHTTPServer:
+def serve_in_thread(directory: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
     """Start a server on a free port (``port=0``) in a daemon thread; call ``shutdown()`` to stop."""
     server = make_server(directory, host, port)
     threading.Thread(target=server.serve_forever, name="statuspage-serve", daemon=True).start()

@@ -39,8 +39,7 @@ def public_incident(incident: Incident, channel: str | None = None) -> Incident 
     updates = [
         u
         for u in incident.updates
-        if not (u.draft and not u.approved_by)
-        and (channel is None or u.channels is None or channel in u.channels)
+        if not (u.draft and not u.approved_by) and (channel is None or u.channels is None or channel in u.channels)
     ]
     if incident.updates and not updates:
         return None
@@ -71,6 +70,4 @@ def load_snapshot(
         visible = public_incident(incident, channel)
         if visible is not None:
             incidents.append(visible)
-    return Snapshot(
-        page=page, components=list(components), statuses=statuses, history=history, incidents=incidents
-    )
+    return Snapshot(page=page, components=list(components), statuses=statuses, history=history, incidents=incidents)
