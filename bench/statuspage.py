@@ -1,6 +1,6 @@
 """Status page build benchmark: 50 components, 365 days of history, 1,000 incidents.
 
-    /work/main/.venv/bin/python bench/statuspage.py [--runs 5]
+    /work/main/.venv/bin/python bench/statuspage.py [--runs 5] [--dir /dev/shm]
 
 Prints one table: the full build (render + write a complete release with the directory target),
 the incremental rebuild after one incident update (warm RenderCache: only the index, history, the
@@ -113,10 +113,11 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--dir", default=None, help="where releases are written (default: the system temp dir)")
     args = parser.parse_args()
     snap = model()
     changes = sum(len(v) for v in snap.history.values())
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         names = ["floor", "full", "render_full", "incremental", "render_incr"]
         wall: dict[str, list[float]] = {n: [] for n in names}
         cpu: dict[str, list[float]] = {n: [] for n in names}
@@ -163,7 +164,7 @@ def main() -> int:
         f"status page: {len(snap.components)} components, {changes} history changes over 365 days, "
         f"{len(snap.incidents)} incidents, {len(files)} files, median of {args.runs} runs"
     )
-    print(f"machine load average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"machine load average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; files in {tmp}")
     print(f"{'measure':<52}{'wall s':>9}{'CPU s':>9}{'x floor':>9}")
     rows = [
         ("baseline: write the same files, no rendering (floor)", "floor"),
