@@ -195,6 +195,16 @@ class S3Target:
         seconds = self.asset_cache_seconds if path.startswith("static/") else self.cache_seconds
         return f"public, max-age={seconds}"
 
+    def _live_updated_at(self) -> str | None:
+        """``page.updated_at`` of the status.json already in the bucket (None when there is none)."""
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + "api/v2/status.json")["Body"].read()
+            return str(json.loads(body)["page"]["updated_at"])
+        except self.client.exceptions.NoSuchKey:
+            return None
+        except (ValueError, KeyError, TypeError):
+            return None  # not ours or damaged: overwrite it
+
     def _existing_etags(self) -> dict[str, str]:
         etags: dict[str, str] = {}
         paginator = self.client.get_paginator("list_objects_v2")
@@ -205,6 +215,12 @@ class S3Target:
 
     def publish(self, files: dict[str, bytes], now: datetime) -> PublishResult:
         try:
+            live = self._live_updated_at()
+            if live and live > (to_iso(now) or ""):
+                # another worker already put up a newer state; uploading ours would roll the page back
+                return PublishResult(
+                    "s3", f"s3://{self.bucket}/{self.prefix}index.html", self.public_url, 0, len(files)
+                )
             existing = self._existing_etags()
             written = skipped = 0
             for path in upload_order(files):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -43,9 +44,7 @@ def client(endpoint: str) -> Any:
 def recording(client: Any) -> list[str]:
     """Keys in the order the real client sent them (botocore's own event hook, no mocking)."""
     order: list[str] = []
-    client.meta.events.register(
-        "before-parameter-build.s3.PutObject", lambda params, **_: order.append(params["Key"])
-    )
+    client.meta.events.register("before-parameter-build.s3.PutObject", lambda params, **_: order.append(params["Key"]))
     return order
 
 
@@ -53,9 +52,7 @@ def test_every_object_lands_with_content_type_cache_control_and_order(client: An
     client.create_bucket(Bucket="status")
     files = render_site(sample_snapshot(), NOW)
     order = recording(client)
-    result = S3Target(client, "status", prefix="page", cache_seconds=30, asset_cache_seconds=900).publish(
-        files, NOW
-    )
+    result = S3Target(client, "status", prefix="page", cache_seconds=30, asset_cache_seconds=900).publish(files, NOW)
     assert result.written == len(files) and result.skipped == 0
 
     listed = {o["Key"] for o in client.list_objects_v2(Bucket="status")["Contents"]}
@@ -72,9 +69,7 @@ def test_every_object_lands_with_content_type_cache_control_and_order(client: An
         assert obj["Body"].read() == data, path
         suffix = "." + path.rsplit(".", 1)[1]
         assert obj["ContentType"] == expected_types[suffix], path
-        assert obj["CacheControl"] == (
-            "public, max-age=900" if path.startswith("static/") else "public, max-age=30"
-        )
+        assert obj["CacheControl"] == ("public, max-age=900" if path.startswith("static/") else "public, max-age=30")
     summary = json.loads(client.get_object(Bucket="status", Key="page/api/v2/summary.json")["Body"].read())
     assert summary["status"]["indicator"] == "critical"
 
@@ -92,13 +87,21 @@ def test_republish_skips_unchanged_objects_but_always_rewrites_index(client: Any
     files = render_site(sample_snapshot(), NOW)
     target.publish(files, NOW)
     order = recording(client)
-    files["incidents/inc2.html"] = files["incidents/inc2.html"].replace(
-        b"IMAP outage", b"IMAP outage (update)"
-    )
+    files["incidents/inc2.html"] = files["incidents/inc2.html"].replace(b"IMAP outage", b"IMAP outage (update)")
     result = target.publish(files, NOW)
     sent = sorted(order)
     assert sent == ["de/index.html", "incidents/inc2.html", "index.html"]
     assert result.written == 3 and result.skipped == len(files) - 3
+
+
+def test_an_older_state_never_replaces_a_newer_one(client: Any) -> None:
+    client.create_bucket(Bucket="race")
+    target = S3Target(client, "race")
+    newer = render_site(sample_snapshot(), NOW + timedelta(minutes=5))
+    target.publish(newer, NOW + timedelta(minutes=5))
+    late = target.publish(render_site(sample_snapshot(), NOW), NOW)  # a slow worker finishing late
+    assert late.written == 0
+    assert client.get_object(Bucket="race", Key="index.html")["Body"].read() == newer["index.html"]
 
 
 def test_missing_bucket_is_permanent_and_a_dead_endpoint_is_transient(client: Any) -> None:

@@ -196,3 +196,15 @@ def test_index_with_50_components_stays_under_100_kb() -> None:
     size = len(files["index.html"]) + len(files["static/style.css"])
     assert size < 100 * 1024, size
     assert files["index.html"].decode().count("<i class=p ") == 50 * 15
+
+
+def test_an_empty_page_renders_all_operational_with_empty_lists() -> None:
+    base = sample_snapshot()
+    snap = Snapshot(page=base.page, components=[], statuses={}, history={}, incidents=[])
+    files = render_site(snap, NOW)
+    html = files["index.html"].decode()
+    assert "All Systems Operational" in html and "No open incidents." in html
+    assert 'id="h-maint"' not in html
+    assert "No incidents reported." in files["history.html"].decode()
+    assert "Keine Störungen gemeldet." in files["de/history.html"].decode()
+    assert not [p for p in files if p.startswith("incidents/")]
