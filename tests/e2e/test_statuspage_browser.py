@@ -95,6 +95,8 @@ def test_visitor_sees_components_incident_maintenance_and_bars(browser: Any, bas
         page.screenshot(path=str(ARTIFACTS / "statuspage-index.png"), full_page=True)
         page.set_viewport_size({"width": 390, "height": 844})  # a phone
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        # long unbroken user text wraps inside its card instead of running out of it
+        assert page.eval_on_selector_all(".card, .comp", "els => els.every(e => e.scrollWidth <= e.clientWidth + 1)")
         page.screenshot(path=str(ARTIFACTS / "statuspage-phone.png"), full_page=False)
     finally:
         page.close()
