@@ -97,9 +97,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     for name, channel in channels.items():
         try:
             result = channel.publish()
-            print(
-                f"{name}: published {result.release} ({result.written} written, {result.skipped} unchanged)"
-            )
+            print(f"{name}: published {result.release} ({result.written} written, {result.skipped} unchanged)")
         except DeliveryError as exc:
             failed += 1
             print(f"{name}: FAILED: {exc.reason}", file=sys.stderr)
@@ -107,9 +105,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve a directory target. Keeps running when nothing is published yet (``make run`` starts it
+    before the first publish); the page appears as soon as the symlink exists."""
     from notifier.statuspage.serve import make_server
 
     directory = args.dir
+    channel_name = None
     if directory is None:
         try:
             from notifier.config import load_settings
@@ -118,19 +119,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except NotifierError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code
-        paths = [
-            str(getattr(c, "path", ""))
-            for c in settings.channels.values()
-            if c.type == "statuspage" and getattr(c, "target", "") == "directory"
+        targets = [
+            (name, str(getattr(c, "path", "")))
+            for name, c in settings.channels.items()
+            if c.type == "statuspage" and getattr(c, "target", "") == "directory" and c.enabled
         ]
-        directory = paths[0] if paths else "var/site"
-    if not Path(directory).exists():
-        print(
-            f"error: {directory} does not exist yet; run `notifier statuspage publish` first", file=sys.stderr
-        )
-        return 66
-    server = make_server(directory, args.host, args.port)
-    print(f"serving {directory} on http://{args.host}:{server.server_address[1]}/ (Ctrl-C stops)")
+        if targets:
+            channel_name, directory = targets[0]
+        else:
+            directory = "var/site"
+            print(
+                "warning: no statuspage channel with target: directory is configured, so nothing publishes "
+                f"to {directory}; add `page-local: {{type: statuspage, target: directory, path: {directory}}}` "
+                "under channels:",
+                file=sys.stderr,
+            )
+    if not Path(directory).exists() and channel_name is not None:
+        args.channel = [channel_name]
+        if cmd_publish(args) != 0:  # a first publish so the preview has something to show
+            print(f"warning: {directory} is not published yet; it appears after the first publish", file=sys.stderr)
+    try:
+        server = make_server(directory, args.host, args.port)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}; choose --port", file=sys.stderr)
+        return 69
+    print(f"serving {directory} on http://{args.host}:{server.server_address[1]}/ (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
