@@ -133,29 +133,41 @@ class DirectoryTarget:
         return PublishResult("directory", release_id, self.public_url, len(files))
 
     def _write(self, files: dict[str, bytes], staging: Path) -> None:
-        """Write the release; files whose bytes are the very object we published last time (an
-        incident page reused from the RenderCache) are hard-linked from the live release instead."""
+        """Write the release, hard-linking every file that is unchanged from the live release.
+
+        Creating ~2,000 small files is the bulk of a build on a busy disk; a link is far cheaper.
+        "Unchanged": the very bytes object we published last time (an incident page reused from the
+        RenderCache), or, in a fresh process, the same size and content as the live file.
+        """
         last_dir, last_files = self._last
         live = self.current_release()
-        if last_dir is None or live != last_dir:
-            write_files(files, staging)
-        else:
-            fresh = {}
-            made: set[Path] = set()
-            for rel, data in files.items():
-                if last_files.get(rel) is data:
-                    target = staging / rel
-                    if target.parent not in made:
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        made.add(target.parent)
-                    try:
-                        os.link(last_dir / rel, target)
-                        continue
-                    except OSError:
-                        pass  # pruned or on another filesystem: write it
-                fresh[rel] = data
-            write_files(fresh, staging)
+        remembered = last_dir is not None and live == last_dir
+        fresh = {}
+        made: set[Path] = set()
+        for rel, data in files.items():
+            if live is not None and self._unchanged(live, rel, data, last_files if remembered else None):
+                target = staging / rel
+                if target.parent not in made:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(target.parent)
+                try:
+                    os.link(live / rel, target)
+                    continue
+                except OSError:
+                    pass  # pruned meanwhile or another filesystem: write it
+            fresh[rel] = data
+        write_files(fresh, staging)
         self._last = ((self.releases / staging.name.removeprefix(".tmp-")).resolve(), files)
+
+    @staticmethod
+    def _unchanged(live: Path, rel: str, data: bytes, last_files: dict[str, bytes] | None) -> bool:
+        if last_files is not None:
+            return last_files.get(rel) is data
+        try:
+            path = live / rel
+            return path.stat().st_size == len(data) and path.read_bytes() == data
+        except OSError:
+            return False
 
     def _prune(self, keep: str) -> None:
         # Older releases stay a while: a visitor who loaded index.html from one may still fetch its CSS.

@@ -115,15 +115,23 @@ def test_unchanged_pages_are_hard_linked_from_the_live_release_and_changed_ones_
     snap.incidents[0].updates.append(update("inc2", 3, "monitoring", "Watching closely.", later))
     second = target.publish(render_site(snap, later, cache), later)
     new_release = target.releases / second.release
-    same = (old_release / "incidents/inc1.html").stat().st_ino == (
-        new_release / "incidents/inc1.html"
-    ).stat().st_ino
-    changed = (old_release / "incidents/inc2.html").stat().st_ino != (
-        new_release / "incidents/inc2.html"
-    ).stat().st_ino
+    same = (old_release / "incidents/inc1.html").stat().st_ino == (new_release / "incidents/inc1.html").stat().st_ino
+    changed = (old_release / "incidents/inc2.html").stat().st_ino != (new_release / "incidents/inc2.html").stat().st_ino
     assert same and changed
     assert "Watching closely." in (tmp_path / "site/incidents/inc2.html").read_text()
     assert "Watching closely." not in (old_release / "incidents/inc2.html").read_text()
-    assert (tmp_path / "site/incidents/inc1.html").read_bytes() == render_site(snap, later)[
-        "incidents/inc1.html"
-    ]
+    assert (tmp_path / "site/incidents/inc1.html").read_bytes() == render_site(snap, later)["incidents/inc1.html"]
+
+
+def test_a_fresh_process_links_files_whose_content_is_unchanged(tmp_path: Path) -> None:
+    files = site_for(1)
+    first = DirectoryTarget(tmp_path / "site").publish(files, NOW)
+    changed = dict(files)
+    changed["index.html"] = files["index.html"].replace(b"IMAP outage v1", b"IMAP outage v2")
+    target = DirectoryTarget(tmp_path / "site")  # a new process: no memory of the last publish
+    second = target.publish({k: bytes(v) for k, v in changed.items()}, NOW + timedelta(seconds=1))
+    old, new = target.releases / first.release, target.releases / second.release
+    assert (old / "history.html").stat().st_ino == (new / "history.html").stat().st_ino
+    assert (old / "index.html").stat().st_ino != (new / "index.html").stat().st_ino
+    assert (tmp_path / "site" / "index.html").read_bytes() == changed["index.html"]
+    assert {p.relative_to(new).as_posix() for p in new.rglob("*") if p.is_file()} == set(files) | {".release.json"}
