@@ -13,11 +13,11 @@ also carries every earlier one.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from notifier.channels.base import Channel, ChannelSettings, Rendering
+from notifier.channels.base import Channel, ChannelContext, ChannelSettings, Rendering
 from notifier.domain.model import Notice, Receipt
 from notifier.errors import Permanent
 from notifier.statuspage.generator import RenderCache, render_site
@@ -55,7 +55,7 @@ class StatuspageChannel(Channel):
     settings: StatuspageSettings
     idempotent: ClassVar[bool] = True
 
-    def __init__(self, name: str, settings: ChannelSettings, context: Any) -> None:
+    def __init__(self, name: str, settings: ChannelSettings, context: ChannelContext) -> None:
         super().__init__(name, settings, context)
         self.cache = RenderCache()  # incident pages survive between publishes in this process
         self._target: DirectoryTarget | S3Target | None = None
