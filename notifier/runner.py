@@ -29,7 +29,7 @@ def _env(settings: Settings) -> dict[str, str]:
 
 def worker_argv(settings: Settings, queues: str | None, concurrency: int, loglevel: str,
                 pool: str = "prefork") -> list[str]:
-    from workers.celery_app import all_queues
+    from workers.setup import all_queues
 
     return [
         sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-P", pool,

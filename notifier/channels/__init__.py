@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from notifier.channels.base import Channel, ChannelContext, ChannelSettings, Rendering
+from notifier.channels.bluesky import BlueskyChannel
+from notifier.channels.facebook import FacebookChannel
+from notifier.channels.mastodon import MastodonChannel
 from notifier.channels.outbox import OutboxChannel
 from notifier.channels.webhook import WebhookChannel
+from notifier.channels.x import XChannel
 from notifier.statuspage.channel import StatuspageChannel
 
 CHANNEL_TYPES: dict[str, type[Channel]] = {
@@ -12,6 +16,10 @@ CHANNEL_TYPES: dict[str, type[Channel]] = {
     for cls in (
         OutboxChannel,
         WebhookChannel,
+        XChannel,
+        FacebookChannel,
+        MastodonChannel,
+        BlueskyChannel,
         StatuspageChannel,
     )
 }
