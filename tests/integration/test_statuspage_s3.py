@@ -111,3 +111,33 @@ def test_missing_bucket_is_permanent_and_a_dead_endpoint_is_transient(client: An
     dead = s3_client(f"http://127.0.0.1:{free_port()}", "us-east-1", "k", "s", timeout=2)
     with pytest.raises(Transient, match="unreachable"):
         S3Target(dead, "status").publish(files, NOW)
+
+
+def test_the_channel_publishes_to_s3_from_its_config_entry(endpoint: str, client: Any) -> None:
+    from notifier.channels.base import ChannelContext
+    from notifier.clock import FakeClock
+    from notifier.config import parse_settings
+    from notifier.statuspage.channel import StatuspageChannel
+    from notifier.templating import TemplateRenderer
+
+    client.create_bucket(Bucket="mirror")
+    text = f"""
+channels:
+  page-s3:
+    type: statuspage
+    target: s3
+    bucket: mirror
+    prefix: status/
+    endpoint_url: {endpoint}
+    access_key_id: ${{S3_KEY}}
+    secret_access_key: ${{S3_SECRET}}
+"""
+    settings = parse_settings(text, env={"S3_KEY": "testing-key", "S3_SECRET": "testing-secret"})
+    snap = sample_snapshot()
+    context = ChannelContext(page=snap.page, clock=FakeClock(NOW), templates=TemplateRenderer(), settings=settings)
+    channel = StatuspageChannel("page-s3", settings.channels["page-s3"], context)
+    result = channel.publish(snap)
+    assert result.target == "s3" and result.written > 20
+    obj = client.get_object(Bucket="mirror", Key="status/index.html")
+    assert obj["ContentType"] == "text/html; charset=utf-8" and b"IMAP outage" in obj["Body"].read()
+    assert "testing-secret" not in repr(channel.describe())
