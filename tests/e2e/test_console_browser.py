@@ -59,6 +59,7 @@ def stack(tmp_path_factory):
         "facebook": {"type": "facebook", "graph_url": graph.url, "page_id": PAGE_ID,
                      "page_token": "${FB_PAGE_TOKEN}"},
         "hook": {"type": "webhook", "url": receiver.url},
+        "page": {"type": "statuspage", "target": "directory", "path": str(tmp / "site")},
     }
     config = write_config(tmp / "notifier.yaml", redis_server.url, channels, staff=STAFF, components=COMPONENTS,
                           page={"name": "Example Mail", "url": "https://status.example.com/", "language": "en"})
@@ -69,6 +70,7 @@ def stack(tmp_path_factory):
     try:
         with Served(web_app(app, refresh_seconds=1)) as server:
             yield {"app": app, "url": server.url, "receiver": receiver, "x": x_api, "facebook": graph,
+                   "site": tmp / "site",
                    "channels": list(channels)}
     finally:
         worker.stop()
@@ -110,9 +112,9 @@ def sign_in(browser, base: str, role: str, **context_args):
     return page
 
 
-def only_the_hook(page) -> None:
+def only(page, *channels: str) -> None:
     for box in page.locator('input[name="channels"]').all():
-        if box.get_attribute("value") != "hook":
+        if box.get_attribute("value") not in channels:
             box.uncheck()
 
 
@@ -179,6 +181,8 @@ def test_publisher_composes_previews_and_publishes(stack, browser):
     assert "#INC1\u00b71" in tweets[-1].text
     (post,) = stack["facebook"].all_posts()
     assert "storage node of the mail relay failed" in post.message
+    built = (stack["site"] / "incidents" / "inc1.html").read_text()
+    assert "Mail delivery delayed" in built and "storage node of the mail relay failed" in built
     page.context.close()
 
 
@@ -187,7 +191,7 @@ def test_editor_draft_waits_for_a_publisher(stack, browser):
     editor = sign_in(browser, stack["url"], "editor")
     editor.goto(f"{stack['url']}/console/compose?kind=update&incident=inc1")
     assert editor.get_by_role("button", name="Publish now").count() == 0
-    editor.get_by_label("Status").select_option("identified")
+    editor.get_by_label("Incident status").select_option("identified")
     editor.get_by_label("Message (English)").fill("A full disk on the mail relay; we are freeing space.")
     editor.get_by_label("Message (German)").fill("Eine volle Platte am Mail-Relay; wir schaffen Platz.")
     editor.get_by_role("button", name="Save draft for approval").click()
@@ -211,7 +215,7 @@ def test_failed_delivery_is_retried_from_the_page(stack, browser):
     page = sign_in(browser, stack["url"], "publisher")
     page.goto(f"{stack['url']}/console/compose?kind=broadcast")
     page.get_by_label("Message (English)").fill("Our support line is closed today.")
-    only_the_hook(page)
+    only(page, "hook")
     page.get_by_role("button", name="Publish now").click()
     page.wait_for_url("**/console/incidents/brd*")
     row = 'tr[data-channel="hook"][data-state="failed"]'
@@ -241,7 +245,7 @@ def test_dashboard_screenshots(stack, browser):
     """A dashboard with something in every section, on a desktop and on a phone."""
     editor = sign_in(browser, stack["url"], "editor")
     editor.goto(f"{stack['url']}/console/compose?kind=update&incident=inc1")
-    editor.get_by_label("Status").select_option("monitoring")
+    editor.get_by_label("Incident status").select_option("monitoring")
     editor.get_by_label("Message (English)").fill("Space is freed and the queue is draining; we keep watching.")
     editor.get_by_label("Message (German)").fill("Der Platz ist frei, die Warteschlange leert sich; wir beobachten.")
     editor.get_by_role("button", name="Save draft for approval").click()
@@ -274,17 +278,26 @@ def test_html_and_script_typed_by_a_person_stay_text(stack, browser):
     page.goto(f"{stack['url']}/console/compose?kind=incident")
     page.get_by_label("Title").fill(f"Login {EVIL}")
     page.get_by_label("Message (English)").fill(f"Body {EVIL}")
-    only_the_hook(page)
+    only(page, "hook", "page")
     preview = page.locator('#previews .preview[data-channel="hook"] .post-text')
     preview.filter(has_text="Body <script>").wait_for()
     assert f"[Investigating] Login {EVIL}: Body {EVIL}" in preview.inner_text()
+    page_preview = page.locator('#previews .preview[data-channel="page"] .post-text').inner_text()
+    assert page_preview == f"Login {EVIL}: Body {EVIL}"
     page.get_by_role("button", name="Publish now").click()
     page.wait_for_url("**/console/incidents/inc*?done=published")
+    incident_id = page.url.rsplit("/", 1)[1].split("?")[0]
     assert page.get_by_role("heading", level=1).inner_text() == f"Login {EVIL}"
+    wait_for_state(page, 'tr[data-channel="page"][data-state="posted"]')
+    timeline = page.url
     page.goto(f"{stack['url']}/console/")
     assert page.locator("article.incident", has_text="Login <script>").count() == 1
-    for url in (f"{stack['url']}/console/", page.url):
+    for url in (f"{stack['url']}/console/", timeline):
         page.goto(url)
         assert page.evaluate("typeof window.pwned") == "undefined"
         assert page.locator("main script, main img").count() == 0
+    # and on the status page the channel built, opened in the same browser
+    page.goto((stack["site"] / "incidents" / f"{incident_id}.html").resolve().as_uri())
+    assert f"Login {EVIL}" in page.locator("body").inner_text()
+    assert page.evaluate("typeof window.pwned") == "undefined"
     page.context.close()
