@@ -160,6 +160,7 @@ def test_publisher_composes_previews_and_publishes(stack, browser):
     previewed = x_preview.locator(".post-text").all_inner_texts()
     fb_text = page.locator('#previews .preview[data-channel="facebook"] .post-text').inner_text()
     assert "storage node of the mail relay failed" in fb_text
+    page.evaluate("document.activeElement.blur()")
     page.screenshot(path=str(ARTIFACTS / "console-composer.png"), full_page=True)
 
     page.get_by_role("button", name="Publish now").click()
