@@ -224,6 +224,11 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
 
     if settings is not None:
         problems.extend(settings.delivery.check_invariants())
+        from notifier.engine.settings import check_engine  # engine owns its section; keep lazy
+
+        problems.extend(
+            check_engine(settings.engine, {c.id for c in settings.components}, set(channels_raw), lines)
+        )
         seen: set[str] = set()
         for i, comp in enumerate(settings.components):
             if comp.id in seen:

@@ -1,0 +1,336 @@
+"""Runs the incident engine: consumes the events stream, applies the core's actions, keeps its state.
+
+Redis layout (all under ``settings.redis.key_prefix``):
+
+    events                      stream the API appends accepted AlertEvents to (field ``event``)
+    engine:groups               hash  group id -> JSON (one document per group)
+    engine:components           hash  component id -> JSON (flap history)
+    engine:windows              hash  maintenance id -> JSON
+    engine:meta                 hash  next_id
+    engine:journal              list  actions decided but not yet applied (JSON)
+    engine:incidents            hash  group id -> incident id
+    engine:incident-groups      hash  incident id -> group id
+    engine:drafts               hash  draft ref -> update id
+    engine:decisions:<id>       list  decision log of a group, or of a maintenance (JSON lines)
+    engine:decisions:_global    list  decisions tied to no group (unrouted alerts), capped
+    engine:lock                 the lock every run holds, so two workers never decide twice
+
+One run, under the lock: finish any journal left by a crashed run; read a batch of events (our own
+pending ones first, then XAUTOCLAIM entries a dead consumer left idle, then new ones); let the core
+decide; then in ONE transaction save the touched documents, append the decisions, write the external
+actions to the journal and XACK the batch. Only then are the journal's actions applied, one by one,
+each popped once done. So an event is acknowledged exactly when its consequences are durably decided,
+and a crash repeats at most the one action that was in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from notifier.domain.events import AlertEvent
+from notifier.domain.model import ComponentStatus
+from notifier.engine import actions as act
+from notifier.engine.core import ChannelPolicy, ComponentInfo, Engine
+from notifier.engine.settings import EngineSettings, parse_engine
+from notifier.engine.state import ComponentFlap, EngineState, Group, Window
+from notifier.errors import NotifierError
+
+if TYPE_CHECKING:
+    from notifier.bootstrap import App
+
+log = logging.getLogger(__name__)
+CONSUMER_GROUP = "engine"
+AUTHOR = "engine"
+GLOBAL_LOG_CAP = 1000
+_ACTION_TYPES = {cls.__name__: cls for cls in (act.OpenIncident, act.PostUpdate, act.ResolveIncident,
+                                                 act.SetComponentStatus, act.ApproveDraft, act.MaintenanceUpdate)}
+
+
+class EngineBusy(NotifierError):
+    """Another worker holds the engine lock; its run will see our events too."""
+
+
+# ---- wiring ----------------------------------------------------------------------------------------
+
+
+def engine_settings(app: App) -> EngineSettings:
+    cached = app.extras.get("engine_settings")
+    if cached is None:
+        cached = app.extras["engine_settings"] = parse_engine(app.settings.engine)
+    return cached
+
+
+def build_engine(app: App) -> Engine:
+    """The pure core, configured from the app's settings."""
+    components = [ComponentInfo(c.id, c.name, c.group) for c in app.settings.components]
+    channels = {
+        name: ChannelPolicy(conf.approval, conf.auto_publish_after_minutes)
+        for name, conf in app.settings.channels.items()
+        if conf.enabled
+    }
+    return Engine(engine_settings(app), components, channels)
+
+
+def key(app: App, *parts: str) -> str:
+    return app.settings.redis.key_prefix + ":".join(parts)
+
+
+def stream_key(app: App) -> str:
+    return key(app, "events")
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def ensure_consumer_group(app: App) -> None:
+    try:
+        app.store.redis.xgroup_create(stream_key(app), CONSUMER_GROUP, id="0", mkstream=True)
+    except Exception as exc:  # redis.ResponseError; BUSYGROUP means it exists, which is fine
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def _lock(app: App) -> Any:
+    # Wait only briefly: whoever holds the lock is working, and the beat tick catches up behind it.
+    seconds = engine_settings(app).stream.lock_seconds
+    return app.store.redis.lock(key(app, "engine", "lock"), timeout=seconds, blocking_timeout=2)
+
+
+# ---- state -----------------------------------------------------------------------------------------
+
+
+def load_state(app: App) -> EngineState:
+    r = app.store.redis
+    state = EngineState(
+        groups={g: Group.from_dict(json.loads(v)) for g, v in r.hgetall(key(app, "engine", "groups")).items()},
+        components={
+            c: ComponentFlap.from_dict(json.loads(v)) for c, v in r.hgetall(key(app, "engine", "components")).items()
+        },
+        windows={w: Window.from_dict(json.loads(v)) for w, v in r.hgetall(key(app, "engine", "windows")).items()},
+        next_id=int(r.hget(key(app, "engine", "meta"), "next_id") or 1),
+    )
+    state.reindex()
+    return state
+
+
+def _save_in(app: App, pipe: Any, state: EngineState) -> None:
+    for item in sorted(state.touched):
+        kind, _, ident = item.partition(":")
+        if kind == "group" and ident in state.groups:
+            pipe.hset(key(app, "engine", "groups"), ident, json.dumps(state.groups[ident].to_dict()))
+        elif kind == "component" and ident in state.components:
+            pipe.hset(key(app, "engine", "components"), ident, json.dumps(state.components[ident].to_dict()))
+        elif kind == "window" and ident in state.windows:
+            pipe.hset(key(app, "engine", "windows"), ident, json.dumps(state.windows[ident].to_dict()))
+    for gid in state.closed:
+        pipe.hdel(key(app, "engine", "groups"), gid)
+    pipe.hset(key(app, "engine", "meta"), "next_id", state.next_id)
+    state.touched.clear()
+    state.closed.clear()
+
+
+def _log_key(app: App, decision: act.Decision) -> str:
+    return key(app, "engine", "decisions", decision.group or decision.maintenance or "_global")
+
+
+def _commit(app: App, state: EngineState, actions: list[act.Action], ack: list[str]) -> list[act.Action]:
+    """Persist state, decisions, journal and acks atomically; return the external actions to apply."""
+    external = [a for a in actions if not isinstance(a, act.Decision)]
+    with app.store.redis.pipeline(transaction=True) as pipe:
+        _save_in(app, pipe, state)
+        for decision in actions:
+            if isinstance(decision, act.Decision):
+                pipe.rpush(_log_key(app, decision), json.dumps(decision.to_dict()))
+        pipe.ltrim(key(app, "engine", "decisions", "_global"), -GLOBAL_LOG_CAP, -1)
+        for action in external:
+            pipe.rpush(key(app, "engine", "journal"), json.dumps({"type": type(action).__name__, **asdict(action)}))
+        if ack:
+            pipe.xack(stream_key(app), CONSUMER_GROUP, *ack)
+        pipe.execute()
+    return external
+
+
+# ---- running ---------------------------------------------------------------------------------------
+
+
+def process_events(app: App, max_events: int | None = None, consumer: str | None = None) -> int:
+    """Consume accepted alert events from the stream and apply what the engine decides.
+
+    Returns how many events were processed (0 when another worker holds the lock).
+    """
+    settings = engine_settings(app)
+    if not settings.enabled:
+        return 0
+    ensure_consumer_group(app)
+    lock = _lock(app)
+    if not lock.acquire():
+        return 0
+    try:
+        _drain_journal(app)
+        return _consume(app, max_events, consumer or consumer_name())
+    finally:
+        _release(lock)
+
+
+def tick(app: App) -> None:
+    """Advance the engine's timers (confirm, resolve, budget, maintenance, auto-publish); beat calls this."""
+    if not engine_settings(app).enabled:
+        return
+    ensure_consumer_group(app)
+    lock = _lock(app)
+    if not lock.acquire():
+        return
+    try:
+        _drain_journal(app)
+        _consume(app, None, consumer_name())  # events a lost wake-up left behind
+        engine, state = build_engine(app), load_state(app)
+        actions = engine.tick(state, app.clock.timestamp())
+        _commit(app, state, actions, [])
+        _drain_journal(app)
+    finally:
+        _release(lock)
+
+
+def _release(lock: Any) -> None:
+    try:
+        lock.release()
+    except Exception:  # the lock expired under a very long run; the next run starts clean anyway
+        log.warning("engine lock had expired before release")
+
+
+def _consume(app: App, max_events: int | None, consumer: str) -> int:
+    settings = engine_settings(app)
+    engine = build_engine(app)
+    done = 0
+    state: EngineState | None = None
+    while max_events is None or done < max_events:
+        count = settings.stream.batch if max_events is None else min(settings.stream.batch, max_events - done)
+        entries = _read(app, consumer, count)
+        if not entries:
+            break
+        state = state or load_state(app)
+        actions: list[act.Action] = []
+        ids = []
+        for entry_id, fields in entries:
+            ids.append(entry_id)
+            try:
+                event = AlertEvent.from_dict(json.loads(fields["event"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                actions.append(act.Decision(None, app.clock.timestamp(), "ignored",
+                                            f"stream entry {entry_id} is not an AlertEvent: {exc}"))
+                continue
+            actions.extend(engine.handle(state, event, app.clock.timestamp()))
+        _commit(app, state, actions, ids)
+        _drain_journal(app)
+        done += len(entries)
+    return done
+
+
+def _read(app: App, consumer: str, count: int) -> list[tuple[str, dict[str, str]]]:
+    r = app.store.redis
+    stream = stream_key(app)
+    # 1. our own pending entries (we crashed after reading, before acknowledging)
+    mine = r.xreadgroup(CONSUMER_GROUP, consumer, {stream: "0"}, count=count)
+    if mine and mine[0][1]:
+        return _live(app, mine[0][1])
+    # 2. entries a dead consumer read and never acknowledged
+    idle_ms = int(engine_settings(app).stream.claim_idle_seconds * 1000)
+    claimed = r.xautoclaim(stream, CONSUMER_GROUP, consumer, idle_ms, "0-0", count=count)
+    if claimed and claimed[1]:
+        return _live(app, claimed[1])
+    # 3. new entries
+    fresh = r.xreadgroup(CONSUMER_GROUP, consumer, {stream: ">"}, count=count)
+    return list(fresh[0][1]) if fresh else []
+
+
+def _live(app: App, entries: list[Any]) -> list[tuple[str, dict[str, str]]]:
+    """Pending entries whose message was trimmed away come back empty: acknowledge and skip them."""
+    gone = [i for i, f in entries if not f]
+    if gone:
+        app.store.redis.xack(stream_key(app), CONSUMER_GROUP, *gone)
+    return [(i, f) for i, f in entries if f]
+
+
+# ---- applying actions ------------------------------------------------------------------------------
+
+
+def _drain_journal(app: App) -> None:
+    r = app.store.redis
+    jkey = key(app, "engine", "journal")
+    while True:
+        raw = r.lindex(jkey, 0)
+        if raw is None:
+            return
+        data = json.loads(raw)
+        action = _ACTION_TYPES[data.pop("type")](**data)
+        try:
+            _apply(app, action)
+        except NotifierError as exc:
+            # a person may have acted first (resolved by hand, approved the draft): log, never loop
+            log.warning("engine action %s not applied: %s", type(action).__name__, exc)
+            _record(app, act.Decision(getattr(action, "group", None), app.clock.timestamp(), "not-applied",
+                                      f"{type(action).__name__} not applied: {exc}",
+                                      maintenance=getattr(action, "maintenance", None)))
+        r.lpop(jkey)
+
+
+def _record(app: App, decision: act.Decision) -> None:
+    app.store.redis.rpush(_log_key(app, decision), json.dumps(decision.to_dict()))
+
+
+def incident_of(app: App, group: str) -> str | None:
+    return app.store.redis.hget(key(app, "engine", "incidents"), group)
+
+
+def group_of(app: App, incident_id: str) -> str | None:
+    return app.store.redis.hget(key(app, "engine", "incident-groups"), incident_id)
+
+
+def _apply(app: App, action: act.Action) -> None:
+    from notifier.services import incidents  # the lead's services import the app; keep lazy
+
+    r = app.store.redis
+    if isinstance(action, act.OpenIncident):
+        inc = incidents.open_incident(
+            app, name=action.name, components=action.components, impact=action.impact, body=action.body,
+            status=action.status, author=AUTHOR, channels=action.channels, draft=action.draft,
+        )
+        with r.pipeline() as pipe:
+            pipe.hset(key(app, "engine", "incidents"), action.group, inc.id)
+            pipe.hset(key(app, "engine", "incident-groups"), inc.id, action.group)
+            if action.draft:
+                pipe.hset(key(app, "engine", "drafts"), action.ref, inc.updates[-1].id)
+            pipe.execute()
+    elif isinstance(action, act.PostUpdate | act.ResolveIncident):
+        incident_id = incident_of(app, action.group)
+        if incident_id is None:
+            raise NotifierError(f"group {action.group} has no incident")
+        if isinstance(action, act.ResolveIncident):
+            incidents.resolve_incident(app, incident_id, body=action.body, author=AUTHOR, channels=action.channels)
+            return
+        upd = incidents.update_incident(
+            app, incident_id, status=action.status, body=action.body, components=action.components,
+            impact=action.impact, author=AUTHOR, channels=action.channels, draft=action.draft,
+        )
+        if action.draft:
+            r.hset(key(app, "engine", "drafts"), action.ref, upd.id)
+    elif isinstance(action, act.SetComponentStatus):
+        incident_id = incident_of(app, action.group) if action.group else None
+        app.store.set_component_status(action.component, ComponentStatus(action.status), app.clock.now(),
+                                       incident_id)
+    elif isinstance(action, act.ApproveDraft):
+        update_id = r.hget(key(app, "engine", "drafts"), action.ref)
+        if update_id is None:
+            raise NotifierError(f"draft {action.ref} is unknown")
+        incidents.approve_draft(app, update_id, approver="engine:auto-publish")
+    elif isinstance(action, act.MaintenanceUpdate):
+        incidents.update_incident(
+            app, action.maintenance, status=action.status, body=action.body, components=action.components,
+            author=AUTHOR, channels=action.channels,
+        )
