@@ -292,6 +292,19 @@ def group_of(app: App, incident_id: str) -> str | None:
     return app.store.redis.hget(key(app, "engine", "incident-groups"), incident_id)
 
 
+def decisions_for(app: App, ident: str) -> list[dict[str, Any]]:
+    """The decision log of an incident (via its engine group), a maintenance, a group, or ``_global``."""
+    r = app.store.redis
+    logs = [ident]
+    group = group_of(app, ident)
+    if group is not None:
+        logs.insert(0, group)
+    out = []
+    for name in logs:
+        out.extend(json.loads(x) for x in r.lrange(key(app, "engine", "decisions", name), 0, -1))
+    return sorted(out, key=lambda d: d["at"])
+
+
 def _apply(app: App, action: act.Action) -> None:
     from notifier.services import incidents  # the lead's services import the app; keep lazy
 
