@@ -25,6 +25,7 @@ and a crash repeats at most the one action that was in flight.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ from notifier.engine.core import ChannelPolicy, ComponentInfo, Engine
 from notifier.engine.settings import EngineSettings, parse_engine
 from notifier.engine.state import ComponentFlap, EngineState, Group, Window
 from notifier.errors import NotifierError
+from notifier.failpoints import failpoint
 
 if TYPE_CHECKING:
     from notifier.bootstrap import App
@@ -261,23 +263,77 @@ def _live(app: App, entries: list[Any]) -> list[tuple[str, dict[str, str]]]:
 
 
 def _drain_journal(app: App) -> None:
+    """Apply the journal's actions in order; each is popped only once it took effect.
+
+    A person may have acted first (resolved by hand, approved the draft): such a UsageError is logged
+    and the action dropped. Any other error (Redis gone) propagates and the action stays at the head,
+    to be retried by the next run; the attempt marker lets that retry see whether the first attempt
+    had taken effect after all, so a crash never opens an incident or posts an update twice.
+    """
+    from notifier.errors import UsageError
+
     r = app.store.redis
     jkey = key(app, "engine", "journal")
+    mkey = key(app, "engine", "journal-attempt")
     while True:
         raw = r.lindex(jkey, 0)
         if raw is None:
             return
         data = json.loads(raw)
         action = _ACTION_TYPES[data.pop("type")](**data)
+        digest = hashlib.sha256(raw.encode()).hexdigest()
+        marker = r.hgetall(mkey)
+        retry = marker.get("digest") == digest
+        if not retry:
+            r.hset(mkey, mapping={"digest": digest, "at": app.clock.timestamp()})
         try:
-            _apply(app, action)
-        except NotifierError as exc:
-            # a person may have acted first (resolved by hand, approved the draft): log, never loop
+            if not (retry and _already_applied(app, action, float(marker["at"]))):
+                _apply(app, action)
+                failpoint(f"engine_after_{type(action).__name__}")  # e.g. engine_after_OpenIncident
+        except UsageError as exc:
             log.warning("engine action %s not applied: %s", type(action).__name__, exc)
             _record(app, act.Decision(getattr(action, "group", None), app.clock.timestamp(), "not-applied",
                                       f"{type(action).__name__} not applied: {exc}",
                                       maintenance=getattr(action, "maintenance", None)))
-        r.lpop(jkey)
+        with r.pipeline() as pipe:
+            pipe.lpop(jkey)
+            pipe.delete(mkey)
+            pipe.execute()
+
+
+def _already_applied(app: App, action: act.Action, since: float) -> bool:
+    """After a crash mid-action: did it take effect? Looks for what it would have written."""
+    r = app.store.redis
+    if isinstance(action, act.OpenIncident):
+        if incident_of(app, action.group):
+            return True
+        mapped = set(r.hkeys(key(app, "engine", "incident-groups")))
+        for inc in app.store.list_incidents(open_only=True, limit=50):
+            first = inc.updates[0] if inc.updates else None
+            if (inc.id not in mapped and inc.name == action.name and first is not None and first.author == AUTHOR
+                    and first.body == action.body and inc.created_at.timestamp() >= since - 1):
+                _remember_incident(app, action, inc)
+                return True
+        return False
+    if isinstance(action, act.PostUpdate | act.ResolveIncident | act.MaintenanceUpdate):
+        incident_id = action.maintenance if isinstance(action, act.MaintenanceUpdate) else incident_of(app, action.group)
+        if incident_id is None:
+            return False
+        for upd in app.store.get_incident(incident_id).updates:
+            if upd.author == AUTHOR and upd.body == action.body and upd.created_at.timestamp() >= since - 1:
+                if isinstance(action, act.PostUpdate) and action.draft:
+                    r.hset(key(app, "engine", "drafts"), action.ref, upd.id)
+                return True
+    return False
+
+
+def _remember_incident(app: App, action: act.OpenIncident, inc: Any) -> None:
+    with app.store.redis.pipeline() as pipe:
+        pipe.hset(key(app, "engine", "incidents"), action.group, inc.id)
+        pipe.hset(key(app, "engine", "incident-groups"), inc.id, action.group)
+        if action.draft:
+            pipe.hset(key(app, "engine", "drafts"), action.ref, inc.updates[-1].id)
+        pipe.execute()
 
 
 def _record(app: App, decision: act.Decision) -> None:
@@ -314,12 +370,7 @@ def _apply(app: App, action: act.Action) -> None:
             app, name=action.name, components=action.components, impact=action.impact, body=action.body,
             status=action.status, author=AUTHOR, channels=action.channels, draft=action.draft,
         )
-        with r.pipeline() as pipe:
-            pipe.hset(key(app, "engine", "incidents"), action.group, inc.id)
-            pipe.hset(key(app, "engine", "incident-groups"), inc.id, action.group)
-            if action.draft:
-                pipe.hset(key(app, "engine", "drafts"), action.ref, inc.updates[-1].id)
-            pipe.execute()
+        _remember_incident(app, action, inc)
     elif isinstance(action, act.PostUpdate | act.ResolveIncident):
         incident_id = incident_of(app, action.group)
         if incident_id is None:
