@@ -36,7 +36,9 @@ def parse_time(value: str, field: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"{field}: {value!r} is not a time; use ISO 8601 like 2026-11-24T22:00Z or +30m") from None
+        raise UsageError(
+            f"{field}: {value!r} is not a time; use ISO 8601 like 2026-11-24T22:00Z or +30m"
+        ) from None
     if parsed.tzinfo is None:
         raise UsageError(f"{field}: {value!r} has no time zone; add Z or +01:00")
     return parsed.astimezone(UTC)
@@ -67,13 +69,18 @@ def cmd_maintenance_schedule(args: argparse.Namespace) -> int:
     body = {"en": args.message}
     if args.message_de:
         body["de"] = args.message_de
-    announce = [a.strip() for a in args.announce.split(",") if a.strip()] if args.announce is not None else None
+    announce = (
+        [a.strip() for a in args.announce.split(",") if a.strip()] if args.announce is not None else None
+    )
     app = _app(args)
     kwargs = {"announce": announce} if announce is not None else {}
-    inc = maintenance.schedule_maintenance(app, args.name, args.component, start, end, body, author=args.author,
-                                           **kwargs)
-    print(f"{inc.id} scheduled: {inc.name}, {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC "
-          f"({', '.join(args.component)})")
+    inc = maintenance.schedule_maintenance(
+        app, args.name, args.component, start, end, body, author=args.author, **kwargs
+    )
+    print(
+        f"{inc.id} scheduled: {inc.name}, {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC "
+        f"({', '.join(args.component)})"
+    )
     return 0
 
 
@@ -85,8 +92,18 @@ def cmd_maintenance_list(args: argparse.Namespace) -> int:
     if not windows:
         print("no maintenance scheduled" if not args.all else "no maintenance windows yet")
         return 0
-    rows = [(w.id, w.name, w.state, _when(w.start), _when(w.end), ",".join(w.components),
-             ",".join(w.announce) or "-") for w in windows]
+    rows = [
+        (
+            w.id,
+            w.name,
+            w.state,
+            _when(w.start),
+            _when(w.end),
+            ",".join(w.components),
+            ",".join(w.announce) or "-",
+        )
+        for w in windows
+    ]
     print(table(["id", "name", "state", "start (UTC)", "end (UTC)", "components", "announce"], rows))
     return 0
 
@@ -110,22 +127,39 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
     inc = app.store.get_incident(args.id)  # NotFound -> exit 66 with a clear message
     now = app.clock.now()
     print(f"{inc.id}  {inc.name}")
-    print(f"kind {inc.kind} · status {inc.status} · impact {inc.impact.value} · components "
-          f"{', '.join(inc.components) or '-'} · opened {ago((now - inc.created_at).total_seconds())} ago")
+    print(
+        f"kind {inc.kind} · status {inc.status} · impact {inc.impact.value} · components "
+        f"{', '.join(inc.components) or '-'} · opened {ago((now - inc.created_at).total_seconds())} ago"
+    )
     print("\nUpdates")
-    rows = [(u.id, u.created_at.strftime("%H:%M:%S"), u.status, "draft" if u.draft else (u.approved_by or u.author),
-             ",".join(u.channels) if u.channels is not None else "all", u.text("en")) for u in inc.updates]
+    rows = [
+        (
+            u.id,
+            u.created_at.strftime("%H:%M:%S"),
+            u.status,
+            "draft" if u.draft else (u.approved_by or u.author),
+            ",".join(u.channels) if u.channels is not None else "all",
+            u.text("en"),
+        )
+        for u in inc.updates
+    ]
     print(table(["update", "at", "status", "by", "channels", "text"], rows, max_width=70))
     ledger = app.store.ledger.rows(incident_id=inc.id)
     if ledger:
         print("\nDeliveries")
-        print(table(["notice", "state", "attempt", "url / error"],
-                    [(r.notice_id, r.state, r.attempt, r.url or r.last_error or "") for r in ledger]))
+        print(
+            table(
+                ["notice", "state", "attempt", "url / error"],
+                [(r.notice_id, r.state, r.attempt, r.url or r.last_error or "") for r in ledger],
+            )
+        )
     log = engine.decisions_for(app, inc.id)
     print("\nDecisions" + ("" if log else ": none (not opened by the engine)"))
     if log:
-        rows = [(_when(d["at"]), d["kind"], d.get("alert") or "", d["message"]) for d in log[-args.limit:]]
-        print(table(["at (UTC)", "decision", "alert", "why"], rows, max_width=args.width))
+        decisions = [
+            (_when(d["at"]), d["kind"], d.get("alert") or "", d["message"]) for d in log[-args.limit :]
+        ]
+        print(table(["at (UTC)", "decision", "alert", "why"], decisions, max_width=args.width))
         if len(log) > args.limit:
             print(f"({len(log) - args.limit} older decisions not shown; --limit N)")
     return 0
@@ -146,16 +180,29 @@ def cmd_engine_status(args: argparse.Namespace) -> int:
             phase = "open" if g.opened else "pending"
             if g.quiet_since is not None:
                 phase += f", quiet {ago(now - g.quiet_since)}"
-            rows.append((g.id, engine.incident_of(app, g.id) or "-", phase, len(g.alerts), g.joined,
-                         ",".join(g.components), "yes" if g.flapping else ""))
+            rows.append(
+                (
+                    g.id,
+                    engine.incident_of(app, g.id) or "-",
+                    phase,
+                    len(g.alerts),
+                    g.joined,
+                    ",".join(g.components),
+                    "yes" if g.flapping else "",
+                )
+            )
         print(table(["group", "incident", "phase", "active", "joined", "components", "flapping"], rows))
     else:
         print("no open groups")
     flaps = [c for c in state.components.values() if c.score]
     if flaps:
         print()
-        print(table(["component", "flap score %", "flapping", "changes in window"],
-                    [(c.id, f"{c.score:g}", "yes" if c.flapping else "", len(c.changes)) for c in flaps]))
+        print(
+            table(
+                ["component", "flap score %", "flapping", "changes in window"],
+                [(c.id, f"{c.score:g}", "yes" if c.flapping else "", len(c.changes)) for c in flaps],
+            )
+        )
     journal = app.store.redis.llen(engine.key(app, "engine", "journal"))
     lag = app.store.redis.xlen(engine.stream_key(app))
     print(f"\njournal: {journal} action(s) not yet applied · events stream length: {lag}")
@@ -178,7 +225,7 @@ def register(subparsers: Any) -> None:
     def add(p: Any, name: str, fn: Any, help_: str) -> argparse.ArgumentParser:
         cmd = p.add_parser(name, help=help_, description=help_)
         cmd.set_defaults(func=fn)
-        return cmd  # type: ignore[no-any-return]
+        return cmd
 
     mnt = subparsers.add_parser("maintenance", help="schedule, list and cancel maintenance windows")
     msub = mnt.add_subparsers(dest="sub", required=True)
@@ -190,8 +237,10 @@ def register(subparsers: Any) -> None:
     sc.add_argument("--duration", help="instead of --end: 90m, 2h, 1d")
     sc.add_argument("-m", "--message", required=True, help="what happens and what users notice (English)")
     sc.add_argument("--message-de", help="the German text")
-    sc.add_argument("--announce", help="comma-separated posts: scheduled,before,start,end "
-                                       "(default scheduled,start,end; '' for none)")
+    sc.add_argument(
+        "--announce",
+        help="comma-separated posts: scheduled,before,start,end (default scheduled,start,end; '' for none)",
+    )
     sc.add_argument("--author", default="staff")
     ls = add(msub, "list", cmd_maintenance_list, "list scheduled and running maintenance windows")
     ls.add_argument("--all", action="store_true", help="include completed and cancelled windows")
@@ -205,14 +254,20 @@ def register(subparsers: Any) -> None:
     if incident is not None:
         inc_sub = next((a for a in incident._actions if isinstance(a, argparse._SubParsersAction)), None)
     if inc_sub is None:
-        inc_sub = subparsers.add_parser("incident", help="incidents").add_subparsers(dest="sub", required=True)
+        inc_sub = subparsers.add_parser("incident", help="incidents").add_subparsers(
+            dest="sub", required=True
+        )
     # should the incident group ever get its own "show", ours stays reachable as "decisions"
     name = "decisions" if "show" in inc_sub.choices else "show"
-    sh = add(inc_sub, name, cmd_incident_show, "show an incident: updates, deliveries and the engine's decisions")
+    sh = add(
+        inc_sub, name, cmd_incident_show, "show an incident: updates, deliveries and the engine's decisions"
+    )
     sh.add_argument("id")
     sh.add_argument("--limit", type=int, default=200, help="decisions to show (newest)")
     sh.add_argument("--width", type=int, default=100, help="cut decision texts at this width")
 
-    eng = subparsers.add_parser("engine", help="the incident engine's state").add_subparsers(dest="sub", required=True)
+    eng = subparsers.add_parser("engine", help="the incident engine's state").add_subparsers(
+        dest="sub", required=True
+    )
     add(eng, "status", cmd_engine_status, "open groups, flap scores, journal and stream length")
     add(eng, "run-once", cmd_engine_run_once, "process queued alert events and advance timers once")

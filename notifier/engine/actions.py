@@ -85,7 +85,13 @@ class Decision:
 
 
 Action = (
-    OpenIncident | PostUpdate | ResolveIncident | SetComponentStatus | ApproveDraft | MaintenanceUpdate | Decision
+    OpenIncident
+    | PostUpdate
+    | ResolveIncident
+    | SetComponentStatus
+    | ApproveDraft
+    | MaintenanceUpdate
+    | Decision
 )
 
 PUBLIC = (OpenIncident, PostUpdate, ResolveIncident)

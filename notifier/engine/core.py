@@ -105,15 +105,28 @@ class Engine:
         if group.joined <= self.settings.decision_detail_limit:
             out.append(Decision(group.id, now, "joined", f"{why}; {routed.reason}", alert=alert))
         if relapse:
-            out.append(Decision(group.id, now, "relapse",
-                                "alert fired again within the resolve delay: the same incident continues",
-                                alert=alert))
+            out.append(
+                Decision(
+                    group.id,
+                    now,
+                    "relapse",
+                    "alert fired again within the resolve delay: the same incident continues",
+                    alert=alert,
+                )
+            )
         for comp in routed.components:
             win = state.running_maintenance(comp)
             if win is not None and group.joined <= self.settings.decision_detail_limit:
-                out.append(Decision(group.id, now, "maintenance",
-                                    f"{comp} is under maintenance ({win.id}): no incident for it until "
-                                    "the window ends", alert=alert, maintenance=win.id))
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "maintenance",
+                        f"{comp} is under maintenance ({win.id}): no incident for it until the window ends",
+                        alert=alert,
+                        maintenance=win.id,
+                    )
+                )
         self._transitions(state, before, now, out)
         self._evaluate(state, group, now, out)
         return out
@@ -148,16 +161,20 @@ class Engine:
                 self._adopt_key(state, event, group)
                 return group, f"same component: {', '.join(shared)} already in this group"
         if self.settings.grouping.related == "group":
-            mine = {self.components[c].group for c in comps if self.components[c].group}
+            mine = {g for c in comps if (g := self.components[c].group)}
             for group in state.groups.values():
                 if now - group.last_alert_at > self.settings.grouping.window_seconds:
                     continue
-                theirs = {self.components[c].group for c in group.components if c in self.components}
-                common = sorted(mine & theirs - {None})
+                theirs = {
+                    g for c in group.components if c in self.components and (g := self.components[c].group)
+                }
+                common = sorted(mine & theirs)
                 if common:
                     self._adopt_key(state, event, group)
-                    return group, (f"related component: same component group {', '.join(map(str, common))} "
-                                   f"within the {self.settings.grouping.window_seconds:g}s group window")
+                    return group, (
+                        f"related component: same component group {', '.join(map(str, common))} "
+                        f"within the {self.settings.grouping.window_seconds:g}s group window"
+                    )
         gid = f"g{state.next_id}"
         state.next_id += 1
         key = event.group_key or alert
@@ -175,7 +192,9 @@ class Engine:
     def _resolved(self, state: EngineState, alert: str, now: float, out: list[Action]) -> None:
         gid = state.alert_index.pop(alert, None)
         if gid is None or gid not in state.groups:
-            out.append(Decision(None, now, "ignored", "resolved alert is not active in any group", alert=alert))
+            out.append(
+                Decision(None, now, "ignored", "resolved alert is not active in any group", alert=alert)
+            )
             return
         group = state.groups[gid]
         before = self._problem_components(state)
@@ -184,9 +203,16 @@ class Engine:
         if not group.alerts:
             group.quiet_since = now
             group.firing_since = None
-            out.append(Decision(gid, now, "quiet",
-                                f"last active alert resolved; resolving after "
-                                f"{self.settings.resolve.seconds:g}s without a relapse", alert=alert))
+            out.append(
+                Decision(
+                    gid,
+                    now,
+                    "quiet",
+                    f"last active alert resolved; resolving after "
+                    f"{self.settings.resolve.seconds:g}s without a relapse",
+                    alert=alert,
+                )
+            )
         self._transitions(state, before, now, out)
         self._evaluate(state, group, now, out)
 
@@ -204,7 +230,9 @@ class Engine:
             if started is not None:
                 self._flap_changed(state, comp, started, now, out)
 
-    def _flap_changed(self, state: EngineState, comp: str, started: bool, now: float, out: list[Action]) -> None:
+    def _flap_changed(
+        self, state: EngineState, comp: str, started: bool, now: float, out: list[Action]
+    ) -> None:
         score = state.component(comp).score
         for group in state.groups.values():
             if comp not in group.components:
@@ -215,13 +243,25 @@ class Engine:
             group.flapping = flapping
             state.touched.add("group:" + group.id)
             if started:
-                out.append(Decision(group.id, now, "flapping",
-                                    f"{comp} is flapping (score {score:g}% >= {self.settings.flap.high:g}%): "
-                                    "one 'intermittent problems' update, then per-transition posts are "
-                                    "suppressed"))
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "flapping",
+                        f"{comp} is flapping (score {score:g}% >= {self.settings.flap.high:g}%): "
+                        "one 'intermittent problems' update, then per-transition posts are "
+                        "suppressed",
+                    )
+                )
             else:
-                out.append(Decision(group.id, now, "flapping-ended",
-                                    f"{comp} stopped flapping (score {score:g}% < {self.settings.flap.low:g}%)"))
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "flapping-ended",
+                        f"{comp} stopped flapping (score {score:g}% < {self.settings.flap.low:g}%)",
+                    )
+                )
 
     # -------------------------------------------------------------------------------------- decisions
 
@@ -242,17 +282,36 @@ class Engine:
                 if due or (not self.channels and duration >= self.settings.confirm.seconds):
                     self._open(state, group, effective, due, now, out)
             elif group.quiet_since is not None and now - group.quiet_since >= self.settings.resolve.seconds:
-                out.append(Decision(group.id, now, "suppressed",
-                                    "problem ended before the confirm delay "
-                                    f"({self.settings.confirm.seconds:g}s): nothing was published"))
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "suppressed",
+                        "problem ended before the confirm delay "
+                        f"({self.settings.confirm.seconds:g}s): nothing was published",
+                    )
+                )
                 self._close(state, group, now, out)
             return
         if firing:
-            late = [ch for ch in self.channels
-                    if ch not in group.told and duration >= self.settings.confirm_for(ch)]
+            late = [
+                ch
+                for ch in self.channels
+                if ch not in group.told and duration >= self.settings.confirm_for(ch)
+            ]
             if late:
-                self._publish(state, group, "investigating", texts.opening(effective, self.names), effective,
-                              late, now, out, reason="catch-up", count=False)
+                self._publish(
+                    state,
+                    group,
+                    "investigating",
+                    texts.opening(effective, self.names),
+                    effective,
+                    late,
+                    now,
+                    out,
+                    reason="catch-up",
+                    count=False,
+                )
             self._maybe_update(state, group, effective, now, out)
         elif group.quiet_since is not None and now - group.quiet_since >= self.settings.resolve.seconds:
             if group.flapping:
@@ -268,35 +327,67 @@ class Engine:
         for comp, status in sorted(effective.items()):
             old = group.component_status.get(comp)
             # while flapping, hold the worst status rather than toggling the page with every transition
-            if old == status or (group.flapping and old is not None
-                                 and ComponentStatus(old).severity > ComponentStatus(status).severity):
+            if old == status or (
+                group.flapping
+                and old is not None
+                and ComponentStatus(old).severity > ComponentStatus(status).severity
+            ):
                 continue
             group.component_status[comp] = status
             out.append(SetComponentStatus(comp, status, group.id))
 
     def _open(
-        self, state: EngineState, group: Group, effective: dict[str, str], channels: list[str], now: float,
-        out: list[Action], intermittent: bool = False,
+        self,
+        state: EngineState,
+        group: Group,
+        effective: dict[str, str],
+        channels: list[str],
+        now: float,
+        out: list[Action],
+        intermittent: bool = False,
     ) -> None:
         group.opened = True
         self._sync_components(state, group, effective, now, out)
         impact = impact_of(effective).value
-        body = (texts.intermittent(sorted(effective), self.names) if intermittent
-                else texts.opening(effective, self.names))
-        why = ("component flapping" if intermittent else
-               f"problem lasted {now - (group.firing_since or now):g}s >= confirm delay")
-        out.append(Decision(group.id, now, "opened",
-                            f"incident opened ({why}); channels now: {', '.join(channels) or 'none yet'}; "
-                            f"{group.joined} alert(s) so far: "
-                            + ", ".join(f"{k} x{v}" for k, v in sorted(group.reasons.items()))))
+        body = (
+            texts.intermittent(sorted(effective), self.names)
+            if intermittent
+            else texts.opening(effective, self.names)
+        )
+        why = (
+            "component flapping"
+            if intermittent
+            else f"problem lasted {now - (group.firing_since or now):g}s >= confirm delay"
+        )
+        out.append(
+            Decision(
+                group.id,
+                now,
+                "opened",
+                f"incident opened ({why}); channels now: {', '.join(channels) or 'none yet'}; "
+                f"{group.joined} alert(s) so far: "
+                + ", ".join(f"{k} x{v}" for k, v in sorted(group.reasons.items())),
+            )
+        )
         auto, approve = self._split(channels)
         ref = group.next_ref()
         name = texts.title(sorted(effective), self.names)
         if auto or not approve:
             out.append(OpenIncident(group.id, ref, name, effective, impact, body, auto))
             if approve:
-                out.append(PostUpdate(group.id, group.next_ref(), "investigating", body, effective, impact,
-                                      approve, draft=True, reason="approval"))
+                out.append(
+                    PostUpdate(
+                        group.id,
+                        group.next_ref(),
+                        "investigating",
+                        body,
+                        effective,
+                        impact,
+                        approve,
+                        draft=True,
+                        reason="approval",
+                    )
+                )
         else:
             out.append(OpenIncident(group.id, ref, name, effective, impact, body, approve, draft=True))
         self._mark_told(group, auto, approve, now, out)
@@ -313,12 +404,27 @@ class Engine:
         if group.flapping:
             if not group.intermittent_sent and told:
                 group.intermittent_sent = True
-                self._publish(state, group, "identified", texts.intermittent(sorted(effective), self.names),
-                              effective, told, now, out, reason="intermittent")
+                self._publish(
+                    state,
+                    group,
+                    "identified",
+                    texts.intermittent(sorted(effective), self.names),
+                    effective,
+                    told,
+                    now,
+                    out,
+                    reason="intermittent",
+                )
             elif group.published.get("components") != effective and not group.held:
                 group.held = True
-                out.append(Decision(group.id, now, "suppressed",
-                                    "component change not posted: flapping (see the intermittent update)"))
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "suppressed",
+                        "component change not posted: flapping (see the intermittent update)",
+                    )
+                )
             return
         if group.published.get("components") == effective or not told:
             group.held = False
@@ -328,27 +434,63 @@ class Engine:
         if worse or group.last_public_at is None or now - group.last_public_at >= interval:
             why = "worse impact: posted at once" if worse else "within the update budget"
             out.append(Decision(group.id, now, "published", f"status change posted ({why})"))
-            self._publish(state, group, "identified", texts.change(effective, self.names), effective, told, now,
-                          out, reason="change")
+            self._publish(
+                state,
+                group,
+                "identified",
+                texts.change(effective, self.names),
+                effective,
+                told,
+                now,
+                out,
+                reason="change",
+            )
         elif not group.held:
             group.held = True
             wait = interval - (now - group.last_public_at)
-            out.append(Decision(group.id, now, "held",
-                                f"status change held by the update budget ({interval:g}s per update; "
-                                f"next post possible in {wait:g}s)"))
+            out.append(
+                Decision(
+                    group.id,
+                    now,
+                    "held",
+                    f"status change held by the update budget ({interval:g}s per update; "
+                    f"next post possible in {wait:g}s)",
+                )
+            )
 
     def _publish(
-        self, state: EngineState, group: Group, status: str, body: dict[str, str], effective: dict[str, str],
-        channels: list[str], now: float, out: list[Action], reason: str, count: bool = True,
+        self,
+        state: EngineState,
+        group: Group,
+        status: str,
+        body: dict[str, str],
+        effective: dict[str, str],
+        channels: list[str],
+        now: float,
+        out: list[Action],
+        reason: str,
+        count: bool = True,
     ) -> None:
         auto, approve = self._split(channels)
         impact = impact_of(effective).value
         if auto:
-            out.append(PostUpdate(group.id, group.next_ref(), status, body, effective, impact, auto,
-                                  reason=reason))
+            out.append(
+                PostUpdate(group.id, group.next_ref(), status, body, effective, impact, auto, reason=reason)
+            )
         if approve:
-            out.append(PostUpdate(group.id, group.next_ref(), status, body, effective, impact, approve,
-                                  draft=True, reason=reason))
+            out.append(
+                PostUpdate(
+                    group.id,
+                    group.next_ref(),
+                    status,
+                    body,
+                    effective,
+                    impact,
+                    approve,
+                    draft=True,
+                    reason=reason,
+                )
+            )
         self._mark_told(group, auto, approve, now, out)
         if count:
             group.published = {"impact": impact, "components": dict(effective)}
@@ -361,7 +503,9 @@ class Engine:
         auto = [c for c in channels if self.channels[c].approval != "approve"]
         return auto, [c for c in channels if self.channels[c].approval == "approve"]
 
-    def _mark_told(self, group: Group, auto: list[str], approve: list[str], now: float, out: list[Action]) -> None:
+    def _mark_told(
+        self, group: Group, auto: list[str], approve: list[str], now: float, out: list[Action]
+    ) -> None:
         for ch in auto:
             group.told[ch] = "posted"
         for ch in approve:
@@ -374,8 +518,14 @@ class Engine:
             ref = f"{group.id}.{group.seq}"
             group.drafts.append(Draft(ref, approve, publish_at))
             when = f"auto-publish in {min(deadlines):g} min" if deadlines else "no auto-publish"
-            out.append(Decision(group.id, now, "draft",
-                                f"update for {', '.join(approve)} is a draft awaiting a publisher ({when})"))
+            out.append(
+                Decision(
+                    group.id,
+                    now,
+                    "draft",
+                    f"update for {', '.join(approve)} is a draft awaiting a publisher ({when})",
+                )
+            )
 
     def _auto_publish(self, state: EngineState, group: Group, now: float, out: list[Action]) -> None:
         for draft in group.drafts:
@@ -386,22 +536,41 @@ class Engine:
                 group.told[ch] = "posted"
             state.touched.add("group:" + group.id)
             out.append(ApproveDraft(group.id, draft.ref))
-            out.append(Decision(group.id, now, "auto-published",
-                                f"draft {draft.ref} for {', '.join(draft.channels)} published: no answer "
-                                "within the auto-publish delay"))
+            out.append(
+                Decision(
+                    group.id,
+                    now,
+                    "auto-published",
+                    f"draft {draft.ref} for {', '.join(draft.channels)} published: no answer "
+                    "within the auto-publish delay",
+                )
+            )
 
     def _resolve(self, state: EngineState, group: Group, now: float, out: list[Action]) -> None:
         posted = [ch for ch, how in group.told.items() if how == "posted"]
         for draft in group.drafts:
             if not draft.done:
                 draft.done = True
-                out.append(Decision(group.id, now, "suppressed",
-                                    f"draft {draft.ref} no longer auto-published: the incident resolved"))
-        out.append(ResolveIncident(group.id, group.next_ref(), texts.resolved(group.components, self.names),
-                                   posted))
-        out.append(Decision(group.id, now, "resolved",
-                            f"no alert for {self.settings.resolve.seconds:g}s: resolved "
-                            f"({group.joined} alert(s) joined in all)"))
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "suppressed",
+                        f"draft {draft.ref} no longer auto-published: the incident resolved",
+                    )
+                )
+        out.append(
+            ResolveIncident(group.id, group.next_ref(), texts.resolved(group.components, self.names), posted)
+        )
+        out.append(
+            Decision(
+                group.id,
+                now,
+                "resolved",
+                f"no alert for {self.settings.resolve.seconds:g}s: resolved "
+                f"({group.joined} alert(s) joined in all)",
+            )
+        )
         self._close(state, group, now, out)
 
     def _close(self, state: EngineState, group: Group, now: float, out: list[Action]) -> None:
@@ -420,19 +589,38 @@ class Engine:
     def _maintenance(self, state: EngineState, now: float, out: list[Action]) -> None:
         remind = self.settings.maintenance.remind_before_minutes * 60
         for win in state.windows.values():
-            if win.state == "scheduled" and not win.reminded and "before" in win.announce \
-                    and win.start - remind <= now < win.start:
+            if (
+                win.state == "scheduled"
+                and not win.reminded
+                and "before" in win.announce
+                and win.start - remind <= now < win.start
+            ):
                 win.reminded = True
                 state.touched.add("window:" + win.id)
-                out.append(MaintenanceUpdate(win.id, "scheduled", texts.maintenance(win.name, "before"), None))
+                out.append(
+                    MaintenanceUpdate(win.id, "scheduled", texts.maintenance(win.name, "before"), None)
+                )
             if win.state == "scheduled" and now >= win.start:
                 win.state = "in_progress"
                 state.touched.add("window:" + win.id)
-                out.append(MaintenanceUpdate(win.id, "in_progress", texts.maintenance(win.name, "start"),
-                                             None if "start" in win.announce else [],
-                                             {c: ComponentStatus.UNDER_MAINTENANCE.value for c in win.components}))
-                out.append(Decision(None, now, "maintenance", f"window {win.id} started: alerts for "
-                                    f"{', '.join(win.components)} open no incidents", maintenance=win.id))
+                out.append(
+                    MaintenanceUpdate(
+                        win.id,
+                        "in_progress",
+                        texts.maintenance(win.name, "start"),
+                        None if "start" in win.announce else [],
+                        {c: ComponentStatus.UNDER_MAINTENANCE.value for c in win.components},
+                    )
+                )
+                out.append(
+                    Decision(
+                        None,
+                        now,
+                        "maintenance",
+                        f"window {win.id} started: alerts for {', '.join(win.components)} open no incidents",
+                        maintenance=win.id,
+                    )
+                )
             if win.state == "in_progress" and now >= win.end:
                 self._end_window(state, win, now, out)
 
@@ -440,14 +628,26 @@ class Engine:
         win.state = "completed"
         state.touched.add("window:" + win.id)
         down = self._problem_components(state)
-        out.append(MaintenanceUpdate(win.id, "completed", texts.maintenance(win.name, "end"),
-                                     None if "end" in win.announce else [],
-                                     {c: ComponentStatus.OPERATIONAL.value for c in win.components if c not in down}))
+        out.append(
+            MaintenanceUpdate(
+                win.id,
+                "completed",
+                texts.maintenance(win.name, "end"),
+                None if "end" in win.announce else [],
+                {c: ComponentStatus.OPERATIONAL.value for c in win.components if c not in down},
+            )
+        )
         for comp in win.components:
             if comp in down:
-                out.append(Decision(None, now, "maintenance",
-                                    f"{comp} still down when window {win.id} ended: it now counts as a real "
-                                    "problem", maintenance=win.id))
+                out.append(
+                    Decision(
+                        None,
+                        now,
+                        "maintenance",
+                        f"{comp} still down when window {win.id} ended: it now counts as a real problem",
+                        maintenance=win.id,
+                    )
+                )
 
     def cancel_window(self, state: EngineState, window_id: str, now: float) -> list[Action]:
         """Cancel a scheduled or running window (the service announces the cancellation itself)."""

@@ -52,5 +52,7 @@ def route(event: AlertEvent, settings: EngineSettings, component_ids: set[str]) 
         if settings.routing.mode == "first":
             break
     if not found:
-        return Routed({}, "no route matched labels " + ", ".join(f"{k}={v}" for k, v in sorted(event.labels.items())))
+        return Routed(
+            {}, "no route matched labels " + ", ".join(f"{k}={v}" for k, v in sorted(event.labels.items()))
+        )
     return Routed(found, f"route {' + '.join(names)} ({settings.routing.mode} match)")

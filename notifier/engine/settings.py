@@ -122,16 +122,16 @@ class StreamSettings(_Strict):
 
 class EngineSettings(_Strict):
     enabled: bool = True
-    routing: RoutingSettings = RoutingSettings()
-    severity: SeveritySettings = SeveritySettings()
-    grouping: GroupingSettings = GroupingSettings()
-    confirm: ConfirmSettings = ConfirmSettings()
-    resolve: ResolveSettings = ResolveSettings()
-    flap: FlapSettings = FlapSettings()
-    budget: BudgetSettings = BudgetSettings()
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    severity: SeveritySettings = Field(default_factory=SeveritySettings)
+    grouping: GroupingSettings = GroupingSettings()  # type: ignore[call-arg]
+    confirm: ConfirmSettings = ConfirmSettings()  # type: ignore[call-arg]
+    resolve: ResolveSettings = ResolveSettings()  # type: ignore[call-arg]
+    flap: FlapSettings = FlapSettings()  # type: ignore[call-arg]
+    budget: BudgetSettings = BudgetSettings()  # type: ignore[call-arg]
     channels: dict[str, ChannelEngineSettings] = {}
-    maintenance: MaintenanceSettings = MaintenanceSettings()
-    stream: StreamSettings = StreamSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()  # type: ignore[call-arg]
+    stream: StreamSettings = StreamSettings()  # type: ignore[call-arg]
     # how many alerts per group are logged one by one; the rest are counted per reason
     decision_detail_limit: int = Field(50, ge=0)
 

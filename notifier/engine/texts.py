@@ -36,10 +36,13 @@ def title(components: list[str], names: dict[str, str]) -> str:
 
 
 def opening(components: dict[str, str], names: dict[str, str]) -> dict[str, str]:
-    comps = [names.get(c, c) for c in sorted(components)]
+    def states(lang: str) -> str:
+        parts = [f"{names.get(c, c)} ({_STATUS[lang].get(s, s)})" for c, s in sorted(components.items())]
+        return _list(parts, lang)
+
     return {
-        "en": f"We are investigating problems with {_list(comps, 'en')} ({_states(components, names, 'en')}).",
-        "de": f"Wir untersuchen Probleme mit {_list(comps, 'de')} ({_states(components, names, 'de')}).",
+        "en": f"We are investigating problems with {states('en')}.",
+        "de": f"Wir untersuchen Probleme mit {states('de')}.",
     }
 
 
@@ -69,8 +72,16 @@ def resolved(components: list[str], names: dict[str, str]) -> dict[str, str]:
 
 
 def maintenance(name: str, phase: str) -> dict[str, str]:
-    en = {"before": "Reminder: scheduled maintenance starts soon", "start": "Maintenance has started",
-          "end": "Maintenance is complete", "cancelled": "This maintenance was cancelled"}[phase]
-    de = {"before": "Erinnerung: geplante Wartung beginnt in Kürze", "start": "Die Wartung hat begonnen",
-          "end": "Die Wartung ist abgeschlossen", "cancelled": "Diese Wartung wurde abgesagt"}[phase]
+    en = {
+        "before": "Reminder: scheduled maintenance starts soon",
+        "start": "Maintenance has started",
+        "end": "Maintenance is complete",
+        "cancelled": "This maintenance was cancelled",
+    }[phase]
+    de = {
+        "before": "Erinnerung: geplante Wartung beginnt in Kürze",
+        "start": "Die Wartung hat begonnen",
+        "end": "Die Wartung ist abgeschlossen",
+        "cancelled": "Diese Wartung wurde abgesagt",
+    }[phase]
     return {"en": f"{en}: {name}.", "de": f"{de}: {name}."}

@@ -49,8 +49,17 @@ log = logging.getLogger(__name__)
 CONSUMER_GROUP = "engine"
 AUTHOR = "engine"
 GLOBAL_LOG_CAP = 1000
-_ACTION_TYPES = {cls.__name__: cls for cls in (act.OpenIncident, act.PostUpdate, act.ResolveIncident,
-                                                 act.SetComponentStatus, act.ApproveDraft, act.MaintenanceUpdate)}
+_ACTION_TYPES = {
+    cls.__name__: cls
+    for cls in (
+        act.OpenIncident,
+        act.PostUpdate,
+        act.ResolveIncident,
+        act.SetComponentStatus,
+        act.ApproveDraft,
+        act.MaintenanceUpdate,
+    )
+}
 
 
 class EngineBusy(NotifierError):
@@ -78,6 +87,11 @@ def build_engine(app: App) -> Engine:
     return Engine(engine_settings(app), components, channels)
 
 
+def _redis(app: App) -> Any:
+    """The store's client (decode_responses=True: str in, str out; typed Any for redis-py's unions)."""
+    return app.store.redis
+
+
 def key(app: App, *parts: str) -> str:
     return app.settings.redis.key_prefix + ":".join(parts)
 
@@ -92,7 +106,7 @@ def consumer_name() -> str:
 
 def ensure_consumer_group(app: App) -> None:
     try:
-        app.store.redis.xgroup_create(stream_key(app), CONSUMER_GROUP, id="0", mkstream=True)
+        _redis(app).xgroup_create(stream_key(app), CONSUMER_GROUP, id="0", mkstream=True)
     except Exception as exc:  # redis.ResponseError; BUSYGROUP means it exists, which is fine
         if "BUSYGROUP" not in str(exc):
             raise
@@ -101,20 +115,25 @@ def ensure_consumer_group(app: App) -> None:
 def _lock(app: App) -> Any:
     # Wait only briefly: whoever holds the lock is working, and the beat tick catches up behind it.
     seconds = engine_settings(app).stream.lock_seconds
-    return app.store.redis.lock(key(app, "engine", "lock"), timeout=seconds, blocking_timeout=2)
+    return _redis(app).lock(key(app, "engine", "lock"), timeout=seconds, blocking_timeout=2)
 
 
 # ---- state -----------------------------------------------------------------------------------------
 
 
 def load_state(app: App) -> EngineState:
-    r = app.store.redis
+    r = _redis(app)
     state = EngineState(
-        groups={g: Group.from_dict(json.loads(v)) for g, v in r.hgetall(key(app, "engine", "groups")).items()},
-        components={
-            c: ComponentFlap.from_dict(json.loads(v)) for c, v in r.hgetall(key(app, "engine", "components")).items()
+        groups={
+            g: Group.from_dict(json.loads(v)) for g, v in r.hgetall(key(app, "engine", "groups")).items()
         },
-        windows={w: Window.from_dict(json.loads(v)) for w, v in r.hgetall(key(app, "engine", "windows")).items()},
+        components={
+            c: ComponentFlap.from_dict(json.loads(v))
+            for c, v in r.hgetall(key(app, "engine", "components")).items()
+        },
+        windows={
+            w: Window.from_dict(json.loads(v)) for w, v in r.hgetall(key(app, "engine", "windows")).items()
+        },
         next_id=int(r.hget(key(app, "engine", "meta"), "next_id") or 1),
     )
     state.reindex()
@@ -143,15 +162,17 @@ def _log_key(app: App, decision: act.Decision) -> str:
 
 def _commit(app: App, state: EngineState, actions: list[act.Action], ack: list[str]) -> list[act.Action]:
     """Persist state, decisions, journal and acks atomically; return the external actions to apply."""
-    external = [a for a in actions if not isinstance(a, act.Decision)]
-    with app.store.redis.pipeline(transaction=True) as pipe:
+    external: list[act.Action] = [a for a in actions if not isinstance(a, act.Decision)]
+    with _redis(app).pipeline(transaction=True) as pipe:
         _save_in(app, pipe, state)
         for decision in actions:
             if isinstance(decision, act.Decision):
                 pipe.rpush(_log_key(app, decision), json.dumps(decision.to_dict()))
         pipe.ltrim(key(app, "engine", "decisions", "_global"), -GLOBAL_LOG_CAP, -1)
         for action in external:
-            pipe.rpush(key(app, "engine", "journal"), json.dumps({"type": type(action).__name__, **asdict(action)}))
+            pipe.rpush(
+                key(app, "engine", "journal"), json.dumps({"type": type(action).__name__, **asdict(action)})
+            )
         if ack:
             pipe.xack(stream_key(app), CONSUMER_GROUP, *ack)
         pipe.execute()
@@ -224,8 +245,14 @@ def _consume(app: App, max_events: int | None, consumer: str) -> int:
             try:
                 event = AlertEvent.from_dict(json.loads(fields["event"]))
             except (KeyError, TypeError, ValueError) as exc:
-                actions.append(act.Decision(None, app.clock.timestamp(), "ignored",
-                                            f"stream entry {entry_id} is not an AlertEvent: {exc}"))
+                actions.append(
+                    act.Decision(
+                        None,
+                        app.clock.timestamp(),
+                        "ignored",
+                        f"stream entry {entry_id} is not an AlertEvent: {exc}",
+                    )
+                )
                 continue
             actions.extend(engine.handle(state, event, app.clock.timestamp()))
         _commit(app, state, actions, ids)
@@ -235,7 +262,7 @@ def _consume(app: App, max_events: int | None, consumer: str) -> int:
 
 
 def _read(app: App, consumer: str, count: int) -> list[tuple[str, dict[str, str]]]:
-    r = app.store.redis
+    r = _redis(app)
     stream = stream_key(app)
     # 1. our own pending entries (we crashed after reading, before acknowledging)
     mine = r.xreadgroup(CONSUMER_GROUP, consumer, {stream: "0"}, count=count)
@@ -255,7 +282,7 @@ def _live(app: App, entries: list[Any]) -> list[tuple[str, dict[str, str]]]:
     """Pending entries whose message was trimmed away come back empty: acknowledge and skip them."""
     gone = [i for i, f in entries if not f]
     if gone:
-        app.store.redis.xack(stream_key(app), CONSUMER_GROUP, *gone)
+        _redis(app).xack(stream_key(app), CONSUMER_GROUP, *gone)
     return [(i, f) for i, f in entries if f]
 
 
@@ -272,7 +299,7 @@ def _drain_journal(app: App) -> None:
     """
     from notifier.errors import UsageError
 
-    r = app.store.redis
+    r = _redis(app)
     jkey = key(app, "engine", "journal")
     mkey = key(app, "engine", "journal-attempt")
     while True:
@@ -292,9 +319,16 @@ def _drain_journal(app: App) -> None:
                 failpoint(f"engine_after_{type(action).__name__}")  # e.g. engine_after_OpenIncident
         except UsageError as exc:
             log.warning("engine action %s not applied: %s", type(action).__name__, exc)
-            _record(app, act.Decision(getattr(action, "group", None), app.clock.timestamp(), "not-applied",
-                                      f"{type(action).__name__} not applied: {exc}",
-                                      maintenance=getattr(action, "maintenance", None)))
+            _record(
+                app,
+                act.Decision(
+                    getattr(action, "group", None),
+                    app.clock.timestamp(),
+                    "not-applied",
+                    f"{type(action).__name__} not applied: {exc}",
+                    maintenance=getattr(action, "maintenance", None),
+                ),
+            )
         with r.pipeline() as pipe:
             pipe.lpop(jkey)
             pipe.delete(mkey)
@@ -303,20 +337,30 @@ def _drain_journal(app: App) -> None:
 
 def _already_applied(app: App, action: act.Action, since: float) -> bool:
     """After a crash mid-action: did it take effect? Looks for what it would have written."""
-    r = app.store.redis
+    r = _redis(app)
     if isinstance(action, act.OpenIncident):
         if incident_of(app, action.group):
             return True
         mapped = set(r.hkeys(key(app, "engine", "incident-groups")))
         for inc in app.store.list_incidents(open_only=True, limit=50):
             first = inc.updates[0] if inc.updates else None
-            if (inc.id not in mapped and inc.name == action.name and first is not None and first.author == AUTHOR
-                    and first.body == action.body and inc.created_at.timestamp() >= since - 1):
+            if (
+                inc.id not in mapped
+                and inc.name == action.name
+                and first is not None
+                and first.author == AUTHOR
+                and first.body == action.body
+                and inc.created_at.timestamp() >= since - 1
+            ):
                 _remember_incident(app, action, inc)
                 return True
         return False
     if isinstance(action, act.PostUpdate | act.ResolveIncident | act.MaintenanceUpdate):
-        incident_id = action.maintenance if isinstance(action, act.MaintenanceUpdate) else incident_of(app, action.group)
+        incident_id = (
+            action.maintenance
+            if isinstance(action, act.MaintenanceUpdate)
+            else incident_of(app, action.group)
+        )
         if incident_id is None:
             return False
         for upd in app.store.get_incident(incident_id).updates:
@@ -328,7 +372,7 @@ def _already_applied(app: App, action: act.Action, since: float) -> bool:
 
 
 def _remember_incident(app: App, action: act.OpenIncident, inc: Any) -> None:
-    with app.store.redis.pipeline() as pipe:
+    with _redis(app).pipeline() as pipe:
         pipe.hset(key(app, "engine", "incidents"), action.group, inc.id)
         pipe.hset(key(app, "engine", "incident-groups"), inc.id, action.group)
         if action.draft:
@@ -337,25 +381,25 @@ def _remember_incident(app: App, action: act.OpenIncident, inc: Any) -> None:
 
 
 def _record(app: App, decision: act.Decision) -> None:
-    app.store.redis.rpush(_log_key(app, decision), json.dumps(decision.to_dict()))
+    _redis(app).rpush(_log_key(app, decision), json.dumps(decision.to_dict()))
 
 
 def incident_of(app: App, group: str) -> str | None:
-    return app.store.redis.hget(key(app, "engine", "incidents"), group)
+    return _redis(app).hget(key(app, "engine", "incidents"), group)
 
 
 def group_of(app: App, incident_id: str) -> str | None:
-    return app.store.redis.hget(key(app, "engine", "incident-groups"), incident_id)
+    return _redis(app).hget(key(app, "engine", "incident-groups"), incident_id)
 
 
 def decisions_for(app: App, ident: str) -> list[dict[str, Any]]:
     """The decision log of an incident (via its engine group), a maintenance, a group, or ``_global``."""
-    r = app.store.redis
+    r = _redis(app)
     logs = [ident]
     group = group_of(app, ident)
     if group is not None:
         logs.insert(0, group)
-    out = []
+    out: list[dict[str, Any]] = []
     for name in logs:
         out.extend(json.loads(x) for x in r.lrange(key(app, "engine", "decisions", name), 0, -1))
     return sorted(out, key=lambda d: d["at"])
@@ -364,11 +408,18 @@ def decisions_for(app: App, ident: str) -> list[dict[str, Any]]:
 def _apply(app: App, action: act.Action) -> None:
     from notifier.services import incidents  # the lead's services import the app; keep lazy
 
-    r = app.store.redis
+    r = _redis(app)
     if isinstance(action, act.OpenIncident):
         inc = incidents.open_incident(
-            app, name=action.name, components=action.components, impact=action.impact, body=action.body,
-            status=action.status, author=AUTHOR, channels=action.channels, draft=action.draft,
+            app,
+            name=action.name,
+            components=action.components,
+            impact=action.impact,
+            body=action.body,
+            status=action.status,
+            author=AUTHOR,
+            channels=action.channels,
+            draft=action.draft,
         )
         _remember_incident(app, action, inc)
     elif isinstance(action, act.PostUpdate | act.ResolveIncident):
@@ -376,18 +427,28 @@ def _apply(app: App, action: act.Action) -> None:
         if incident_id is None:
             raise NotifierError(f"group {action.group} has no incident")
         if isinstance(action, act.ResolveIncident):
-            incidents.resolve_incident(app, incident_id, body=action.body, author=AUTHOR, channels=action.channels)
+            incidents.resolve_incident(
+                app, incident_id, body=action.body, author=AUTHOR, channels=action.channels
+            )
             return
         upd = incidents.update_incident(
-            app, incident_id, status=action.status, body=action.body, components=action.components,
-            impact=action.impact, author=AUTHOR, channels=action.channels, draft=action.draft,
+            app,
+            incident_id,
+            status=action.status,
+            body=action.body,
+            components=action.components,
+            impact=action.impact,
+            author=AUTHOR,
+            channels=action.channels,
+            draft=action.draft,
         )
         if action.draft:
             r.hset(key(app, "engine", "drafts"), action.ref, upd.id)
     elif isinstance(action, act.SetComponentStatus):
         incident_id = incident_of(app, action.group) if action.group else None
-        app.store.set_component_status(action.component, ComponentStatus(action.status), app.clock.now(),
-                                       incident_id)
+        app.store.set_component_status(
+            action.component, ComponentStatus(action.status), app.clock.now(), incident_id
+        )
     elif isinstance(action, act.ApproveDraft):
         update_id = r.hget(key(app, "engine", "drafts"), action.ref)
         if update_id is None:
@@ -395,6 +456,11 @@ def _apply(app: App, action: act.Action) -> None:
         incidents.approve_draft(app, update_id, approver="engine:auto-publish")
     elif isinstance(action, act.MaintenanceUpdate):
         incidents.update_incident(
-            app, action.maintenance, status=action.status, body=action.body, components=action.components,
-            author=AUTHOR, channels=action.channels,
+            app,
+            action.maintenance,
+            status=action.status,
+            body=action.body,
+            components=action.components,
+            author=AUTHOR,
+            channels=action.channels,
         )

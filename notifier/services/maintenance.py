@@ -45,23 +45,41 @@ def schedule_maintenance(
     if not comps:
         raise UsageError("components: a maintenance needs at least one component")
     if scheduled_for.tzinfo is None or scheduled_until.tzinfo is None:
-        raise UsageError("scheduled_for/scheduled_until: give times with a time zone (e.g. 2026-11-24T22:00Z)")
+        raise UsageError(
+            "scheduled_for/scheduled_until: give times with a time zone (e.g. 2026-11-24T22:00Z)"
+        )
     if scheduled_until <= scheduled_for:
         raise UsageError("scheduled_until: must be after scheduled_for")
     if scheduled_until <= app.clock.now():
         raise UsageError("scheduled_until: the window is already over")
     incident = incidents.open_incident(
-        app, name=name, components=comps, impact="none", body=body, kind="maintenance", status="scheduled",
-        author=author, channels=None if "scheduled" in announce else [],
-        scheduled_for=scheduled_for, scheduled_until=scheduled_until,
+        app,
+        name=name,
+        components=comps,
+        impact="none",
+        body=body,
+        kind="maintenance",
+        status="scheduled",
+        author=author,
+        channels=None if "scheduled" in announce else [],
+        scheduled_for=scheduled_for,
+        scheduled_until=scheduled_until,
     )
-    window = Window(incident.id, incident.name, comps, scheduled_for.timestamp(), scheduled_until.timestamp(),
-                    [a for a in announce if a != "scheduled"])
+    window = Window(
+        incident.id,
+        incident.name,
+        comps,
+        scheduled_for.timestamp(),
+        scheduled_until.timestamp(),
+        [a for a in announce if a != "scheduled"],
+    )
     lock = engine_service._lock(app)
     if not lock.acquire():
         raise UsageError("the engine is busy; try again in a moment")
     try:
-        app.store.redis.hset(engine_service.key(app, "engine", "windows"), window.id, json.dumps(window.to_dict()))
+        engine_service._redis(app).hset(
+            engine_service.key(app, "engine", "windows"), window.id, json.dumps(window.to_dict())
+        )
     finally:
         engine_service._release(lock)
     return incident
@@ -69,13 +87,14 @@ def schedule_maintenance(
 
 def list_maintenance(app: App, include_done: bool = False) -> list[Window]:
     """Windows by start time; finished and cancelled ones only with ``include_done``."""
-    raw = app.store.redis.hgetall(engine_service.key(app, "engine", "windows"))
+    raw = engine_service._redis(app).hgetall(engine_service.key(app, "engine", "windows"))
     windows = sorted((Window.from_dict(json.loads(v)) for v in raw.values()), key=lambda w: w.start)
     return [w for w in windows if include_done or w.state in ("scheduled", "in_progress")]
 
 
-def cancel_maintenance(app: App, maintenance_id: str, body: dict[str, str] | str | None = None,
-                       author: str = "staff") -> Window:
+def cancel_maintenance(
+    app: App, maintenance_id: str, body: dict[str, str] | str | None = None, author: str = "staff"
+) -> Window:
     """Cancel a scheduled or running window; its components go back to their real state."""
     from notifier.engine import texts
     from notifier.services import incidents
@@ -97,7 +116,10 @@ def cancel_maintenance(app: App, maintenance_id: str, body: dict[str, str] | str
     finally:
         engine_service._release(lock)
     incidents.resolve_incident(
-        app, maintenance_id, body=body or texts.maintenance(window.name, "cancelled"), author=author,
+        app,
+        maintenance_id,
+        body=body or texts.maintenance(window.name, "cancelled"),
+        author=author,
         channels=None if window.announce else [],
     )
     return window

@@ -41,10 +41,21 @@ def make_app(url: str, tmp: Path, approval: str = "auto", prefix: str = "t:") ->
     return build(settings, dispatcher=NullDispatcher(), clock=FakeClock(), redis_client=client)
 
 
-def alert(app: App, fp: str, status: str = "firing", group_key: str | None = "gk", **labels: str) -> AlertEvent:
+def alert(
+    app: App, fp: str, status: str = "firing", group_key: str | None = "gk", **labels: str
+) -> AlertEvent:
     now = app.clock.now()
-    return AlertEvent("alertmanager", fp, status, labels or {"team": "storage"}, starts_at=now, received_at=now,
-                      group_key=group_key, severity="critical", summary=f"alert {fp}")
+    return AlertEvent(
+        "alertmanager",
+        fp,
+        status,
+        labels or {"team": "storage"},
+        starts_at=now,
+        received_at=now,
+        group_key=group_key,
+        severity="critical",
+        summary=f"alert {fp}",
+    )
 
 
 def push(app: App, events: list[AlertEvent]) -> None:

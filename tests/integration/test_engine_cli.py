@@ -63,8 +63,17 @@ def test_incident_show_prints_why_alerts_joined(config, capsys):
     r = redis.Redis.from_url(server.url, decode_responses=True)
     now = utcnow()
     for i in range(3):
-        event = AlertEvent("alertmanager", f"fp{i}", "firing", {"component": "imap"}, now, now,
-                           group_key="{}:{alertname=\"ImapDown\"}", severity="critical", summary="IMAP down")
+        event = AlertEvent(
+            "alertmanager",
+            f"fp{i}",
+            "firing",
+            {"component": "imap"},
+            now,
+            now,
+            group_key='{}:{alertname="ImapDown"}',
+            severity="critical",
+            summary="IMAP down",
+        )
         r.xadd("cli:events", {"event": json.dumps(event.to_dict())})
     assert run(path, "engine", "run-once") == 0
     assert "processed 3 event(s)" in capsys.readouterr().out
@@ -81,8 +90,26 @@ def test_incident_show_prints_why_alerts_joined(config, capsys):
 
 def test_maintenance_schedule_list_cancel(config, capsys):
     path, _ = config
-    assert run(path, "maintenance", "schedule", "--name", "Disk swap", "--component", "imap",
-               "--start", "+1h", "--duration", "30m", "-m", "New disks.", "--announce", "") == 0
+    assert (
+        run(
+            path,
+            "maintenance",
+            "schedule",
+            "--name",
+            "Disk swap",
+            "--component",
+            "imap",
+            "--start",
+            "+1h",
+            "--duration",
+            "30m",
+            "-m",
+            "New disks.",
+            "--announce",
+            "",
+        )
+        == 0
+    )
     mnt = capsys.readouterr().out.split()[0]
     assert mnt.startswith("mnt")
     assert run(path, "maintenance", "list") == 0
@@ -115,6 +142,22 @@ def test_maintenance_schedule_bad_input_names_the_field(config, capsys, argv, me
 
 def test_unknown_component_is_a_usage_error(config, capsys):
     path, _ = config
-    assert run(path, "maintenance", "schedule", "--name", "X", "--component", "nope", "-m", "m",
-               "--start", "+1h", "--duration", "1h") == 64
+    assert (
+        run(
+            path,
+            "maintenance",
+            "schedule",
+            "--name",
+            "X",
+            "--component",
+            "nope",
+            "-m",
+            "m",
+            "--start",
+            "+1h",
+            "--duration",
+            "1h",
+        )
+        == 64
+    )
     assert "unknown component 'nope'" in capsys.readouterr().err

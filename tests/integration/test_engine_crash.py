@@ -62,8 +62,12 @@ def test_kill_after_open_incident_never_opens_twice(tmp_path: Path):
         r.xadd("crash:events", {"event": json.dumps(event.to_dict())})
         points = tmp_path / "points"
         points.mkdir()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "NOTIFIER_FAILPOINT": "engine_after_OpenIncident",
-               "NOTIFIER_FAILPOINT_DIR": str(points)}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "NOTIFIER_FAILPOINT": "engine_after_OpenIncident",
+            "NOTIFIER_FAILPOINT_DIR": str(points),
+        }
         proc = subprocess.Popen([sys.executable, "-c", WORKER, str(path)], cwd=ROOT, env=env)
         _wait_for(points, proc)
         assert proc.poll() is None, "the worker should be frozen at the failpoint"

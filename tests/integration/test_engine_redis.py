@@ -72,7 +72,9 @@ def test_crashed_consumer_entries_are_claimed_and_processed(app):
     app.store.redis.xreadgroup("engine", "dead-worker", {stream: ">"}, count=10)
     assert engine.process_events(app) == 0  # not idle long enough to be presumed dead
     assert app.store.redis.xpending(stream, "engine")["pending"] == 1
-    app.store.redis.xclaim(stream, "engine", "dead-worker", 0, [app.store.redis.xrange(stream)[0][0]], idle=10**7)
+    app.store.redis.xclaim(
+        stream, "engine", "dead-worker", 0, [app.store.redis.xrange(stream)[0][0]], idle=10**7
+    )
     assert engine.process_events(app) == 1
     assert app.store.redis.xpending(stream, "engine")["pending"] == 0
     assert len(engine.load_state(app).groups) == 1
@@ -83,7 +85,9 @@ def test_two_workers_at_once_never_double_apply(app, redis_url, tmp_path):
     other.clock = app.clock
     push(app, [alert(app, f"a{i}") for i in range(300)])
     counts: list[int] = []
-    threads = [threading.Thread(target=lambda a=a: counts.append(engine.process_events(a))) for a in (app, other)]
+    threads = [
+        threading.Thread(target=lambda a=a: counts.append(engine.process_events(a))) for a in (app, other)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -120,8 +124,14 @@ def test_approval_draft_auto_published(redis_url, tmp_path):
 
 def test_maintenance_window_through_the_service(app):
     now = app.clock.now()
-    inc = maintenance.schedule_maintenance(app, "Storage upgrade", ["imap"], now + timedelta(minutes=5),
-                                           now + timedelta(minutes=65), "New disks.")
+    inc = maintenance.schedule_maintenance(
+        app,
+        "Storage upgrade",
+        ["imap"],
+        now + timedelta(minutes=5),
+        now + timedelta(minutes=65),
+        "New disks.",
+    )
     assert [w.id for w in maintenance.list_maintenance(app)] == [inc.id]
     advance(app, 400, step=20)
     assert app.store.component_status("imap").value == "under_maintenance"

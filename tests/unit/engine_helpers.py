@@ -21,7 +21,9 @@ COMPONENTS = [
 
 
 class Sim:
-    def __init__(self, engine: dict[str, Any] | None = None, channels: dict[str, ChannelPolicy] | None = None):
+    def __init__(
+        self, engine: dict[str, Any] | None = None, channels: dict[str, ChannelPolicy] | None = None
+    ):
         self.clock = FakeClock()
         if channels is None:
             channels = {"statuspage": ChannelPolicy(), "x": ChannelPolicy()}
@@ -32,13 +34,25 @@ class Sim:
     def now(self) -> float:
         return self.clock.timestamp()
 
-    def fire(self, fp: str = "a1", status: str = "firing", group_key: str | None = None,
-             severity: str = "critical", **labels: str) -> list[Action]:
+    def fire(
+        self,
+        fp: str = "a1",
+        status: str = "firing",
+        group_key: str | None = None,
+        severity: str = "critical",
+        **labels: str,
+    ) -> list[Action]:
         labels = labels or {"component": "imap"}
         event = AlertEvent(
-            source="alertmanager", fingerprint=fp, status=status, labels=labels,
-            starts_at=self.clock.now(), received_at=self.clock.now(), group_key=group_key,
-            severity=severity, summary=f"alert {fp}",
+            source="alertmanager",
+            fingerprint=fp,
+            status=status,
+            labels=labels,
+            starts_at=self.clock.now(),
+            received_at=self.clock.now(),
+            group_key=group_key,
+            severity=severity,
+            summary=f"alert {fp}",
         )
         out = self.engine.handle(self.state, event, self.now())
         self.actions.extend(out)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from notifier.engine.actions import ApproveDraft, OpenIncident, PostUpdate, ResolveIncident, SetComponentStatus
+from notifier.engine.actions import (
+    ApproveDraft,
+    OpenIncident,
+    PostUpdate,
+    ResolveIncident,
+    SetComponentStatus,
+)
 from tests.unit.engine_helpers import ChannelPolicy, Sim
 
 
@@ -43,7 +49,9 @@ def test_spike_shorter_than_confirm_delay_posts_nothing():
         sim.run(3 * 3600, step=60)
     assert sim.public() == []
     assert sim.of(SetComponentStatus) == []
-    assert sim.decisions("suppressed") and "before the confirm delay" in sim.decisions("suppressed")[0].message
+    assert (
+        sim.decisions("suppressed") and "before the confirm delay" in sim.decisions("suppressed")[0].message
+    )
     assert sim.state.groups == {}
 
 
@@ -131,7 +139,12 @@ def test_approval_without_auto_publish_waits_for_a_person():
 def test_routing_first_match_wins_vs_all_matches():
     routes = [
         {"name": "storage", "match": {"team": "storage"}, "components": ["imap"]},
-        {"name": "mail", "match_re": {"service": "mail|smtp"}, "components": ["smtp"], "status": "degraded_performance"},
+        {
+            "name": "mail",
+            "match_re": {"service": "mail|smtp"},
+            "components": ["smtp"],
+            "status": "degraded_performance",
+        },
     ]
     first = Sim({"routing": {"mode": "first", "routes": routes}})
     first.fire("a", team="storage", service="mail")
