@@ -81,7 +81,7 @@ class Engine:
         alert = f"{event.source}:{event.fingerprint}"
         if event.status == "resolved":
             self._resolved(state, alert, now, out)
-            return out
+            return self._touch(state, out)
         routed = route(event, self.settings, set(self.components))
         if not routed.components:
             out.append(Decision(None, now, "unrouted", routed.reason, alert=alert))
@@ -129,6 +129,15 @@ class Engine:
                 )
         self._transitions(state, before, now, out)
         self._evaluate(state, group, now, out)
+        return self._touch(state, out)
+
+    @staticmethod
+    def _touch(state: EngineState, out: list[Action]) -> list[Action]:
+        """Every group an action or decision names was changed by it: mark it for saving."""
+        for action in out:
+            gid = getattr(action, "group", None)
+            if gid is not None and gid in state.groups:
+                state.touched.add("group:" + gid)
         return out
 
     def tick(self, state: EngineState, now: float) -> list[Action]:
@@ -137,14 +146,16 @@ class Engine:
         self._maintenance(state, now, out)
         for comp in list(state.components.values()):
             if comp.changes or comp.flapping:
+                before = (comp.score, len(comp.changes))
                 started = flap.observe(comp, None, now, self.settings.flap)
-                state.touched.add("component:" + comp.id)
+                if (comp.score, len(comp.changes)) != before or started is not None:
+                    state.touched.add("component:" + comp.id)
                 if started is not None:
                     self._flap_changed(state, comp.id, started, now, out)
         for group in list(state.groups.values()):
             self._evaluate(state, group, now, out)
             self._auto_publish(state, group, now, out)
-        return out
+        return self._touch(state, out)
 
     # --------------------------------------------------------------------------------------- grouping
 

@@ -7,7 +7,7 @@ derived on load rather than stored, so they can never disagree with the document
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from notifier.domain.model import ComponentStatus
@@ -77,7 +77,10 @@ class Group:
         return {comp: max(per, key=lambda s: ComponentStatus(s).severity) for comp, per in self.load.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # shallow on purpose: asdict() deep-copies every alert of a storm on each save
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["drafts"] = [asdict(d) for d in self.drafts]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Group:

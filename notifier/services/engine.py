@@ -105,11 +105,14 @@ def consumer_name() -> str:
 
 
 def ensure_consumer_group(app: App) -> None:
+    if app.extras.get("engine_group_ok"):
+        return
     try:
         _redis(app).xgroup_create(stream_key(app), CONSUMER_GROUP, id="0", mkstream=True)
     except Exception as exc:  # redis.ResponseError; BUSYGROUP means it exists, which is fine
         if "BUSYGROUP" not in str(exc):
             raise
+    app.extras["engine_group_ok"] = True
 
 
 def _lock(app: App) -> Any:
@@ -121,8 +124,19 @@ def _lock(app: App) -> Any:
 # ---- state -----------------------------------------------------------------------------------------
 
 
-def load_state(app: App) -> EngineState:
+def load_state(app: App, cached: bool = False) -> EngineState:
+    """The engine's state from Redis; with ``cached``, this process's copy if nothing changed since.
+
+    Every commit bumps ``engine:meta version`` under the lock, so an unchanged version proves the copy
+    is current. The copy is taken out of the cache while in use and put back only by a successful
+    commit: a run that failed half-way can never leave a half-applied state behind for the next run.
+    """
     r = _redis(app)
+    if cached:
+        version = r.hget(key(app, "engine", "meta"), "version")
+        held = app.extras.pop("engine_state", None)
+        if held is not None and held[0] == version:
+            return held[1]  # type: ignore[no-any-return]
     state = EngineState(
         groups={
             g: Group.from_dict(json.loads(v)) for g, v in r.hgetall(key(app, "engine", "groups")).items()
@@ -152,6 +166,7 @@ def _save_in(app: App, pipe: Any, state: EngineState) -> None:
     for gid in state.closed:
         pipe.hdel(key(app, "engine", "groups"), gid)
     pipe.hset(key(app, "engine", "meta"), "next_id", state.next_id)
+    pipe.hincrby(key(app, "engine", "meta"), "version", 1)
     state.touched.clear()
     state.closed.clear()
 
@@ -176,6 +191,7 @@ def _commit(app: App, state: EngineState, actions: list[act.Action], ack: list[s
         if ack:
             pipe.xack(stream_key(app), CONSUMER_GROUP, *ack)
         pipe.execute()
+    app.extras["engine_state"] = (_redis(app).hget(key(app, "engine", "meta"), "version"), state)
     return external
 
 
@@ -212,9 +228,12 @@ def tick(app: App) -> None:
     try:
         _drain_journal(app)
         _consume(app, None, consumer_name())  # events a lost wake-up left behind
-        engine, state = build_engine(app), load_state(app)
+        engine, state = build_engine(app), load_state(app, cached=True)
         actions = engine.tick(state, app.clock.timestamp())
-        _commit(app, state, actions, [])
+        if actions or state.touched or state.closed:
+            _commit(app, state, actions, [])
+        else:  # an idle tick writes nothing (Redis fsyncs every write)
+            app.extras["engine_state"] = (_redis(app).hget(key(app, "engine", "meta"), "version"), state)
         _drain_journal(app)
     finally:
         _release(lock)
@@ -237,7 +256,7 @@ def _consume(app: App, max_events: int | None, consumer: str) -> int:
         entries = _read(app, consumer, count)
         if not entries:
             break
-        state = state or load_state(app)
+        state = state or load_state(app, cached=True)
         actions: list[act.Action] = []
         ids = []
         for entry_id, fields in entries:

@@ -77,9 +77,10 @@ def schedule_maintenance(
     if not lock.acquire():
         raise UsageError("the engine is busy; try again in a moment")
     try:
-        engine_service._redis(app).hset(
-            engine_service.key(app, "engine", "windows"), window.id, json.dumps(window.to_dict())
-        )
+        with engine_service._redis(app).pipeline() as pipe:
+            pipe.hset(engine_service.key(app, "engine", "windows"), window.id, json.dumps(window.to_dict()))
+            pipe.hincrby(engine_service.key(app, "engine", "meta"), "version", 1)  # invalidates cached states
+            pipe.execute()
     finally:
         engine_service._release(lock)
     return incident
