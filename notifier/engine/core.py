@@ -579,7 +579,9 @@ class Engine:
                 now,
                 "resolved",
                 f"no alert for {self.settings.resolve.seconds:g}s: resolved "
-                f"({group.joined} alert(s) joined in all)",
+                f"({group.joined} alert(s) joined in all: "
+                + ", ".join(f"{k} x{v}" for k, v in sorted(group.reasons.items()))
+                + ")",
             )
         )
         self._close(state, group, now, out)
