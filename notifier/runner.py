@@ -88,7 +88,7 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
     if _optional("notifier.cli_statuspage"):
         spawn("page", [*cli, "statuspage", "serve"])
 
-    app = build(settings, dispatcher=CeleryDispatcher())
+    app = build(settings, dispatcher=CeleryDispatcher(settings))
     print("waiting for the worker", end="", flush=True)
     deadline = time.monotonic() + 60
     while not app.store.redis.keys(app.store.key("worker", "heartbeat", "*")):
