@@ -245,7 +245,7 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
                 _require_reference(path, referenced, problems, lines, raw)
     from notifier.engine.settings import check_engine  # the engine validates its own section; keep lazy
 
-    comp_ids = {c.get("id") for c in raw.get("components") or [] if isinstance(c, dict)}
+    comp_ids = {str(c.get("id")) for c in raw.get("components") or [] if isinstance(c, dict)}
     problems.extend(check_engine(raw.get("engine"), comp_ids, set(channels_raw), lines))
 
     if problems or settings is None:

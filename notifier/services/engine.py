@@ -136,7 +136,7 @@ def load_state(app: App, cached: bool = False) -> EngineState:
         version = r.hget(key(app, "engine", "meta"), "version")
         held = app.extras.pop("engine_state", None)
         if held is not None and held[0] == version:
-            return held[1]  # type: ignore[no-any-return]
+            return held[1]
     state = EngineState(
         groups={
             g: Group.from_dict(json.loads(v)) for g, v in r.hgetall(key(app, "engine", "groups")).items()
