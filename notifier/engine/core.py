@@ -311,6 +311,15 @@ class Engine:
                 if ch not in group.told and duration >= self.settings.confirm_for(ch)
             ]
             if late:
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "published",
+                        f"told {', '.join(late)}: the problem has lasted {duration:g}s, past "
+                        "this channel's confirm delay",
+                    )
+                )
                 self._publish(
                     state,
                     group,

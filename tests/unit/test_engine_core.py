@@ -63,6 +63,7 @@ def test_confirm_delay_per_channel_status_page_first():
     sim.run(300)
     assert [a.channels for a in sim.public()] == [["statuspage"], ["x"]]
     assert isinstance(sim.public()[1], PostUpdate) and sim.public()[1].reason == "catch-up"
+    assert "told x: the problem has lasted 300s" in sim.decisions("published")[0].message
     # the status page took the component status before any social post
     first_status = sim.actions.index(sim.of(SetComponentStatus)[0])
     assert first_status < sim.actions.index(sim.public()[1])
