@@ -118,6 +118,7 @@ class StreamSettings(_Strict):
     batch: int = Field(500, ge=1, le=10000)
     lock_seconds: float = Field(60, gt=0)
     claim_idle_seconds: float = Field(120, gt=0, description="XAUTOCLAIM entries idle this long")
+    trim_above: int = Field(10000, ge=0, description="drop acknowledged events once the stream is longer")
 
 
 class EngineSettings(_Strict):

@@ -138,16 +138,11 @@ def load_state(app: App, cached: bool = False) -> EngineState:
         if held is not None and held[0] == version:
             return held[1]
     state = EngineState(
-        groups={
-            g: Group.from_dict(json.loads(v)) for g, v in r.hgetall(key(app, "engine", "groups")).items()
-        },
+        groups={g: Group.from_dict(json.loads(v)) for g, v in r.hgetall(key(app, "engine", "groups")).items()},
         components={
-            c: ComponentFlap.from_dict(json.loads(v))
-            for c, v in r.hgetall(key(app, "engine", "components")).items()
+            c: ComponentFlap.from_dict(json.loads(v)) for c, v in r.hgetall(key(app, "engine", "components")).items()
         },
-        windows={
-            w: Window.from_dict(json.loads(v)) for w, v in r.hgetall(key(app, "engine", "windows")).items()
-        },
+        windows={w: Window.from_dict(json.loads(v)) for w, v in r.hgetall(key(app, "engine", "windows")).items()},
         next_id=int(r.hget(key(app, "engine", "meta"), "next_id") or 1),
     )
     state.reindex()
@@ -185,9 +180,7 @@ def _commit(app: App, state: EngineState, actions: list[act.Action], ack: list[s
                 pipe.rpush(_log_key(app, decision), json.dumps(decision.to_dict()))
         pipe.ltrim(key(app, "engine", "decisions", "_global"), -GLOBAL_LOG_CAP, -1)
         for action in external:
-            pipe.rpush(
-                key(app, "engine", "journal"), json.dumps({"type": type(action).__name__, **asdict(action)})
-            )
+            pipe.rpush(key(app, "engine", "journal"), json.dumps({"type": type(action).__name__, **asdict(action)}))
         if ack:
             pipe.xack(stream_key(app), CONSUMER_GROUP, *ack)
         pipe.execute()
@@ -230,6 +223,7 @@ def tick(app: App) -> None:
         _consume(app, None, consumer_name())  # events a lost wake-up left behind
         engine, state = build_engine(app), load_state(app, cached=True)
         actions = engine.tick(state, app.clock.timestamp())
+        _trim(app)
         if actions or state.touched or state.closed:
             _commit(app, state, actions, [])
         else:  # an idle tick writes nothing (Redis fsyncs every write)
@@ -237,6 +231,34 @@ def tick(app: App) -> None:
         _drain_journal(app)
     finally:
         _release(lock)
+
+
+def _trim(app: App) -> None:
+    """Drop events every consumer group of the stream has acknowledged, once it is long enough.
+
+    The floor is the oldest entry any group still has pending, else the last one any group was
+    given: nothing unread or unacknowledged is ever trimmed, whoever else reads the stream.
+    """
+    r = _redis(app)
+    stream = stream_key(app)
+    if r.xlen(stream) <= engine_settings(app).stream.trim_above:
+        return
+    floors = []
+    for group in r.xinfo_groups(stream):
+        pending = r.xpending(stream, group["name"])
+        if pending["pending"]:
+            floors.append(_id(pending["min"]))
+        else:  # everything up to the last delivered entry is acknowledged: keep what follows it
+            ms, seq = _id(group["last-delivered-id"])
+            floors.append((ms, seq + 1))
+    if floors:
+        ms, seq = min(floors)
+        r.xtrim(stream, minid=f"{ms}-{seq}", approximate=False)
+
+
+def _id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _release(lock: Any) -> None:
@@ -376,9 +398,7 @@ def _already_applied(app: App, action: act.Action, since: float) -> bool:
         return False
     if isinstance(action, act.PostUpdate | act.ResolveIncident | act.MaintenanceUpdate):
         incident_id = (
-            action.maintenance
-            if isinstance(action, act.MaintenanceUpdate)
-            else incident_of(app, action.group)
+            action.maintenance if isinstance(action, act.MaintenanceUpdate) else incident_of(app, action.group)
         )
         if incident_id is None:
             return False
@@ -446,9 +466,7 @@ def _apply(app: App, action: act.Action) -> None:
         if incident_id is None:
             raise NotifierError(f"group {action.group} has no incident")
         if isinstance(action, act.ResolveIncident):
-            incidents.resolve_incident(
-                app, incident_id, body=action.body, author=AUTHOR, channels=action.channels
-            )
+            incidents.resolve_incident(app, incident_id, body=action.body, author=AUTHOR, channels=action.channels)
             return
         upd = incidents.update_incident(
             app,
@@ -465,9 +483,7 @@ def _apply(app: App, action: act.Action) -> None:
             r.hset(key(app, "engine", "drafts"), action.ref, upd.id)
     elif isinstance(action, act.SetComponentStatus):
         incident_id = incident_of(app, action.group) if action.group else None
-        app.store.set_component_status(
-            action.component, ComponentStatus(action.status), app.clock.now(), incident_id
-        )
+        app.store.set_component_status(action.component, ComponentStatus(action.status), app.clock.now(), incident_id)
     elif isinstance(action, act.ApproveDraft):
         update_id = r.hget(key(app, "engine", "drafts"), action.ref)
         if update_id is None:

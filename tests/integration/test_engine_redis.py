@@ -72,9 +72,7 @@ def test_crashed_consumer_entries_are_claimed_and_processed(app):
     app.store.redis.xreadgroup("engine", "dead-worker", {stream: ">"}, count=10)
     assert engine.process_events(app) == 0  # not idle long enough to be presumed dead
     assert app.store.redis.xpending(stream, "engine")["pending"] == 1
-    app.store.redis.xclaim(
-        stream, "engine", "dead-worker", 0, [app.store.redis.xrange(stream)[0][0]], idle=10**7
-    )
+    app.store.redis.xclaim(stream, "engine", "dead-worker", 0, [app.store.redis.xrange(stream)[0][0]], idle=10**7)
     assert engine.process_events(app) == 1
     assert app.store.redis.xpending(stream, "engine")["pending"] == 0
     assert len(engine.load_state(app).groups) == 1
@@ -85,9 +83,7 @@ def test_two_workers_at_once_never_double_apply(app, redis_url, tmp_path):
     other.clock = app.clock
     push(app, [alert(app, f"a{i}") for i in range(300)])
     counts: list[int] = []
-    threads = [
-        threading.Thread(target=lambda a=a: counts.append(engine.process_events(a))) for a in (app, other)
-    ]
+    threads = [threading.Thread(target=lambda a=a: counts.append(engine.process_events(a))) for a in (app, other)]
     for t in threads:
         t.start()
     for t in threads:
@@ -147,3 +143,20 @@ def test_maintenance_window_through_the_service(app):
     assert kinds == ["incident", "maintenance"]
     log = engine.decisions_for(app, mnt.id)
     assert any("still down" in d["message"] for d in log)
+
+
+def test_acknowledged_events_are_trimmed_unread_ones_kept(app):
+    engine_settings = engine.engine_settings(app)
+    engine_settings.stream.trim_above = 10
+    stream = app.settings.redis.key_prefix + "events"
+    push(app, [alert(app, f"a{i}") for i in range(30)])
+    assert engine.process_events(app, max_events=20) == 20
+    engine.tick(app)  # reads the last 10, then trims what it acknowledged
+    assert app.store.redis.xlen(stream) == 0
+    push(app, [alert(app, f"b{i}") for i in range(30)])
+    # a second consumer group must keep everything it has not read
+    app.store.redis.xgroup_create(stream, "audit", id="$")
+    push(app, [alert(app, f"c{i}") for i in range(5)])
+    engine.tick(app)
+    ids = [i for i, _ in app.store.redis.xrange(stream)]
+    assert len(ids) == 5  # the engine read all 65; "audit" has not read the last 5
