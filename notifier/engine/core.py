@@ -89,7 +89,7 @@ class Engine:
         group, why = self._find_group(state, event, alert, routed.components, now)
         before = self._problem_components(state)
         relapse = group.quiet_since is not None
-        group.add_alert(alert, routed.components, event.summary[:200])
+        group.add_alert(alert, routed.components)
         state.alert_index[alert] = group.id
         for comp in routed.components:
             if comp not in group.components:
@@ -103,7 +103,8 @@ class Engine:
         group.reasons[reason_key] = group.reasons.get(reason_key, 0) + 1
         group.joined += 1
         if group.joined <= self.settings.decision_detail_limit:
-            out.append(Decision(group.id, now, "joined", f"{why}; {routed.reason}", alert=alert))
+            summary = f" ({event.summary[:120]})" if event.summary else ""
+            out.append(Decision(group.id, now, "joined", f"{why}; {routed.reason}{summary}", alert=alert))
         if relapse:
             out.append(
                 Decision(

@@ -28,8 +28,8 @@ class Group:
     key: str
     created: float
     last_alert_at: float
-    # active alerts only: "source:fingerprint" -> {"components": {id: status}, "summary": str}
-    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # active alerts only: "source:fingerprint" -> {component id: status} (kept small: a storm has 10,000)
+    alerts: dict[str, dict[str, str]] = field(default_factory=dict)
     load: dict[str, dict[str, int]] = field(default_factory=dict)  # component -> status -> alert count
     components: list[str] = field(default_factory=list)  # every component the group ever touched
     joined: int = 0
@@ -53,9 +53,9 @@ class Group:
         self.seq += 1
         return f"{self.id}.{self.seq}"
 
-    def add_alert(self, alert: str, components: dict[str, str], summary: str) -> None:
+    def add_alert(self, alert: str, components: dict[str, str]) -> None:
         self.remove_alert(alert)
-        self.alerts[alert] = {"components": components, "summary": summary}
+        self.alerts[alert] = components
         for comp, status in components.items():
             per = self.load.setdefault(comp, {})
             per[status] = per.get(status, 0) + 1
@@ -64,7 +64,7 @@ class Group:
         old = self.alerts.pop(alert, None)
         if old is None:
             return
-        for comp, status in old["components"].items():
+        for comp, status in old.items():
             per = self.load[comp]
             per[status] -= 1
             if not per[status]:
