@@ -177,9 +177,7 @@ class Engine:
             for group in state.groups.values():
                 if now - group.last_alert_at > self.settings.grouping.window_seconds:
                     continue
-                theirs = {
-                    g for c in group.components if c in self.components and (g := self.components[c].group)
-                }
+                theirs = {g for c in group.components if c in self.components and (g := self.components[c].group)}
                 common = sorted(mine & theirs)
                 if common:
                     self._adopt_key(state, event, group)
@@ -204,9 +202,7 @@ class Engine:
     def _resolved(self, state: EngineState, alert: str, now: float, out: list[Action]) -> None:
         gid = state.alert_index.pop(alert, None)
         if gid is None or gid not in state.groups:
-            out.append(
-                Decision(None, now, "ignored", "resolved alert is not active in any group", alert=alert)
-            )
+            out.append(Decision(None, now, "ignored", "resolved alert is not active in any group", alert=alert))
             return
         group = state.groups[gid]
         before = self._problem_components(state)
@@ -220,8 +216,7 @@ class Engine:
                     gid,
                     now,
                     "quiet",
-                    f"last active alert resolved; resolving after "
-                    f"{self.settings.resolve.seconds:g}s without a relapse",
+                    f"last active alert resolved; resolving after {self.settings.resolve.seconds:g}s without a relapse",
                     alert=alert,
                 )
             )
@@ -242,9 +237,7 @@ class Engine:
             if started is not None:
                 self._flap_changed(state, comp, started, now, out)
 
-    def _flap_changed(
-        self, state: EngineState, comp: str, started: bool, now: float, out: list[Action]
-    ) -> None:
+    def _flap_changed(self, state: EngineState, comp: str, started: bool, now: float, out: list[Action]) -> None:
         score = state.component(comp).score
         for group in state.groups.values():
             if comp not in group.components:
@@ -306,11 +299,7 @@ class Engine:
                 self._close(state, group, now, out)
             return
         if firing:
-            late = [
-                ch
-                for ch in self.channels
-                if ch not in group.told and duration >= self.settings.confirm_for(ch)
-            ]
+            late = [ch for ch in self.channels if ch not in group.told and duration >= self.settings.confirm_for(ch)]
             if late:
                 out.append(
                     Decision(
@@ -349,9 +338,7 @@ class Engine:
             old = group.component_status.get(comp)
             # while flapping, hold the worst status rather than toggling the page with every transition
             if old == status or (
-                group.flapping
-                and old is not None
-                and ComponentStatus(old).severity > ComponentStatus(status).severity
+                group.flapping and old is not None and ComponentStatus(old).severity > ComponentStatus(status).severity
             ):
                 continue
             group.component_status[comp] = status
@@ -371,9 +358,7 @@ class Engine:
         self._sync_components(state, group, effective, now, out)
         impact = impact_of(effective).value
         body = (
-            texts.intermittent(sorted(effective), self.names)
-            if intermittent
-            else texts.opening(effective, self.names)
+            texts.intermittent(sorted(effective), self.names) if intermittent else texts.opening(effective, self.names)
         )
         why = (
             "component flapping"
@@ -386,8 +371,7 @@ class Engine:
                 now,
                 "opened",
                 f"incident opened ({why}); channels now: {', '.join(channels) or 'none yet'}; "
-                f"{group.joined} alert(s) so far: "
-                + ", ".join(f"{k} x{v}" for k, v in sorted(group.reasons.items())),
+                f"{group.joined} alert(s) so far: " + ", ".join(f"{k} x{v}" for k, v in sorted(group.reasons.items())),
             )
         )
         auto, approve = self._split(channels)
@@ -495,9 +479,7 @@ class Engine:
         auto, approve = self._split(channels)
         impact = impact_of(effective).value
         if auto:
-            out.append(
-                PostUpdate(group.id, group.next_ref(), status, body, effective, impact, auto, reason=reason)
-            )
+            out.append(PostUpdate(group.id, group.next_ref(), status, body, effective, impact, auto, reason=reason))
         if approve:
             out.append(
                 PostUpdate(
@@ -524,9 +506,7 @@ class Engine:
         auto = [c for c in channels if self.channels[c].approval != "approve"]
         return auto, [c for c in channels if self.channels[c].approval == "approve"]
 
-    def _mark_told(
-        self, group: Group, auto: list[str], approve: list[str], now: float, out: list[Action]
-    ) -> None:
+    def _mark_told(self, group: Group, auto: list[str], approve: list[str], now: float, out: list[Action]) -> None:
         for ch in auto:
             group.told[ch] = "posted"
         for ch in approve:
@@ -580,9 +560,7 @@ class Engine:
                         f"draft {draft.ref} no longer auto-published: the incident resolved",
                     )
                 )
-        out.append(
-            ResolveIncident(group.id, group.next_ref(), texts.resolved(group.components, self.names), posted)
-        )
+        out.append(ResolveIncident(group.id, group.next_ref(), texts.resolved(group.components, self.names), posted))
         out.append(
             Decision(
                 group.id,
@@ -601,11 +579,31 @@ class Engine:
             if state.running_maintenance(comp) is None:
                 out.append(SetComponentStatus(comp, ComponentStatus.OPERATIONAL.value, group.id))
         del state.groups[group.id]
+        for alert in group.alerts:
+            state.alert_index.pop(alert, None)
         for key, gid in list(state.keys.items()):
             if gid == group.id:
                 del state.keys[key]
         state.closed.append(group.id)
         state.touched.discard("group:" + group.id)
+
+    def detach(self, state: EngineState, group_id: str, now: float, why: str) -> list[Action]:
+        """Stop tracking a group whose incident a person closed; its alerts start afresh if they fire."""
+        group = state.groups.get(group_id)
+        if group is None:
+            return []
+        out: list[Action] = [
+            Decision(
+                group_id,
+                now,
+                "detached",
+                f"{why}: the engine stops posting to it; alerts firing again open a new group "
+                f"({len(group.alerts)} active alert(s) dropped)",
+            )
+        ]
+        group.component_status.clear()  # the person's resolution already set the components
+        self._close(state, group, now, out)
+        return out
 
     # ------------------------------------------------------------------------------------ maintenance
 
@@ -620,9 +618,7 @@ class Engine:
             ):
                 win.reminded = True
                 state.touched.add("window:" + win.id)
-                out.append(
-                    MaintenanceUpdate(win.id, "scheduled", texts.maintenance(win.name, "before"), None)
-                )
+                out.append(MaintenanceUpdate(win.id, "scheduled", texts.maintenance(win.name, "before"), None))
             if win.state == "scheduled" and now >= win.start:
                 win.state = "in_progress"
                 state.touched.add("window:" + win.id)

@@ -222,7 +222,8 @@ def tick(app: App) -> None:
         _drain_journal(app)
         _consume(app, None, consumer_name())  # events a lost wake-up left behind
         engine, state = build_engine(app), load_state(app, cached=True)
-        actions = engine.tick(state, app.clock.timestamp())
+        now = app.clock.timestamp()
+        actions = _detach_closed_by_hand(app, engine, state, now) + engine.tick(state, now)
         _trim(app)
         if actions or state.touched or state.closed:
             _commit(app, state, actions, [])
@@ -231,6 +232,22 @@ def tick(app: App) -> None:
         _drain_journal(app)
     finally:
         _release(lock)
+
+
+def _detach_closed_by_hand(app: App, engine: Engine, state: EngineState, now: float) -> list[act.Action]:
+    """Groups whose incident a person resolved (CLI, API) are let go instead of posting into it."""
+    out: list[act.Action] = []
+    for gid in [g.id for g in state.groups.values() if g.opened]:
+        incident_id = incident_of(app, gid)
+        if incident_id is None:
+            continue
+        try:
+            incident = app.store.get_incident(incident_id)
+        except NotifierError:
+            continue
+        if not incident.is_open:
+            out.extend(engine.detach(state, gid, now, f"{incident_id} was {incident.status} by a person"))
+    return out
 
 
 def _trim(app: App) -> None:

@@ -160,3 +160,22 @@ def test_acknowledged_events_are_trimmed_unread_ones_kept(app):
     engine.tick(app)
     ids = [i for i, _ in app.store.redis.xrange(stream)]
     assert len(ids) == 5  # the engine read all 65; "audit" has not read the last 5
+
+
+def test_incident_resolved_by_a_person_is_let_go(app):
+    from notifier.services import incidents
+
+    push(app, [alert(app, "a")])
+    engine.process_events(app)
+    advance(app, 200)
+    (incident,) = app.store.list_incidents()
+    incidents.resolve_incident(app, incident.id, body="Fixed by hand.", author="alice")
+    advance(app, 10)
+    assert engine.load_state(app).groups == {}
+    assert any(d["kind"] == "detached" for d in engine.decisions_for(app, incident.id))
+    # the alert keeps firing (Alertmanager repeats it): a new group, and after the delay a new incident
+    push(app, [alert(app, "a")])
+    engine.process_events(app)
+    advance(app, 200)
+    assert len(app.store.list_incidents()) == 2
+    assert not any(d["kind"] == "not-applied" for d in engine.decisions_for(app, incident.id))
