@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from notifier.domain.model import Impact
-from notifier.engine.actions import OpenIncident, PostUpdate, ResolveIncident
+from notifier.engine.actions import Decision, OpenIncident, PostUpdate, ResolveIncident
 from tests.unit.engine_helpers import ChannelPolicy, Sim
 
 BUDGET = 600
@@ -95,3 +95,35 @@ def test_approve_channels_only_ever_get_drafts(sequence):
     for action in sim.actions:
         if isinstance(action, OpenIncident | PostUpdate) and "x" in action.channels:
             assert action.draft and action.channels == ["x"]
+
+
+toggles = st.lists(st.tuples(st.integers(0, 2), st.integers(1, 400), st.integers(1, 400)), min_size=1, max_size=40)
+
+
+@settings(max_examples=100, deadline=None)
+@given(toggles)
+def test_at_most_one_intermittent_message_per_incident(sequence):
+    sim = Sim()
+    for fp, down, up in sequence:
+        sim.fire(f"a{fp}", group_key="svc", component="imap")
+        sim.run(down, step=10)
+        sim.resolve(f"a{fp}", component="imap")
+        sim.run(up, step=10)
+    sim.run(3 * 3600, step=60)
+    per_group: dict[str, int] = {}
+    for action in sim.actions:
+        intermittent = (isinstance(action, PostUpdate) and action.reason == "intermittent") or (
+            isinstance(action, OpenIncident) and "intermittent" in action.body["en"]
+        )
+        if intermittent and "x" in action.channels:
+            per_group[action.group] = per_group.get(action.group, 0) + 1
+    assert all(n == 1 for n in per_group.values()), per_group
+    # and while a group was flapping, no per-transition change post reached a channel
+    flapping: set[str] = set()
+    for action in sim.actions:
+        if isinstance(action, Decision) and action.kind == "flapping" and action.group:
+            flapping.add(action.group)
+        elif isinstance(action, Decision) and action.kind == "flapping-ended" and action.group:
+            flapping.discard(action.group)
+        elif isinstance(action, PostUpdate) and action.reason == "change":
+            assert action.group not in flapping
