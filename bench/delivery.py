@@ -60,6 +60,8 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--fsync", default="always", choices=["always", "everysec"])
+    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads"])
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds the receiver stalls per request")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
     server = LocalRedis(tmp / "redis", appendfsync=args.fsync).start()
@@ -71,7 +73,8 @@ def main() -> None:
         }, delivery={"lease_seconds": 120, "task_time_limit": 60, "http_timeout": 10, "requeue_after": 60})
         settings = load_settings(config)
         app = build(settings, dispatcher=CeleryDispatcher(settings), redis_url=server.url)
-        worker = start_worker(config, client, tmp / "worker.log", concurrency=args.concurrency)
+        receiver.delay = args.latency
+        worker = start_worker(config, client, tmp / "worker.log", concurrency=args.concurrency, pool=args.pool)
         try:
             total = args.updates * 2
             t0 = time.perf_counter()
@@ -108,7 +111,8 @@ def main() -> None:
     print("-|-".join("-" * w for w in widths))
     for row in rows_out:
         print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
-    print(f"\n{args.updates} updates x 2 channels, worker concurrency {args.concurrency} (prefork); "
+    print(f"\n{args.updates} updates x 2 channels, worker {args.pool} x {args.concurrency}, receiver latency "
+          f"{args.latency * 1000:.0f} ms, appendfsync {args.fsync}; "
           "latency = update committed -> ledger says posted (notifier) / one direct send (baseline)")
 
 

@@ -86,8 +86,8 @@ class Proc:
 
 def start_worker(config: Path, client: redis.Redis, log: Path, concurrency: int = 2,
                  extra_env: dict[str, str] | None = None, queues: str | None = None,
-                 wait: bool = True) -> Proc:
-    argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-c", str(concurrency),
+                 wait: bool = True, pool: str = "prefork") -> Proc:
+    argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-c", str(concurrency), "-P", pool,
             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
             "-n", f"test-{time.monotonic_ns()}@%h"]
     if queues:

@@ -132,3 +132,20 @@ def test_a_failing_channel_does_not_delay_the_others(setup, receiver: WebhookRec
     receiver.failing = False
     wait_for(lambda: all_settled(app, update_ids), what="the webhook catching up after recovery")
     assert sorted(receiver.keys()) == sorted(f"{u}:hook" for u in update_ids)
+
+
+def test_running_worker_reconnects_after_redis_restart(setup, redis_server: LocalRedis,
+                                                       receiver: WebhookReceiver) -> None:
+    app, tmp = setup["app"], setup["tmp"]
+    setup["procs"].append(start_worker(setup["config"], setup["client"], tmp / "worker.log"))
+    setup["procs"].append(start_beat(setup["config"], tmp / "beat.log", tmp))
+    first = open_and_update(app)
+    wait_for(lambda: all_settled(app, first), what="delivery before the restart")
+    redis_server.kill()
+    redis_server.start()
+    fresh = build(load_settings(setup["config"]), dispatcher=CeleryDispatcher(load_settings(setup["config"])),
+                  redis_url=redis_server.url)
+    second = open_and_update(fresh)
+    wait_for(lambda: all_settled(fresh, second), timeout=60, what="the same worker delivering after the restart")
+    assert sorted(receiver.keys()) == sorted(f"{u}:hook" for u in first + second)
+    assert all(p.proc.poll() is None for p in setup["procs"]), "worker and beat survived the restart"
