@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,13 +32,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     server = LocalRedis(tmp / "redis").start()
     path = tmp / "notifier.yaml"
     path.write_text(CONFIG.format(url=server.url, dir=tmp))
-    with pytest.MonkeyPatch.context() as mp:
-        # workers.celery_app (the CLI's dispatcher) reads its settings from $NOTIFIER_CONFIG, not --config:
-        # point it at this test's Redis, never at a broker another test (or the machine) runs
-        mp.setenv("NOTIFIER_CONFIG", str(path))
-        for module in ("workers.celery_app", "workers.tasks"):
-            mp.delitem(sys.modules, module, raising=False)
-        yield path, server
+    yield path, server
     server.stop()
 
 
