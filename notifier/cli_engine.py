@@ -5,6 +5,7 @@
     notifier maintenance cancel ID
     notifier incident show ID            the thread, deliveries, and why the engine did what it did
     notifier engine status               open groups, flapping components, pending journal
+    notifier engine log [ID]             decisions of a group/incident, or of unrouted alerts
     notifier engine run-once             process queued events and tick once (no worker needed)
 
 Wired in by adding "notifier.cli_engine" to ``COMMAND_MODULES`` in ``notifier/cli.py``.
@@ -36,9 +37,7 @@ def parse_time(value: str, field: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(
-            f"{field}: {value!r} is not a time; use ISO 8601 like 2026-11-24T22:00Z or +30m"
-        ) from None
+        raise UsageError(f"{field}: {value!r} is not a time; use ISO 8601 like 2026-11-24T22:00Z or +30m") from None
     if parsed.tzinfo is None:
         raise UsageError(f"{field}: {value!r} has no time zone; add Z or +01:00")
     return parsed.astimezone(UTC)
@@ -69,9 +68,7 @@ def cmd_maintenance_schedule(args: argparse.Namespace) -> int:
     body = {"en": args.message}
     if args.message_de:
         body["de"] = args.message_de
-    announce = (
-        [a.strip() for a in args.announce.split(",") if a.strip()] if args.announce is not None else None
-    )
+    announce = [a.strip() for a in args.announce.split(",") if a.strip()] if args.announce is not None else None
     app = _app(args)
     kwargs = {"announce": announce} if announce is not None else {}
     inc = maintenance.schedule_maintenance(
@@ -156,9 +153,7 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
     log = engine.decisions_for(app, inc.id)
     print("\nDecisions" + ("" if log else ": none (not opened by the engine)"))
     if log:
-        decisions = [
-            (_when(d["at"]), d["kind"], d.get("alert") or "", d["message"]) for d in log[-args.limit :]
-        ]
+        decisions = [(_when(d["at"]), d["kind"], d.get("alert") or "", d["message"]) for d in log[-args.limit :]]
         print(table(["at (UTC)", "decision", "alert", "why"], decisions, max_width=args.width))
         if len(log) > args.limit:
             print(f"({len(log) - args.limit} older decisions not shown; --limit N)")
@@ -209,6 +204,19 @@ def cmd_engine_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_engine_log(args: argparse.Namespace) -> int:
+    from notifier.services import engine
+
+    app = _app(args)
+    log = engine.decisions_for(app, args.id or "_global")
+    if not log:
+        print("no decisions logged" + (f" for {args.id}" if args.id else " outside groups (no unrouted alerts)"))
+        return 0
+    rows = [(_when(d["at"]), d["kind"], d.get("alert") or "", d["message"]) for d in log[-args.limit :]]
+    print(table(["at (UTC)", "decision", "alert", "why"], rows, max_width=args.width))
+    return 0
+
+
 def cmd_engine_run_once(args: argparse.Namespace) -> int:
     from notifier.services import engine
 
@@ -254,20 +262,18 @@ def register(subparsers: Any) -> None:
     if incident is not None:
         inc_sub = next((a for a in incident._actions if isinstance(a, argparse._SubParsersAction)), None)
     if inc_sub is None:
-        inc_sub = subparsers.add_parser("incident", help="incidents").add_subparsers(
-            dest="sub", required=True
-        )
+        inc_sub = subparsers.add_parser("incident", help="incidents").add_subparsers(dest="sub", required=True)
     # should the incident group ever get its own "show", ours stays reachable as "decisions"
     name = "decisions" if "show" in inc_sub.choices else "show"
-    sh = add(
-        inc_sub, name, cmd_incident_show, "show an incident: updates, deliveries and the engine's decisions"
-    )
+    sh = add(inc_sub, name, cmd_incident_show, "show an incident: updates, deliveries and the engine's decisions")
     sh.add_argument("id")
     sh.add_argument("--limit", type=int, default=200, help="decisions to show (newest)")
     sh.add_argument("--width", type=int, default=100, help="cut decision texts at this width")
 
-    eng = subparsers.add_parser("engine", help="the incident engine's state").add_subparsers(
-        dest="sub", required=True
-    )
+    eng = subparsers.add_parser("engine", help="the incident engine's state").add_subparsers(dest="sub", required=True)
     add(eng, "status", cmd_engine_status, "open groups, flap scores, journal and stream length")
+    lg = add(eng, "log", cmd_engine_log, "decisions of a group, incident or maintenance; default: unrouted alerts")
+    lg.add_argument("id", nargs="?", help="g3, inc12, mnt2 (default: decisions tied to no group)")
+    lg.add_argument("--limit", type=int, default=100)
+    lg.add_argument("--width", type=int, default=100)
     add(eng, "run-once", cmd_engine_run_once, "process queued alert events and advance timers once")

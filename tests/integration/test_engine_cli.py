@@ -79,6 +79,22 @@ def test_incident_show_prints_why_alerts_joined(config, capsys):
     assert "alertmanager:fp2" in out
     assert run(path, "engine", "status") == 0
     assert "g1" in capsys.readouterr().out
+    assert run(path, "engine", "log") == 0
+    assert "no unrouted alerts" in capsys.readouterr().out
+
+
+def test_engine_log_shows_unrouted_alerts(config, capsys):
+    path, server = config
+    import redis
+
+    now = utcnow()
+    event = AlertEvent("grafana", "x1", "firing", {"team": "billing"}, now, now, summary="Invoices slow")
+    redis.Redis.from_url(server.url).xadd("cli:events", {"event": json.dumps(event.to_dict())})
+    assert run(path, "engine", "run-once") == 0
+    capsys.readouterr()
+    assert run(path, "engine", "log") == 0
+    out = capsys.readouterr().out
+    assert "unrouted" in out and "no route matched labels team=billing" in out and "grafana:x1" in out
 
 
 def test_maintenance_schedule_list_cancel(config, capsys):
