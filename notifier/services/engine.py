@@ -115,10 +115,22 @@ def ensure_consumer_group(app: App) -> None:
     app.extras["engine_group_ok"] = True
 
 
-def _lock(app: App) -> Any:
-    # Wait only briefly: whoever holds the lock is working, and the beat tick catches up behind it.
+def _lock(app: App, wait: float = 0) -> Any:
+    """The engine lock. Workers do not wait for it (``wait=0``): whoever holds it is consuming, and
+    re-checks the stream after releasing it, so nothing is left behind; a person's command waits."""
     seconds = engine_settings(app).stream.lock_seconds
-    return _redis(app).lock(key(app, "engine", "lock"), timeout=seconds, blocking_timeout=2)
+    return _redis(app).lock(key(app, "engine", "lock"), timeout=seconds, blocking_timeout=wait)
+
+
+def _undelivered(app: App) -> bool:
+    """Did events arrive that our consumer group has not been given yet?"""
+    r = _redis(app)
+    stream = stream_key(app)
+    last = r.xinfo_stream(stream)["last-generated-id"]
+    for group in r.xinfo_groups(stream):
+        if group["name"] == CONSUMER_GROUP:
+            return bool(_id(last) > _id(group["last-delivered-id"]))
+    return True
 
 
 # ---- state -----------------------------------------------------------------------------------------
@@ -194,20 +206,28 @@ def _commit(app: App, state: EngineState, actions: list[act.Action], ack: list[s
 def process_events(app: App, max_events: int | None = None, consumer: str | None = None) -> int:
     """Consume accepted alert events from the stream and apply what the engine decides.
 
-    Returns how many events were processed (0 when another worker holds the lock).
+    Returns how many events this call processed (0 when another worker holds the lock: that worker
+    looks at the stream again after releasing it, so the events are not left waiting).
     """
     settings = engine_settings(app)
     if not settings.enabled:
         return 0
     ensure_consumer_group(app)
-    lock = _lock(app)
-    if not lock.acquire():
-        return 0
-    try:
-        _drain_journal(app)
-        return _consume(app, max_events, consumer or consumer_name())
-    finally:
-        _release(lock)
+    done = 0
+    while max_events is None or done < max_events:
+        lock = _lock(app)
+        if not lock.acquire(blocking=False):
+            return done
+        try:
+            _drain_journal(app)
+            left = None if max_events is None else max_events - done
+            done += _consume(app, left, consumer or consumer_name())
+        finally:
+            _release(lock)
+        # an event appended between our last read and the release found the lock taken and gave up
+        if not _undelivered(app):
+            break
+    return done
 
 
 def tick(app: App) -> None:
@@ -216,8 +236,8 @@ def tick(app: App) -> None:
         return
     ensure_consumer_group(app)
     lock = _lock(app)
-    if not lock.acquire():
-        return
+    if not lock.acquire(blocking=False):
+        return  # a run is in progress; the next tick comes in a few seconds
     try:
         _drain_journal(app)
         _consume(app, None, consumer_name())  # events a lost wake-up left behind

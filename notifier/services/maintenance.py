@@ -73,7 +73,7 @@ def schedule_maintenance(
         scheduled_until.timestamp(),
         [a for a in announce if a != "scheduled"],
     )
-    lock = engine_service._lock(app)
+    lock = engine_service._lock(app, wait=5)
     if not lock.acquire():
         raise UsageError("the engine is busy; try again in a moment")
     try:
@@ -100,7 +100,7 @@ def cancel_maintenance(
     from notifier.engine import texts
     from notifier.services import incidents
 
-    lock = engine_service._lock(app)
+    lock = engine_service._lock(app, wait=5)
     if not lock.acquire():
         raise UsageError("the engine is busy; try again in a moment")
     try:

@@ -179,3 +179,19 @@ def test_incident_resolved_by_a_person_is_let_go(app):
     advance(app, 200)
     assert len(app.store.list_incidents()) == 2
     assert not any(d["kind"] == "not-applied" for d in engine.decisions_for(app, incident.id))
+
+
+def test_busy_lock_defers_to_the_holder_who_rechecks_the_stream(app):
+    engine.ensure_consumer_group(app)
+    push(app, [alert(app, "a")])
+    assert engine._undelivered(app)
+    held = engine._lock(app)
+    assert held.acquire(blocking=False)
+    try:
+        assert engine.process_events(app) == 0  # does not wait for the holder
+    finally:
+        held.release()
+    # the holder's re-check after releasing sees the event nobody has been given yet
+    assert engine._undelivered(app)
+    assert engine.process_events(app) == 1
+    assert not engine._undelivered(app)
