@@ -87,7 +87,10 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
     if _optional("notifier.cli_api"):
         spawn("api", [*cli, "api", "--host", settings.api.host, "--port", str(settings.api.port)])
     if _optional("notifier.cli_statuspage"):
-        spawn("page", [*cli, "statuspage", "serve"])
+        from urllib.parse import urlsplit
+
+        port = urlsplit(settings.page.url).port or 8081
+        spawn("page", [*cli, "statuspage", "serve", "--port", str(port)])
 
     app = build(settings, dispatcher=CeleryDispatcher(settings))
     print("waiting for the worker", end="", flush=True)

@@ -35,6 +35,8 @@ def all_queues(settings: Settings) -> list[str]:
 
 def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
     conf = settings.delivery
+    # Republish well inside the page's staleness bound, so visitors only see the warning when we are down.
+    heartbeat = max(min(settings.page.stale_after_minutes * 60 / 3, 300.0), 5.0)
     app = Celery("notifier", broker=broker_url or redis_url_of(settings), include=["workers.tasks"])
     app.conf.update(
         task_serializer="json",
@@ -60,6 +62,11 @@ def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
                 "task": "notifier.sweep",
                 "schedule": conf.sweep_interval,
                 "options": {"queue": PERIODIC_QUEUE, "expires": conf.sweep_interval * 2},
+            },
+            "statuspage-heartbeat": {
+                "task": "notifier.statuspage.heartbeat",
+                "schedule": heartbeat,
+                "options": {"queue": PERIODIC_QUEUE, "expires": heartbeat},
             },
         },
     )

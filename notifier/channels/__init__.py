@@ -9,6 +9,7 @@ from notifier.channels.mastodon import MastodonChannel
 from notifier.channels.outbox import OutboxChannel
 from notifier.channels.webhook import WebhookChannel
 from notifier.channels.x import XChannel
+from notifier.statuspage.channel import StatuspageChannel
 
 CHANNEL_TYPES: dict[str, type[Channel]] = {
     cls.type_name: cls
@@ -19,6 +20,7 @@ CHANNEL_TYPES: dict[str, type[Channel]] = {
         FacebookChannel,
         MastodonChannel,
         BlueskyChannel,
+        StatuspageChannel,
     )
 }
 
