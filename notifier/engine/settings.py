@@ -163,25 +163,33 @@ def check_engine(
                 return lines[path[:cut]]
         return None
 
+    problems: list[ConfigProblem] = []
     try:
-        settings = parse_engine(raw)
+        parse_engine(raw)
     except ValidationError as exc:
-        out = []
         for err in exc.errors():
             path = ("engine", *(str(p) for p in err["loc"]))
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
                 msg = "unknown key (check its spelling against docs/engine.md)"
-            out.append(ConfigProblem(".".join(path), msg, line(path)))
-        return out
-    problems = []
-    for i, route in enumerate(settings.routing.routes):
-        for j, comp in enumerate(route.components):
+            problems.append(ConfigProblem(".".join(path), msg, line(path)))
+    # cross-checks read the raw section, so they are reported even when other keys are broken
+    section: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    routing = _mapping(section.get("routing"))
+    found = routing.get("routes")
+    routes: list[Any] = found if isinstance(found, list) else []
+    for i, route in enumerate(routes):
+        comps = route.get("components") if isinstance(route, dict) else None
+        for j, comp in enumerate(comps if isinstance(comps, list) else []):
             if comp not in component_ids:
                 path = ("engine", "routing", "routes", str(i), "components", str(j))
                 problems.append(ConfigProblem(".".join(path), f"unknown component {comp!r}", line(path)))
-    for name in settings.channels:
+    for name in _mapping(section.get("channels")):
         if name not in channel_names:
-            path = ("engine", "channels", name)
+            path = ("engine", "channels", str(name))
             problems.append(ConfigProblem(".".join(path), f"no channel named {name!r}", line(path)))
     return problems
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

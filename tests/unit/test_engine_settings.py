@@ -66,3 +66,9 @@ def test_defaults_are_valid_and_documented_values():
     ok = parse_settings(BASE + "  channels: {outbox: {confirm_seconds: 0}}\n", "test", env={})
     assert parse_engine(ok.engine).confirm_for("outbox") == 0
     assert parse_engine(ok.engine).confirm_for("other") == 180
+
+
+def test_every_problem_at_once_even_when_the_section_is_half_broken():
+    found = problems("  confirm: {secondz: 3}\n  routing: {routes: [{match: {a: b}, components: [nope]}]}\n")
+    assert any(p.startswith("engine.confirm.secondz") for p in found)
+    assert any(p.startswith("engine.routing.routes.0.components.0: unknown component 'nope'") for p in found)
