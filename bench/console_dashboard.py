@@ -20,7 +20,8 @@ import httpx
 
 from notifier.console import queries
 from notifier.services import incidents
-from tests.console_support import TOKENS, Served, make_app, make_settings, start_redis, web_app
+from notifier.store.local_redis import LocalRedis
+from tests.console_support import TOKENS, Served, make_app, make_settings, web_app
 
 
 def timed(fn, rounds: int) -> list[float]:
@@ -45,7 +46,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    proc, url = start_redis(tmp / "redis")
+    server = LocalRedis(tmp / "redis", appendfsync="everysec").start()
+    url = server.url
     try:
         hooks = "  chat:\n    type: webhook\n    url: http://127.0.0.1:9/\n  ops:\n    type: outbox\n" \
                 f"    path: {tmp}/ops.jsonl\n"
@@ -78,7 +80,7 @@ def main() -> None:
             print(row("GET /console/ over HTTP (whole page)", timed(lambda: client.get("/console/"),
                                                                     args.rounds)))
     finally:
-        proc.terminate()
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -1,48 +1,20 @@
-"""Shared pieces of the console tests: a private redis-server, settings with staff tokens, the app."""
+"""Shared pieces of the console tests: settings with staff tokens, the app, a uvicorn in a thread."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-import redis
 from fastapi import FastAPI
 
 from notifier.bootstrap import App, build
 from notifier.config import Settings, parse_settings
 from notifier.console import console_router
+from notifier.store.local_redis import free_port
 
 TOKENS = {"CONSOLE_PUBLISHER": "pub-token-0123456789", "CONSOLE_EDITOR": "edit-token-0123456789",
           "CONSOLE_VIEWER": "view-token-0123456789"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A throwaway redis-server on a free loopback port (never the machine's own Redis)."""
-    port = free_port()
-    workdir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir), "--save", "",
-         "--appendonly", "no", "--maxmemory-policy", "noeviction"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.02)
-    client.close()
-    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 def settings_yaml(outbox: Path, extra_channels: str = "") -> str:

@@ -16,7 +16,8 @@ import pytest
 
 from notifier.domain.model import DeliveryState
 from notifier.services import delivery
-from tests.console_support import TOKENS, Served, make_app, make_settings, start_redis, web_app
+from notifier.store.local_redis import LocalRedis
+from tests.console_support import TOKENS, Served, make_app, make_settings, web_app
 
 pytestmark = pytest.mark.integration
 
@@ -47,10 +48,9 @@ class Receiver(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    server = LocalRedis(tmp_path_factory.mktemp("redis"), appendfsync="no").start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="module")
