@@ -46,8 +46,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    server = LocalRedis(tmp / "redis", appendfsync="everysec").start()
-    url = server.url
+    redis_server = LocalRedis(tmp / "redis", appendfsync="everysec").start()
+    url = redis_server.url
     try:
         hooks = "  chat:\n    type: webhook\n    url: http://127.0.0.1:9/\n  ops:\n    type: outbox\n" \
                 f"    path: {tmp}/ops.jsonl\n"
@@ -80,7 +80,7 @@ def main() -> None:
             print(row("GET /console/ over HTTP (whole page)", timed(lambda: client.get("/console/"),
                                                                     args.rounds)))
     finally:
-        server.stop()
+        redis_server.stop()
 
 
 if __name__ == "__main__":
