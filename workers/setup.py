@@ -63,6 +63,11 @@ def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
                 "schedule": conf.sweep_interval,
                 "options": {"queue": PERIODIC_QUEUE, "expires": conf.sweep_interval * 2},
             },
+            "engine-tick": {  # the engine's timers: confirm/resolve delays, maintenance, auto-publish
+                "task": "notifier.engine.tick",
+                "schedule": 5.0,
+                "options": {"queue": ENGINE_QUEUE, "expires": 10.0},
+            },
             "statuspage-heartbeat": {
                 "task": "notifier.statuspage.heartbeat",
                 "schedule": heartbeat,

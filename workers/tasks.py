@@ -27,6 +27,20 @@ def sweep_ledger() -> dict[str, int]:
     return delivery.sweep(get_app())
 
 
+@app.task(name="notifier.engine.process", ignore_result=True)
+def engine_process() -> int:
+    from notifier.services import engine
+
+    return engine.process_events(get_app())
+
+
+@app.task(name="notifier.engine.tick", ignore_result=True)
+def engine_tick() -> None:
+    from notifier.services import engine
+
+    engine.tick(get_app())
+
+
 @app.task(name="notifier.statuspage.heartbeat", ignore_result=True)
 def statuspage_heartbeat() -> dict[str, str]:
     from notifier.statuspage.heartbeat import republish
