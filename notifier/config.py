@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from notifier.channels.base import ChannelSettings
 from notifier.errors import ConfigError, ConfigProblem
+from notifier.sources.settings import SourcesSettings
 
 DEFAULTS_FILE = Path(__file__).parent / "defaults.yaml"
 DEFAULT_PATH = Path("config/notifier.yaml")
@@ -124,7 +125,7 @@ class Settings(_Strict):
     templates_dir: str | None = None
     # Sections owned by other parts (sources, engine, statuspage, staff) validate themselves;
     # unknown top-level keys are still an error.
-    sources: dict[str, Any] = {}
+    sources: SourcesSettings = SourcesSettings()
     engine: dict[str, Any] = {}
     statuspage: dict[str, Any] = {}
     staff: StaffSettings = StaffSettings()
@@ -256,6 +257,7 @@ def _secret_fields(
     if settings is not None:
         roots.append((("redis",), settings.redis))
         roots.extend((("staff", "tokens", str(i)), t) for i, t in enumerate(settings.staff.tokens))
+        roots.extend((("sources", key), conf) for key, conf in settings.sources.configured())
     for prefix, model in roots:
         for fname in type(model).model_fields:
             value = getattr(model, fname)
