@@ -6,6 +6,7 @@ never be accepted (the API answers 422 with ``field`` and ``message``); it never
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from notifier.errors import UsageError
 
 # Alertmanager and Grafana write this for "no end yet"
 ZERO_TIME = "0001-01-01T00:00:00Z"
+_FRACTION = re.compile(r"\.(\d+)")
 
 
 class ParseError(UsageError):
@@ -78,11 +80,8 @@ def timestamp(value: Any, where: str, *, optional: bool = False) -> datetime | N
     if not isinstance(value, str):
         raise ParseError(where, "must be an RFC 3339 timestamp")
     raw = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    if "." in raw:  # Go writes nanoseconds; Python takes at most microseconds
-        head, _, tail = raw.partition(".")
-        digits = "".join(ch for ch in tail if ch.isdigit())
-        rest = tail[len(digits):]
-        raw = f"{head}.{digits[:6].ljust(6, '0')}{rest}" if digits else head + rest
+    # Go writes nanoseconds; Python takes at most microseconds
+    raw = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), raw, count=1)
     try:
         parsed = datetime.fromisoformat(raw)
     except ValueError as exc:

@@ -1,0 +1,32 @@
+"""Shared helpers for the source parser tests: load a sample, mutate one field by path."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+RECEIVED = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)
+DELETE = object()
+
+
+def load(rel: str) -> dict[str, Any]:
+    return json.loads((DATA / rel).read_text())
+
+
+def mutate(payload: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """``mutate(p, "alerts.0.labels", DELETE)``: a deep copy with one field changed or removed."""
+    out = copy.deepcopy(payload)
+    *parents, last = path.split(".")
+    node: Any = out
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    key: Any = int(last) if isinstance(node, list) else last
+    if value is DELETE:
+        del node[key]
+    else:
+        node[key] = value
+    return out
