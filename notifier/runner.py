@@ -1,0 +1,175 @@
+"""Running the processes: `notifier worker`, `notifier beat` and `notifier run` (everything at once).
+
+`run` is what `make run` calls: it starts a private Redis with AOF under ./var when no redis.url is
+configured, then the worker, beat, the API and the status page preview as child processes, waits for
+the worker to report in, optionally sends a demo broadcast, and says what to try first. Ctrl-C stops
+everything, Redis last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from notifier.config import Settings
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    if settings.source_path != "<embedded defaults>":
+        env["NOTIFIER_CONFIG"] = settings.source_path
+    return env
+
+
+def worker_argv(settings: Settings, queues: str | None, concurrency: int, loglevel: str) -> list[str]:
+    from workers.celery_app import all_queues
+
+    return [
+        sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+        "-Q", queues or ",".join(all_queues(settings)), "-c", str(concurrency), "--loglevel", loglevel,
+        "--without-gossip", "--without-mingle", "-n", f"notifier-{os.getpid()}@%h",
+    ]
+
+
+def beat_argv(loglevel: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel", loglevel,
+            "--schedule", str(Path("var/celerybeat-schedule").resolve())]
+
+
+def exec_worker(settings: Settings, queues: str | None, concurrency: int, loglevel: str) -> int:
+    argv = worker_argv(settings, queues, concurrency, loglevel)
+    os.execve(argv[0], argv, _env(settings))  # noqa: S606 - replace this process (signals go to celery)
+    return 0  # pragma: no cover
+
+
+def exec_beat(settings: Settings, loglevel: str) -> int:
+    Path("var").mkdir(exist_ok=True)
+    argv = beat_argv(loglevel)
+    os.execve(argv[0], argv, _env(settings))  # noqa: S606
+    return 0  # pragma: no cover
+
+
+def _optional(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def run_all(settings: Settings, args: argparse.Namespace) -> int:
+    from notifier.bootstrap import build
+    from notifier.store import local_redis
+    from workers.dispatch import CeleryDispatcher
+
+    Path("var").mkdir(exist_ok=True)
+    redis_server = None
+    if settings.redis.url is None:
+        redis_server = local_redis.ensure_private(settings)
+        print(f"redis     private, AOF in {local_redis.private_dir(settings)}/ ({local_redis.private_url(settings)})")
+    env = _env(settings)
+    cli = [sys.executable, "-m", "notifier"] + (["--config", settings.source_path]
+                                               if settings.source_path != "<embedded defaults>" else [])
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    logs = Path("var/log")
+    logs.mkdir(parents=True, exist_ok=True)
+
+    def spawn(name: str, argv: list[str]) -> None:
+        out = (logs / f"{name}.log").open("ab")
+        procs[name] = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+        print(f"{name:<9} started (pid {procs[name].pid}), log: var/log/{name}.log")
+
+    spawn("worker", [*cli, "worker", "--concurrency", str(args.concurrency)])
+    spawn("beat", [*cli, "beat"])
+    if _optional("notifier.cli_api"):
+        spawn("api", [*cli, "api", "--host", settings.api.host, "--port", str(settings.api.port)])
+    if _optional("notifier.cli_statuspage"):
+        spawn("page", [*cli, "statuspage", "serve"])
+
+    app = build(settings, dispatcher=CeleryDispatcher())
+    print("waiting for the worker", end="", flush=True)
+    deadline = time.monotonic() + 60
+    while not app.store.redis.keys(app.store.key("worker", "heartbeat", "*")):
+        if time.monotonic() > deadline or procs["worker"].poll() is not None:
+            print("\nerror: the worker did not start; see var/log/worker.log", file=sys.stderr)
+            _stop(procs, redis_server)
+            return 1
+        print(".", end="", flush=True)
+        time.sleep(0.5)
+    print(" ready")
+    if args.demo:
+        _demo(app)
+    _hints(settings)
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        while not stopping:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    print(f"error: {name} exited with code {proc.returncode}; see var/log/{name}.log",
+                          file=sys.stderr)
+                    stopping = True
+                    break
+            time.sleep(0.5)
+    finally:
+        print("\nstopping…")
+        _stop(procs, redis_server)
+    return 0
+
+
+def _demo(app: object) -> None:
+    from notifier.bootstrap import App
+    from notifier.services import incidents
+
+    assert isinstance(app, App)
+    incident = incidents.broadcast(
+        app, body={"en": "Hello from outage notifier: this demo notice went through the worker and the ledger.",
+                   "de": "Hallo von outage notifier: diese Demo-Meldung lief durch Worker und Ledger."},
+        author="make run",
+    )
+    update = incident.updates[0]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        rows = app.store.ledger.rows(update_id=update.id)
+        if rows and all(r.state.value == "posted" for r in rows):
+            for r in rows:
+                print(f"demo      {r.notice_id} posted on {r.channel}: {r.url}")
+            return
+        time.sleep(0.2)
+    print("demo      not delivered within 30 s; run `notifier deliveries` to see why")
+
+
+def _hints(settings: Settings) -> None:
+    outbox = next((c for c in settings.channels.values() if c.type == "outbox"), None)
+    print("\nWhat to try first (in another terminal, with .venv/bin on your PATH):")
+    if outbox is not None:
+        print(f"  tail -f {getattr(outbox, 'path', 'var/outbox.jsonl')}            # what the channels publish")
+    print('  notifier incident open --name "IMAP login failures" --component imap -m "We are investigating."')
+    print("  notifier deliveries                      # the ledger: one row per update and channel")
+    if _optional("notifier.cli_api"):
+        print(f"  curl http://{settings.api.host}:{settings.api.port}/healthz   "
+              f"# API docs: http://{settings.api.host}:{settings.api.port}/docs")
+    if _optional("notifier.cli_statuspage"):
+        print(f"  open {settings.page.url}                # the status page preview")
+    print("Ctrl-C stops everything.")
+
+
+def _stop(procs: dict[str, subprocess.Popen[bytes]], redis_server: object) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs.values():
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    if redis_server is not None:
+        redis_server.stop()  # type: ignore[attr-defined]

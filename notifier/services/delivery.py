@@ -1,0 +1,203 @@
+"""Delivering one notice: the ledger state machine, run by the worker's task (and nothing else).
+
+``deliver`` is safe to run any number of times, concurrently, for the same notice: the atomic claim
+lets one run hold it, a posted row is never sent again, and an outcome that might have reached the
+channel (timeout, 5xx, a worker killed after ``mark_sending``) is reconciled, never re-posted blind.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+
+from notifier.bootstrap import App
+from notifier.channels.base import Rendering
+from notifier.domain.model import DeliveryState, Receipt
+from notifier.errors import CannotReconcile, DeliveryError, NotFound, OutcomeUnknown, Permanent, Transient, UsageError
+from notifier.failpoints import failpoint
+from notifier.services.incidents import notice_for, predecessor
+
+log = logging.getLogger(__name__)
+
+ORDER_WAIT = 2.0  # seconds between looks at whether the previous update on an ordered channel is out
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened; ``retry_in`` (seconds) tells the task when to run again, if ever."""
+
+    state: str  # posted | failed | retry | unknown | held | busy | early | deferred | skipped
+    retry_in: float | None = None
+    detail: str = ""
+
+
+def backoff(app: App, attempt: int) -> float:
+    """Exponential backoff with jitter, capped: 2, 4, 8, ... seconds × U(0.5, 1)."""
+    conf = app.settings.delivery
+    ceiling = min(conf.backoff_max, conf.backoff_base * (2 ** max(attempt - 1, 0)))
+    return ceiling * random.uniform(0.5, 1.0)
+
+
+def deliver(app: App, notice_id: str) -> Outcome:
+    ledger = app.store.ledger
+    failpoint("before_claim")
+    row = ledger.get(notice_id)
+    if row is None:
+        return Outcome("skipped", detail="no such notice")
+    if row.state in (DeliveryState.POSTED, DeliveryState.FAILED):
+        return Outcome(row.state.value)
+    now = app.clock.timestamp()
+    channel = app.channels.get(row.channel)
+    if channel is None:
+        reason = f"channel {row.channel!r} is not configured (or disabled) any more; re-enable it and run " \
+                 f"`notifier deliveries retry {notice_id}`"
+        ledger.release(notice_id, "", DeliveryState.FAILED, now, None, reason)
+        return Outcome("failed", detail=reason)
+    try:
+        incident = app.store.get_incident(row.incident_id)
+        update = incident.update(row.update_id)
+    except (NotFound, KeyError):
+        ledger.release(notice_id, "", DeliveryState.FAILED, now, None, "its incident or update no longer exists")
+        return Outcome("failed")
+
+    if channel.ordered:
+        prior = predecessor(app, incident, update, row.channel)
+        if prior is not None and prior.state not in (DeliveryState.POSTED, DeliveryState.FAILED):
+            if now > row.deadline:
+                reason = f"the previous update ({prior.notice_id}) never went out on this channel"
+                ledger.release(notice_id, "", DeliveryState.FAILED, now, None, reason)
+                return Outcome("failed", detail=reason)
+            return Outcome("deferred", retry_in=ORDER_WAIT, detail=f"waiting for {prior.notice_id}")
+    notice = notice_for(app, incident, update, row.channel)
+
+    lease = app.settings.delivery.lease_seconds
+    claim = ledger.claim(notice_id, now, lease)
+    if claim.mode in ("posted", "failed", "missing"):
+        return Outcome(claim.mode)
+    if claim.mode == "busy":  # someone holds it; if they died, the lease runs out and we come back
+        return Outcome("busy", retry_in=max(claim.until - now, 0) + 1)
+    if claim.mode == "early":
+        return Outcome("early", retry_in=max(claim.until - now, 0.5))
+    failpoint("after_claim")
+
+    if claim.mode == "reconcile" and not channel.idempotent:
+        try:
+            found = channel.reconcile(notice)
+        except CannotReconcile as exc:
+            ledger.release(notice_id, claim.token, DeliveryState.UNKNOWN, now, None, exc.reason, keep_sending=True)
+            return Outcome("held", detail=exc.reason)
+        except DeliveryError as exc:
+            return _retry(app, notice_id, claim.token, claim.attempt, row.deadline, exc, DeliveryState.UNKNOWN)
+        if found is not None:
+            ledger.mark_posted(notice_id, found, app.clock.timestamp())
+            return Outcome("posted", detail="found by reconcile")
+
+    rendering = Rendering(parts=tuple(row.rendered), language=channel.language) if row.rendered else None
+    if rendering is None:
+        rendering = channel.render(notice)
+    if not ledger.mark_sending(notice_id, claim.token, app.clock.timestamp(), list(rendering.parts)):
+        return Outcome("busy", retry_in=1, detail="lost the claim before sending")
+    try:
+        receipt = channel.send(notice, rendering)
+    except Permanent as exc:
+        ledger.release(notice_id, claim.token, DeliveryState.FAILED, app.clock.timestamp(), None, exc.reason)
+        log.warning("notice %s failed permanently: %s", notice_id, exc.reason)
+        return Outcome("failed", detail=exc.reason)
+    except Transient as exc:
+        return _retry(app, notice_id, claim.token, claim.attempt, row.deadline, exc, DeliveryState.PENDING)
+    except OutcomeUnknown as exc:
+        return _retry(app, notice_id, claim.token, claim.attempt, row.deadline, exc, DeliveryState.UNKNOWN)
+    except Exception as exc:  # a bug in a channel: we cannot know whether it posted, so reconcile later
+        log.exception("channel %s crashed sending %s", row.channel, notice_id)
+        unknown = OutcomeUnknown(f"channel error {exc.__class__.__name__}: {exc}")
+        return _retry(app, notice_id, claim.token, claim.attempt, row.deadline, unknown, DeliveryState.UNKNOWN)
+    failpoint("after_send")
+    record(app, notice_id, receipt)
+    return Outcome("posted")
+
+
+def record(app: App, notice_id: str, receipt: Receipt) -> None:
+    app.store.ledger.mark_posted(notice_id, receipt, app.clock.timestamp())
+
+
+def _retry(
+    app: App, notice_id: str, token: str, attempt: int, deadline: float, exc: DeliveryError, state: DeliveryState
+) -> Outcome:
+    now = app.clock.timestamp()
+    wait = backoff(app, attempt)
+    if isinstance(exc, Transient) and exc.retry_after is not None:
+        wait = min(max(exc.retry_after, 0.5), app.settings.delivery.backoff_max)
+    ledger = app.store.ledger
+    if now + wait > deadline:
+        hours = app.settings.delivery.deadline_hours
+        reason = f"gave up after {hours:g} h; last error: {exc.reason}. Fix the channel, then run " \
+                 f"`notifier deliveries retry {notice_id}`"
+        if state == DeliveryState.UNKNOWN:  # it may be out there: keep it unknown for a person to check
+            ledger.release(notice_id, token, state, now, None, reason, keep_sending=True)
+            return Outcome("held", detail=reason)
+        ledger.release(notice_id, token, DeliveryState.FAILED, now, None, reason)
+        return Outcome("failed", detail=reason)
+    ledger.release(notice_id, token, state, now, now + wait, exc.reason, keep_sending=state == DeliveryState.UNKNOWN)
+    ledger.touch_enqueued(notice_id, now + wait)
+    return Outcome("retry" if state == DeliveryState.PENDING else "unknown", retry_in=wait, detail=exc.reason)
+
+
+# ---- periodic and staff operations ------------------------------------------------------------------
+def sweep(app: App, grace: float = 30.0) -> dict[str, int]:
+    """Beat's safety net: expire dead claims, and enqueue every due row no worker is working on."""
+    ledger = app.store.ledger
+    now = app.clock.timestamp()
+    expired = dict(ledger.expire_claims(now))
+    enqueued = 0
+    failed = 0
+    for nid in ledger.due(now):
+        row = ledger.get(nid)
+        if row is None or row.state in (DeliveryState.POSTED, DeliveryState.FAILED, DeliveryState.CLAIMED):
+            continue
+        if row.state == DeliveryState.PENDING and now > row.deadline:
+            ledger.release(nid, "", DeliveryState.FAILED, now, None,
+                           f"deadline passed before it could be sent; last error: {row.last_error or 'none'}")
+            failed += 1
+            continue
+        if nid not in expired and row.enqueued_at > now - grace:
+            continue  # a task for it is (probably) queued; the ledger makes a duplicate harmless anyway
+        app.dispatcher.deliver(nid, row.channel)
+        ledger.touch_enqueued(nid, now)
+        enqueued += 1
+    return {"expired": len(expired), "enqueued": enqueued, "failed": failed}
+
+
+def retry_delivery(app: App, notice_id: str, force: bool = False) -> str:
+    """Staff: try a failed (or held unknown) notice again. Returns the state it was in.
+
+    An unknown notice is reconciled first; ``force`` sends it without asking the channel, for when a
+    person has checked that it is not there.
+    """
+    ledger = app.store.ledger
+    row = ledger.get(notice_id)
+    if row is None:
+        raise NotFound(f"no notice {notice_id!r}; `notifier deliveries` lists them")
+    now = app.clock.timestamp()
+    if row.state == DeliveryState.POSTED:
+        raise UsageError(f"{notice_id} is already posted ({row.url or row.remote_id}); nothing to retry")
+    if row.state == DeliveryState.CLAIMED and row.lease_until > now:
+        raise UsageError(f"{notice_id} is being sent right now; wait a moment and look again")
+    app.store.redis.hset(ledger.row_key(notice_id), "deadline", now + app.settings.delivery.deadline_hours * 3600)
+    if row.state == DeliveryState.UNKNOWN and not force:
+        ledger.release(notice_id, "", DeliveryState.UNKNOWN, now, now, "retry requested by staff", keep_sending=True)
+    else:
+        ledger.release(notice_id, "", DeliveryState.PENDING, now, now, f"retry requested by staff ({row.last_error})")
+    app.dispatcher.deliver(notice_id, row.channel)
+    ledger.touch_enqueued(notice_id, now)
+    return row.state.value
+
+
+def mark_posted(app: App, notice_id: str, url: str = "") -> None:
+    """Staff: a person checked the channel and the post is there (for channels that cannot reconcile)."""
+    row = app.store.ledger.get(notice_id)
+    if row is None:
+        raise NotFound(f"no notice {notice_id!r}; `notifier deliveries` lists them")
+    if row.state == DeliveryState.POSTED:
+        raise UsageError(f"{notice_id} is already posted")
+    app.store.ledger.mark_posted(notice_id, Receipt(remote_id="manual", url=url), app.clock.timestamp())

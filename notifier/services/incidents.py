@@ -1,0 +1,316 @@
+"""Use-cases for incidents, maintenances and broadcasts: the functions the CLI, the API, the console
+and the incident engine all call.
+
+Each published update is written in one Redis transaction together with its component status changes
+and one ledger row per channel, and only then handed to the workers. A crash between the two loses
+nothing: the beat sweeper enqueues every due row the workers have not picked up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from notifier.bootstrap import App
+from notifier.channels.base import Rendering
+from notifier.domain.model import (
+    ComponentChange,
+    ComponentStatus,
+    DeliveryState,
+    Impact,
+    Incident,
+    IncidentStatus,
+    IncidentUpdate,
+    MaintenanceStatus,
+    Notice,
+    notice_id,
+)
+from notifier.errors import NotFound, UsageError
+
+KINDS = {"incident": "inc", "maintenance": "mnt", "broadcast": "brd"}
+
+
+# ---- validation ------------------------------------------------------------------------------------
+def _body(body: Mapping[str, str] | str | None) -> dict[str, str]:
+    if isinstance(body, str):
+        body = {"en": body}
+    cleaned = {lang: text.strip() for lang, text in (body or {}).items() if text and text.strip()}
+    if not cleaned:
+        raise UsageError("the message is empty: give the update text (CLI: --message, and --message-de for German)")
+    return cleaned
+
+
+def _components(app: App, components: Mapping[str, str] | Iterable[str] | None, default: str) -> dict[str, str]:
+    if components is None:
+        return {}
+    pairs = components.items() if isinstance(components, Mapping) else ((c, default) for c in components)
+    known = {c.id for c in app.settings.components}
+    out: dict[str, str] = {}
+    for comp_id, status in pairs:
+        if comp_id not in known:
+            choices = ", ".join(sorted(known)) or "(none configured: add them under components:)"
+            raise UsageError(f"unknown component {comp_id!r}; known components: {choices}")
+        try:
+            out[comp_id] = ComponentStatus(status).value
+        except ValueError:
+            choices = ", ".join(s.value for s in ComponentStatus)
+            raise UsageError(f"unknown component status {status!r} for {comp_id}; choose one of: {choices}") from None
+    return out
+
+
+def _channels(app: App, channels: Iterable[str] | None) -> list[str] | None:
+    if channels is None:
+        return None
+    chosen = list(dict.fromkeys(channels))
+    for name in chosen:
+        if name not in app.channels:
+            known = ", ".join(sorted(app.channels)) or "(none enabled)"
+            raise UsageError(f"unknown channel {name!r}; enabled channels: {known}")
+    return chosen
+
+
+def _status(kind: str, status: str) -> str:
+    allowed = [s.value for s in (MaintenanceStatus if kind == "maintenance" else IncidentStatus)]
+    if kind == "broadcast":
+        allowed = ["broadcast"]
+    if status not in allowed:
+        raise UsageError(f"unknown {kind} status {status!r}; choose one of: {', '.join(allowed)}")
+    return status
+
+
+def _impact(impact: str | Impact) -> Impact:
+    try:
+        return Impact(impact)
+    except ValueError:
+        raise UsageError(f"unknown impact {impact!r}; choose one of: {', '.join(i.value for i in Impact)}") from None
+
+
+# ---- writing ---------------------------------------------------------------------------------------
+def _commit(
+    app: App, incident_id: str | None, make: Any, new: Incident | None = None
+) -> tuple[Incident, IncidentUpdate]:
+    """Append the update ``make(incident)`` returns, atomically with its status changes and ledger rows.
+
+    ``new``: an incident not stored yet; it is written in the same transaction as its first update.
+    """
+    now = app.clock.now()
+    deadline = now.timestamp() + app.settings.delivery.deadline_hours * 3600
+
+    def body(pipe: Any, incident: Incident | None) -> tuple[Incident, IncidentUpdate]:
+        incident = incident or new
+        assert incident is not None
+        update = make(incident)
+        current = app.store.component_statuses(update.component_statuses) if update.component_statuses else {}
+        pipe.multi()
+        if not update.draft:
+            for comp_id, status in update.component_statuses.items():
+                if current.get(comp_id) != ComponentStatus(status):
+                    change = ComponentChange(comp_id, ComponentStatus(status), now, incident.id)
+                    app.store.set_component_status_in(pipe, change)
+            for channel in _targets(app, update):
+                app.store.ledger.create_in(
+                    pipe, notice_id(update.id, channel), channel, update.id, incident.id, now.timestamp(), deadline
+                )
+        app.store._save_incident_in(pipe, incident)
+        return incident, update
+
+    incident, update = app.store.transact(incident_id, body)
+    if not update.draft:
+        _enqueue(app, update)
+    return incident, update
+
+
+def _targets(app: App, update: IncidentUpdate) -> list[str]:
+    names = update.channels if update.channels is not None else list(app.channels)
+    return [n for n in names if n in app.channels]
+
+
+def _enqueue(app: App, update: IncidentUpdate) -> None:
+    for channel in _targets(app, update):
+        app.dispatcher.deliver(notice_id(update.id, channel), channel)
+
+
+def _new_update(
+    app: App, incident: Incident, *, status: str, body: dict[str, str], author: str,
+    components: dict[str, str], channels: list[str] | None, draft: bool,
+) -> IncidentUpdate:
+    number = len(incident.updates) + 1
+    return IncidentUpdate(
+        id=f"{incident.id}.{number}", incident_id=incident.id, number=number, status=status, body=body,
+        created_at=app.clock.now(), author=author, component_statuses=components, channels=channels, draft=draft,
+    )
+
+
+def open_incident(
+    app: App, *, name: str, components: Mapping[str, str] | Iterable[str] | None = None,
+    impact: str | Impact = Impact.MINOR, body: Mapping[str, str] | str, status: str | None = None,
+    author: str = "staff", channels: Iterable[str] | None = None, draft: bool = False, kind: str = "incident",
+    scheduled_for: datetime | None = None, scheduled_until: datetime | None = None,
+) -> Incident:
+    """Open an incident (or a maintenance, or a broadcast) with its first update, and publish it."""
+    if kind not in KINDS:
+        raise UsageError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    if not name or not name.strip():
+        raise UsageError("the incident needs a name (CLI: --name)")
+    default_status = {"incident": "investigating", "maintenance": "scheduled", "broadcast": "broadcast"}[kind]
+    status = _status(kind, status or default_status)
+    default_comp = "under_maintenance" if kind == "maintenance" else "major_outage"
+    comps = _components(app, components, default_comp) if kind != "broadcast" else {}
+    text = _body(body)
+    chosen = _channels(app, channels)
+    imp = _impact(impact)
+    incident_id = app.store.next_id(KINDS[kind])
+    incident = Incident(
+        id=incident_id, name=name.strip(), status=status, impact=imp, created_at=app.clock.now(), kind=kind,
+        components=list(comps), scheduled_for=scheduled_for, scheduled_until=scheduled_until,
+    )
+    def make(inc: Incident) -> IncidentUpdate:
+        # A scheduled maintenance does not change component status until it starts.
+        applied = comps if not (kind == "maintenance" and status == "scheduled") else {}
+        upd = _new_update(app, inc, status=status, body=text, author=author, components=applied,
+                          channels=chosen, draft=draft)
+        inc.updates.append(upd)
+        return upd
+
+    incident, _ = _commit(app, None, make, new=incident)
+    return incident
+
+
+def update_incident(
+    app: App, incident_id: str, *, status: str | None = None, body: Mapping[str, str] | str,
+    components: Mapping[str, str] | Iterable[str] | None = None, impact: str | Impact | None = None,
+    author: str = "staff", channels: Iterable[str] | None = None, draft: bool = False,
+) -> IncidentUpdate:
+    """Append an update to an open incident and publish it (or save it as a draft)."""
+    text = _body(body)
+    chosen = _channels(app, channels)
+    imp = _impact(impact) if impact is not None else None
+
+    def make(inc: Incident) -> IncidentUpdate:
+        if not inc.is_open:
+            raise UsageError(f"{inc.id} is already {inc.status}; open a new incident instead")
+        new_status = _status(inc.kind, status or inc.status)
+        comps = _components(app, components, "major_outage")
+        upd = _new_update(app, inc, status=new_status, body=text, author=author, components=comps,
+                          channels=chosen, draft=draft)
+        inc.updates.append(upd)
+        if not draft:
+            _apply(inc, upd, imp, app.clock.now())
+        return upd
+
+    return _commit(app, incident_id, make)[1]
+
+
+def _apply(inc: Incident, upd: IncidentUpdate, impact: Impact | None, now: datetime) -> None:
+    inc.status = upd.status
+    if impact is not None:
+        inc.impact = impact
+    for comp_id in upd.component_statuses:
+        if comp_id not in inc.components:
+            inc.components.append(comp_id)
+    if not inc.is_open:
+        inc.resolved_at = now
+
+
+def resolve_incident(
+    app: App, incident_id: str, *, body: Mapping[str, str] | str, author: str = "staff",
+    channels: Iterable[str] | None = None, draft: bool = False,
+) -> IncidentUpdate:
+    """Resolve (or complete, for a maintenance): every affected component goes back to operational."""
+    incident = app.store.get_incident(incident_id)
+    final = "completed" if incident.kind == "maintenance" else "resolved"
+    return update_incident(
+        app, incident_id, status=final, body=body, author=author, channels=channels, draft=draft,
+        components={c: "operational" for c in incident.components},
+    )
+
+
+def broadcast(
+    app: App, *, body: Mapping[str, str] | str, author: str = "staff", channels: Iterable[str] | None = None,
+    name: str = "Notice", draft: bool = False,
+) -> Incident:
+    """A one-off notice on every (or the chosen) channel; it touches no component status."""
+    return open_incident(app, name=name, body=body, author=author, channels=channels, kind="broadcast",
+                         impact=Impact.NONE, draft=draft)
+
+
+def find_update(app: App, update_id: str) -> tuple[Incident, IncidentUpdate]:
+    incident_id = update_id.split(".", 1)[0]
+    incident = app.store.get_incident(incident_id)
+    try:
+        return incident, incident.update(update_id)
+    except KeyError:
+        raise NotFound(f"no update {update_id!r} in {incident_id}") from None
+
+
+def approve_draft(app: App, update_id: str, *, approver: str) -> IncidentUpdate:
+    """Publish a draft: it becomes a normal update with ledger rows, delivered like any other."""
+    incident_id = update_id.split(".", 1)[0]
+
+    def make(inc: Incident) -> IncidentUpdate:
+        try:
+            upd = inc.update(update_id)
+        except KeyError:
+            raise NotFound(f"no update {update_id!r} in {inc.id}") from None
+        if not upd.draft:
+            raise UsageError(f"{update_id} is not a draft (already published)")
+        upd.draft = False
+        upd.approved_by = approver
+        upd.created_at = app.clock.now()
+        _apply(inc, upd, None, app.clock.now())
+        return upd
+
+    return _commit(app, incident_id, make)[1]
+
+
+def drafts(app: App) -> list[tuple[Incident, IncidentUpdate]]:
+    return [(inc, u) for inc in app.store.list_incidents() for u in inc.updates if u.draft]
+
+
+# ---- reading and rendering -------------------------------------------------------------------------
+def notice_for(app: App, incident: Incident, update: IncidentUpdate, channel_name: str) -> Notice:
+    """The notice for one channel, with the thread ids of the previous post on that channel."""
+    previous: dict[str, str] = {}
+    prior = predecessor(app, incident, update, channel_name)
+    if prior is not None and prior.state == DeliveryState.POSTED:
+        previous = {"remote_id": prior.remote_id, "url": prior.url, **prior.extra}
+    page_url = app.settings.page.incident_url(incident.id) if incident.kind != "broadcast" else app.settings.page.url
+    return Notice(incident=incident, update=update, channel=channel_name, page_url=page_url, previous=previous)
+
+
+def predecessor(app: App, incident: Incident, update: IncidentUpdate, channel_name: str) -> Any:
+    """The ledger row of the latest earlier published update of this incident on this channel."""
+    for earlier in reversed(incident.updates[: update.number - 1]):
+        if earlier.draft:
+            continue
+        row = app.store.ledger.get(notice_id(earlier.id, channel_name))
+        if row is not None:
+            return row
+    return None
+
+
+def preview(
+    app: App, incident: Incident, update: IncidentUpdate, channels: Iterable[str] | None = None
+) -> dict[str, Rendering]:
+    """Each channel's exact rendering, from the channels' own render(): the preview never lies."""
+    names = list(channels) if channels is not None else list(app.channels)
+    return {n: app.channels[n].render(notice_for(app, incident, update, n)) for n in names if n in app.channels}
+
+
+def draft_preview(
+    app: App, *, name: str, body: Mapping[str, str] | str, status: str = "investigating",
+    impact: str = "minor", kind: str = "incident", incident_id: str | None = None,
+    channels: Iterable[str] | None = None,
+) -> dict[str, Rendering]:
+    """Render what an update would look like without storing anything (dry runs, console preview)."""
+    text = _body(body)
+    if incident_id:
+        incident = app.store.get_incident(incident_id)
+    else:
+        incident = Incident(id="inc0", name=name or "(untitled)", status=status, impact=_impact(impact),
+                            created_at=app.clock.now(), kind=kind)
+    number = len(incident.updates) + 1
+    upd = IncidentUpdate(id=f"{incident.id}.{number}", incident_id=incident.id, number=number, status=status,
+                         body=text, created_at=app.clock.now())
+    return preview(app, incident, upd, channels)

@@ -1,0 +1,306 @@
+"""The delivery ledger: one Redis hash per notice (update × channel). It is what makes "exactly once" true.
+
+    pending ──claim──▶ claimed ──mark_sending──▶ (request in flight) ──mark_posted──▶ posted
+       ▲                  │  └─ Transient ─▶ pending (next_at)          └─ Permanent ─▶ failed
+       │                  └─ lease expired, never marked sending ─▶ pending   (provably not sent)
+       │                  └─ lease expired after mark_sending   ─▶ unknown   (maybe sent)
+       └─── reconcile found nothing ◀── unknown ──claim(reconcile)──▶ reconcile found it ─▶ posted
+
+Every transition is one Lua script, so it is atomic across any number of workers. A claim carries a
+random token; only the holder of the current token may move the row on, except ``mark_posted``,
+which records the truth whoever learns it (a post that exists is never forgotten).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from notifier.domain.model import DeliveryState, Receipt
+
+_CLAIM = """
+local row, claimed_z, due_z = KEYS[1], KEYS[2], KEYS[3]
+local now, lease, token, id = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local state = redis.call('HGET', row, 'state')
+if not state then return {'missing', ''} end
+if state == 'posted' or state == 'failed' then return {state, ''} end
+if state == 'claimed' then
+  local lease_until = tonumber(redis.call('HGET', row, 'lease_until'))
+  if lease_until > now then return {'busy', tostring(lease_until)} end
+  local sent = redis.call('HGET', row, 'sending_at')
+  if sent and sent ~= '' then state = 'unknown' else state = 'pending' end
+end
+local mode = 'send'
+if state == 'unknown' then
+  mode = 'reconcile'
+elseif state == 'pending' then
+  local next_at = tonumber(redis.call('HGET', row, 'next_at'))
+  if next_at > now then return {'early', tostring(next_at)} end
+end
+local attempt = redis.call('HINCRBY', row, 'attempt', 1)
+redis.call('HSET', row, 'state', 'claimed', 'token', token, 'mode', mode,
+           'lease_until', tostring(now + lease), 'updated_at', tostring(now))
+redis.call('ZADD', claimed_z, now + lease, id)
+redis.call('ZREM', due_z, id)
+return {mode, tostring(attempt)}
+"""
+
+_MARK_SENDING = """
+local row = KEYS[1]
+if redis.call('HGET', row, 'state') ~= 'claimed' or redis.call('HGET', row, 'token') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', row, 'sending_at', ARGV[2], 'mode', 'send', 'rendered', ARGV[3], 'updated_at', ARGV[2])
+return 1
+"""
+
+_MARK_POSTED = """
+local row, claimed_z, due_z, id = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local state = redis.call('HGET', row, 'state')
+if not state then return 'missing' end
+if state == 'posted' then return 'already' end
+redis.call('HSET', row, 'state', 'posted', 'remote_id', ARGV[2], 'url', ARGV[3], 'extra', ARGV[4],
+           'posted_at', ARGV[5], 'updated_at', ARGV[5], 'last_error', '', 'token', '')
+redis.call('ZREM', claimed_z, id)
+redis.call('ZREM', due_z, id)
+return 'posted'
+"""
+
+# Move a claimed row on (to pending/unknown/failed) only if we still hold its claim.
+_RELEASE = """
+local row, claimed_z, due_z, id = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local token, new_state, now, next_at, err = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local keep_sending = ARGV[7] == '1'
+if token ~= '' then
+  if redis.call('HGET', row, 'state') ~= 'claimed' or redis.call('HGET', row, 'token') ~= token then
+    return 0
+  end
+else
+  local state = redis.call('HGET', row, 'state')
+  if not state or state == 'posted' then return 0 end
+end
+redis.call('HSET', row, 'state', new_state, 'next_at', next_at, 'last_error', err, 'updated_at', now,
+           'token', '')
+if not keep_sending then redis.call('HSET', row, 'sending_at', '') end
+redis.call('ZREM', claimed_z, id)
+if (new_state == 'pending' or new_state == 'unknown') and next_at ~= 'inf' then
+  redis.call('ZADD', due_z, next_at, id)
+else
+  redis.call('ZREM', due_z, id)
+end
+return 1
+"""
+
+# An expired claim: never marked sending -> pending (provably not sent); else unknown (maybe sent).
+_EXPIRE = """
+local row, claimed_z, due_z, id, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2])
+if redis.call('HGET', row, 'state') ~= 'claimed' then redis.call('ZREM', claimed_z, id) return '' end
+if tonumber(redis.call('HGET', row, 'lease_until')) > now then return '' end
+local new_state = 'pending'
+local sent = redis.call('HGET', row, 'sending_at')
+if sent and sent ~= '' then new_state = 'unknown' end
+redis.call('HSET', row, 'state', new_state, 'token', '', 'next_at', tostring(now), 'updated_at', tostring(now),
+           'last_error', 'worker stopped while holding the claim (lease expired)')
+redis.call('ZREM', claimed_z, id)
+redis.call('ZADD', due_z, now, id)
+return new_state
+"""
+
+
+@dataclass
+class LedgerRow:
+    notice_id: str
+    channel: str
+    update_id: str
+    incident_id: str
+    state: DeliveryState
+    attempt: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    deadline: float = 0.0
+    next_at: float = 0.0
+    lease_until: float = 0.0
+    sending_at: float | None = None
+    posted_at: float | None = None
+    remote_id: str = ""
+    url: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+    last_error: str = ""
+    rendered: list[str] = field(default_factory=list)
+    enqueued_at: float = 0.0
+
+    @property
+    def receipt(self) -> Receipt | None:
+        return Receipt(self.remote_id, self.url, self.extra) if self.state == DeliveryState.POSTED else None
+
+    @classmethod
+    def from_hash(cls, data: dict[str, str]) -> LedgerRow:
+        def num(key: str) -> float:
+            value = data.get(key, "")
+            return float(value) if value not in ("", "inf") else (float("inf") if value == "inf" else 0.0)
+
+        return cls(
+            notice_id=data["notice_id"],
+            channel=data["channel"],
+            update_id=data["update_id"],
+            incident_id=data["incident_id"],
+            state=DeliveryState(data["state"]),
+            attempt=int(data.get("attempt", 0)),
+            created_at=num("created_at"),
+            updated_at=num("updated_at"),
+            deadline=num("deadline"),
+            next_at=num("next_at"),
+            lease_until=num("lease_until"),
+            sending_at=num("sending_at") or None,
+            posted_at=num("posted_at") or None,
+            remote_id=data.get("remote_id", ""),
+            url=data.get("url", ""),
+            extra=json.loads(data.get("extra") or "{}"),
+            last_error=data.get("last_error", ""),
+            rendered=json.loads(data.get("rendered") or "[]"),
+            enqueued_at=num("enqueued_at"),
+        )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of ``Ledger.claim``. ``mode`` is send/reconcile when we hold the row."""
+
+    mode: str  # send | reconcile | posted | failed | busy | early | missing
+    token: str = ""
+    attempt: int = 0
+    until: float = 0.0  # busy: lease end; early: next_at
+
+    @property
+    def held(self) -> bool:
+        return self.mode in ("send", "reconcile")
+
+
+class Ledger:
+    def __init__(self, redis: Any, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._claim = redis.register_script(_CLAIM)
+        self._sending = redis.register_script(_MARK_SENDING)
+        self._posted = redis.register_script(_MARK_POSTED)
+        self._release = redis.register_script(_RELEASE)
+        self._expire = redis.register_script(_EXPIRE)
+
+    # keys
+    def row_key(self, notice_id: str) -> str:
+        return f"{self.prefix}notice:{notice_id}"
+
+    @property
+    def index_key(self) -> str:
+        return f"{self.prefix}notices"
+
+    @property
+    def claimed_key(self) -> str:
+        return f"{self.prefix}notices:claimed"
+
+    @property
+    def due_key(self) -> str:
+        return f"{self.prefix}notices:due"
+
+    def _keys(self, notice_id: str) -> list[str]:
+        return [self.row_key(notice_id), self.claimed_key, self.due_key]
+
+    # creation happens inside the caller's MULTI so a row never exists without its update
+    def create_in(
+        self, pipe: Any, notice_id: str, channel: str, update_id: str, incident_id: str, now: float, deadline: float
+    ) -> None:
+        pipe.hset(
+            self.row_key(notice_id),
+            mapping={
+                "notice_id": notice_id, "channel": channel, "update_id": update_id, "incident_id": incident_id,
+                "state": DeliveryState.PENDING.value, "attempt": 0, "created_at": now, "updated_at": now,
+                "deadline": deadline, "next_at": now, "lease_until": 0, "sending_at": "", "remote_id": "",
+                "url": "", "extra": "{}", "last_error": "", "enqueued_at": now,
+            },
+        )
+        pipe.zadd(self.index_key, {notice_id: now})
+        pipe.zadd(self.due_key, {notice_id: now})
+
+    def get(self, notice_id: str) -> LedgerRow | None:
+        data = self.redis.hgetall(self.row_key(notice_id))
+        return LedgerRow.from_hash(data) if data else None
+
+    def claim(self, notice_id: str, now: float, lease: float) -> Claim:
+        token = secrets.token_hex(8)
+        mode, value = self._claim(keys=self._keys(notice_id), args=[now, lease, token, notice_id])
+        if mode in ("send", "reconcile"):
+            return Claim(mode, token, int(value))
+        return Claim(mode, until=float(value) if value else 0.0)
+
+    def mark_sending(self, notice_id: str, token: str, now: float, rendered: list[str]) -> bool:
+        """Record, before the request leaves, that it may reach the channel. False: claim lost; don't send."""
+        return bool(self._sending(keys=[self.row_key(notice_id)], args=[token, now, json.dumps(rendered)]))
+
+    def mark_posted(self, notice_id: str, receipt: Receipt, now: float) -> str:
+        return str(
+            self._posted(
+                keys=self._keys(notice_id),
+                args=[notice_id, receipt.remote_id, receipt.url, json.dumps(receipt.extra), now],
+            )
+        )
+
+    def release(
+        self, notice_id: str, token: str, state: DeliveryState, now: float, next_at: float | None, error: str,
+        keep_sending: bool = False,
+    ) -> bool:
+        """Move a held row to pending/unknown (due at ``next_at``; None = wait for a person) or failed.
+
+        An empty ``token`` is a person's override (``deliveries retry``) and works on any row not posted.
+        """
+        nxt = "inf" if next_at is None else repr(next_at)
+        return bool(
+            self._release(
+                keys=self._keys(notice_id),
+                args=[notice_id, token, state.value, now, nxt, error[:500], "1" if keep_sending else "0"],
+            )
+        )
+
+    def expire_claims(self, now: float) -> list[tuple[str, str]]:
+        """Claims whose lease ran out: back to pending or to unknown. Returns (notice_id, new_state)."""
+        out = []
+        for notice_id in self.redis.zrangebyscore(self.claimed_key, "-inf", now, start=0, num=500):
+            new_state = self._expire(keys=self._keys(notice_id), args=[notice_id, now])
+            if new_state:
+                out.append((notice_id, new_state))
+        return out
+
+    def due(self, now: float, limit: int = 500) -> list[str]:
+        return list(self.redis.zrangebyscore(self.due_key, "-inf", now, start=0, num=limit))
+
+    def touch_enqueued(self, notice_id: str, now: float) -> None:
+        self.redis.hset(self.row_key(notice_id), "enqueued_at", now)
+
+    def rows(
+        self, channel: str | None = None, state: str | None = None, update_id: str | None = None,
+        incident_id: str | None = None, limit: int | None = None,
+    ) -> list[LedgerRow]:
+        """Newest first, filtered. Reads through a pipeline: one round trip per 200 rows."""
+        ids: list[str] = self.redis.zrevrange(self.index_key, 0, -1)
+        if update_id:
+            ids = [i for i in ids if i.startswith(f"{update_id}:")]
+        elif incident_id:
+            ids = [i for i in ids if i.startswith(f"{incident_id}.")]
+        out: list[LedgerRow] = []
+        for start in range(0, len(ids), 200):
+            pipe = self.redis.pipeline(transaction=False)
+            for notice_id in ids[start : start + 200]:
+                pipe.hgetall(self.row_key(notice_id))
+            for data in pipe.execute():
+                if not data:
+                    continue
+                row = LedgerRow.from_hash(data)
+                if channel and row.channel != channel:
+                    continue
+                if state and row.state.value != state:
+                    continue
+                out.append(row)
+                if limit and len(out) >= limit:
+                    return out
+        return out

@@ -1,0 +1,177 @@
+"""Redis as the durable store: incidents, component status history and the delivery ledger.
+
+Redis runs with AOF (``appendfsync always`` for the private server we start), so whatever a MULTI
+here has returned from is on disk. Keys, all under ``redis.key_prefix`` (default ``notifier:``):
+
+    seq:<kind>                 INCR counters for incident ids (inc42, mnt7, brd3)
+    incident:<id>              JSON document of the incident with all its updates
+    incidents                  ZSET id -> created timestamp
+    component:<id>:status      current status
+    component:<id>:history     LIST of JSON ComponentChange, oldest first
+    notice:<notice id>         HASH, one ledger row (see ledger.py)
+    notices / :claimed / :due  ZSET indexes of the ledger
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import redis
+
+from notifier.config import Settings, mask_url
+from notifier.domain.model import ComponentChange, ComponentStatus, Incident
+from notifier.errors import NotFound, StoreUnavailable
+from notifier.store.ledger import Ledger
+
+T = TypeVar("T")
+
+
+def redis_url_of(settings: Settings, override: str | None = None) -> str:
+    if override:
+        return override
+    if settings.redis.url is not None:
+        return settings.redis.url.get_secret_value()
+    from notifier.store.local_redis import private_url
+
+    return private_url(settings)
+
+
+def connect(settings: Settings, url: str | None = None) -> redis.Redis:
+    """A client for the configured Redis; StoreUnavailable (URL shown masked) if it does not answer."""
+    target = redis_url_of(settings, url)
+    client = redis.Redis.from_url(
+        target, decode_responses=True, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30,
+        retry_on_timeout=True,
+    )
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise StoreUnavailable(
+            f"cannot reach Redis at {mask_url(target)} ({exc.__class__.__name__}); start it, or set "
+            "redis.url in the config (make run starts a private one under ./var)"
+        ) from exc
+    return client
+
+
+class RedisStore:
+    def __init__(self, client: redis.Redis, prefix: str = "notifier:") -> None:
+        self.redis = client
+        self.prefix = prefix
+        self.ledger = Ledger(client, prefix)
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    # ---- ids -------------------------------------------------------------------------------------
+    def next_id(self, kind: str) -> str:
+        """``inc`` -> ``inc1``, ``inc2``, ... (also ``mnt`` for maintenance, ``brd`` for broadcasts)."""
+        return f"{kind}{self.redis.incr(self.key('seq', kind))}"
+
+    # ---- incidents -------------------------------------------------------------------------------
+    def get_incident(self, incident_id: str) -> Incident:
+        raw = self.redis.get(self.key("incident", incident_id))
+        if raw is None:
+            raise NotFound(f"no incident {incident_id!r}; `notifier incident list` shows the ids")
+        return Incident.from_dict(json.loads(raw))
+
+    def save_incident(self, incident: Incident) -> None:
+        with self.redis.pipeline() as pipe:
+            self._save_incident_in(pipe, incident)
+            pipe.execute()
+
+    def _save_incident_in(self, pipe: Any, incident: Incident) -> None:
+        pipe.set(self.key("incident", incident.id), json.dumps(incident.to_dict(), ensure_ascii=False))
+        pipe.zadd(self.key("incidents"), {incident.id: incident.created_at.timestamp()})
+
+    def list_incidents(
+        self, kind: str | None = None, open_only: bool = False, limit: int | None = None
+    ) -> list[Incident]:
+        """Newest first."""
+        ids = self.redis.zrevrange(self.key("incidents"), 0, -1)
+        out: list[Incident] = []
+        for start in range(0, len(ids), 200):
+            raws = self.redis.mget([self.key("incident", i) for i in ids[start : start + 200]])
+            for raw in raws:
+                if raw is None:
+                    continue
+                incident = Incident.from_dict(json.loads(raw))
+                if kind and incident.kind != kind:
+                    continue
+                if open_only and not incident.is_open:
+                    continue
+                out.append(incident)
+                if limit and len(out) >= limit:
+                    return out
+        return out
+
+    def transact(self, incident_id: str | None, fn: Callable[[Any, Incident | None], T]) -> T:
+        """Optimistic transaction: ``fn(pipe, incident)`` reads, then queues writes after pipe.multi().
+
+        Re-runs ``fn`` if the incident document changed underneath (another worker, the engine).
+        """
+        watch = [self.key("incident", incident_id)] if incident_id else []
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    if watch:
+                        pipe.watch(*watch)
+                    incident = None
+                    if incident_id:
+                        raw = pipe.get(watch[0])
+                        if raw is None:
+                            raise NotFound(f"no incident {incident_id!r}; `notifier incident list` shows the ids")
+                        incident = Incident.from_dict(json.loads(raw))
+                    result = fn(pipe, incident)
+                    pipe.execute()
+                    return result
+                except redis.WatchError:
+                    continue
+
+    # ---- components ------------------------------------------------------------------------------
+    def component_status(self, component_id: str) -> ComponentStatus:
+        raw = self.redis.get(self.key("component", component_id, "status"))
+        return ComponentStatus(raw) if raw else ComponentStatus.OPERATIONAL
+
+    def component_statuses(self, component_ids: Iterable[str] | None = None) -> dict[str, ComponentStatus]:
+        ids = list(component_ids) if component_ids is not None else self._known_components()
+        if not ids:
+            return {}
+        raws = self.redis.mget([self.key("component", c, "status") for c in ids])
+        return {c: ComponentStatus(r) if r else ComponentStatus.OPERATIONAL for c, r in zip(ids, raws, strict=True)}
+
+    def _known_components(self) -> list[str]:
+        return sorted(self.redis.smembers(self.key("components")))
+
+    def set_component_status(
+        self, component_id: str, status: ComponentStatus, at: datetime, incident_id: str | None = None
+    ) -> bool:
+        """Record a change (and its history entry) only if the status differs. True when it changed."""
+        if self.component_status(component_id) == status:
+            return False
+        with self.redis.pipeline() as pipe:
+            self.set_component_status_in(pipe, ComponentChange(component_id, status, at, incident_id))
+            pipe.execute()
+        return True
+
+    def set_component_status_in(self, pipe: Any, change: ComponentChange) -> None:
+        pipe.set(self.key("component", change.component_id, "status"), change.status.value)
+        pipe.rpush(self.key("component", change.component_id, "history"), json.dumps(change.to_dict()))
+        pipe.sadd(self.key("components"), change.component_id)
+
+    def component_history(self, component_id: str, since: datetime | None = None) -> list[ComponentChange]:
+        """Oldest first. With ``since``: the last change before it too (the state the window opens in)."""
+        raws = self.redis.lrange(self.key("component", component_id, "history"), 0, -1)
+        changes = [ComponentChange.from_dict(json.loads(r)) for r in raws]
+        if since is None:
+            return changes
+        before = [c for c in changes if c.at < since]
+        return before[-1:] + [c for c in changes if c.at >= since]
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False

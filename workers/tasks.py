@@ -1,0 +1,38 @@
+"""Thin tasks: ids in, call a service, schedule the next look if the service asks for one."""
+
+from __future__ import annotations
+
+import threading
+
+from celery.signals import worker_ready, worker_shutdown
+
+from notifier.services import delivery
+from workers.celery_app import app
+from workers.runtime import get_app, start_heartbeat
+
+_stop = threading.Event()
+
+
+@app.task(name="notifier.deliver", acks_late=True, ignore_result=True)
+def deliver_notice(notice_id: str, channel: str) -> str:
+    notifier = get_app()
+    outcome = delivery.deliver(notifier, notice_id)
+    if outcome.retry_in is not None:
+        notifier.dispatcher.deliver(notice_id, channel, countdown=outcome.retry_in)
+    return outcome.state
+
+
+@app.task(name="notifier.sweep", ignore_result=True)
+def sweep_ledger() -> dict[str, int]:
+    return delivery.sweep(get_app())
+
+
+@worker_ready.connect
+def _on_ready(**_: object) -> None:
+    _stop.clear()
+    start_heartbeat(_stop)
+
+
+@worker_shutdown.connect
+def _on_shutdown(**_: object) -> None:
+    _stop.set()
