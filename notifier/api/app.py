@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from notifier.api import ops, staff, webhooks
 from notifier.api.schemas import WEBHOOK_MODELS
+from notifier.api.waker import EngineWaker
 from notifier.errors import NotFound, StoreUnavailable, UsageError
 from notifier.metrics import Metrics
 
@@ -33,6 +34,8 @@ def create_app(app: Any = None, settings: Any = None) -> FastAPI:
     )
     api.state.notifier = app
     api.state.metrics = Metrics(app)
+    api.state.waker = EngineWaker(app.dispatcher)
+    api.router.on_shutdown.append(api.state.waker.stop)
     api.include_router(webhooks.router())
     api.include_router(staff.router)
     api.include_router(ops.router)
@@ -43,15 +46,10 @@ def create_app(app: Any = None, settings: Any = None) -> FastAPI:
 
 
 def _dispatcher(settings: Any) -> Any:
-    """The Celery dispatcher when the workers package is there; the engine also polls on its tick."""
-    try:
-        from workers.dispatch import CeleryDispatcher
-    except ImportError:
-        return None
-    try:
-        return CeleryDispatcher(settings) if settings is not None else CeleryDispatcher()
-    except TypeError:
-        return CeleryDispatcher()
+    """The Celery dispatcher (it reads the same config through ``$NOTIFIER_CONFIG``)."""
+    from workers.dispatch import CeleryDispatcher
+
+    return CeleryDispatcher()
 
 
 def _include_console(api: FastAPI, app: Any) -> None:

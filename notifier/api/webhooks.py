@@ -82,10 +82,12 @@ async def receive(request: Request, source: str) -> Any:
             return problem(422, exc.message, exc.field)
         return problem(422, "body is not valid JSON", "(body)")
     try:
-        result = await run_in_threadpool(accept_events, app, events)
+        result = await run_in_threadpool(accept_events, app, events, wake=False)
     except StoreUnavailable as exc:
         metrics.count(source, "unavailable", max(1, len(events)))
         return problem(503, f"could not queue the events; retry later ({exc})", headers={"Retry-After": "5"})
+    if result.accepted:
+        request.app.state.waker.poke()
     metrics.count(source, "accepted", len(result.accepted))
     metrics.count(source, "duplicate", len(result.duplicates))
     return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status_code=202)

@@ -13,7 +13,7 @@ import redis
 from notifier.api import create_app
 from notifier.api.auth import sign
 from notifier.domain.events import AlertEvent
-from tests.integration._api_support import ApiServer, TOKENS, make_app, redis_server, settings_for
+from tests.integration._api_support import TOKENS, ApiServer, make_app, redis_server, settings_for, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,7 @@ def test_accepted_events_are_in_the_stream_before_the_202(stack):
     assert [e.id for e in queued] == body["accepted"]
     assert {e.fingerprint for e in queued} == {"7a038ff290748a7a", "e2dc1af3fdb68c83"}
     assert all(app.store.redis.ttl(f"t:event:seen:{i}") > 6 * 24 * 3600 for i in body["accepted"])
-    assert app.dispatcher.wakeups >= 1
+    wait_for(lambda: app.dispatcher.wakeups >= 1, what="the engine wake-up")
 
 
 def test_same_payload_twice_has_no_second_effect(stack):
