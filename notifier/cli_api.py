@@ -14,7 +14,8 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--host", help="listen address (default: api.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default: api.port, 8080)")
-    p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-level", default="warning",
+                   choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_api)
 
 

@@ -125,7 +125,7 @@ class Settings(_Strict):
     templates_dir: str | None = None
     # Sections owned by other parts (sources, engine, statuspage, staff) validate themselves;
     # unknown top-level keys are still an error.
-    sources: SourcesSettings = SourcesSettings()
+    sources: SourcesSettings = SourcesSettings()  # type: ignore[call-arg]
     engine: dict[str, Any] = {}
     statuspage: dict[str, Any] = {}
     staff: StaffSettings = StaffSettings()

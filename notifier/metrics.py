@@ -80,7 +80,9 @@ class StoreCollector(Collector):
 
         yield _latency(rows)
 
-        depth = GaugeMetricFamily("notifier_queue_depth", "Tasks waiting in each Celery queue", labels=["queue"])
+        depth = GaugeMetricFamily(
+            "notifier_queue_depth", "Tasks waiting in each Celery queue", labels=["queue"]
+        )
         broker = self.app.extras.get("broker_redis") or store.redis
         names = sorted(set(self.app.channels) | {r.channel for r in rows})
         if names:

@@ -121,7 +121,9 @@ def create_incident(request: Request, data: IncidentIn, member: StaffMember = ed
 
 
 @router.post("/incidents/{incident_id}/updates", status_code=201, summary="Add an update")
-def add_update(request: Request, incident_id: str, data: UpdateIn, member: StaffMember = editor) -> dict[str, Any]:
+def add_update(
+    request: Request, incident_id: str, data: UpdateIn, member: StaffMember = editor
+) -> dict[str, Any]:
     from notifier.services import incidents
 
     upd = incidents.update_incident(
@@ -132,7 +134,9 @@ def add_update(request: Request, incident_id: str, data: UpdateIn, member: Staff
 
 
 @router.post("/incidents/{incident_id}/resolve", status_code=201, summary="Resolve (or complete)")
-def resolve(request: Request, incident_id: str, data: ResolveIn, member: StaffMember = editor) -> dict[str, Any]:
+def resolve(
+    request: Request, incident_id: str, data: ResolveIn, member: StaffMember = editor
+) -> dict[str, Any]:
     from notifier.services import incidents
 
     upd = incidents.resolve_incident(_app(request), incident_id, body=data.body, author=member.name,
@@ -150,7 +154,9 @@ def broadcast(request: Request, data: BroadcastIn, member: StaffMember = editor)
 
 
 @router.post("/maintenances", status_code=201, summary="Schedule a maintenance window")
-def schedule_maintenance(request: Request, data: MaintenanceIn, member: StaffMember = editor) -> dict[str, Any]:
+def schedule_maintenance(
+    request: Request, data: MaintenanceIn, member: StaffMember = editor
+) -> dict[str, Any]:
     from notifier.errors import UsageError
     from notifier.services import incidents
 

@@ -44,7 +44,9 @@ def parse_alerts(body: dict[str, Any], source: str, received_at: datetime) -> li
         starts_at = timestamp(alert.get("startsAt"), f"{path}.startsAt")
         assert starts_at is not None
         # a firing alert's endsAt is Alertmanager's "resolve timeout" guess, not a fact: ignore it
-        ends_at = timestamp(alert.get("endsAt"), f"{path}.endsAt", optional=True) if state == "resolved" else None
+        ends_at = None
+        if state == "resolved":
+            ends_at = timestamp(alert.get("endsAt"), f"{path}.endsAt", optional=True)
         events.append(
             AlertEvent(
                 source=source,
@@ -57,7 +59,8 @@ def parse_alerts(body: dict[str, Any], source: str, received_at: datetime) -> li
                 received_at=received_at,
                 group_key=group_key,
                 severity=labels.get("severity"),
-                summary=annotations.get("summary") or annotations.get("description") or labels.get("alertname", ""),
+                summary=annotations.get("summary") or annotations.get("description")
+                or labels.get("alertname", ""),
             )
         )
     return events

@@ -33,4 +33,5 @@ def parse(payload: dict[str, Any], received_at: datetime) -> list[AlertEvent]:
 
 
 def _with_org(event: AlertEvent, org: str) -> AlertEvent:
-    return replace(event, labels={**event.labels, "grafana_org": org}, fingerprint=f"{org}:{event.fingerprint}")
+    labels = {**event.labels, "grafana_org": org}
+    return replace(event, labels=labels, fingerprint=f"{org}:{event.fingerprint}")

@@ -79,9 +79,25 @@ def redis_server(data_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir), "--save", "",
-         "--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--maxmemory-policy",
+            "noeviction",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     client = redis.Redis(port=port)
     for _ in range(200):
@@ -103,14 +119,21 @@ def settings_for(tmp: Path, extra: str = "") -> Settings:
 
 def make_app(settings: Settings, port: int) -> Any:
     # one quick retry instead of redis-py's default backoff: the outage tests need not wait seconds
-    client = redis.Redis(host="127.0.0.1", port=port, decode_responses=True, socket_timeout=2,
-                         socket_connect_timeout=1, retry=Retry(NoBackoff(), 1))
+    client = redis.Redis(
+        host="127.0.0.1",
+        port=port,
+        decode_responses=True,
+        socket_timeout=2,
+        socket_connect_timeout=1,
+        retry=Retry(NoBackoff(), 1),
+    )
     try:
         from notifier.bootstrap import build
     except ImportError:  # before the lead's store is merged: the parts the webhook path needs
         store = SimpleNamespace(redis=client, key=lambda *p: settings.redis.key_prefix + ":".join(p))
-        return SimpleNamespace(settings=settings, store=store, channels={}, extras={},
-                               dispatcher=NullDispatcher())
+        return SimpleNamespace(
+            settings=settings, store=store, channels={}, extras={}, dispatcher=NullDispatcher()
+        )
     return build(settings, dispatcher=NullDispatcher(), redis_client=client)
 
 
@@ -119,8 +142,9 @@ class ApiServer:
 
     def __init__(self, asgi: Any) -> None:
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="off"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(asgi, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property

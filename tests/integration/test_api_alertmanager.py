@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -28,8 +27,11 @@ pytestmark = pytest.mark.integration
 
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 if BINARY is None:
-    pytest.skip("prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager; "
-                ".ci/apt-packages lists it)", allow_module_level=True)
+    pytest.skip(
+        "prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager; "
+        ".ci/apt-packages lists it)",
+        allow_module_level=True,
+    )
 
 CONFIG = """
 route:
@@ -52,7 +54,12 @@ receivers:
 
 def alert(instance: str, starts: datetime, ends: datetime | None = None) -> dict:
     body = {
-        "labels": {"alertname": "ServiceDown", "service": "imap", "instance": instance, "severity": "critical"},
+        "labels": {
+            "alertname": "ServiceDown",
+            "service": "imap",
+            "instance": instance,
+            "severity": "critical",
+        },
         "annotations": {"summary": f"IMAP is not answering on {instance}"},
         "startsAt": starts.isoformat().replace("+00:00", "Z"),
     }
@@ -72,9 +79,15 @@ def test_real_alertmanager_fires_and_resolves_into_the_stream(tmp_path):
             am_port = free_port()
             log = (tmp_path / "am.log").open("wb")
             proc = subprocess.Popen(
-                [BINARY, f"--config.file={conf}", f"--storage.path={tmp_path / 'am'}",
-                 f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
-                stdout=log, stderr=subprocess.STDOUT,
+                [
+                    BINARY,
+                    f"--config.file={conf}",
+                    f"--storage.path={tmp_path / 'am'}",
+                    f"--web.listen-address=127.0.0.1:{am_port}",
+                    "--cluster.listen-address=",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
             try:
                 am = httpx.Client(base_url=f"http://127.0.0.1:{am_port}", timeout=5)
@@ -88,8 +101,10 @@ def test_real_alertmanager_fires_and_resolves_into_the_stream(tmp_path):
                 wait_for(ready, what="alertmanager to start")
 
                 def events() -> list[AlertEvent]:
-                    return [AlertEvent.from_dict(json.loads(f["event"]))
-                            for _, f in app.store.redis.xrange("t:events")]
+                    return [
+                        AlertEvent.from_dict(json.loads(f["event"]))
+                        for _, f in app.store.redis.xrange("t:events")
+                    ]
 
                 start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
                 resp = am.post("/api/v2/alerts", json=[alert("mx1:993", start), alert("mx2:993", start)])
@@ -106,7 +121,10 @@ def test_real_alertmanager_fires_and_resolves_into_the_stream(tmp_path):
                 resolved = [e for e in done if e.status == "resolved"]
                 assert [e.labels["instance"] for e in resolved] == ["mx1:993"]
                 # the re-sent snapshot's still-firing mx2 was a duplicate: no second event
-                assert sorted(e.labels["instance"] for e in done if e.status == "firing") == ["mx1:993", "mx2:993"]
+                assert sorted(e.labels["instance"] for e in done if e.status == "firing") == [
+                    "mx1:993",
+                    "mx2:993",
+                ]
                 assert len(done) == 3
                 wait_for(lambda: app.dispatcher.wakeups >= 1, what="an engine wake-up")
             finally:

@@ -34,8 +34,9 @@ def live(tmp_path_factory):
 
 def _document() -> dict:
     """The same document /openapi.json serves (it does not depend on Redis, so no server is needed yet)."""
-    stub = SimpleNamespace(settings=settings_for(Path("/nonexistent")), store=None, channels={}, extras={},
-                           dispatcher=None)
+    stub = SimpleNamespace(
+        settings=settings_for(Path("/nonexistent")), store=None, channels={}, extras={}, dispatcher=None
+    )
     return create_app(stub).openapi()
 
 
@@ -46,8 +47,17 @@ schema = schemathesis.openapi.from_dict(_document())
 def test_openapi_document_lists_every_route(live):
     doc = live.get("/openapi.json").json()
     assert doc == json.loads(json.dumps(_document()))
-    for path in ("/webhooks/alertmanager", "/webhooks/grafana", "/webhooks/uptime-kuma", "/webhooks/generic",
-                 "/api/v1/incidents", "/api/v1/deliveries", "/healthz", "/readyz", "/metrics"):
+    for path in (
+        "/webhooks/alertmanager",
+        "/webhooks/grafana",
+        "/webhooks/uptime-kuma",
+        "/webhooks/generic",
+        "/api/v1/incidents",
+        "/api/v1/deliveries",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
         assert path in doc["paths"]
     body = doc["paths"]["/webhooks/generic"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body["required"] == ["alerts"]
@@ -69,9 +79,14 @@ def test_no_server_errors(case, live):
         headers["Authorization"] = f"Bearer {TOKENS[SOURCE_TOKEN[source]]}"
     elif source == "generic":
         now = int(time.time())
-        headers.update({"X-Notifier-Timestamp": str(now),
-                        "X-Notifier-Signature": sign(TOKENS["GENERIC_SECRET"], now, content)})
+        headers.update(
+            {
+                "X-Notifier-Timestamp": str(now),
+                "X-Notifier-Signature": sign(TOKENS["GENERIC_SECRET"], now, content),
+            }
+        )
     query = case.query if case.query is not NOT_SET else None
     resp = live.request(case.method, path, content=content or None, params=query, headers=headers)
     assert resp.status_code < 500 or (path == "/readyz" and resp.status_code == 503), (
-        f"{case.method} {path} -> {resp.status_code}: {resp.text[:300]}")
+        f"{case.method} {path} -> {resp.status_code}: {resp.text[:300]}"
+    )

@@ -49,10 +49,12 @@ def test_readyz_needs_a_worker_heartbeat(stack):
 def test_metrics_read_incidents_deliveries_and_queues(stack):
     app, http = stack
     app.store.redis.flushdb()
-    inc = incidents.open_incident(app, name="IMAP down", components={"imap": "major_outage"}, body="Looking.",
-                                  author="test")
-    incidents.open_incident(app, name="Upgrade", components=["smtp"], body="Later.", author="test",
-                            kind="maintenance")
+    inc = incidents.open_incident(
+        app, name="IMAP down", components={"imap": "major_outage"}, body="Looking.", author="test"
+    )
+    incidents.open_incident(
+        app, name="Upgrade", components=["smtp"], body="Later.", author="test", kind="maintenance"
+    )
     delivery.deliver(app, f"{inc.id}.1:outbox")  # outbox: posted
     incidents.update_incident(app, inc.id, body="Still looking.", author="test")  # a pending row
     app.store.redis.rpush("notify.outbox", "task-1", "task-2", "task-3")  # Celery's list for the queue

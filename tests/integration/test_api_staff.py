@@ -31,16 +31,23 @@ def clean(stack):
     stack[0].dispatcher.sent.clear()
 
 
-INCIDENT = {"name": "IMAP down", "components": {"imap": "major_outage"}, "impact": "major",
-            "body": {"en": "We are looking into IMAP logins failing.", "de": "IMAP-Anmeldungen schlagen fehl."}}
+INCIDENT = {
+    "name": "IMAP down",
+    "components": {"imap": "major_outage"},
+    "impact": "major",
+    "body": {"en": "We are looking into IMAP logins failing.", "de": "IMAP-Anmeldungen schlagen fehl."},
+}
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [
-    ("GET", "/api/v1/incidents", None),
-    ("POST", "/api/v1/incidents", INCIDENT),
-    ("GET", "/api/v1/deliveries", None),
-    ("POST", "/api/v1/drafts/inc1.1/approve", None),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/v1/incidents", None),
+        ("POST", "/api/v1/incidents", INCIDENT),
+        ("GET", "/api/v1/deliveries", None),
+        ("POST", "/api/v1/drafts/inc1.1/approve", None),
+    ],
+)
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic eA=="}])
 def test_without_a_known_token_is_401(stack, method, path, body, headers):
     resp = stack[1].request(method, path, json=body, headers=headers)
@@ -48,13 +55,16 @@ def test_without_a_known_token_is_401(stack, method, path, body, headers):
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize(("role", "method", "path", "body"), [
-    ("viewer", "POST", "/api/v1/incidents", INCIDENT),
-    ("viewer", "POST", "/api/v1/broadcasts", {"body": "Hello"}),
-    ("editor", "POST", "/api/v1/drafts/inc1.1/approve", None),
-    ("editor", "POST", "/api/v1/deliveries/inc1.1:outbox/retry", None),
-    ("editor", "POST", "/api/v1/incidents", {**INCIDENT, "draft": False}),  # editors may only draft
-])
+@pytest.mark.parametrize(
+    ("role", "method", "path", "body"),
+    [
+        ("viewer", "POST", "/api/v1/incidents", INCIDENT),
+        ("viewer", "POST", "/api/v1/broadcasts", {"body": "Hello"}),
+        ("editor", "POST", "/api/v1/drafts/inc1.1/approve", None),
+        ("editor", "POST", "/api/v1/deliveries/inc1.1:outbox/retry", None),
+        ("editor", "POST", "/api/v1/incidents", {**INCIDENT, "draft": False}),  # editors may only draft
+    ],
+)
 def test_too_small_a_role_is_403(stack, role, method, path, body):
     app, http = stack
     resp = http.request(method, path, json=body, headers=auth(role))
@@ -72,11 +82,17 @@ def test_publisher_opens_updates_and_resolves(stack):
     assert app.dispatcher.sent == [(f"{inc['id']}.1:outbox", "outbox", 0)]
     assert app.store.component_statuses()["imap"] == "major_outage"
 
-    upd = http.post(f"/api/v1/incidents/{inc['id']}/updates", headers=auth("publisher"),
-                    json={"status": "identified", "body": "A certificate expired; renewing it."})
+    upd = http.post(
+        f"/api/v1/incidents/{inc['id']}/updates",
+        headers=auth("publisher"),
+        json={"status": "identified", "body": "A certificate expired; renewing it."},
+    )
     assert upd.status_code == 201 and upd.json()["number"] == 2
-    done = http.post(f"/api/v1/incidents/{inc['id']}/resolve", headers=auth("publisher"),
-                     json={"body": "IMAP works again."})
+    done = http.post(
+        f"/api/v1/incidents/{inc['id']}/resolve",
+        headers=auth("publisher"),
+        json={"body": "IMAP works again."},
+    )
     assert done.status_code == 201
     stored = http.get(f"/api/v1/incidents/{inc['id']}", headers=auth("viewer")).json()
     assert stored["status"] == "resolved" and len(stored["updates"]) == 3
@@ -103,12 +119,20 @@ def test_broadcast_and_maintenance(stack):
     app, http = stack
     b = http.post("/api/v1/broadcasts", json={"body": "New status page address"}, headers=auth("publisher"))
     assert b.status_code == 201 and b.json()["kind"] == "broadcast"
-    window = {"name": "Mail server upgrade", "components": ["imap", "smtp"], "body": "Upgrading mail servers.",
-              "scheduled_for": "2026-12-01T02:00:00Z", "scheduled_until": "2026-12-01T04:00:00Z"}
+    window = {
+        "name": "Mail server upgrade",
+        "components": ["imap", "smtp"],
+        "body": "Upgrading mail servers.",
+        "scheduled_for": "2026-12-01T02:00:00Z",
+        "scheduled_until": "2026-12-01T04:00:00Z",
+    }
     m = http.post("/api/v1/maintenances", json=window, headers=auth("publisher"))
     assert m.status_code == 201, m.text
     assert (m.json()["kind"], m.json()["status"], m.json()["scheduled_for"]) == (
-        "maintenance", "scheduled", "2026-12-01T02:00:00Z")
+        "maintenance",
+        "scheduled",
+        "2026-12-01T02:00:00Z",
+    )
     backwards = {**window, "scheduled_until": "2026-12-01T01:00:00Z"}
     bad = http.post("/api/v1/maintenances", json=backwards, headers=auth("publisher"))
     assert bad.status_code == 422 and "scheduled_until" in bad.json()["detail"]
@@ -116,16 +140,19 @@ def test_broadcast_and_maintenance(stack):
     assert [k["id"] for k in kinds] == [m.json()["id"]]
 
 
-@pytest.mark.parametrize(("path", "body", "status", "words"), [
-    ("/api/v1/incidents", {**INCIDENT, "components": {"pop3": "major_outage"}}, 422, "unknown component"),
-    ("/api/v1/incidents", {**INCIDENT, "components": {"imap": "on fire"}}, 422, "components"),
-    ("/api/v1/incidents", {**INCIDENT, "body": "   "}, 422, "body"),
-    ("/api/v1/incidents", {**INCIDENT, "channels": ["myspace"]}, 422, "unknown channel"),
-    ("/api/v1/incidents", {**INCIDENT, "name": ""}, 422, "name"),
-    ("/api/v1/incidents/inc404/updates", {"body": "x"}, 404, "inc404"),
-    ("/api/v1/drafts/inc404.1/approve", None, 404, "inc404"),
-    ("/api/v1/deliveries/inc404.1:outbox/retry", None, 404, "no notice"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "status", "words"),
+    [
+        ("/api/v1/incidents", {**INCIDENT, "components": {"pop3": "major_outage"}}, 422, "unknown component"),
+        ("/api/v1/incidents", {**INCIDENT, "components": {"imap": "on fire"}}, 422, "components"),
+        ("/api/v1/incidents", {**INCIDENT, "body": "   "}, 422, "body"),
+        ("/api/v1/incidents", {**INCIDENT, "channels": ["myspace"]}, 422, "unknown channel"),
+        ("/api/v1/incidents", {**INCIDENT, "name": ""}, 422, "name"),
+        ("/api/v1/incidents/inc404/updates", {"body": "x"}, 404, "inc404"),
+        ("/api/v1/drafts/inc404.1/approve", None, 404, "inc404"),
+        ("/api/v1/deliveries/inc404.1:outbox/retry", None, 404, "no notice"),
+    ],
+)
 def test_bad_input_names_the_problem(stack, path, body, status, words):
     resp = stack[1].post(path, json=body, headers=auth("publisher"))
     assert resp.status_code == status, resp.text

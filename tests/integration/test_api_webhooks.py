@@ -68,12 +68,15 @@ def test_same_payload_twice_has_no_second_effect(stack):
     assert [e.status for e in stream(app)] == ["firing", "firing", "resolved"]
 
 
-@pytest.mark.parametrize(("headers", "reason"), [
-    ({}, "missing"),
-    ({"Authorization": "Bearer wrong"}, "bad bearer"),
-    ({"Authorization": f"Basic {TOKENS['AM_TOKEN']}"}, "missing"),
-    ({"Authorization": f"Bearer {TOKENS['GRAFANA_TOKEN']}"}, "bad bearer"),  # another source's token
-])
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "missing"),
+        ({"Authorization": "Bearer wrong"}, "bad bearer"),
+        ({"Authorization": f"Basic {TOKENS['AM_TOKEN']}"}, "missing"),
+        ({"Authorization": f"Bearer {TOKENS['GRAFANA_TOKEN']}"}, "bad bearer"),  # another source's token
+    ],
+)
 def test_missing_or_bad_bearer_is_401(stack, headers, reason):
     app, http, *_ = stack
     resp = http.post("/webhooks/alertmanager", content=AM_FIRING, headers=headers)
@@ -89,20 +92,27 @@ def _generic_body() -> bytes:
 def test_hmac_signed_generic_is_accepted(stack):
     app, http, *_ = stack
     body, now = _generic_body(), int(time.time())
-    headers = {"X-Notifier-Timestamp": str(now), "X-Notifier-Signature": sign(TOKENS["GENERIC_SECRET"], now, body)}
+    headers = {
+        "X-Notifier-Timestamp": str(now),
+        "X-Notifier-Signature": sign(TOKENS["GENERIC_SECRET"], now, body),
+    }
     resp = http.post("/webhooks/generic", content=body, headers=headers)
     assert resp.status_code == 202, resp.text
     assert [e.fingerprint for e in stream(app)] == ["zabbix:event:4711"]
 
 
-@pytest.mark.parametrize("case", ["no headers", "bad signature", "tampered body", "stale", "future", "not a number"])
+@pytest.mark.parametrize(
+    "case", ["no headers", "bad signature", "tampered body", "stale", "future", "not a number"]
+)
 def test_bad_hmac_is_401(stack, case):
     app, http, *_ = stack
     body, now = _generic_body(), int(time.time())
     stamp = {"stale": now - 301, "future": now + 301}.get(case, now)
     sig = sign(TOKENS["GENERIC_SECRET"] if case != "bad signature" else "other", stamp, body)
-    headers = {"X-Notifier-Timestamp": str(stamp) if case != "not a number" else "yesterday",
-               "X-Notifier-Signature": sig}
+    headers = {
+        "X-Notifier-Timestamp": str(stamp) if case != "not a number" else "yesterday",
+        "X-Notifier-Signature": sig,
+    }
     if case == "no headers":
         headers = {}
     sent = body.replace(b"smtp", b"imap") if case == "tampered body" else body
@@ -139,13 +149,16 @@ def test_just_under_the_limit_is_parsed(stack):
     assert resp.status_code == 202
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    (b"{not json", "(body)"),
-    (b'{"version": "4"}', "alerts"),
-    (json.dumps({**json.loads(AM_FIRING), "version": "3"}).encode(), "version"),
-    (AM_FIRING.replace(b'"labels"', b'"lbls"', 1), "alerts[0].labels"),
-    (b"[]", "(body)"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"{not json", "(body)"),
+        (b'{"version": "4"}', "alerts"),
+        (json.dumps({**json.loads(AM_FIRING), "version": "3"}).encode(), "version"),
+        (AM_FIRING.replace(b'"labels"', b'"lbls"', 1), "alerts[0].labels"),
+        (b"[]", "(body)"),
+    ],
+)
 def test_never_acceptable_is_422_naming_the_field(stack, body, field):
     app, http, *_ = stack
     resp = http.post("/webhooks/alertmanager", content=body, headers=AM)
@@ -156,12 +169,21 @@ def test_never_acceptable_is_422_naming_the_field(stack, body, field):
 
 def test_other_sources(stack):
     app, http, *_ = stack
-    kuma = http.post("/webhooks/uptime-kuma", content=(DATA / "uptime_kuma/down.json").read_bytes(),
-                     headers={"Authorization": f"Bearer {TOKENS['KUMA_TOKEN']}"})
-    graf = http.post("/webhooks/grafana", content=(DATA / "grafana/firing-two.json").read_bytes(),
-                     headers={"Authorization": f"Bearer {TOKENS['GRAFANA_TOKEN']}"})
-    test = http.post("/webhooks/uptime-kuma", content=(DATA / "uptime_kuma/test.json").read_bytes(),
-                     headers={"Authorization": f"Bearer {TOKENS['KUMA_TOKEN']}"})
+    kuma = http.post(
+        "/webhooks/uptime-kuma",
+        content=(DATA / "uptime_kuma/down.json").read_bytes(),
+        headers={"Authorization": f"Bearer {TOKENS['KUMA_TOKEN']}"},
+    )
+    graf = http.post(
+        "/webhooks/grafana",
+        content=(DATA / "grafana/firing-two.json").read_bytes(),
+        headers={"Authorization": f"Bearer {TOKENS['GRAFANA_TOKEN']}"},
+    )
+    test = http.post(
+        "/webhooks/uptime-kuma",
+        content=(DATA / "uptime_kuma/test.json").read_bytes(),
+        headers={"Authorization": f"Bearer {TOKENS['KUMA_TOKEN']}"},
+    )
     assert (kuma.status_code, graf.status_code, test.status_code) == (202, 202, 202)
     assert test.json() == {"accepted": [], "duplicates": []}
     assert sorted(e.source for e in stream(app)) == ["grafana", "grafana", "uptime-kuma"]
@@ -189,9 +211,11 @@ def test_metrics_count_outcomes(stack):
     http.post("/webhooks/alertmanager", content=AM_FIRING, headers=AM)
     http.post("/webhooks/alertmanager", content=AM_FIRING, headers={})
     text = http.get("/metrics").text
+
     def value(outcome):
         line = f'notifier_events_received_total{{outcome="{outcome}",source="alertmanager"}}'
         return float(next(x for x in text.splitlines() if x.startswith(line)).split()[-1])
+
     assert value("duplicate") >= 2 and value("accepted") >= 2 and value("rejected_auth") >= 1
 
 

@@ -24,8 +24,13 @@ REAL = [
     (
         "imap-one-resolved-one-firing.json",
         [
-            ("7a038ff290748a7a", "resolved", "critical", "IMAP is not answering on mx1",
-             datetime(2026, 11, 24, 20, 35, 44, tzinfo=UTC)),
+            (
+                "7a038ff290748a7a",
+                "resolved",
+                "critical",
+                "IMAP is not answering on mx1",
+                datetime(2026, 11, 24, 20, 35, 44, tzinfo=UTC),
+            ),
             ("e2dc1af3fdb68c83", "firing", "critical", "IMAP is not answering on mx2", None),
         ],
     ),
@@ -52,8 +57,10 @@ def test_storage_warning_is_its_own_group():
 
 
 def test_resent_snapshot_keeps_the_still_firing_alert_id():
-    first = {e.fingerprint: e.id for e in alertmanager.parse(load("alertmanager/firing-imap-two-instances.json"),
-                                                           RECEIVED)}
+    first = {
+        e.fingerprint: e.id
+        for e in alertmanager.parse(load("alertmanager/firing-imap-two-instances.json"), RECEIVED)
+    }
     later = alertmanager.parse(load("alertmanager/imap-one-resolved-one-firing.json"), RECEIVED)
     by_fp = {e.fingerprint: e.id for e in later}
     assert by_fp["e2dc1af3fdb68c83"] == first["e2dc1af3fdb68c83"]  # same alert, same transition

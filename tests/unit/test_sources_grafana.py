@@ -11,15 +11,37 @@ from notifier.sources.base import ParseError
 from tests.unit._payloads import DELETE, RECEIVED, load, mutate
 
 CASES = [
-    ("grafana/firing-two.json",
-     [("1:c6eadffa33fcdf37", "firing", "Webmail memory high in us-1",
-       datetime(2021, 10, 12, 7, 51, 3, 157076, tzinfo=UTC), None),
-      ("1:bc97ff14869b13e3", "firing", "The system has high CPU usage",
-       datetime(2021, 10, 12, 7, 56, 3, 157076, tzinfo=UTC), None)]),
-    ("grafana/resolved-one.json",
-     [("1:c6eadffa33fcdf37", "resolved", "Webmail memory high in us-1",
-       datetime(2021, 10, 12, 7, 51, 3, 157076, tzinfo=UTC),
-       datetime(2021, 10, 12, 8, 1, 3, 157076, tzinfo=UTC))]),
+    (
+        "grafana/firing-two.json",
+        [
+            (
+                "1:c6eadffa33fcdf37",
+                "firing",
+                "Webmail memory high in us-1",
+                datetime(2021, 10, 12, 7, 51, 3, 157076, tzinfo=UTC),
+                None,
+            ),
+            (
+                "1:bc97ff14869b13e3",
+                "firing",
+                "The system has high CPU usage",
+                datetime(2021, 10, 12, 7, 56, 3, 157076, tzinfo=UTC),
+                None,
+            ),
+        ],
+    ),
+    (
+        "grafana/resolved-one.json",
+        [
+            (
+                "1:c6eadffa33fcdf37",
+                "resolved",
+                "Webmail memory high in us-1",
+                datetime(2021, 10, 12, 7, 51, 3, 157076, tzinfo=UTC),
+                datetime(2021, 10, 12, 8, 1, 3, 157076, tzinfo=UTC),
+            )
+        ],
+    ),
 ]
 
 

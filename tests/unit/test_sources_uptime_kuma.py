@@ -18,8 +18,13 @@ def test_down_is_firing_with_monitor_labels_and_tags():
     (event,) = uptime_kuma.parse(DOWN, RECEIVED)
     assert event.status == "firing"
     assert event.starts_at == datetime(2026, 11, 24, 20, 35, 40, 527000, tzinfo=UTC)  # Kuma's time is UTC
-    assert event.labels == {"monitor": "IMAP mx1", "monitor_id": "29", "monitor_type": "port",
-                            "monitor_hostname": "mx1.example.net", "service": "imap"}
+    assert event.labels == {
+        "monitor": "IMAP mx1",
+        "monitor_id": "29",
+        "monitor_type": "port",
+        "monitor_hostname": "mx1.example.net",
+        "service": "imap",
+    }
     assert event.group_key == "uptime-kuma:monitor:29"
     assert event.summary == "IMAP mx1: connect ECONNREFUSED 192.0.2.10:993"
     assert event.ends_at is None
@@ -33,13 +38,16 @@ def test_up_resolves_the_same_monitor():
     assert up.id != down.id
 
 
-@pytest.mark.parametrize(("payload", "count"), [
-    (load("uptime_kuma/test.json"), 0),
-    (mutate(DOWN, "heartbeat.status", 2), 0),  # pending: Kuma still retrying
-    (mutate(DOWN, "heartbeat.status", 3), 0),  # Kuma's own maintenance
-    (DOWN, 1),
-    (mutate(DOWN, "monitor.tags", None), 1),
-])
+@pytest.mark.parametrize(
+    ("payload", "count"),
+    [
+        (load("uptime_kuma/test.json"), 0),
+        (mutate(DOWN, "heartbeat.status", 2), 0),  # pending: Kuma still retrying
+        (mutate(DOWN, "heartbeat.status", 3), 0),  # Kuma's own maintenance
+        (DOWN, 1),
+        (mutate(DOWN, "monitor.tags", None), 1),
+    ],
+)
 def test_which_heartbeats_become_events(payload, count):
     assert len(uptime_kuma.parse(payload, RECEIVED)) == count
 
