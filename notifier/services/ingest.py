@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import redis
 
 from notifier.domain.events import AlertEvent
+from notifier.domain.model import to_iso
 from notifier.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def accept_events(app: Any, events: list[AlertEvent], *, wake: bool = True) -> A
         prefix = app.settings.redis.key_prefix
         ids = list(unique)
         keys = [stream_key(prefix), *(seen_key(prefix, i) for i in ids)]
-        args = [SEEN_TTL_SECONDS, *(json.dumps(unique[i].to_dict(), separators=(",", ":")) for i in ids)]
+        args = [SEEN_TTL_SECONDS, *(event_json(unique[i], i) for i in ids)]
         try:
             fresh = set(_script(app)(keys=keys, args=args))
         except redis.RedisError as exc:
@@ -82,6 +83,19 @@ def accept_events(app: Any, events: list[AlertEvent], *, wake: bool = True) -> A
             log.warning("could not wake the incident engine; it will pick the events up on its tick",
                         exc_info=True)
     return result
+
+
+def event_json(event: AlertEvent, event_id: str | None = None) -> str:
+    """``json.dumps(event.to_dict())``, without ``dataclasses.asdict``'s deep copies.
+
+    asdict deep-copies every datetime and dict and was two thirds of a webhook's CPU time; a test
+    keeps this equal to ``to_dict()``.
+    """
+    data: dict[str, Any] = {f.name: getattr(event, f.name) for f in fields(event)}
+    for key in ("starts_at", "received_at", "ends_at"):
+        data[key] = to_iso(data[key])
+    data["id"] = event_id or event.id
+    return json.dumps(data, separators=(",", ":"))
 
 
 def _script(app: Any) -> Any:
