@@ -128,7 +128,9 @@ async def fixed_rate(port: int, path: str, payloads: list[bytes], rate: float) -
     return summary(latencies, codes, elapsed)
 
 
-async def saturate(port: int, path: str, payloads: list[bytes], concurrency: int, seconds: float) -> dict[str, Any]:
+async def saturate(
+    port: int, path: str, payloads: list[bytes], concurrency: int, seconds: float
+) -> dict[str, Any]:
     latencies: list[float] = []
     codes: dict[int, int] = {}
     loop = asyncio.get_running_loop()
@@ -202,7 +204,8 @@ def main() -> int:
     config.write_text(f'redis: {{url: "redis://127.0.0.1:{rport}/0", key_prefix: "b:"}}\n'
                       'sources:\n  alertmanager: {auth: bearer, token: "${BENCH_TOKEN}"}\n')
     env = {**os.environ, "BENCH_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
-    sproc = subprocess.Popen([sys.executable, __file__, "--serve", str(config), str(aport)], env=env, cwd=ROOT)
+    argv = [sys.executable, __file__, "--serve", str(config), str(aport)]
+    sproc = subprocess.Popen(argv, env=env, cwd=ROOT)
     rows = []
     try:
         wait_port(aport, sproc)
