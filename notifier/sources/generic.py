@@ -5,7 +5,7 @@ Datadog, cron scripts). See ``docs/api.md`` for examples.
       "alerts": [
         {
           "id": "db1-disk",                       # required: identity of the alert at the sender
-          "status": "firing",                     # required: firing | resolved
+          "status": "firing",                     # required: firing | resolved (or an alias, below)
           "labels": {"service": "imap"},          # required, non-empty: routed to components
           "summary": "Disk full on db1",          # optional
           "severity": "critical",                 # optional (else labels.severity)
@@ -16,14 +16,18 @@ Datadog, cron scripts). See ``docs/api.md`` for examples.
         }
       ]
     }
+
+``status`` also takes the words monitors already have, case-insensitively, so a template can pass its
+own variable through: Zabbix ``{EVENT.STATUS}`` (PROBLEM/RESOLVED), Nagios ``$NOTIFICATIONTYPE$``
+(PROBLEM/RECOVERY), Datadog ``$ALERT_TRANSITION`` (Triggered/Re-Triggered/Recovered); see ``STATUS_WORDS``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from notifier.domain.events import AlertEvent
 from notifier.sources.base import ParseError, obj, timestamp
@@ -32,11 +36,20 @@ NAME = "generic"
 MAX_ALERTS = 5000
 
 
+STATUS_WORDS = {
+    "firing": "firing", "problem": "firing", "triggered": "firing", "re-triggered": "firing",
+    "alert": "firing", "down": "firing", "critical": "firing",
+    "resolved": "resolved", "recovery": "resolved", "recovered": "resolved", "ok": "resolved",
+    "up": "resolved",
+}
+
+
 class GenericAlert(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, max_length=200, description="identity of the alert at the sender")
-    status: Literal["firing", "resolved"]
+    status: str = Field(description="firing | resolved, or: " + ", ".join(sorted(set(STATUS_WORDS) - {
+        "firing", "resolved"})))
     labels: dict[str, str] = Field(min_length=1, description="routed to components by the engine")
     summary: str = Field("", max_length=2000)
     severity: str | None = None
@@ -44,6 +57,14 @@ class GenericAlert(BaseModel):
     starts_at: str | float | None = Field(None, description="RFC 3339 or epoch seconds; default: received")
     ends_at: str | float | None = None
     annotations: dict[str, str] = {}
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: str) -> str:
+        word = STATUS_WORDS.get(value.strip().lower())
+        if word is None:
+            raise ValueError("must be 'firing' or 'resolved' (or problem/recovery, triggered/recovered, ...)")
+        return word
 
 
 class GenericPayload(BaseModel):
@@ -93,4 +114,4 @@ def _message(err: Any) -> str:
         return "required"
     if err["type"] == "extra_forbidden":
         return "unknown field"
-    return str(err["msg"])
+    return str(err["msg"]).removeprefix("Value error, ")

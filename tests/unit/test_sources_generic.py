@@ -35,12 +35,22 @@ def test_defaults_start_to_received_and_severity_to_label():
     assert event.severity == "high"
 
 
+@pytest.mark.parametrize(("word", "status"), [
+    ("firing", "firing"), ("PROBLEM", "firing"), ("Triggered", "firing"), ("Re-Triggered", "firing"),
+    ("resolved", "resolved"), ("RECOVERY", "resolved"), ("Recovered", "resolved"), (" ok ", "resolved"),
+])
+def test_status_words_of_common_monitors(word, status):
+    (event,) = generic.parse(mutate(ZABBIX, "alerts.0.status", word), RECEIVED)
+    assert event.status == status
+
+
 BAD = [
     (mutate(ZABBIX, "alerts", DELETE), "alerts", "required"),
     (mutate(ZABBIX, "alerts", []), "alerts", "at least 1"),
     (mutate(ZABBIX, "alerts.0.id", DELETE), "alerts[0].id", "required"),
     (mutate(ZABBIX, "alerts.0.id", ""), "alerts[0].id", "at least 1"),
-    (mutate(ZABBIX, "alerts.0.status", "down"), "alerts[0].status", "'firing' or 'resolved'"),
+    (mutate(ZABBIX, "alerts.0.status", "ACKNOWLEDGEMENT"), "alerts[0].status", "'firing' or 'resolved'"),
+    (mutate(ZABBIX, "alerts.0.status", 1), "alerts[0].status", "string"),
     (mutate(ZABBIX, "alerts.0.labels", {}), "alerts[0].labels", "at least 1"),
     (mutate(ZABBIX, "alerts.0.labels", DELETE), "alerts[0].labels", "required"),
     (mutate(ZABBIX, "alerts.0.labels.host", 5), "alerts[0].labels.host", "string"),
