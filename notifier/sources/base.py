@@ -15,6 +15,7 @@ from notifier.errors import UsageError
 # Alertmanager and Grafana write this for "no end yet"
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _FRACTION = re.compile(r"\.(\d+)")
+_EPOCH = re.compile(r"\d{9,11}(\.\d+)?")
 
 
 class ParseError(UsageError):
@@ -65,7 +66,10 @@ def str_map(data: dict[str, Any], key: str, path: str, *, required: bool = False
 
 
 def timestamp(value: Any, where: str, *, optional: bool = False) -> datetime | None:
-    """RFC 3339 (any offset, fractions of any length) -> aware UTC; the zero time means 'none'."""
+    """RFC 3339 (any offset, fractions of any length) or epoch seconds -> aware UTC.
+
+    The zero time (``0001-01-01T00:00:00Z``) means 'none'.
+    """
     if value in (None, "", ZERO_TIME):
         if optional:
             return None
@@ -79,6 +83,8 @@ def timestamp(value: Any, where: str, *, optional: bool = False) -> datetime | N
             raise ParseError(where, "epoch seconds out of range") from exc
     if not isinstance(value, str):
         raise ParseError(where, "must be an RFC 3339 timestamp")
+    if _EPOCH.fullmatch(value.strip()):  # template languages ($DATE_POSIX, $TIMET$) only make strings
+        return timestamp(float(value), where, optional=optional)
     raw = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
     # Go writes nanoseconds; Python takes at most microseconds
     raw = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), raw, count=1)

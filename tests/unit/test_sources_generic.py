@@ -28,6 +28,12 @@ def test_nagios_recovery_with_offset():
     assert event.group_key is None
 
 
+@pytest.mark.parametrize("value", [1795984540, "1795984540", "1795984540.0", "2026-11-29T21:35:40+01:00"])
+def test_epoch_seconds_as_number_or_string(value):
+    (event,) = generic.parse(mutate(ZABBIX, "alerts.0.starts_at", value), RECEIVED)
+    assert event.starts_at == datetime.fromtimestamp(1795984540, UTC)
+
+
 def test_defaults_start_to_received_and_severity_to_label():
     body = mutate(mutate(ZABBIX, "alerts.0.starts_at", DELETE), "alerts.0.severity", DELETE)
     (event,) = generic.parse(body, RECEIVED)
