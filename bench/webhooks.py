@@ -163,6 +163,19 @@ def summary(latencies: list[float], codes: dict[int, int], elapsed: float) -> di
 
 
 # ---- orchestration ---------------------------------------------------------------------------------
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process: CPU cost per request does not depend on what else the machine runs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pid: int, run: Any) -> dict[str, Any]:
+    before = cpu_seconds(pid)
+    result: dict[str, Any] = asyncio.run(run)
+    result["cpu_ms"] = (cpu_seconds(pid) - before) * 1000 / max(1, result["requests"])
+    return result
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -194,6 +207,7 @@ def main() -> int:
 
     import redis
 
+    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     tmp = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
     rport, aport = free_port(), free_port()
     rproc = subprocess.Popen(
@@ -218,11 +232,12 @@ def main() -> int:
             asyncio.run(saturate(aport, path, bodies(300, 10**8), 8, 1.0))  # warm-up, not reported
             fixed = bodies(n_fixed, offset)
             offset += n_fixed
-            rows.append((label, f"{args.rate:g}/s", asyncio.run(fixed_rate(aport, path, fixed, args.rate))))
+            run = fixed_rate(aport, path, fixed, args.rate)
+            rows.append((label, f"{args.rate:g}/s", measured(sproc.pid, run)))
             sat = bodies(n_sat, offset)
             offset += n_sat
             rows.append((label, f"saturation c={args.concurrency}",
-                         asyncio.run(saturate(aport, path, sat, args.concurrency, args.seconds))))
+                         measured(sproc.pid, saturate(aport, path, sat, args.concurrency, args.seconds))))
             if path.startswith("/webhooks"):
                 queued = client.xlen("b:events")
                 print(f"events in the Redis stream after the webhook runs: {queued}")
@@ -233,11 +248,12 @@ def main() -> int:
         rproc.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"\n{'endpoint':<22} {'load':<18} {'requests':>8} {'202/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'max ms':>8}  codes")
+    print(f"\nload average before the run: {load_before}")
+    print(f"{'endpoint':<22} {'load':<18} {'requests':>8} {'202/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'max ms':>8} {'server CPU ms/req':>18}  codes")
     for label, load, r in rows:
         print(f"{label:<22} {load:<18} {r['requests']:>8} {r['accepted_per_s']:>8.0f} {r['p50_ms']:>8.2f} "
-              f"{r['p99_ms']:>8.2f} {r['max_ms']:>8.1f}  {r['codes']}")
+              f"{r['p99_ms']:>8.2f} {r['max_ms']:>8.1f} {r['cpu_ms']:>18.3f}  {r['codes']}")
     return 0
 
 
