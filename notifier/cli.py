@@ -38,7 +38,7 @@ def _app(args: argparse.Namespace, settings: Settings | None = None) -> App:
     from workers.dispatch import CeleryDispatcher  # entry points compose; notifier/ core never imports Celery
 
     settings = settings or _settings(args)
-    return build(settings, dispatcher=CeleryDispatcher())
+    return build(settings, dispatcher=CeleryDispatcher(settings))
 
 
 def _dry_app(args: argparse.Namespace) -> App:
@@ -114,7 +114,8 @@ def cmd_incident_open(args: argparse.Namespace) -> int:
         app, name=args.name, components=_components(args.component), impact=args.impact, body=_body(args),
         status=args.status, author=args.author, channels=args.channel, draft=args.draft,
     )
-    what = "saved as a draft" if args.draft else f"queued for {len(incident.updates[0].channels or app.channels)} channel(s)"
+    count = len(incident.updates[0].channels or app.channels)
+    what = "saved as a draft" if args.draft else f"queued for {count} channel(s)"
     print(f"{incident.id} opened: {incident.name} — {what}")
     print(f"follow it: notifier deliveries --incident {incident.id}")
     return 0
@@ -234,7 +235,7 @@ def cmd_deliveries_mark_posted(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from notifier import runner
 
-    return runner.exec_worker(_settings(args), args.queues, args.concurrency, args.loglevel)
+    return runner.exec_worker(_settings(args), args.queues, args.concurrency, args.loglevel, args.pool)
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
@@ -262,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add(p: Any, name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
         cmd = p.add_parser(name, help=help_, description=help_)
         cmd.set_defaults(func=fn)
-        return cmd  # type: ignore[no-any-return]
+        return cmd
 
     cfg = sub.add_parser("config", help="check or show the configuration").add_subparsers(dest="sub", required=True)
     check = add(cfg, "check", cmd_config_check, "validate the config; list every problem with its key path")
@@ -326,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     wk = add(sub, "worker", cmd_worker, "run a Celery worker (all queues unless --queues)")
     wk.add_argument("--queues", help="comma-separated, e.g. notify.x,notify.facebook")
     wk.add_argument("--concurrency", type=int, default=4)
+    wk.add_argument("--pool", choices=["prefork", "threads"], default="prefork",
+                    help="prefork (default): Celery enforces task_time_limit by killing a stuck send; threads: "
+                         "many concurrent sends per process for slow channels, bounded by http_timeout only")
     wk.add_argument("--loglevel", default="INFO")
     bt = add(sub, "beat", cmd_beat, "run celery beat (periodic sweeps; safe to run two)")
     bt.add_argument("--loglevel", default="INFO")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from notifier.channels.base import ChannelSettings
 from notifier.errors import ConfigError, ConfigProblem
 from notifier.sources.settings import SourcesSettings
 
+M = typing.TypeVar("M", bound=BaseModel)
 DEFAULTS_FILE = Path(__file__).parent / "defaults.yaml"
 DEFAULT_PATH = Path("config/notifier.yaml")
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -77,6 +79,7 @@ class DeliverySettings(_Strict):
     backoff_max: float = Field(600, gt=0, description="longest wait between two tries")
     sweep_interval: float = Field(15, gt=0, description="seconds between ledger sweeps (beat)")
     visibility_timeout: float = Field(7200, gt=0, description="Redis broker redelivery timeout")
+    requeue_after: float = Field(30, gt=0, description="sweeper re-enqueues a due notice untouched this long")
 
     def check_invariants(self) -> list[ConfigProblem]:
         problems = []
@@ -189,10 +192,10 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
     referenced: set[str] = set()
     raw = _interpolate(raw, (), env, problems, referenced, lines)
 
-    channels_raw = raw.pop("channels", None) or {}
+    channels_raw = raw.get("channels") or {}
     settings: Settings | None = None
     try:
-        settings = Settings.model_validate({**raw, "source_path": label})
+        settings = Settings.model_validate({**raw, "channels": {}, "source_path": label})
     except ValidationError as exc:
         problems.extend(_problems(exc, (), lines))
 
@@ -223,26 +226,24 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
         except ValidationError as exc:
             problems.extend(_problems(exc, base, lines))
 
-    if settings is not None:
-        problems.extend(settings.delivery.check_invariants())
-        seen: set[str] = set()
-        for i, comp in enumerate(settings.components):
-            if comp.id in seen:
-                problems.append(
-                    ConfigProblem(f"components.{i}.id", f"duplicate component id {comp.id!r}",
-                                  lines.get(("components", str(i), "id")))
-                )
-            seen.add(comp.id)
-    for path, model in _secret_fields(channels, settings):
-        if path not in referenced:
-            problems.append(
-                ConfigProblem(
-                    _dotted(path),
-                    "secrets must be ${ENV_VAR} references, never literal values in the file",
-                    lines.get(path),
-                )
-            )
-        del model
+    delivery = settings.delivery if settings is not None else _try(DeliverySettings, raw.get("delivery"))
+    if delivery is not None:  # checked even when other sections are broken: report everything at once
+        problems.extend(delivery.check_invariants())
+    seen: set[str] = set()
+    for i, comp in enumerate(raw.get("components") or []):
+        comp_id = comp.get("id") if isinstance(comp, dict) else None
+        if comp_id in seen:
+            problems.append(ConfigProblem(f"components.{i}.id", f"duplicate component id {comp_id!r}",
+                                          lines.get(("components", str(i), "id"))))
+        if isinstance(comp_id, str):
+            seen.add(comp_id)
+    for path in _secret_paths(Settings, raw, ()):
+        _require_reference(path, referenced, problems, lines, raw)
+    for name, body in channels_raw.items():
+        if isinstance(body, dict) and body.get("type") in CHANNEL_TYPES:
+            model = CHANNEL_TYPES[body["type"]].settings_model
+            for path in _secret_paths(model, body, ("channels", str(name))):
+                _require_reference(path, referenced, problems, lines, raw)
 
     if problems or settings is None:
         raise ConfigError(problems, label)
@@ -250,26 +251,61 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
     return settings
 
 
-def _secret_fields(
-    channels: dict[str, ChannelSettings], settings: Settings | None
-) -> Iterator[tuple[tuple[str, ...], BaseModel]]:
-    roots: list[tuple[tuple[str, ...], BaseModel]] = [(("channels", n), c) for n, c in channels.items()]
-    if settings is not None:
-        roots.append((("redis",), settings.redis))
-        roots.extend((("staff", "tokens", str(i)), t) for i, t in enumerate(settings.staff.tokens))
-        roots.extend((("sources", key), conf) for key, conf in settings.sources.configured())
-    for prefix, model in roots:
-        for fname in type(model).model_fields:
-            value = getattr(model, fname)
-            if isinstance(value, SecretStr) and value.get_secret_value():
-                if prefix == ("redis",) and fname == "url" and ":" not in _userinfo(value):
-                    continue  # a Redis URL without a password is not a secret
-                yield (*prefix, fname), model
+def _try(model: type[M], raw: Any) -> M | None:
+    try:
+        return model.model_validate(raw or {})
+    except ValidationError:
+        return None
 
 
-def _userinfo(url: SecretStr) -> str:
-    raw = url.get_secret_value()
-    rest = raw.split("://", 1)[-1]
+def _secret_paths(model: type[BaseModel], raw: Any, prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """Paths of the SecretStr fields that ``raw`` fills in, through nested models and lists of them."""
+    if not isinstance(raw, dict):
+        return
+    for field_name, info in model.model_fields.items():
+        name = info.alias or field_name  # the key as written in the file (sources: uptime-kuma)
+        if raw.get(name) in (None, ""):
+            continue
+        kinds = _flatten(info.annotation)
+        if SecretStr in kinds:
+            yield (*prefix, name)
+            continue
+        for kind in kinds:
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                value = raw[name]
+                if isinstance(value, list):
+                    for i, item in enumerate(value):
+                        yield from _secret_paths(kind, item, (*prefix, name, str(i)))
+                else:
+                    yield from _secret_paths(kind, value, (*prefix, name))
+
+
+def _flatten(annotation: Any) -> set[Any]:
+    args = typing.get_args(annotation)
+    if not args:
+        return {annotation}
+    out: set[Any] = set()
+    for arg in args:
+        out |= _flatten(arg)
+    return out
+
+
+def _require_reference(
+    path: tuple[str, ...], referenced: set[Any], problems: list[ConfigProblem], lines: dict[tuple[str, ...], int],
+    raw: dict[str, Any],
+) -> None:
+    if path in referenced:
+        return
+    if path == ("redis", "url") and ":" not in _userinfo(str(raw.get("redis", {}).get("url", ""))):
+        return  # a Redis URL without a password holds no secret
+    problems.append(
+        ConfigProblem(_dotted(path), "secrets must be ${ENV_VAR} references, never literal values in the file",
+                      lines.get(path))
+    )
+
+
+def _userinfo(url: str) -> str:
+    rest = url.split("://", 1)[-1]
     return rest.split("@", 1)[0] if "@" in rest else ""
 
 

@@ -27,11 +27,12 @@ def _env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def worker_argv(settings: Settings, queues: str | None, concurrency: int, loglevel: str) -> list[str]:
+def worker_argv(settings: Settings, queues: str | None, concurrency: int, loglevel: str,
+                pool: str = "prefork") -> list[str]:
     from workers.celery_app import all_queues
 
     return [
-        sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+        sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-P", pool,
         "-Q", queues or ",".join(all_queues(settings)), "-c", str(concurrency), "--loglevel", loglevel,
         "--without-gossip", "--without-mingle", "-n", f"notifier-{os.getpid()}@%h",
     ]
@@ -42,8 +43,8 @@ def beat_argv(loglevel: str) -> list[str]:
             "--schedule", str(Path("var/celerybeat-schedule").resolve())]
 
 
-def exec_worker(settings: Settings, queues: str | None, concurrency: int, loglevel: str) -> int:
-    argv = worker_argv(settings, queues, concurrency, loglevel)
+def exec_worker(settings: Settings, queues: str | None, concurrency: int, loglevel: str, pool: str) -> int:
+    argv = worker_argv(settings, queues, concurrency, loglevel, pool)
     os.execve(argv[0], argv, _env(settings))  # noqa: S606 - replace this process (signals go to celery)
     return 0  # pragma: no cover
 
@@ -88,7 +89,7 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
     if _optional("notifier.cli_statuspage"):
         spawn("page", [*cli, "statuspage", "serve"])
 
-    app = build(settings, dispatcher=CeleryDispatcher())
+    app = build(settings, dispatcher=CeleryDispatcher(settings))
     print("waiting for the worker", end="", flush=True)
     deadline = time.monotonic() + 60
     while not app.store.redis.keys(app.store.key("worker", "heartbeat", "*")):

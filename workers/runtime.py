@@ -18,7 +18,7 @@ def get_app() -> App:
     global _app
     with _lock:
         if _app is None:
-            _app = build(settings, dispatcher=CeleryDispatcher())
+            _app = build(settings, dispatcher=CeleryDispatcher())  # uses the worker's own app
         return _app
 
 

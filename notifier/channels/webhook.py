@@ -20,6 +20,7 @@ import requests
 from pydantic import SecretStr
 
 from notifier.channels.base import Channel, ChannelSettings, Rendering
+from notifier.channels.http import request_error
 from notifier.domain.model import Notice, Receipt, to_iso
 from notifier.errors import CannotReconcile, DeliveryError, OutcomeUnknown, Permanent, Transient
 
@@ -49,16 +50,10 @@ def verify_signature(secret: bytes, body: bytes, header: str, now: float, tolera
     return hmac.compare_digest(expected.encode(), header.encode())
 
 
-def classify_error(exc: Exception | None, response: requests.Response | None) -> DeliveryError:
+def classify_error(exc: requests.RequestException | None, response: requests.Response | None) -> DeliveryError:
     """The one place where requests' errors and HTTP statuses become our error tree."""
-    if isinstance(exc, requests.ConnectTimeout | requests.ConnectionError) and not isinstance(
-        exc, requests.ReadTimeout
-    ):
-        return Transient(f"cannot connect: {exc.__class__.__name__}", retry_after=None)
-    if isinstance(exc, requests.Timeout):
-        return OutcomeUnknown("timed out after the request was sent; the receiver may have it")
-    if exc is not None:
-        return OutcomeUnknown(f"request failed mid-way: {exc.__class__.__name__}: {exc}")
+    if isinstance(exc, requests.RequestException):
+        return request_error(exc)
     assert response is not None
     status = response.status_code
     retry_after = _retry_after(response)

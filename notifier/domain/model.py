@@ -180,8 +180,6 @@ class Incident:
     resolved_at: datetime | None = None
     scheduled_for: datetime | None = None
     scheduled_until: datetime | None = None
-    # Remote ids of the thread's posts per channel (X: last tweet id to reply to; Facebook: post id)
-    threads: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def is_open(self) -> bool:
@@ -214,7 +212,6 @@ class Incident:
             "resolved_at": to_iso(self.resolved_at),
             "scheduled_for": to_iso(self.scheduled_for),
             "scheduled_until": to_iso(self.scheduled_until),
-            "threads": self.threads,
         }
 
     @classmethod
@@ -233,7 +230,6 @@ class Incident:
             resolved_at=from_iso(data.get("resolved_at")),
             scheduled_for=from_iso(data.get("scheduled_for")),
             scheduled_until=from_iso(data.get("scheduled_until")),
-            threads=data.get("threads", {}),
         )
 
 

@@ -144,9 +144,10 @@ def _retry(
 
 
 # ---- periodic and staff operations ------------------------------------------------------------------
-def sweep(app: App, grace: float = 30.0) -> dict[str, int]:
+def sweep(app: App) -> dict[str, int]:
     """Beat's safety net: expire dead claims, and enqueue every due row no worker is working on."""
     ledger = app.store.ledger
+    grace = app.settings.delivery.requeue_after
     now = app.clock.timestamp()
     expired = dict(ledger.expire_claims(now))
     enqueued = 0

@@ -32,9 +32,10 @@ def free_port() -> int:
 
 
 class LocalRedis:
-    def __init__(self, data_dir: str | Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: str | Path, port: int | None = None, appendfsync: str = "always") -> None:
         self.dir = Path(data_dir).resolve()
         self.port = port or free_port()
+        self.appendfsync = appendfsync
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,7 +48,7 @@ class LocalRedis:
             raise StoreUnavailable(INSTALL_HINT)
         return [
             binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-            "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+            "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
             "--maxmemory-policy", "noeviction", "--logfile", str(self.dir / "redis.log"),
         ]
 
@@ -60,7 +61,8 @@ class LocalRedis:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                log = (self.dir / "redis.log").read_text(errors="replace")[-500:] if (self.dir / "redis.log").exists() else ""
+                logfile = self.dir / "redis.log"
+                log = logfile.read_text(errors="replace")[-500:] if logfile.exists() else ""
                 raise StoreUnavailable(f"redis-server exited at start; its log ends: {log}")
             if _answers(self.port):
                 return self

@@ -58,7 +58,7 @@ def connect(settings: Settings, url: str | None = None) -> redis.Redis:
 
 class RedisStore:
     def __init__(self, client: redis.Redis, prefix: str = "notifier:") -> None:
-        self.redis = client
+        self.redis: Any = client  # decode_responses=True: every reply is str, which redis-py's stubs can't say
         self.prefix = prefix
         self.ledger = Ledger(client, prefix)
 

@@ -41,3 +41,9 @@ def test_problems_name_the_key(text, path, words):
     with pytest.raises(ConfigError) as info:
         parse_settings(text, env=ENV)
     assert any(p.path == path and words in p.message for p in info.value.problems), info.value.problems
+
+
+def test_literal_secret_under_an_aliased_key_is_caught():
+    with pytest.raises(ConfigError) as info:
+        parse_settings("sources:\n  uptime-kuma: {token: literal}\n", env=ENV)
+    assert [p.path for p in info.value.problems] == ["sources.uptime-kuma.token"]

@@ -1,0 +1,193 @@
+"""The delivery state machine on a fake clock, with a scripted channel (a hand-written fake of the
+channel port) and a real Redis. Each scenario drives ``deliver`` the way the worker task would."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+
+from notifier.bootstrap import build
+from notifier.channels import CHANNEL_TYPES
+from notifier.channels.base import Channel, Rendering
+from notifier.clock import FakeClock
+from notifier.config import parse_settings
+from notifier.domain.model import DeliveryState, Notice, Receipt
+from notifier.errors import CannotReconcile, OutcomeUnknown, Permanent, Transient, UsageError
+from notifier.ports import NullDispatcher
+from notifier.services import delivery, incidents
+
+pytestmark = pytest.mark.integration
+
+
+class ScriptedChannel(Channel):
+    """Raises the queued errors in order, then succeeds; remembers what it posted."""
+
+    type_name = "scripted"
+    script: ClassVar[list[Exception]] = []
+    posted: ClassVar[list[tuple[str, str]]] = []
+    found: ClassVar[dict[str, Receipt]] = {}
+    reconcilable: ClassVar[bool] = True
+    renders: ClassVar[int] = 0
+
+    def render(self, notice: Notice) -> Rendering:
+        type(self).renders += 1
+        return Rendering(parts=(f"{notice.update.text('en')} {notice.marker}",), language="en")
+
+    def send(self, notice: Notice, rendering: Rendering) -> Receipt:
+        if self.script:
+            raise self.script.pop(0)
+        self.posted.append((notice.id, rendering.text))
+        return Receipt(remote_id=f"r{len(self.posted)}", url=f"https://s/{len(self.posted)}",
+                       extra={"thread": notice.previous.get("remote_id", "root")})
+
+    def reconcile(self, notice: Notice) -> Receipt | None:
+        if not self.reconcilable:
+            raise CannotReconcile("no way to ask")
+        return self.found.get(notice.id)
+
+
+class OrderedChannel(ScriptedChannel):
+    type_name = "ordered"
+    ordered = True
+
+
+@pytest.fixture
+def env(redis_server, monkeypatch):
+    monkeypatch.setitem(CHANNEL_TYPES, "scripted", ScriptedChannel)
+    monkeypatch.setitem(CHANNEL_TYPES, "ordered", OrderedChannel)
+    ScriptedChannel.script, ScriptedChannel.posted, ScriptedChannel.found = [], [], {}
+    ScriptedChannel.reconcilable, ScriptedChannel.renders = True, 0
+    settings = parse_settings(
+        f"redis: {{url: '{redis_server.url}'}}\ncomponents: [{{id: imap, name: IMAP}}]\n"
+        "channels: {s: {type: scripted}, o: {type: ordered}}\n"
+        "delivery: {deadline_hours: 1, backoff_base: 2, backoff_max: 60}\n", "t", {})
+    clock = FakeClock()
+    dispatcher = NullDispatcher()
+    app = build(settings, clock=clock, dispatcher=dispatcher, redis_url=redis_server.url)
+    return app, clock, dispatcher
+
+
+def state(app, nid: str) -> DeliveryState:
+    return app.store.ledger.get(nid).state
+
+
+def test_transient_errors_back_off_then_post_once(env) -> None:
+    app, clock, _ = env
+    ScriptedChannel.script = [Transient("HTTP 503"), Transient("rate limited", retry_after=30)]
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["s"])
+    nid = f"{inc.updates[0].id}:s"
+    first = delivery.deliver(app, nid)
+    assert first.state == "retry" and 1 <= first.retry_in <= 2  # 2 s × U(0.5, 1)
+    assert delivery.deliver(app, nid).state == "early"  # not due yet: nothing is sent
+    clock.advance(first.retry_in + 0.001)
+    second = delivery.deliver(app, nid)
+    assert second.retry_in == 30  # the channel's own Retry-After wins over our backoff
+    clock.advance(30)
+    assert delivery.deliver(app, nid).state == "posted"
+    assert delivery.deliver(app, nid).state == "posted"  # a redelivered task does nothing
+    assert [p[0] for p in ScriptedChannel.posted] == [nid]
+    assert ScriptedChannel.renders == 1, "the text is rendered once and reused on every attempt"
+
+
+def test_deadline_turns_endless_transient_errors_into_failed(env) -> None:
+    app, clock, _ = env
+    ScriptedChannel.script = [Transient("HTTP 503") for _ in range(100)]
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["s"])
+    nid = f"{inc.updates[0].id}:s"
+    outcome = delivery.deliver(app, nid)
+    while outcome.state == "retry":
+        clock.advance(outcome.retry_in + 0.001)  # timedelta keeps only microseconds
+        outcome = delivery.deliver(app, nid)
+    assert outcome.state == "failed"
+    row = app.store.ledger.get(nid)
+    assert row.state == DeliveryState.FAILED and "gave up after 1 h" in row.last_error
+    assert "notifier deliveries retry" in row.last_error
+    assert ScriptedChannel.posted == []
+    delivery.retry_delivery(app, nid)  # staff: the channel works again
+    ScriptedChannel.script = []
+    assert delivery.deliver(app, nid).state == "posted"
+
+
+def test_permanent_error_fails_at_once_with_the_reason(env) -> None:
+    app, _, _ = env
+    ScriptedChannel.script = [Permanent("token expired: renew channels.s.token")]
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["s"])
+    nid = f"{inc.updates[0].id}:s"
+    assert delivery.deliver(app, nid).state == "failed"
+    assert app.store.ledger.get(nid).last_error == "token expired: renew channels.s.token"
+
+
+def test_unknown_outcome_is_reconciled_never_reposted_blind(env) -> None:
+    app, clock, _ = env
+    ScriptedChannel.script = [OutcomeUnknown("timed out after sending")]
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["s"])
+    nid = f"{inc.updates[0].id}:s"
+    outcome = delivery.deliver(app, nid)
+    assert outcome.state == "unknown" and state(app, nid) == DeliveryState.UNKNOWN
+    ScriptedChannel.found[nid] = Receipt("remote-7", "https://s/7")  # it did arrive
+    clock.advance(outcome.retry_in + 0.001)  # timedelta keeps only microseconds
+    assert delivery.deliver(app, nid).state == "posted"
+    assert ScriptedChannel.posted == [] and app.store.ledger.get(nid).remote_id == "remote-7"
+
+
+def test_unknown_with_nothing_found_is_sent_once(env) -> None:
+    app, clock, _ = env
+    ScriptedChannel.script = [OutcomeUnknown("HTTP 500")]
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["s"])
+    nid = f"{inc.updates[0].id}:s"
+    clock.advance(delivery.deliver(app, nid).retry_in + 0.001)
+    assert delivery.deliver(app, nid).state == "posted"
+    assert [p[0] for p in ScriptedChannel.posted] == [nid]
+
+
+def test_channel_that_cannot_reconcile_holds_for_a_person(env) -> None:
+    app, clock, _ = env
+    ScriptedChannel.script = [OutcomeUnknown("timeout")]
+    ScriptedChannel.reconcilable = False
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["s"])
+    nid = f"{inc.updates[0].id}:s"
+    clock.advance(delivery.deliver(app, nid).retry_in + 0.001)
+    assert delivery.deliver(app, nid).state == "held"
+    assert state(app, nid) == DeliveryState.UNKNOWN and app.store.ledger.due(clock.timestamp() + 1e6) == []
+    with pytest.raises(UsageError, match="no notice"):
+        delivery.retry_delivery(app, "inc99.1:s")
+    delivery.retry_delivery(app, nid, force=True)
+    assert delivery.deliver(app, nid).state == "posted"
+
+
+def test_ordered_channel_waits_for_the_previous_post_and_threads(env) -> None:
+    app, _, _ = env
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["o"])
+    upd = incidents.update_incident(app, inc.id, status="identified", body="found", channels=["o"])
+    first, second = f"{inc.updates[0].id}:o", f"{upd.id}:o"
+    assert delivery.deliver(app, second).state == "deferred"
+    assert delivery.deliver(app, first).state == "posted"
+    assert delivery.deliver(app, second).state == "posted"
+    assert app.store.ledger.get(second).extra == {"thread": "r1"}  # it replied to the first post
+
+
+def test_sweeper_recovers_lost_tasks_and_dead_claims(env) -> None:
+    app, clock, dispatcher = env
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["s"])
+    nid = f"{inc.updates[0].id}:s"
+    dispatcher.sent.clear()  # the task message was lost
+    assert delivery.sweep(app)["enqueued"] == 0  # too fresh: its task may still be queued
+    clock.advance(app.settings.delivery.requeue_after + 1)
+    assert delivery.sweep(app)["enqueued"] == 1 and dispatcher.sent[-1][0] == nid
+    app.store.ledger.claim(nid, clock.timestamp(), app.settings.delivery.lease_seconds)  # then the worker died
+    clock.advance(app.settings.delivery.lease_seconds + 1)
+    result = delivery.sweep(app)
+    assert result["expired"] == 1 and result["enqueued"] == 1
+    assert state(app, nid) == DeliveryState.PENDING  # it never marked sending: provably not sent
+
+
+def test_drafts_have_no_deliveries_until_approved(env) -> None:
+    app, _, dispatcher = env
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["s"], draft=True)
+    assert app.store.ledger.rows() == [] and dispatcher.sent == []
+    assert app.store.component_status("imap").value == "operational"  # a draft changes nothing public
+    incidents.approve_draft(app, inc.updates[0].id, approver="alice")
+    assert [r.notice_id for r in app.store.ledger.rows()] == [f"{inc.updates[0].id}:s"]
+    assert app.store.component_status("imap").value == "major_outage"
+    assert app.store.get_incident(inc.id).updates[0].approved_by == "alice"
