@@ -53,15 +53,12 @@ def _dispatcher(settings: Any) -> Any:
 
 
 def _include_console(api: FastAPI, app: Any) -> None:
+    """The staff console (issue 6) under /console, when its package is installed."""
     try:
-        import notifier.console as console
+        from notifier.console import console_router
     except ImportError:
         return
-    router = getattr(console, "router", None)
-    if router is None and hasattr(console, "create_router"):
-        router = console.create_router(app)
-    if router is not None:
-        api.include_router(router)
+    api.include_router(console_router(app))
 
 
 def _errors(api: FastAPI) -> None:
