@@ -3,6 +3,7 @@ console (``notifier.console``, when installed) around one ``App`` from the compo
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from typing import Any
 
@@ -54,10 +55,10 @@ def _dispatcher(settings: Any) -> Any:
 
 def _include_console(api: FastAPI, app: Any) -> None:
     """The staff console (issue 6) under /console, when its package is installed."""
-    try:
-        from notifier.console import console_router
-    except ImportError:
+    if importlib.util.find_spec("notifier.console") is None:
         return
+    from notifier.console import console_router  # a broken console should fail loudly, not vanish
+
     api.include_router(console_router(app))
 
 
