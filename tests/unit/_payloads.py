@@ -10,7 +10,12 @@ from typing import Any
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 RECEIVED = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)
-DELETE = object()
+class _Delete:
+    def __repr__(self) -> str:  # stable test ids: pytest-xdist workers must collect the same names
+        return "DELETE"
+
+
+DELETE = _Delete()
 
 
 def load(rel: str) -> dict[str, Any]:
