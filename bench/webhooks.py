@@ -163,6 +163,28 @@ def summary(latencies: list[float], codes: dict[int, int], elapsed: float) -> di
 
 
 # ---- orchestration ---------------------------------------------------------------------------------
+def storm_bodies(alerts: int, per_payload: int) -> list[bytes]:
+    """An alert storm as Alertmanager sends it: groups of ``per_payload`` new alerts per POST."""
+    template = json.loads((PAYLOADS / "firing-storage-warning.json").read_text())
+    alert = template["alerts"][0]
+    out = []
+    for start in range(0, alerts, per_payload):
+        payload = dict(template, groupKey=f'{{}}:{{alertname="StorageLatency", shard="{start // per_payload}"}}')
+        payload["alerts"] = [
+            {**alert, "labels": {**alert["labels"], "volume": f"vol{i}"}, "fingerprint": f"{i:016x}"}
+            for i in range(start, min(alerts, start + per_payload))
+        ]
+        out.append(json.dumps(payload).encode())
+    return out
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process: CPU cost per request does not depend on what else the machine runs."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -199,6 +221,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--storm", type=int, default=10_000, help="alerts in the storm run (0: skip)")
     parser.add_argument("--serve", nargs=2, metavar=("CONFIG", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -221,6 +244,7 @@ def main() -> int:
     argv = [sys.executable, __file__, "--serve", str(config), str(aport)]
     sproc = subprocess.Popen(argv, env=env, cwd=ROOT)
     rows = []
+    storm_line = ""
     try:
         wait_port(aport, sproc)
         client = redis.Redis(port=rport)
@@ -241,6 +265,15 @@ def main() -> int:
             if path.startswith("/webhooks"):
                 queued = client.xlen("b:events")
                 print(f"events in the Redis stream after the webhook runs: {queued}")
+        storm_line = ""
+        if args.storm:
+            client.flushdb()
+            storm = storm_bodies(args.storm, 10)
+            rate = len(storm) / 10.0  # the whole storm within 10 s
+            result = measured(sproc.pid, fixed_rate(aport, "/webhooks/alertmanager", storm, rate))
+            rows.append(("alertmanager storm", f"{args.storm} alerts/10 s", result))
+            storm_line = (f"storm: {client.xlen('b:events')} of {args.storm} alerts queued as events; "
+                          f"API process peak RSS (VmHWM) over the whole run: {peak_rss_mb(sproc.pid):.0f} MiB")
     finally:
         sproc.terminate()
         sproc.wait(10)
@@ -249,6 +282,8 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"\nload average before the run: {load_before}")
+    if storm_line:
+        print(storm_line)
     print(f"{'endpoint':<22} {'load':<18} {'requests':>8} {'202/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'max ms':>8} {'server CPU ms/req':>18}  codes")
     for label, load, r in rows:
