@@ -7,13 +7,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from notifier.api.auth import require
+from notifier.errors import UsageError
+from notifier.services import delivery, incidents
 from notifier.staff import StaffMember
 
 ComponentState = Literal[
@@ -82,8 +84,6 @@ def _app(request: Request) -> Any:
 
 
 def _draft(member: StaffMember, asked: bool | None) -> bool:
-    from fastapi import HTTPException
-
     if member.can("publisher"):
         return bool(asked)
     if asked is False:
@@ -111,8 +111,6 @@ def get_incident(request: Request, incident_id: str, member: StaffMember = viewe
 
 @router.post("/incidents", status_code=201, summary="Open an incident")
 def create_incident(request: Request, data: IncidentIn, member: StaffMember = editor) -> dict[str, Any]:
-    from notifier.services import incidents
-
     inc = incidents.open_incident(
         _app(request), name=data.name, components=data.components, impact=data.impact, body=data.body,
         status=data.status, author=member.name, channels=data.channels, draft=_draft(member, data.draft),
@@ -124,8 +122,6 @@ def create_incident(request: Request, data: IncidentIn, member: StaffMember = ed
 def add_update(
     request: Request, incident_id: str, data: UpdateIn, member: StaffMember = editor
 ) -> dict[str, Any]:
-    from notifier.services import incidents
-
     upd = incidents.update_incident(
         _app(request), incident_id, status=data.status, body=data.body, components=data.components,
         impact=data.impact, author=member.name, channels=data.channels, draft=_draft(member, data.draft),
@@ -137,8 +133,6 @@ def add_update(
 def resolve(
     request: Request, incident_id: str, data: ResolveIn, member: StaffMember = editor
 ) -> dict[str, Any]:
-    from notifier.services import incidents
-
     upd = incidents.resolve_incident(_app(request), incident_id, body=data.body, author=member.name,
                                      channels=data.channels, draft=_draft(member, data.draft))
     return dict(upd.to_dict())
@@ -146,8 +140,6 @@ def resolve(
 
 @router.post("/broadcasts", status_code=201, summary="A one-off notice on every channel")
 def broadcast(request: Request, data: BroadcastIn, member: StaffMember = editor) -> dict[str, Any]:
-    from notifier.services import incidents
-
     inc = incidents.broadcast(_app(request), name=data.name, body=data.body, author=member.name,
                               channels=data.channels, draft=_draft(member, data.draft))
     return _incident(inc)
@@ -157,9 +149,6 @@ def broadcast(request: Request, data: BroadcastIn, member: StaffMember = editor)
 def schedule_maintenance(
     request: Request, data: MaintenanceIn, member: StaffMember = editor
 ) -> dict[str, Any]:
-    from notifier.errors import UsageError
-    from notifier.services import incidents
-
     start, end = _aware(data.scheduled_for), _aware(data.scheduled_until)
     if end <= start:
         raise UsageError("scheduled_until: must be after scheduled_for")
@@ -173,16 +162,12 @@ def schedule_maintenance(
 
 @router.get("/drafts", summary="Updates waiting for a publisher")
 def list_drafts(request: Request, member: StaffMember = viewer) -> list[dict[str, Any]]:
-    from notifier.services import incidents
-
     return [{"incident": inc.id, "name": inc.name, "update": upd.to_dict()}
             for inc, upd in incidents.drafts(_app(request))]
 
 
 @router.post("/drafts/{update_id}/approve", summary="Publish a draft")
 def approve(request: Request, update_id: str, member: StaffMember = publisher) -> dict[str, Any]:
-    from notifier.services import incidents
-
     return dict(incidents.approve_draft(_app(request), update_id, approver=member.name).to_dict())
 
 
@@ -198,8 +183,6 @@ def list_deliveries(request: Request, channel: str | None = None,
 @router.post("/deliveries/{notice_id}/retry", summary="Try a failed or unknown notice again")
 def retry(request: Request, notice_id: str, data: RetryIn | None = None,
           member: StaffMember = publisher) -> dict[str, str]:
-    from notifier.services import delivery
-
     was = delivery.retry_delivery(_app(request), notice_id, force=bool(data and data.force))
     return {"notice_id": notice_id, "was": was, "now": "queued"}
 
@@ -213,6 +196,4 @@ def _row(row: Any) -> dict[str, Any]:
 
 
 def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
     return value if value.tzinfo else value.replace(tzinfo=UTC)
