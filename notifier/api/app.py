@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from notifier.api import ops, staff, webhooks
+from notifier.api.limits import BodyLimit
 from notifier.api.schemas import WEBHOOK_MODELS
 from notifier.api.waker import EngineWaker
 from notifier.errors import NotFound, StoreUnavailable, UsageError
@@ -42,6 +43,7 @@ def create_app(app: Any = None, settings: Any = None) -> FastAPI:
     api.include_router(ops.router)
     _include_console(api, app)
     _errors(api)
+    api.add_middleware(BodyLimit, limit=webhooks.MAX_BODY_BYTES, skip_prefixes=("/webhooks/",))
     api.openapi = lambda: _openapi(api)  # type: ignore[method-assign]
     return api
 

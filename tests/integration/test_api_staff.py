@@ -170,3 +170,19 @@ def test_deliveries_list_and_retry(stack):
     assert [r["notice_id"] for r in posted] == [notice]
     resp = http.post(f"/api/v1/deliveries/{notice}/retry", headers=auth("publisher"))
     assert resp.status_code == 422 and "already posted" in resp.json()["detail"]
+
+
+def test_staff_bodies_over_one_mib_are_refused_before_auth(stack):
+    app, http = stack
+    big = b'{"name": "' + b"x" * (1024 * 1024) + b'"}'
+    assert http.post("/api/v1/incidents", content=big, headers={"Content-Type": "application/json"}).status_code == 413
+
+    def chunks():
+        yield b'{"name": "'
+        for _ in range(17):
+            yield b"x" * 65536
+        yield b'"}'
+
+    resp = http.post("/api/v1/incidents", content=chunks(), headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413
+    assert app.store.list_incidents() == []
