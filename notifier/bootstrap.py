@@ -52,6 +52,7 @@ def build(
         templates=templates,
         redis=redis_client,
         http_timeout=settings.delivery.http_timeout,
+        settings=settings,
     )
     store = RedisStore(redis_client, prefix=settings.redis.key_prefix)
     return App(

@@ -29,7 +29,7 @@ def _env(settings: Settings) -> dict[str, str]:
 
 def worker_argv(settings: Settings, queues: str | None, concurrency: int, loglevel: str,
                 pool: str = "prefork") -> list[str]:
-    from workers.celery_app import all_queues
+    from workers.setup import all_queues
 
     return [
         sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-P", pool,
@@ -87,7 +87,10 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
     if _optional("notifier.cli_api"):
         spawn("api", [*cli, "api", "--host", settings.api.host, "--port", str(settings.api.port)])
     if _optional("notifier.cli_statuspage"):
-        spawn("page", [*cli, "statuspage", "serve"])
+        from urllib.parse import urlsplit
+
+        port = urlsplit(settings.page.url).port or 8081
+        spawn("page", [*cli, "statuspage", "serve", "--port", str(port)])
 
     app = build(settings, dispatcher=CeleryDispatcher(settings))
     print("waiting for the worker", end="", flush=True)

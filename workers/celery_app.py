@@ -1,70 +1,12 @@
-"""The Celery application, configured for at-least-once delivery (the ledger turns it into exactly-once).
-
-- acks_late + reject_on_worker_lost: a message is acknowledged only after its task returned, so a
-  killed worker's notice is redelivered (and the ledger stops it from being posted twice);
-- prefetch 1: a worker holds no more than it works on;
-- JSON only;
-- visibility_timeout > backoff_max + task_time_limit (enforced by config check and a test), so Redis
-  does not redeliver a task that is merely waiting for its retry countdown;
-- broker reconnection never gives up;
-- one queue per channel (``notify.<channel>``): a slow or failing channel never delays another.
-
-Settings come from the same config file as everything else (``$NOTIFIER_CONFIG`` or the defaults).
+"""The Celery app the worker and beat run (``celery -A workers.celery_app``), built from the same config
+file as everything else (``$NOTIFIER_CONFIG``, ``config/notifier.yaml`` or the embedded defaults).
+Only worker and beat processes import this module; everything else uses ``workers.setup``.
 """
 
 from __future__ import annotations
 
-from celery import Celery
-from kombu import Queue
-
-from notifier.config import Settings, load_settings
-from notifier.store.redis_store import redis_url_of
-
-PERIODIC_QUEUE = "notifier.periodic"
-ENGINE_QUEUE = "notifier.engine"
-
-
-def queue_for(channel: str) -> str:
-    return f"notify.{channel}"
-
-
-def all_queues(settings: Settings) -> list[str]:
-    return [queue_for(name) for name, c in settings.channels.items() if c.enabled] + [ENGINE_QUEUE, PERIODIC_QUEUE]
-
-
-def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
-    conf = settings.delivery
-    app = Celery("notifier", broker=broker_url or redis_url_of(settings), include=["workers.tasks"])
-    app.conf.update(
-        task_serializer="json",
-        accept_content=["json"],
-        result_serializer="json",
-        task_ignore_result=True,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        task_time_limit=conf.task_time_limit,
-        task_soft_time_limit=max(conf.task_time_limit - 5, conf.http_timeout + 1),
-        broker_transport_options={"visibility_timeout": conf.visibility_timeout},
-        broker_connection_retry=True,
-        broker_connection_retry_on_startup=True,
-        broker_connection_max_retries=None,
-        task_default_queue=PERIODIC_QUEUE,
-        task_queues=[Queue(q) for q in all_queues(settings)],
-        worker_hijack_root_logger=False,
-        worker_send_task_events=False,
-        beat_scheduler="workers.beat:LockedScheduler",
-        beat_schedule={
-            "sweep-ledger": {
-                "task": "notifier.sweep",
-                "schedule": conf.sweep_interval,
-                "options": {"queue": PERIODIC_QUEUE, "expires": conf.sweep_interval * 2},
-            },
-        },
-    )
-    app.conf.notifier_settings = settings
-    return app
-
+from notifier.config import load_settings
+from workers.setup import make_celery
 
 settings = load_settings()
 app = make_celery(settings)

@@ -31,13 +31,13 @@ class CeleryDispatcher:
 
                 self._app = app
             else:
-                from workers.celery_app import make_celery
+                from workers.setup import make_celery
 
                 self._app = make_celery(self._settings, self._broker_url)
         return self._app
 
     def deliver(self, notice_id: str, channel: str, countdown: float = 0) -> None:
-        from workers.celery_app import queue_for
+        from workers.setup import queue_for
 
         try:
             self.celery.send_task(DELIVER_TASK, args=[notice_id, channel], queue=queue_for(channel),
@@ -46,7 +46,7 @@ class CeleryDispatcher:
             log.warning("could not enqueue %s (%s); the sweeper will pick it up", notice_id, exc)
 
     def wake_engine(self) -> None:
-        from workers.celery_app import ENGINE_QUEUE
+        from workers.setup import ENGINE_QUEUE
 
         try:
             self.celery.send_task(ENGINE_TASK, queue=ENGINE_QUEUE)

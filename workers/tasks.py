@@ -27,6 +27,13 @@ def sweep_ledger() -> dict[str, int]:
     return delivery.sweep(get_app())
 
 
+@app.task(name="notifier.statuspage.heartbeat", ignore_result=True)
+def statuspage_heartbeat() -> dict[str, str]:
+    from notifier.statuspage.heartbeat import republish
+
+    return republish(get_app())
+
+
 @worker_ready.connect
 def _on_ready(**_: object) -> None:
     _stop.clear()

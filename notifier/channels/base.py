@@ -64,6 +64,7 @@ class ChannelContext:
     templates: TemplateRenderer
     redis: Any = None  # redis.Redis for shared state (rate budgets); None in pure unit tests
     http_timeout: float = 10.0
+    settings: Any = None  # the whole notifier.config.Settings (the status page needs components, prefix)
 
 
 class Channel(ABC):

@@ -272,20 +272,25 @@ def drafts(app: App) -> list[tuple[Incident, IncidentUpdate]]:
 def notice_for(app: App, incident: Incident, update: IncidentUpdate, channel_name: str) -> Notice:
     """The notice for one channel, with the thread ids of the previous post on that channel."""
     previous: dict[str, str] = {}
-    prior = predecessor(app, incident, update, channel_name)
-    if prior is not None and prior.state == DeliveryState.POSTED:
+    prior = predecessor(app, incident, update, channel_name, posted_only=True)
+    if prior is not None:
         previous = {"remote_id": prior.remote_id, "url": prior.url, **prior.extra}
     page_url = app.settings.page.incident_url(incident.id) if incident.kind != "broadcast" else app.settings.page.url
     return Notice(incident=incident, update=update, channel=channel_name, page_url=page_url, previous=previous)
 
 
-def predecessor(app: App, incident: Incident, update: IncidentUpdate, channel_name: str) -> Any:
-    """The ledger row of the latest earlier published update of this incident on this channel."""
+def predecessor(
+    app: App, incident: Incident, update: IncidentUpdate, channel_name: str, posted_only: bool = False
+) -> Any:
+    """The ledger row of the latest earlier published update of this incident on this channel.
+
+    ``posted_only``: skip rows that did not go out (failed), so a reply answers the last real post.
+    """
     for earlier in reversed(incident.updates[: update.number - 1]):
         if earlier.draft:
             continue
         row = app.store.ledger.get(notice_id(earlier.id, channel_name))
-        if row is not None:
+        if row is not None and (not posted_only or row.state == DeliveryState.POSTED):
             return row
     return None
 

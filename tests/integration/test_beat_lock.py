@@ -8,7 +8,7 @@ import pytest
 
 from notifier.config import parse_settings
 from workers.beat import LockedScheduler
-from workers.celery_app import PERIODIC_QUEUE, make_celery
+from workers.setup import PERIODIC_QUEUE, make_celery
 
 pytestmark = pytest.mark.integration
 

@@ -191,3 +191,15 @@ def test_drafts_have_no_deliveries_until_approved(env) -> None:
     assert [r.notice_id for r in app.store.ledger.rows()] == [f"{inc.updates[0].id}:s"]
     assert app.store.component_status("imap").value == "major_outage"
     assert app.store.get_incident(inc.id).updates[0].approved_by == "alice"
+
+
+def test_a_reply_answers_the_last_post_that_went_out(env) -> None:
+    app, _, _ = env
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["o"])
+    second = incidents.update_incident(app, inc.id, status="identified", body="found", channels=["o"])
+    third = incidents.update_incident(app, inc.id, status="monitoring", body="fixed", channels=["o"])
+    assert delivery.deliver(app, f"{inc.updates[0].id}:o").state == "posted"
+    ScriptedChannel.script = [Permanent("rejected")]
+    assert delivery.deliver(app, f"{second.id}:o").state == "failed"
+    assert delivery.deliver(app, f"{third.id}:o").state == "posted"
+    assert app.store.ledger.get(f"{third.id}:o").extra == {"thread": "r1"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from notifier.config import parse_settings
-from workers.celery_app import all_queues, make_celery
+from workers.setup import all_queues, make_celery
 
 
 def test_visibility_timeout_exceeds_longest_countdown_plus_time_limit() -> None:

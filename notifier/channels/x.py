@@ -1,0 +1,370 @@
+"""x: posts to X (Twitter) with tweepy.Client.create_tweet; one incident reads as one thread.
+
+Facts: 280 weighted characters per post (counted by twitter-text, see ``x_text``); a long update becomes a
+numbered thread; every later update replies to the incident's previous post, so ``ordered = True``.
+``Receipt.extra`` carries ``root_id``/``last_id`` and comes back as ``notice.previous`` next time.
+
+Credentials: OAuth 1.0a user context (consumer key/secret + access token/secret) or an OAuth 2.0
+user-context token (``user_token``; then every call passes ``user_auth=False``). An app-only bearer
+token cannot post; ``config_warnings`` says so for ``notifier config check``.
+
+tweepy hard-codes ``https://api.twitter.com`` and sets no timeouts. A transport adapter mounted on the
+client's ``session`` rewrites that prefix to ``api_base_url`` (a proxy, or a fake in tests) and adds a
+timeout. OAuth 1.0a signs the original api.twitter.com URL, which is what a forwarding proxy needs.
+
+Errors become ours in ``classify_error`` only. Posts take a slot of a ``PostingBudget`` in Redis first.
+A thread in progress is remembered per notice (Redis), so a retry continues where it stopped instead of
+re-posting the parts already out.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import TYPE_CHECKING, Any
+
+import requests
+import tweepy
+from pydantic import SecretStr, model_validator
+from requests.adapters import HTTPAdapter
+
+from notifier.channels.base import Channel, ChannelSettings, Rendering
+from notifier.channels.http_errors import never_sent
+from notifier.channels.x_budget import LocalBudget, PostingBudget, Window
+from notifier.channels.x_text import MAX_WEIGHTED, compose, part_pattern, weighted_length
+from notifier.domain.model import Notice, Receipt
+from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, Transient
+
+if TYPE_CHECKING:
+    from notifier.config import Settings
+
+log = logging.getLogger(__name__)
+
+TWITTER_HOST = "https://api.twitter.com"
+RATE_LIMIT_FALLBACK = 60.0  # a 429 without x-rate-limit-reset: wait this long, never loop tightly
+MAX_WAIT = 24 * 3600.0
+
+
+class XSettings(ChannelSettings):
+    api_base_url: str = TWITTER_HOST
+    web_url: str = "https://x.com"
+    consumer_key: SecretStr | None = None
+    consumer_secret: SecretStr | None = None
+    access_token: SecretStr | None = None
+    access_token_secret: SecretStr | None = None
+    user_token: SecretStr | None = None  # OAuth 2.0 user context (scopes tweet.write, tweet.read, users.read)
+    bearer_token: SecretStr | None = None  # app-only: accepted so `config check` can explain it, never used
+    user_id: str | None = None  # the account's numeric id; looked up with GET /2/users/me when unset
+    timeout: float | None = None  # seconds; default: delivery.http_timeout
+    budget_per_15min: int = 100  # X's per-user limit for POST /2/tweets; 0 disables the window
+    budget_per_24h: int = 1000  # set to your plan's daily cap
+    reconcile_max_results: int = 100  # how many recent posts reconcile reads (5..100)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> XSettings:
+        oauth1 = [self.consumer_key, self.consumer_secret, self.access_token, self.access_token_secret]
+        if self.user_token is None and not all(oauth1):
+            missing = [n for n, v in zip(("consumer_key", "consumer_secret", "access_token",
+                                          "access_token_secret"), oauth1, strict=True) if not v]
+            hint = " (an app-only bearer_token cannot post)" if self.bearer_token else ""
+            raise ValueError(
+                "X needs user-context credentials to post: set user_token (OAuth 2.0 user context) or all "
+                f"four OAuth 1.0a keys; missing {', '.join(missing)}{hint}"
+            )
+        if not self.api_base_url.startswith(("http://", "https://")):
+            raise ValueError("api_base_url must start with http:// or https://")
+        return self
+
+
+class _Redirect(HTTPAdapter):
+    """Sends tweepy's hard-coded api.twitter.com requests to ``base`` and gives them a timeout."""
+
+    def __init__(self, base: str, timeout: float) -> None:
+        super().__init__()
+        self.base = base.rstrip("/")
+        self.timeout = timeout
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        if request.url and request.url.startswith(TWITTER_HOST):
+            request.url = self.base + request.url[len(TWITTER_HOST):]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = (min(5.0, self.timeout), self.timeout)
+        return super().send(request, *args, **kwargs)
+
+
+class DuplicateContent(OutcomeUnknown):
+    """X refused a post as a duplicate: the same text may be out already, so look before anything else."""
+
+
+class ParentGone(Permanent):
+    """The post to reply to was deleted (or is hidden): the incident's thread must start afresh."""
+
+
+def classify_error(
+    exc: BaseException, *, writing: bool, now: float, channel: str = "<name>"
+) -> DeliveryError:
+    """The one place where tweepy's and requests' errors become ours."""
+    if isinstance(exc, tweepy.TooManyRequests):
+        if exc.reset_time is not None:
+            wait = min(MAX_WAIT, max(1.0, exc.reset_time - now + 1))
+            return Transient(f"X rate limit reached (429); it resets in {wait:.0f}s", retry_after=wait)
+        return Transient("X rate limit reached (429) without a reset time", retry_after=RATE_LIMIT_FALLBACK)
+    if isinstance(exc, tweepy.HTTPException):
+        detail = _detail(exc)
+        status = exc.response.status_code
+        if status == 403 and "duplicate content" in detail.lower():
+            return DuplicateContent(f"X refused a duplicate post: {detail}")
+        if status == 401:
+            return Permanent(
+                f"X rejected the credentials (401 {detail}): the access token or user_token is expired, "
+                "revoked or wrong; regenerate it and update the ${ENV} variable behind "
+                f"channels.{channel}.access_token/access_token_secret (or user_token)"
+            )
+        if status == 403 and "reply to a tweet that is deleted" in detail.lower():
+            return ParentGone(f"X refused the reply (403 {detail}): the incident's previous post is gone")
+        if status == 403:
+            return Permanent(
+                f"X refused (403 {detail}): the app needs 'Read and Write' permission and a user-context "
+                "token (OAuth 1.0a access token regenerated after the permission change, or an OAuth 2.0 "
+                "token with tweet.write); an app-only bearer token cannot post"
+            )
+        if status >= 500:
+            if writing:
+                return OutcomeUnknown(f"X answered {status} after the post was sent; it may be out")
+            return Transient(f"X answered {status}", retry_after=30)
+        return Permanent(f"X refused the request ({status} {detail})")
+    if never_sent(exc):
+        return Transient(f"cannot reach X: {type(exc).__name__}", retry_after=None)
+    if isinstance(exc, requests.RequestException):
+        if writing:
+            return OutcomeUnknown(f"{type(exc).__name__} after the post was sent; X may have it")
+        return Transient(f"reading from X failed: {type(exc).__name__}")
+    return OutcomeUnknown(f"unexpected error while posting to X: {type(exc).__name__}: {exc}")
+
+
+def _detail(exc: tweepy.HTTPException) -> str:
+    try:
+        body = exc.response.json()
+    except ValueError:
+        return exc.response.reason or ""
+    if isinstance(body, dict):
+        parts = [str(body.get(k)) for k in ("title", "detail") if body.get(k)]
+        parts += [str(e.get("message")) for e in body.get("errors", []) if isinstance(e, dict)]
+        return ": ".join(dict.fromkeys(parts))
+    return ""
+
+
+class XChannel(Channel):
+    type_name = "x"
+    settings_model = XSettings
+    settings: XSettings
+    max_length = MAX_WEIGHTED
+    ordered = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        s = self.settings
+        self.user_auth = s.user_token is None
+        if s.user_token is not None:
+            self.client = tweepy.Client(bearer_token=s.user_token.get_secret_value(),
+                                        return_type=requests.Response, wait_on_rate_limit=False)
+        else:
+            self.client = tweepy.Client(
+                consumer_key=_plain(s.consumer_key), consumer_secret=_plain(s.consumer_secret),
+                access_token=_plain(s.access_token), access_token_secret=_plain(s.access_token_secret),
+                return_type=requests.Response, wait_on_rate_limit=False,
+            )
+        timeout = s.timeout or self.context.http_timeout
+        self.client.session.mount(TWITTER_HOST, _Redirect(s.api_base_url, timeout))
+        windows = [Window(900, s.budget_per_15min), Window(86400, s.budget_per_24h)]
+        redis = self.context.redis
+        self.budget: PostingBudget = (
+            PostingBudget(redis, f"notifier:x:{self.name}:budget", windows) if redis is not None
+            else LocalBudget(windows)
+        )
+        self._user_id = s.user_id
+        self._progress_mem: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    # -- rendering --------------------------------------------------------------------------------
+
+    def render(self, notice: Notice) -> Rendering:
+        body = self.context.templates.render(
+            self.type_name, "update", self.language,
+            incident=notice.incident, update=notice.update,
+            text=notice.update.text(self.language, self.context.page.language),
+            url=notice.page_url, marker=notice.marker,
+        )
+        parts = compose(body, notice.page_url, notice.marker)
+        return Rendering(parts=parts, language=self.language,
+                         info={"weighted_lengths": [weighted_length(p) for p in parts]})
+
+    # -- sending ----------------------------------------------------------------------------------
+
+    def send(self, notice: Notice, rendering: Rendering) -> Receipt:
+        return self._send_parts(notice, rendering, fresh=False)
+
+    def _send_parts(self, notice: Notice, rendering: Rendering, *, fresh: bool) -> Receipt:
+        total = len(rendering.parts)
+        # Progress matters only inside a thread: a single post is covered by the ledger alone
+        done = self._progress(notice) if total > 1 else []
+        reply_to = None if fresh else notice.previous.get("last_id") or None
+        for index, text in enumerate(rendering.parts):
+            if index < len(done):
+                reply_to = done[index]
+                continue
+            now = self.context.clock.timestamp()
+            slot, wait = self.budget.acquire(now)
+            if slot is None:
+                raise Transient(f"the shared X posting budget is spent; next slot in {wait:.0f}s",
+                                retry_after=wait)
+            try:
+                response = self.client.create_tweet(text=text, in_reply_to_tweet_id=reply_to,
+                                                    user_auth=self.user_auth)
+            except (tweepy.TweepyException, requests.RequestException) as exc:
+                error = classify_error(exc, writing=True, now=self.context.clock.timestamp(),
+                                       channel=self.name)
+                if isinstance(error, Transient):
+                    self.budget.release(slot)  # provably not posted: the slot was not spent
+                    if isinstance(exc, tweepy.TooManyRequests) and error.retry_after:
+                        self.budget.block_until(now + error.retry_after)
+                if isinstance(error, ParentGone) and reply_to is not None and index == 0 and not fresh:
+                    # someone deleted the incident's last post: carry on as a new thread, don't fail
+                    log.warning("%s: previous post %s is gone; %s starts a new thread", self.name, reply_to,
+                                notice.id)
+                    self.budget.release(slot)
+                    return self._send_parts(notice, rendering, fresh=True)
+                if isinstance(error, DuplicateContent):
+                    found = self._find(notice, index + 1, total)
+                    if found is not None:
+                        done = self._remember(notice, index, found) if total > 1 else [found]
+                        reply_to = found
+                        continue
+                raise error from exc
+            self.budget.sync(response.headers, self.context.clock.timestamp())
+            tweet_id = str(response.json()["data"]["id"])
+            done = self._remember(notice, index, tweet_id) if total > 1 else [tweet_id]
+            reply_to = tweet_id
+        return self._receipt(notice, done, fresh=fresh)
+
+    def _receipt(self, notice: Notice, ids: list[str], fresh: bool = False) -> Receipt:
+        root = (None if fresh else notice.previous.get("root_id")) or ids[0]
+        return Receipt(remote_id=ids[0], url=self.status_url(ids[0]),
+                       extra={"root_id": root, "last_id": ids[-1], "thread_ids": ",".join(ids)})
+
+    def status_url(self, tweet_id: str) -> str:
+        return f"{self.settings.web_url.rstrip('/')}/i/web/status/{tweet_id}"
+
+    # -- progress of a thread (so a retry never re-posts a part that is out) ------------------------
+
+    def _progress_key(self, notice: Notice) -> str:
+        return f"notifier:x:{self.name}:progress:{notice.id}"
+
+    def _progress(self, notice: Notice) -> list[str]:
+        if self.context.redis is None:
+            with self._lock:
+                return list(self._progress_mem.get(notice.id, []))
+        return list(self.context.redis.lrange(self._progress_key(notice), 0, -1))
+
+    def _remember(self, notice: Notice, index: int, tweet_id: str) -> list[str]:
+        if self.context.redis is None:
+            with self._lock:
+                ids = self._progress_mem.setdefault(notice.id, [])
+                if len(ids) == index:
+                    ids.append(tweet_id)
+                return list(ids)
+        key = self._progress_key(notice)
+        pipe = self.context.redis.pipeline()
+        if int(self.context.redis.llen(key)) == index:
+            pipe.rpush(key, tweet_id)
+        pipe.expire(key, 14 * 86400)
+        pipe.execute()
+        return self._progress(notice)
+
+    # -- reconcile --------------------------------------------------------------------------------
+
+    def user_id(self) -> str:
+        if self._user_id is None:
+            try:
+                response = self.client.get_me(user_auth=self.user_auth)
+            except (tweepy.TweepyException, requests.RequestException) as exc:
+                raise classify_error(exc, writing=False, now=self.context.clock.timestamp(),
+                                       channel=self.name) from exc
+            self._user_id = str(response.json()["data"]["id"])
+        return self._user_id
+
+    def recent_posts(self) -> list[dict[str, Any]]:
+        """The account's latest posts (GET /2/users/:id/tweets), newest first."""
+        try:
+            response = self.client.get_users_tweets(
+                self.user_id(), max_results=max(5, min(100, self.settings.reconcile_max_results)),
+                user_auth=self.user_auth,
+            )
+        except (tweepy.TweepyException, requests.RequestException) as exc:
+            raise classify_error(exc, writing=False, now=self.context.clock.timestamp(),
+                                       channel=self.name) from exc
+        return list(response.json().get("data") or [])
+
+    def _find(self, notice: Notice, index: int, total: int) -> str | None:
+        pattern = part_pattern(notice.marker, index, total)
+        for post in self.recent_posts():
+            if pattern.search(str(post.get("text", ""))):
+                return str(post["id"])
+        return None
+
+    def reconcile(self, notice: Notice) -> Receipt | None:
+        """Find each part of the thread by marker and ``i/n``; remember the found ones for a resend."""
+        posts = self.recent_posts()
+        # The thread's length as posted (templates may have changed since), else as rendered now
+        total = thread_length(notice.marker, posts) or len(self.render(notice).parts)
+        done = self._progress(notice)
+        for index in range(len(done), total):
+            pattern = part_pattern(notice.marker, index + 1, total)
+            match = next((p for p in posts if pattern.search(str(p.get("text", "")))), None)
+            if match is None:
+                break
+            done = self._remember(notice, index, str(match["id"]))
+        if len(done) >= total:
+            return self._receipt(notice, done[:total])
+        return None  # not (completely) out: a resend continues after the parts found
+
+
+def thread_length(marker: str, posts: list[dict[str, Any]]) -> int | None:
+    """``n`` from a posted ``<marker> i/n`` among ``posts``; None when no part of a thread is there."""
+    pattern = re.compile(re.escape(marker) + r" [0-9]+/([0-9]+)(?![0-9])")
+    for post in posts:
+        found = pattern.search(str(post.get("text", "")))
+        if found:
+            return int(found.group(1))
+    return None
+
+
+def _plain(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def config_warnings(conf: XSettings | Settings) -> list[str]:
+    """What `notifier config check` should warn about (the config itself is valid).
+
+    Given one channel's settings (what the CLI passes), the warnings are relative to that channel;
+    given the whole Settings, each is prefixed with its ``channels.<name>`` path.
+    """
+    channels = getattr(conf, "channels", None)
+    if channels is not None:
+        return [f"channels.{name}.{w}" for name, c in channels.items() if isinstance(c, XSettings)
+                for w in config_warnings(c)]
+    if not isinstance(conf, XSettings):
+        return []
+    out = []
+    if conf.bearer_token is not None:
+        using = "user_token (OAuth 2.0 user context)" if conf.user_token else "the OAuth 1.0a keys"
+        out.append("bearer_token: an app-only bearer token cannot post to X and is not used; posting uses "
+                   + using)
+    if conf.budget_per_15min > 100:
+        out.append(f"budget_per_15min: {conf.budget_per_15min} exceeds X's per-user limit of 100 posts per "
+                   "15 minutes; X will answer 429 first")
+    if conf.api_base_url.startswith("http://"):
+        out.append(f"api_base_url: {conf.api_base_url} is plain HTTP; credentials travel unencrypted unless "
+                   "it is a local proxy")
+    return out

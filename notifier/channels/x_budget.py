@@ -1,0 +1,161 @@
+"""A posting budget shared by every worker through Redis: sliding windows plus X's own verdict.
+
+X limits how many posts one account may create (for example 100 per 15 minutes and a daily cap that
+depends on the plan). Counting per process would let four workers spend four budgets, so the count
+lives in Redis: one sorted set per window, scored by the time each slot was taken. A Lua script checks
+every window and takes a slot atomically, so two workers can never both take the last one.
+
+X's answers keep the budget honest: when a response says ``x-rate-limit-remaining: 0`` (or the
+24-hour ``x-user-limit-24hour-remaining: 0``), or X answers 429, the budget is closed until the
+``reset`` time X gave, whatever our own count says (another tool may post on the same account).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_ACQUIRE = """
+-- KEYS: blocked-until key, then one sorted set per window
+-- ARGV: now, member, then (window seconds, limit) pairs in KEYS order
+local now = tonumber(ARGV[1])
+local member = ARGV[2]
+local wait = 0
+local blocked = tonumber(redis.call('GET', KEYS[1]) or '0')
+if blocked > now then wait = blocked - now end
+for i = 2, #KEYS do
+  local window = tonumber(ARGV[1 + 2 * (i - 1)])
+  local limit = tonumber(ARGV[2 + 2 * (i - 1)])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[i]) >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    local free_at = tonumber(oldest[2]) + window - now
+    if free_at > wait then wait = free_at end
+  end
+end
+if wait > 0 then return tostring(wait) end
+for i = 2, #KEYS do
+  local window = tonumber(ARGV[1 + 2 * (i - 1)])
+  redis.call('ZADD', KEYS[i], now, member)
+  redis.call('EXPIRE', KEYS[i], math.ceil(window) + 60)
+end
+return '0'
+"""
+
+_BLOCK = """
+-- KEYS[1]: blocked-until key; ARGV: until (unix seconds). Only ever moves the block later.
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local wanted = tonumber(ARGV[1])
+if wanted > current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', math.ceil(wanted * 1000) + 1000)
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Window:
+    seconds: float
+    limit: int
+
+
+class PostingBudget:
+    """Take a slot before each post; give it back if the post provably did not happen."""
+
+    def __init__(self, redis: Any, key: str, windows: list[Window]) -> None:
+        self.redis = redis
+        self.key = key
+        self.windows = [w for w in windows if w.limit > 0]
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._block = redis.register_script(_BLOCK)
+
+    def _keys(self) -> list[str]:
+        return [f"{self.key}:blocked"] + [f"{self.key}:w{int(w.seconds)}" for w in self.windows]
+
+    def acquire(self, now: float) -> tuple[str | None, float]:
+        """Take one slot: (slot id, 0) on success, (None, seconds to wait) when the budget is spent."""
+        member = f"{now:.6f}:{uuid.uuid4().hex[:12]}"
+        args: list[Any] = [now, member]
+        for w in self.windows:
+            args += [w.seconds, w.limit]
+        wait = float(self._acquire(keys=self._keys(), args=args))
+        return (None, wait) if wait > 0 else (member, 0.0)
+
+    def release(self, slot: str | None) -> None:
+        """Return a slot whose post provably did not take effect (refused connection, 429)."""
+        if slot is None:
+            return
+        pipe = self.redis.pipeline()
+        for key in self._keys()[1:]:
+            pipe.zrem(key, slot)
+        pipe.execute()
+
+    def block_until(self, until: float) -> None:
+        self._block(keys=[f"{self.key}:blocked"], args=[until])
+
+    def sync(self, headers: Mapping[str, str], now: float) -> float | None:
+        """Close the budget until X's reset when its headers say nothing is left; returns that time."""
+        until = None
+        for prefix in ("x-rate-limit", "x-user-limit-24hour", "x-app-limit-24hour"):
+            remaining = _number(headers.get(f"{prefix}-remaining"))
+            reset = _number(headers.get(f"{prefix}-reset"))
+            if remaining is not None and remaining <= 0 and reset is not None and reset > now:
+                until = max(until or 0.0, reset)
+        if until is not None:
+            self.block_until(until)
+        return until
+
+    def used(self, now: float) -> dict[int, int]:
+        """Slots taken per window (for `notifier preview`, docs and tests)."""
+        out = {}
+        for w, key in zip(self.windows, self._keys()[1:], strict=True):
+            out[int(w.seconds)] = int(self.redis.zcount(key, now - w.seconds, "+inf"))
+        return out
+
+
+class LocalBudget(PostingBudget):
+    """Same rules in process memory, for unit tests and previews without Redis (not shared!)."""
+
+    def __init__(self, windows: list[Window]) -> None:  # noqa: D107 - no Redis on purpose
+        self.key = "local"
+        self.windows = [w for w in windows if w.limit > 0]
+        self._slots: dict[int, list[tuple[float, str]]] = {i: [] for i in range(len(self.windows))}
+        self._blocked = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self, now: float) -> tuple[str | None, float]:
+        with self._lock:
+            wait = max(0.0, self._blocked - now)
+            for i, w in enumerate(self.windows):
+                self._slots[i] = [s for s in self._slots[i] if s[0] > now - w.seconds]
+                if len(self._slots[i]) >= w.limit:
+                    wait = max(wait, self._slots[i][0][0] + w.seconds - now)
+            if wait > 0:
+                return None, wait
+            member = f"{now:.6f}:{uuid.uuid4().hex[:12]}"
+            for i in self._slots:
+                self._slots[i].append((now, member))
+            return member, 0.0
+
+    def release(self, slot: str | None) -> None:
+        with self._lock:
+            for i in self._slots:
+                self._slots[i] = [s for s in self._slots[i] if s[1] != slot]
+
+    def block_until(self, until: float) -> None:
+        with self._lock:
+            self._blocked = max(self._blocked, until)
+
+    def used(self, now: float) -> dict[int, int]:
+        return {int(w.seconds): sum(1 for s in self._slots[i] if s[0] > now - w.seconds)
+                for i, w in enumerate(self.windows)}
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

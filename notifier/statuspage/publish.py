@@ -1,0 +1,314 @@
+"""Publishing targets: where a rendered site ({relative path: bytes}) goes.
+
+- ``DirectoryTarget``: atomic. Every publish writes a complete new release under
+  ``<path>.releases/<id>/`` and then flips the symlink ``<path>`` to it with ``os.replace`` (a
+  rename, atomic on POSIX), so a web server serving ``<path>`` shows either the old site or the new
+  one, never a half-written mix. A release older than the one already live is not flipped in (two
+  workers publishing at once: the newer snapshot wins).
+- ``S3Target``: any S3-compatible store via ``endpoint_url``. Objects go up in the order assets,
+  pages, JSON, feeds, ``index.html`` last, so the entry page never links to something not there yet;
+  unchanged objects (same MD5 ETag) are skipped.
+
+Errors are mapped to Transient/Permanent in ``classify_s3_error``; publishing is a function of state,
+so re-sending after an unknown outcome is harmless.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from notifier.domain.model import to_iso
+from notifier.errors import Permanent, Transient
+from notifier.statuspage.generator import write_files
+
+META = ".release.json"
+
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json; charset=utf-8",
+    ".atom": "application/atom+xml; charset=utf-8",
+    ".rss": "application/rss+xml; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".js": "text/javascript; charset=utf-8",
+}
+
+
+def content_type(path: str) -> str:
+    return CONTENT_TYPES.get(os.path.splitext(path)[1], "application/octet-stream")
+
+
+def upload_order(paths: Iterable[str]) -> list[str]:
+    """Assets, pages, JSON, feeds, the language index pages, and the root ``index.html`` last."""
+
+    def rank(path: str) -> tuple[int, str]:
+        name = path.rsplit("/", 1)[-1]
+        if path == "index.html":
+            group = 6
+        elif name == "index.html":
+            group = 5
+        elif path.startswith("static/"):
+            group = 0
+        elif path.endswith(".html"):
+            group = 1
+        elif path.endswith(".json"):
+            group = 2
+        elif path.endswith((".atom", ".rss")):
+            group = 3
+        else:
+            group = 0
+        return group, path
+
+    return sorted(paths, key=rank)
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    target: str  # "directory" or "s3"
+    release: str  # release id or s3 url of index.html
+    url: str
+    written: int
+    skipped: int = 0
+
+
+class DirectoryTarget:
+    def __init__(self, path: str | os.PathLike[str], keep_releases: int = 5, public_url: str = "") -> None:
+        self.path = Path(path)
+        self.releases = self.path.with_name(self.path.name + ".releases")
+        self.keep = max(2, keep_releases)
+        self.public_url = public_url
+        self._last: tuple[Path | None, dict[str, bytes]] = (None, {})
+
+    def current_release(self) -> Path | None:
+        if not self.path.is_symlink():
+            return None
+        return (self.path.parent / os.readlink(self.path)).resolve()
+
+    def _meta(self, release: Path | None) -> dict[str, Any]:
+        try:
+            return dict(json.loads((release / META).read_text())) if release else {}
+        except (OSError, ValueError):
+            return {}
+
+    def publish(self, files: dict[str, bytes], now: datetime) -> PublishResult:
+        if self.path.exists() and not self.path.is_symlink():
+            raise Permanent(
+                f"{self.path} exists and is not a symlink; the directory target owns that path (it flips a "
+                f"symlink to {self.releases}/<id>). Move it away or choose another channels.<name>.path"
+            )
+        release_id = f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{secrets.token_hex(3)}"
+        try:
+            self.releases.mkdir(parents=True, exist_ok=True)
+            staging = self.releases / f".tmp-{release_id}"
+            self._write(files, staging)
+            (staging / META).write_text(json.dumps({"id": release_id, "built_at": to_iso(now)}))
+            final = self.releases / release_id
+            os.replace(staging, final)
+            with open(self.releases / ".lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # one flip at a time, so "newer wins" holds
+                live = self._meta(self.current_release())
+                if live.get("built_at") and live["built_at"] > (to_iso(now) or ""):
+                    shutil.rmtree(final, ignore_errors=True)
+                    return PublishResult("directory", live.get("id", ""), self.public_url, 0, len(files))
+                link = self.path.with_name(f".{self.path.name}.{release_id}.tmp")
+                os.symlink(os.path.relpath(final, self.path.parent), link)
+                os.replace(link, self.path)  # the atomic moment
+                self._prune(keep=final.name)
+        except OSError as exc:
+            raise Permanent(
+                f"cannot write the status page to {self.path}: {exc.strerror or exc}; fix the path or its permissions"
+            ) from exc
+        return PublishResult("directory", release_id, self.public_url, len(files))
+
+    def _write(self, files: dict[str, bytes], staging: Path) -> None:
+        """Write the release, hard-linking every file that is unchanged from the live release.
+
+        Creating ~2,000 small files is the bulk of a build on a busy disk; a link is far cheaper.
+        "Unchanged": the very bytes object we published last time (an incident page reused from the
+        RenderCache), or, in a fresh process, the same size and content as the live file.
+        """
+        last_dir, last_files = self._last
+        live = self.current_release()
+        remembered = last_dir is not None and live == last_dir
+        fresh = {}
+        made: set[Path] = set()
+        for rel, data in files.items():
+            if live is not None and self._unchanged(live, rel, data, last_files if remembered else None):
+                target = staging / rel
+                if target.parent not in made:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(target.parent)
+                try:
+                    os.link(live / rel, target)
+                    continue
+                except OSError:
+                    pass  # pruned meanwhile or another filesystem: write it
+            fresh[rel] = data
+        write_files(fresh, staging)
+        self._last = ((self.releases / staging.name.removeprefix(".tmp-")).resolve(), files)
+
+    @staticmethod
+    def _unchanged(live: Path, rel: str, data: bytes, last_files: dict[str, bytes] | None) -> bool:
+        if last_files is not None:
+            return last_files.get(rel) is data
+        try:
+            path = live / rel
+            return path.stat().st_size == len(data) and path.read_bytes() == data
+        except OSError:
+            return False
+
+    def _prune(self, keep: str) -> None:
+        # Older releases stay a while: a visitor who loaded index.html from one may still fetch its CSS.
+        done = sorted(
+            (p for p in self.releases.iterdir() if p.is_dir() and not p.name.startswith(".")),
+            key=lambda p: p.name,
+        )
+        for old in done[: -self.keep]:
+            if old.name != keep:
+                shutil.rmtree(old, ignore_errors=True)
+        for tmp in self.releases.glob(".tmp-*"):  # left by a crashed build; only if an hour old
+            try:
+                if tmp.stat().st_mtime < datetime.now().timestamp() - 3600:
+                    shutil.rmtree(tmp, ignore_errors=True)
+            except OSError:
+                continue
+
+
+class S3Target:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        prefix: str = "",
+        cache_seconds: int = 60,
+        asset_cache_seconds: int = 3600,
+        public_url: str = "",
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.cache_seconds = cache_seconds
+        self.asset_cache_seconds = asset_cache_seconds
+        self.public_url = public_url
+
+    def cache_control(self, path: str) -> str:
+        seconds = self.asset_cache_seconds if path.startswith("static/") else self.cache_seconds
+        return f"public, max-age={seconds}"
+
+    def _live_updated_at(self) -> str | None:
+        """``page.updated_at`` of the status.json already in the bucket (None when there is none)."""
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + "api/v2/status.json")["Body"].read()
+            return str(json.loads(body)["page"]["updated_at"])
+        except self.client.exceptions.NoSuchKey:
+            return None
+        except (ValueError, KeyError, TypeError):
+            return None  # not ours or damaged: overwrite it
+
+    def _existing_etags(self) -> dict[str, str]:
+        etags: dict[str, str] = {}
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for obj in page.get("Contents", []):
+                etags[obj["Key"]] = obj.get("ETag", "").strip('"')
+        return etags
+
+    def publish(self, files: dict[str, bytes], now: datetime) -> PublishResult:
+        try:
+            live = self._live_updated_at()
+            if live and live > (to_iso(now) or ""):
+                # another worker already put up a newer state; uploading ours would roll the page back
+                return PublishResult(
+                    "s3", f"s3://{self.bucket}/{self.prefix}index.html", self.public_url, 0, len(files)
+                )
+            existing = self._existing_etags()
+            written = skipped = 0
+            for path in upload_order(files):
+                key = self.prefix + path
+                data = files[path]
+                if existing.get(key) == hashlib.md5(data).hexdigest() and not path.endswith("index.html"):  # noqa: S324
+                    skipped += 1  # same bytes already there (MD5 is the ETag of a single-part PUT)
+                    continue
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=data,
+                    ContentType=content_type(path),
+                    CacheControl=self.cache_control(path),
+                )
+                written += 1
+        except Exception as exc:
+            raise classify_s3_error(exc, self.bucket) from exc
+        return PublishResult("s3", f"s3://{self.bucket}/{self.prefix}index.html", self.public_url, written, skipped)
+
+
+_PERMANENT_CODES = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "NoSuchBucket",
+    "AllAccessDisabled",
+    "InvalidBucketName",
+    "AccountProblem",
+    "InvalidArgument",
+    "AuthorizationHeaderMalformed",
+}
+
+
+def classify_s3_error(exc: Exception, bucket: str) -> Exception:
+    """botocore errors -> Transient/Permanent (the one place this mapping happens)."""
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in _PERMANENT_CODES or status in (400, 401, 403, 404):
+            return Permanent(
+                f"S3 bucket {bucket!r} refused the upload ({code or status}); check bucket, "
+                "endpoint_url and the access keys"
+            )
+        retry = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("retry-after")
+        return Transient(f"S3 said {code or status}", float(retry) if retry and retry.isdigit() else None)
+    if isinstance(exc, NoCredentialsError):
+        return Permanent("no S3 credentials: set access_key_id and secret_access_key (as ${ENV} references)")
+    if isinstance(exc, EndpointConnectionError | BotoCoreError | OSError):
+        return Transient(f"S3 endpoint unreachable ({exc.__class__.__name__})")
+    return exc
+
+
+def s3_client(
+    endpoint_url: str | None,
+    region: str,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    timeout: float = 10.0,
+) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        # retries are the ledger's job; path style works with MinIO and every S3-compatible host
+        config=Config(
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            retries={"max_attempts": 1},
+            s3={"addressing_style": "path"},
+        ),
+    )

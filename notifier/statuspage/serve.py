@@ -1,0 +1,42 @@
+"""A small static file server for previews, ``make run`` and the tests.
+
+It serves a directory target's ``path`` (a symlink that publishes flip), resolving the link on every
+request, so each response comes from exactly one release.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from notifier.statuspage.publish import CONTENT_TYPES
+
+
+class StatusPageHandler(SimpleHTTPRequestHandler):
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        if os.environ.get("NOTIFIER_SERVE_LOG"):
+            super().log_message(format, *args)
+
+
+def make_server(directory: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8081) -> ThreadingHTTPServer:
+    handler = functools.partial(StatusPageHandler, directory=os.fspath(directory))
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def serve_in_thread(directory: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """Start a server on a free port (``port=0``) in a daemon thread; call ``shutdown()`` to stop."""
+    server = make_server(directory, host, port)
+    threading.Thread(target=server.serve_forever, name="statuspage-serve", daemon=True).start()
+    return server

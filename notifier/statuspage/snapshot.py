@@ -1,0 +1,73 @@
+"""The status page's input: one immutable snapshot of everything the page shows.
+
+``build_site`` renders from a ``Snapshot`` only, so tests build one by hand and the generator stays
+pure. ``load_snapshot`` is the one place that reads the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from notifier.domain.model import ComponentChange, ComponentStatus, Incident
+
+if TYPE_CHECKING:  # config imports the channel registry, which imports this package
+    from notifier.config import ComponentSettings, PageSettings
+
+HISTORY_DAYS = 90
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    page: PageSettings
+    components: list[ComponentSettings]
+    statuses: dict[str, ComponentStatus]
+    history: dict[str, list[ComponentChange]]  # component id -> changes, oldest first
+    incidents: list[Incident]  # incidents, maintenances and broadcasts, any order
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def status_of(self, component_id: str) -> ComponentStatus:
+        return self.statuses.get(component_id, ComponentStatus.OPERATIONAL)
+
+
+def public_incident(incident: Incident, channel: str | None = None) -> Incident | None:
+    """The incident as the public may see it: drafts and updates aimed elsewhere left out.
+
+    None when nothing of it is public yet (its only update still waits for approval).
+    """
+    updates = [
+        u
+        for u in incident.updates
+        if not (u.draft and not u.approved_by) and (channel is None or u.channels is None or channel in u.channels)
+    ]
+    if incident.updates and not updates:
+        return None
+    if len(updates) == len(incident.updates):
+        return incident
+    clone = Incident.from_dict(incident.to_dict())
+    clone.updates = [u for u in clone.updates if any(u.id == p.id for p in updates)]
+    if updates:
+        clone.status = updates[-1].status
+    return clone
+
+
+def load_snapshot(
+    store: Any,
+    page: PageSettings,
+    components: list[ComponentSettings],
+    now: datetime,
+    channel: str | None = None,
+    history_days: int = HISTORY_DAYS,
+) -> Snapshot:
+    """Read incidents, statuses and history from ``store`` (a RedisStore) into a Snapshot."""
+    ids = [c.id for c in components]
+    statuses = store.component_statuses(ids) if ids else {}
+    since = now - timedelta(days=history_days + 1)
+    history = {cid: store.component_history(cid, since=since) for cid in ids}
+    incidents = []
+    for incident in store.list_incidents():
+        visible = public_incident(incident, channel)
+        if visible is not None:
+            incidents.append(visible)
+    return Snapshot(page=page, components=list(components), statuses=statuses, history=history, incidents=incidents)

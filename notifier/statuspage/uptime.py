@@ -1,0 +1,109 @@
+"""90-day uptime bars from a component's status history.
+
+A day's colour is the worst state the component was in during that day; its title lists the
+minutes spent in each non-operational state. Days are calendar days in the page's time zone.
+Consecutive clean days are merged into one run so that 50 components x 90 days stays small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+
+from notifier.domain.model import ComponentChange, ComponentStatus
+
+OK = ComponentStatus.OPERATIONAL
+# Statuspage's weighting: a partial outage counts 30 % against uptime, a major outage fully.
+_DOWNTIME_WEIGHT = {ComponentStatus.PARTIAL_OUTAGE: 0.3, ComponentStatus.MAJOR_OUTAGE: 1.0}
+
+
+@dataclass
+class Day:
+    day: date
+    worst: ComponentStatus = OK
+    minutes: dict[ComponentStatus, int] = field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        return self.worst == OK
+
+
+@dataclass
+class Run:
+    """One bar segment: ``length`` consecutive days (>1 only for clean days)."""
+
+    first: date
+    length: int
+    worst: ComponentStatus
+    minutes: dict[ComponentStatus, int]
+
+
+@dataclass
+class Bars:
+    days: list[Day]
+    runs: list[Run]
+    uptime_percent: float
+    bad_days: int
+
+
+def _intervals(
+    changes: Iterable[ComponentChange], start: datetime, end: datetime
+) -> list[tuple[datetime, datetime, ComponentStatus]]:
+    """(from, to, status) pieces covering [start, end); before the first change: operational."""
+    out = []
+    current, since = OK, start
+    for change in changes:
+        if change.at >= end:
+            break
+        if change.at > since:
+            out.append((since, change.at, current))
+            since = change.at
+        current = change.status
+    if since < end:
+        out.append((since, end, current))
+    return out
+
+
+def compute_bars(changes: list[ComponentChange], now: datetime, tz: tzinfo, days: int = 90) -> Bars:
+    """Bars for the ``days`` calendar days ending with today (in ``tz``); changes oldest first."""
+    today = now.astimezone(tz).date()
+    first = today - timedelta(days=days - 1)
+    window_start = datetime(first.year, first.month, first.day, tzinfo=tz)
+    result = [Day(first + timedelta(days=i)) for i in range(days)]
+    weighted = 0.0
+    for begin, finish, status in _intervals(changes, window_start, now):
+        if status == OK:
+            continue
+        cursor = max(begin, window_start)
+        while cursor < finish:
+            local = cursor.astimezone(tz)
+            next_midnight = datetime(local.year, local.month, local.day, tzinfo=tz) + timedelta(days=1)
+            piece_end = min(finish, next_midnight)
+            index = (local.date() - first).days
+            if 0 <= index < days:
+                entry = result[index]
+                mins = (piece_end - cursor).total_seconds() / 60
+                entry.minutes[status] = entry.minutes.get(status, 0) + round(mins)
+                if status.severity > entry.worst.severity:
+                    entry.worst = status
+                weighted += mins * _DOWNTIME_WEIGHT.get(status, 0.0)
+            cursor = piece_end
+    # A component that is down right now colours today even if the change is seconds old.
+    current = next((c.status for c in reversed(changes) if c.at <= now), OK)
+    if current.severity > result[-1].worst.severity:
+        result[-1].worst = current
+        result[-1].minutes.setdefault(current, 0)
+    total = max((now - window_start).total_seconds() / 60, 1)
+    runs: list[Run] = []
+    for entry in result:
+        if entry.clean and runs and runs[-1].worst == OK:
+            runs[-1].length += 1
+        else:
+            runs.append(Run(entry.day, 1, entry.worst, dict(entry.minutes)))
+    return Bars(
+        days=result,
+        runs=runs,
+        uptime_percent=max(0.0, 100.0 * (1 - weighted / total)),
+        bad_days=sum(1 for d in result if not d.clean),
+    )

@@ -1,0 +1,98 @@
+"""The X posting budget lives in Redis: four worker processes together never exceed it."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+
+import pytest
+import redis
+from pydantic import SecretStr
+
+from notifier.channels.x import XChannel, XSettings
+from notifier.channels.x_budget import PostingBudget, Window
+from notifier.errors import Transient
+from tests.fakes.redis_server import redis_server
+from tests.fakes.social import context, incident, notice
+from tests.fakes.x_api import FakeXApi
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    conn.flushdb()
+    yield conn
+    conn.close()
+
+
+def test_sliding_windows(client: redis.Redis) -> None:
+    budget = PostingBudget(client, "t:budget", [Window(900, 3), Window(86400, 5)])
+    t0 = 1_800_000_000.0
+    slots = [budget.acquire(t0 + i)[0] for i in range(3)]
+    assert all(slots)
+    slot, wait = budget.acquire(t0 + 10)
+    assert slot is None and wait == pytest.approx(890)
+    budget.release(slots[2])  # a post that provably failed gives its slot back
+    assert budget.acquire(t0 + 11)[0] is not None
+    assert budget.used(t0 + 11) == {900: 3, 86400: 3}
+    # 15 minutes later the short window has room again, the daily one for two more
+    assert budget.acquire(t0 + 905)[0] is not None
+    assert budget.acquire(t0 + 906)[0] is not None
+    slot, wait = budget.acquire(t0 + 907)
+    assert slot is None and wait == pytest.approx(86400 - 907)
+
+
+def test_x_headers_and_429_close_the_budget(client: redis.Redis) -> None:
+    budget = PostingBudget(client, "t:budget", [Window(900, 100)])
+    now = 1_800_000_000.0
+    assert budget.sync({"x-rate-limit-remaining": "4", "x-rate-limit-reset": str(now + 300)}, now) is None
+    assert budget.acquire(now)[0] is not None
+    budget.sync({"x-user-limit-24hour-remaining": "0", "x-user-limit-24hour-reset": str(now + 600)}, now)
+    assert budget.acquire(now + 1) == (None, pytest.approx(599))
+    budget.block_until(now + 100)  # an earlier block never shortens a later one
+    assert budget.acquire(now + 601)[0] is not None
+
+
+def _worker(redis_url: str, api_url: str, worker: int, count: int, queue: multiprocessing.Queue) -> None:
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    settings = XSettings(type="x", api_base_url=api_url, user_token=SecretStr("oauth2-user-token-1"),
+                         budget_per_15min=50, budget_per_24h=1000)
+    chan = XChannel("x", settings, context(redis=conn))
+    posted = deferred = 0
+    waits = []
+    for i in range(count):
+        note = notice(incident([f"Worker {worker} notice {i}"], incident_id=f"inc{worker}{i:03d}"), 1, "x")
+        try:
+            chan.send(note, chan.render(note))
+            posted += 1
+        except Transient as exc:
+            deferred += 1
+            waits.append(exc.retry_after or 0)
+    queue.put((posted, deferred, min(waits, default=0)))
+
+
+def test_four_processes_sending_200_notices_stay_within_the_shared_budget(redis_url: str,
+                                                                          client: redis.Redis) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    with FakeXApi() as fake:
+        procs = [ctx.Process(target=_worker, args=(redis_url, fake.url, w, 50, queue)) for w in range(4)]
+        for proc in procs:
+            proc.start()
+        results = [queue.get(timeout=120) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=30)
+        posts = fake.posts()
+        requests_seen = len(fake.recorded("POST", "/2/tweets"))
+    assert sum(r[0] for r in results) == 50 == len(posts) == requests_seen
+    assert sum(r[1] for r in results) == 150
+    assert all(r[2] > 800 for r in results if r[1])  # told to come back when a slot frees, not at once
+    assert len({p.text for p in posts}) == 50

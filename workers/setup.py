@@ -1,0 +1,74 @@
+"""The Celery application, configured for at-least-once delivery (the ledger turns it into exactly-once).
+
+- acks_late + reject_on_worker_lost: a message is acknowledged only after its task returned, so a
+  killed worker's notice is redelivered (and the ledger stops it from being posted twice);
+- prefetch 1: a worker holds no more than it works on;
+- JSON only;
+- visibility_timeout > backoff_max + task_time_limit (enforced by config check and a test), so Redis
+  does not redeliver a task that is merely waiting for its retry countdown;
+- broker reconnection never gives up;
+- one queue per channel (``notify.<channel>``): a slow or failing channel never delays another.
+
+This module only builds apps; ``workers/celery_app.py`` holds the one the worker runs, so importing
+these helpers never needs a configured Redis.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from notifier.config import Settings
+from notifier.store.redis_store import redis_url_of
+
+PERIODIC_QUEUE = "notifier.periodic"
+ENGINE_QUEUE = "notifier.engine"
+
+
+def queue_for(channel: str) -> str:
+    return f"notify.{channel}"
+
+
+def all_queues(settings: Settings) -> list[str]:
+    return [queue_for(name) for name, c in settings.channels.items() if c.enabled] + [ENGINE_QUEUE, PERIODIC_QUEUE]
+
+
+def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
+    conf = settings.delivery
+    # Republish well inside the page's staleness bound, so visitors only see the warning when we are down.
+    heartbeat = max(min(settings.page.stale_after_minutes * 60 / 3, 300.0), 5.0)
+    app = Celery("notifier", broker=broker_url or redis_url_of(settings), include=["workers.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=conf.task_time_limit,
+        task_soft_time_limit=max(conf.task_time_limit - 5, conf.http_timeout + 1),
+        broker_transport_options={"visibility_timeout": conf.visibility_timeout},
+        broker_connection_retry=True,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        task_default_queue=PERIODIC_QUEUE,
+        task_queues=[Queue(q) for q in all_queues(settings)],
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        beat_scheduler="workers.beat:LockedScheduler",
+        beat_schedule={
+            "sweep-ledger": {
+                "task": "notifier.sweep",
+                "schedule": conf.sweep_interval,
+                "options": {"queue": PERIODIC_QUEUE, "expires": conf.sweep_interval * 2},
+            },
+            "statuspage-heartbeat": {
+                "task": "notifier.statuspage.heartbeat",
+                "schedule": heartbeat,
+                "options": {"queue": PERIODIC_QUEUE, "expires": heartbeat},
+            },
+        },
+    )
+    app.conf.notifier_settings = settings
+    return app
