@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -72,6 +74,9 @@ class MaintenanceIn(_In):
     scheduled_for: datetime
     scheduled_until: datetime
     impact: ImpactLevel = "minor"
+    announce: list[Literal["scheduled", "before", "start", "end"]] | None = Field(
+        None, description="posts to make: at scheduling, a reminder before, at start, at end "
+                          "(default: scheduled, start, end; needs the incident engine)")
 
 
 class RetryIn(BaseModel):
@@ -152,9 +157,23 @@ def schedule_maintenance(
     start, end = _aware(data.scheduled_for), _aware(data.scheduled_until)
     if end <= start:
         raise UsageError("scheduled_until: must be after scheduled_for")
+    draft = _draft(member, data.draft)
+    if importlib.util.find_spec("notifier.services.maintenance") is not None:
+        # with the incident engine: the window also suppresses alerts and moves components on time
+        maintenance: Any = importlib.import_module("notifier.services.maintenance")
+
+        if draft:
+            raise HTTPException(403 if not member.can("publisher") else 422,
+                                "a maintenance window takes effect when scheduled and cannot be a draft; "
+                                "a publisher schedules it")
+        kwargs: dict[str, Any] = {} if data.announce is None else {"announce": data.announce}
+        inc = maintenance.schedule_maintenance(
+            _app(request), data.name, data.components, start, end, data.body, author=member.name, **kwargs
+        )
+        return _incident(inc)
     inc = incidents.open_incident(
         _app(request), name=data.name, components=data.components, impact=data.impact, body=data.body,
-        author=member.name, channels=data.channels, draft=_draft(member, data.draft), kind="maintenance",
+        author=member.name, channels=data.channels, draft=draft, kind="maintenance",
         scheduled_for=start, scheduled_until=end,
     )
     return _incident(inc)
