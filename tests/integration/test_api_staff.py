@@ -186,3 +186,14 @@ def test_staff_bodies_over_one_mib_are_refused_before_auth(stack):
     resp = http.post("/api/v1/incidents", content=chunks(), headers={"Content-Type": "application/json"})
     assert resp.status_code == 413
     assert app.store.list_incidents() == []
+
+
+def test_retry_requeues_a_notice_that_is_not_posted(stack):
+    app, http = stack
+    inc = http.post("/api/v1/incidents", json=INCIDENT, headers=auth("publisher")).json()
+    notice = f"{inc['id']}.1:outbox"
+    app.dispatcher.sent.clear()
+    resp = http.post(f"/api/v1/deliveries/{notice}/retry", json={"force": False}, headers=auth("publisher"))
+    assert resp.status_code == 200
+    assert resp.json() == {"notice_id": notice, "was": "pending", "now": "queued"}
+    assert [s[0] for s in app.dispatcher.sent] == [notice]
