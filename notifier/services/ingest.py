@@ -1,8 +1,9 @@
 """Accept alert events: write each new one durably to the Redis event stream, drop what was seen.
 
-The contract with the incident engine: for each event, ``SET <prefix>event:seen:<id> 1 NX EX 7d``; if
-that set it, ``XADD <prefix>events * event <json>``. Both happen in one Lua script, so a crash can
-never leave an event marked seen but not queued (or queued twice). Only after the script returned do
+The contract with the incident engine: for each event not yet marked ``<prefix>event:seen:<id>``,
+``XADD <prefix>events * event <json>`` and mark it seen for 7 days (the effect of ``SET NX EX`` then
+``XADD``). Both happen in one Lua script, so no other client sees one without the other and a crash
+can never leave an event marked seen but not queued. Only after the script returned do
 callers answer 202; then the engine is woken (best effort: it also polls on its beat tick).
 """
 
@@ -26,11 +27,15 @@ STREAM = "events"
 
 # KEYS[1] = stream, KEYS[2..n+1] = seen keys; ARGV[1] = ttl, ARGV[2..n+1] = event JSON.
 # Returns the 1-based positions of the events that were new.
-_ACCEPT = """
+# The shebang makes Redis 7 refuse the whole script up front when it is out of memory (noeviction),
+# instead of failing half-way: a Lua script's earlier writes are not rolled back. And XADD goes before
+# the seen-marker, so even a failure between the two could only cause a duplicate, never a loss.
+_ACCEPT = """#!lua
 local fresh = {}
 for i = 2, #KEYS do
-  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+  if redis.call('EXISTS', KEYS[i]) == 0 then
     redis.call('XADD', KEYS[1], '*', 'event', ARGV[i])
+    redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
     fresh[#fresh + 1] = i - 1
   end
 end

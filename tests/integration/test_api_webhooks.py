@@ -228,3 +228,20 @@ def test_unconfigured_source_is_404(tmp_path):
     with ApiServer(create_app(app)) as server:
         resp = httpx.post(server.url + "/webhooks/alertmanager", content=AM_FIRING, headers=AM)
     assert resp.status_code == 404
+
+
+def test_redis_out_of_memory_is_503_and_the_retry_is_not_a_duplicate(stack):
+    app, http, *_ = stack
+    r = app.store.redis
+    r.config_set("maxmemory", 1)  # noeviction: every write is refused
+    try:
+        resp = http.post("/webhooks/alertmanager", content=AM_FIRING, headers=AM)
+        assert resp.status_code == 503
+        assert stream(app) == []
+        assert r.keys("t:event:seen:*") == []  # nothing marked seen that was not queued
+    finally:
+        r.config_set("maxmemory", 0)
+    retry = http.post("/webhooks/alertmanager", content=AM_FIRING, headers=AM)  # Alertmanager retries 5xx
+    assert retry.status_code == 202
+    assert len(retry.json()["accepted"]) == 2
+    assert len(stream(app)) == 2
