@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,7 @@ from notifier.services.ingest import accept_events
 from notifier.sources import PARSERS, ParseError
 
 MAX_BODY_BYTES = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 class TooLarge(Exception):
@@ -74,18 +76,19 @@ async def receive(request: Request, source: str) -> Any:
         metrics.count(source, "too_large")
         return problem(413, f"body over {MAX_BODY_BYTES} bytes")
     try:
-        payload = json.loads(body)
-        events = PARSERS[source](payload, datetime.now(UTC))
-    except (ValueError, RecursionError) as exc:
+        events = PARSERS[source](json.loads(body), datetime.now(UTC))
+    except ParseError as exc:
         metrics.count(source, "invalid")
-        if isinstance(exc, ParseError):
-            return problem(422, exc.message, exc.field)
+        return problem(422, exc.message, exc.field)
+    except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError is a ValueError too)
+        metrics.count(source, "invalid")
         return problem(422, "body is not valid JSON", "(body)")
     try:
         result = await run_in_threadpool(accept_events, app, events, wake=False)
     except StoreUnavailable as exc:
+        log.warning("%s webhook: %s", source, exc)  # the details (Redis address) stay in our log
         metrics.count(source, "unavailable", max(1, len(events)))
-        return problem(503, f"could not queue the events; retry later ({exc})", headers={"Retry-After": "5"})
+        return problem(503, "could not queue the events; retry later", headers={"Retry-After": "5"})
     if result.accepted:
         request.app.state.waker.poke()
     metrics.count(source, "accepted", len(result.accepted))

@@ -164,6 +164,7 @@ def test_never_acceptable_is_422_naming_the_field(stack, body, field):
     resp = http.post("/webhooks/alertmanager", content=body, headers=AM)
     assert resp.status_code == 422
     assert resp.json()["field"] == field
+    assert not resp.json()["detail"].startswith(field)  # the message, the field apart
     assert stream(app) == []
 
 
@@ -216,7 +217,10 @@ def test_metrics_count_outcomes(stack):
         line = f'notifier_events_received_total{{outcome="{outcome}",source="alertmanager"}}'
         return float(next(x for x in text.splitlines() if x.startswith(line)).split()[-1])
 
+    http.post("/webhooks/alertmanager", content=b'{"version": "4"}', headers=AM)
+    text = http.get("/metrics").text
     assert value("duplicate") >= 2 and value("accepted") >= 2 and value("rejected_auth") >= 1
+    assert value("invalid") >= 1
 
 
 def test_unconfigured_source_is_404(tmp_path):
