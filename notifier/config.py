@@ -244,6 +244,10 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
             model = CHANNEL_TYPES[body["type"]].settings_model
             for path in _secret_paths(model, body, ("channels", str(name))):
                 _require_reference(path, referenced, problems, lines, raw)
+    from notifier.engine.settings import check_engine  # the engine validates its own section; keep lazy
+
+    comp_ids = {str(c.get("id")) for c in raw.get("components") or [] if isinstance(c, dict)}
+    problems.extend(check_engine(raw.get("engine"), comp_ids, set(channels_raw), lines))
 
     if problems or settings is None:
         raise ConfigError(problems, label)

@@ -74,12 +74,15 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
     cli = [sys.executable, "-m", "notifier"] + (["--config", settings.source_path]
                                                if settings.source_path != "<embedded defaults>" else [])
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    argvs: dict[str, list[str]] = {}
+    restarts: dict[str, list[float]] = {}
     logs = Path("var/log")
     logs.mkdir(parents=True, exist_ok=True)
 
     def spawn(name: str, argv: list[str]) -> None:
         out = (logs / f"{name}.log").open("ab")
         procs[name] = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+        argvs[name] = argv
         print(f"{name:<9} started (pid {procs[name].pid}), log: var/log/{name}.log")
 
     spawn("worker", [*cli, "worker", "--concurrency", str(args.concurrency)])
@@ -116,12 +119,18 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         while not stopping:
-            for name, proc in procs.items():
-                if proc.poll() is not None:
-                    print(f"error: {name} exited with code {proc.returncode}; see var/log/{name}.log",
-                          file=sys.stderr)
+            for name, proc in list(procs.items()):
+                if proc.poll() is None:
+                    continue
+                recent = [t for t in restarts.get(name, []) if t > time.monotonic() - 60]
+                if len(recent) >= 5:  # crashing in a loop: a person has to look
+                    print(f"error: {name} exited 5 times within a minute (last code {proc.returncode}); "
+                          f"see var/log/{name}.log", file=sys.stderr)
                     stopping = True
                     break
+                restarts[name] = [*recent, time.monotonic()]
+                print(f"{name:<9} exited with code {proc.returncode}; restarting (see var/log/{name}.log)")
+                spawn(name, argvs[name])
             time.sleep(0.5)
     finally:
         print("\nstopping…")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -61,6 +62,7 @@ class Proc:
 
     def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
+        self.node = ""
         self._out = log.open("ab")
         self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -87,9 +89,10 @@ class Proc:
 def start_worker(config: Path, client: redis.Redis, log: Path, concurrency: int = 2,
                  extra_env: dict[str, str] | None = None, queues: str | None = None,
                  wait: bool = True, pool: str = "prefork") -> Proc:
+    node = f"test-{time.monotonic_ns()}@{socket.gethostname()}"
     argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-c", str(concurrency), "-P", pool,
             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "-n", f"test-{time.monotonic_ns()}@%h"]
+            "-n", node]
     if queues:
         argv += ["-Q", queues]
     else:
@@ -97,6 +100,7 @@ def start_worker(config: Path, client: redis.Redis, log: Path, concurrency: int 
     for key in client.keys("*worker:heartbeat:*"):
         client.delete(key)
     proc = Proc(argv, env_for(config, extra_env), log)
+    proc.node = node
     if wait:
         try:
             wait_for(lambda: client.keys("*worker:heartbeat:*") or proc.proc.poll() is not None,

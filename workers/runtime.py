@@ -1,24 +1,41 @@
-"""Per-process state of a worker: the App (built lazily, after the fork) and the liveness heartbeat."""
+"""Per-process state of a worker: the App (built lazily, after the fork), the liveness heartbeat, and a
+watchdog for a wedged consumer.
+
+The watchdog exists because Celery workers on Redis have, across several releases, stopped
+consuming after a broker reconnect while looking alive (celery#8030, #8091, #9054, #10205). If our
+queues hold messages, nothing has been received for ``NOTIFIER_STALL_SECONDS`` (default 60) and
+nothing is running, the worker logs why and exits; its supervisor (``notifier run``, compose's
+``restart:``, systemd) starts a fresh one. With acks_late, nothing is lost on the way.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import socket
 import threading
+import time
 
 from notifier.bootstrap import App, build
-from workers.celery_app import settings
 from workers.dispatch import CeleryDispatcher
 
+log = logging.getLogger(__name__)
 _app: App | None = None
 _lock = threading.Lock()
 HEARTBEAT_TTL = 30
+STALL_SECONDS = float(os.environ.get("NOTIFIER_STALL_SECONDS", "60"))
+_last_received = time.monotonic()
+_queues: list[str] = []
 
 
 def get_app() -> App:
     global _app
     with _lock:
         if _app is None:
-            _app = build(settings, dispatcher=CeleryDispatcher())  # uses the worker's own app
+            from workers.celery_app import settings
+
+            _app = build(settings, dispatcher=CeleryDispatcher())  # sends through the worker's own app
         return _app
 
 
@@ -26,17 +43,54 @@ def heartbeat_key(app: App) -> str:
     return app.store.key("worker", "heartbeat", socket.gethostname())
 
 
+def note_received() -> None:
+    global _last_received
+    _last_received = time.monotonic()
+
+
+def watch_queues(names: list[str]) -> None:
+    _queues[:] = names
+
+
+def is_stalled(now: float, last_received: float, waiting_since: float | None, busy: bool,
+               stall_after: float) -> bool:
+    """Wedged: messages have waited ``stall_after`` seconds, and in that time we held none and
+    received none. (A message that just arrived after a quiet hour is not a stall.)"""
+    if waiting_since is None or busy:
+        return False
+    return now - max(last_received, waiting_since) >= stall_after
+
+
+def _busy() -> bool:
+    from celery.worker import state
+
+    return bool(state.active_requests or state.reserved_requests)
+
+
 def start_heartbeat(stop: threading.Event) -> threading.Thread:
-    """Refresh ``worker:heartbeat:<host>`` every 10 s with a 30 s TTL; /readyz looks for such keys."""
+    """Every 10 s: refresh ``worker:heartbeat:<host>`` (30 s TTL; /readyz looks for it) and check the
+    consumer is not wedged."""
 
     def beat() -> None:
-        while not stop.is_set():
+        waiting_since: float | None = None
+        while True:
             try:
                 app = get_app()
                 app.store.redis.set(heartbeat_key(app), "1", ex=HEARTBEAT_TTL)
-            except Exception:  # noqa: BLE001,S110 - Redis may be restarting; try again next round
-                pass
-            stop.wait(10)
+                waiting = sum(int(app.store.redis.llen(q)) for q in _queues)
+            except Exception:  # noqa: BLE001 - Redis may be restarting; look again next round
+                waiting = 0
+            now = time.monotonic()
+            waiting_since = (waiting_since or now) if waiting else None
+            if is_stalled(now, _last_received, waiting_since, _busy(), STALL_SECONDS):
+                log.error("consumer stalled: %d message(s) wait in %s and nothing was received for %.0f s "
+                          "(a known Celery/kombu reconnect bug); exiting so the supervisor starts a fresh "
+                          "worker", waiting, ",".join(_queues), now - max(_last_received, waiting_since or now))
+                os.kill(os.getpid(), signal.SIGTERM)
+                stop.wait(30)
+                os._exit(70)
+            if stop.wait(min(10.0, STALL_SECONDS / 3)):
+                return
 
     thread = threading.Thread(target=beat, name="notifier-heartbeat", daemon=True)
     thread.start()

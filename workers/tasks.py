@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import task_received, worker_ready, worker_shutdown
 
 from notifier.services import delivery
 from workers.celery_app import app
-from workers.runtime import get_app, start_heartbeat
+from workers.runtime import get_app, note_received, start_heartbeat, watch_queues
 
 _stop = threading.Event()
 
@@ -35,9 +35,17 @@ def statuspage_heartbeat() -> dict[str, str]:
 
 
 @worker_ready.connect
-def _on_ready(**_: object) -> None:
+def _on_ready(sender: object = None, **_: object) -> None:
+    consumer = getattr(sender, "task_consumer", None)
+    watch_queues([q.name for q in getattr(consumer, "queues", [])])
+    note_received()
     _stop.clear()
     start_heartbeat(_stop)
+
+
+@task_received.connect
+def _on_received(**_: object) -> None:
+    note_received()
 
 
 @worker_shutdown.connect

