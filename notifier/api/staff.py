@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -17,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from notifier.api.auth import require
 from notifier.errors import UsageError
-from notifier.services import delivery, incidents
+from notifier.services import delivery, incidents, maintenance
 from notifier.staff import StaffMember
 
 ComponentState = Literal[
@@ -30,11 +28,10 @@ router = APIRouter(prefix="/api/v1", tags=["staff"])
 viewer, editor, publisher = (Depends(require(r)) for r in ("viewer", "editor", "publisher"))
 
 
-class _In(BaseModel):
+class _Text(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     body: Body = Field(description='text, or per language: {"en": "...", "de": "..."}')
-    channels: list[str] | None = Field(None, description="default: every configured channel")
     draft: bool | None = Field(None, description="default: publishers publish, editors draft")
 
     @field_validator("body")
@@ -44,6 +41,10 @@ class _In(BaseModel):
         if not texts or not all(t.strip() for t in texts):
             raise ValueError("must not be empty")
         return value
+
+
+class _In(_Text):
+    channels: list[str] | None = Field(None, description="default: every configured channel")
 
 
 class IncidentIn(_In):
@@ -68,15 +69,14 @@ class BroadcastIn(_In):
     name: str = Field("Notice", min_length=1, max_length=200)
 
 
-class MaintenanceIn(_In):
+class MaintenanceIn(_Text):
     name: str = Field(min_length=1, max_length=200)
     components: list[str] = Field(min_length=1)
     scheduled_for: datetime
     scheduled_until: datetime
-    impact: ImpactLevel = "minor"
     announce: list[Literal["scheduled", "before", "start", "end"]] | None = Field(
         None, description="posts to make: at scheduling, a reminder before, at start, at end "
-                          "(default: scheduled, start, end; needs the incident engine)")
+                          "(default: scheduled, start, end)")
 
 
 class RetryIn(BaseModel):
@@ -157,24 +157,14 @@ def schedule_maintenance(
     start, end = _aware(data.scheduled_for), _aware(data.scheduled_until)
     if end <= start:
         raise UsageError("scheduled_until: must be after scheduled_for")
-    draft = _draft(member, data.draft)
-    if importlib.util.find_spec("notifier.services.maintenance") is not None:
-        # with the incident engine: the window also suppresses alerts and moves components on time
-        maintenance: Any = importlib.import_module("notifier.services.maintenance")
-
-        if draft:
-            raise HTTPException(403 if not member.can("publisher") else 422,
-                                "a maintenance window takes effect when scheduled and cannot be a draft; "
-                                "a publisher schedules it")
-        kwargs: dict[str, Any] = {} if data.announce is None else {"announce": data.announce}
-        inc = maintenance.schedule_maintenance(
-            _app(request), data.name, data.components, start, end, data.body, author=member.name, **kwargs
-        )
-        return _incident(inc)
-    inc = incidents.open_incident(
-        _app(request), name=data.name, components=data.components, impact=data.impact, body=data.body,
-        author=member.name, channels=data.channels, draft=draft, kind="maintenance",
-        scheduled_for=start, scheduled_until=end,
+    if _draft(member, data.draft):
+        # the window takes effect when scheduled (the engine suppresses alerts and moves components)
+        raise HTTPException(403 if not member.can("publisher") else 422,
+                            "a maintenance window takes effect when scheduled and cannot be a draft; "
+                            "a publisher schedules it")
+    kwargs: dict[str, Any] = {} if data.announce is None else {"announce": data.announce}
+    inc = maintenance.schedule_maintenance(
+        _app(request), data.name, data.components, start, end, data.body, author=member.name, **kwargs
     )
     return _incident(inc)
 

@@ -6,7 +6,6 @@ Posts are counted at the receiver: one for the opening, one for the resolution, 
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ import pytest
 
 from notifier.api import create_app
 from notifier.config import parse_settings
+from notifier.services import delivery, engine
 from tests.integration._api_support import TOKENS, ApiServer, free_port, make_app, redis_server, wait_for
 from tests.integration.test_api_alertmanager import CONFIG as AM_CONFIG
 from tests.integration.test_api_alertmanager import alert
@@ -26,9 +26,6 @@ BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 if BINARY is None:
     pytest.skip("prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager; "
                 ".ci/apt-packages lists it)", allow_module_level=True)
-if importlib.util.find_spec("notifier.services.engine") is None:
-    pytest.skip("the incident engine (notifier.services.engine) is not in this tree yet",
-                allow_module_level=True)
 
 CONFIG = """
 redis: {key_prefix: "e2e:"}
@@ -48,8 +45,6 @@ engine:
 
 
 def test_alertmanager_storm_to_one_post_per_transition(tmp_path, receiver):
-    from notifier.services import delivery, engine
-
     settings = parse_settings(CONFIG % {"url": receiver.url}, "test", env={**TOKENS, "HOOK_SECRET": "test-secret"})
     cred = tmp_path / "token"
     cred.write_text(TOKENS["AM_TOKEN"])

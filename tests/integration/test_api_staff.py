@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from notifier.api import create_app
-from notifier.services import delivery
+from notifier.services import delivery, maintenance
 from tests.integration._api_support import TOKENS, ApiServer, make_app, redis_server, settings_for
 
 pytestmark = pytest.mark.integration
@@ -136,6 +136,10 @@ def test_broadcast_and_maintenance(stack):
     backwards = {**window, "scheduled_until": "2026-12-01T01:00:00Z"}
     bad = http.post("/api/v1/maintenances", json=backwards, headers=auth("publisher"))
     assert bad.status_code == 422 and "scheduled_until" in bad.json()["detail"]
+    # the engine knows the window: it will suppress alerts for imap and smtp while it runs
+    assert [(w.id, w.components) for w in maintenance.list_maintenance(app)] == [(m.json()["id"], ["imap", "smtp"])]
+    as_editor = http.post("/api/v1/maintenances", json=window, headers=auth("editor"))
+    assert as_editor.status_code == 403 and "publisher" in as_editor.json()["detail"]
     kinds = http.get("/api/v1/incidents", params={"kind": "maintenance"}, headers=auth("viewer")).json()
     assert [k["id"] for k in kinds] == [m.json()["id"]]
 
