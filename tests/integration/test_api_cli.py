@@ -19,16 +19,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 AM_FIRING = (ROOT / "tests/data/alertmanager/firing-imap-two-instances.json").read_bytes()
 
-# What `notifier api` runs once the lead's CLI lists notifier.cli_api in COMMAND_MODULES
-LAUNCH = """
-import argparse, sys
-from notifier import cli_api
-parser = argparse.ArgumentParser(prog="notifier")
-parser.add_argument("--config")
-cli_api.register(parser.add_subparsers(dest="command", required=True))
-args = parser.parse_args(sys.argv[1:])
-sys.exit(args.func(args))
-"""
 
 
 def test_notifier_api_serves_and_queues(tmp_path):
@@ -44,7 +34,7 @@ def test_notifier_api_serves_and_queues(tmp_path):
         env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
         env.update({"AM_TOKEN": TOKENS["AM_TOKEN"], "PYTHONPATH": str(ROOT)})
         log = (tmp_path / "api.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-c", LAUNCH, "--config", str(config), "api", "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "notifier", "--config", str(config), "api", "--port", str(port)],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             base = f"http://127.0.0.1:{port}"
