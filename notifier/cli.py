@@ -27,7 +27,8 @@ from notifier.domain.model import DeliveryState
 from notifier.errors import ConfigError, NotifierError
 
 # Other parts of the project add their commands here: each module has register(subparsers).
-COMMAND_MODULES: list[str] = ["notifier.cli_preview", "notifier.cli_statuspage", "notifier.cli_engine"]
+COMMAND_MODULES: list[str] = ["notifier.cli_preview", "notifier.cli_statuspage", "notifier.cli_engine",
+                              "notifier.cli_api"]
 
 
 def _settings(args: argparse.Namespace) -> Settings:

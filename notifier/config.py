@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from notifier.channels.base import ChannelSettings
 from notifier.errors import ConfigError, ConfigProblem
+from notifier.sources.settings import SourcesSettings
 
 M = typing.TypeVar("M", bound=BaseModel)
 DEFAULTS_FILE = Path(__file__).parent / "defaults.yaml"
@@ -127,7 +128,7 @@ class Settings(_Strict):
     templates_dir: str | None = None
     # Sections owned by other parts (sources, engine, statuspage, staff) validate themselves;
     # unknown top-level keys are still an error.
-    sources: dict[str, Any] = {}
+    sources: SourcesSettings = SourcesSettings()  # type: ignore[call-arg]
     engine: dict[str, Any] = {}
     statuspage: dict[str, Any] = {}
     staff: StaffSettings = StaffSettings()
@@ -265,7 +266,8 @@ def _secret_paths(model: type[BaseModel], raw: Any, prefix: tuple[str, ...]) -> 
     """Paths of the SecretStr fields that ``raw`` fills in, through nested models and lists of them."""
     if not isinstance(raw, dict):
         return
-    for name, info in model.model_fields.items():
+    for field_name, info in model.model_fields.items():
+        name = info.alias or field_name  # the key as written in the file (sources: uptime-kuma)
         if raw.get(name) in (None, ""):
             continue
         kinds = _flatten(info.annotation)

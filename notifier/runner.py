@@ -60,12 +60,45 @@ def _optional(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+DEMO_SECTIONS = """
+# --- added by `notifier run` for the demo: webhook sources and a staff sign-in, all on one random
+# token that exists only in this run's environment (NOTIFIER_DEMO_TOKEN) and in var/demo-token.
+sources:
+  alertmanager: {auth: bearer, token: "${NOTIFIER_DEMO_TOKEN}"}
+  generic: {auth: bearer, token: "${NOTIFIER_DEMO_TOKEN}"}
+staff:
+  tokens: [{name: demo, token: "${NOTIFIER_DEMO_TOKEN}", role: publisher}]
+engine:
+  routing: {component_label: service}     # Alertmanager's service="imap" -> component imap
+  confirm: {seconds: 20, component_status_seconds: 5}
+"""
+
+
+def demo_settings(settings: Settings) -> tuple[Settings, str | None]:
+    """On the embedded defaults, a derived config with demo sources and a fresh random token."""
+    if settings.source_path != "<embedded defaults>":
+        return settings, None
+    import secrets
+
+    from notifier.config import DEFAULTS_FILE, load_settings
+
+    token = os.environ.get("NOTIFIER_DEMO_TOKEN") or secrets.token_urlsafe(18)
+    os.environ["NOTIFIER_DEMO_TOKEN"] = token  # inherited by the children only
+    token_file = Path("var/demo-token")
+    token_file.touch(mode=0o600)
+    token_file.write_text(token + "\n")
+    path = Path("var/demo.yaml").resolve()
+    path.write_text(DEFAULTS_FILE.read_text() + DEMO_SECTIONS)
+    return load_settings(path), token
+
+
 def run_all(settings: Settings, args: argparse.Namespace) -> int:
     from notifier.bootstrap import build
     from notifier.store import local_redis
     from workers.dispatch import CeleryDispatcher
 
     Path("var").mkdir(exist_ok=True)
+    settings, demo_token = demo_settings(settings)
     redis_server = None
     if settings.redis.url is None:
         redis_server = local_redis.ensure_private(settings)
@@ -108,7 +141,7 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
     print(" ready")
     if args.demo:
         _demo(app)
-    _hints(settings)
+    _hints(settings, demo_token)
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -160,7 +193,7 @@ def _demo(app: object) -> None:
     print("demo      not delivered within 30 s; run `notifier deliveries` to see why")
 
 
-def _hints(settings: Settings) -> None:
+def _hints(settings: Settings, token: str | None) -> None:
     outbox = next((c for c in settings.channels.values() if c.type == "outbox"), None)
     print("\nWhat to try first (in another terminal, with .venv/bin on your PATH):")
     if outbox is not None:
@@ -168,8 +201,15 @@ def _hints(settings: Settings) -> None:
     print('  notifier incident open --name "IMAP login failures" --component imap -m "We are investigating."')
     print("  notifier deliveries                      # the ledger: one row per update and channel")
     if _optional("notifier.cli_api"):
-        print(f"  curl http://{settings.api.host}:{settings.api.port}/healthz   "
-              f"# API docs: http://{settings.api.host}:{settings.api.port}/docs")
+        api = f"http://{settings.api.host}:{settings.api.port}"
+        print(f"  curl {api}/readyz                 # API docs: {api}/docs")
+        if token:
+            sample = Path(__file__).resolve().parent.parent / "tests/data/alertmanager/firing-imap-two-instances.json"
+            print("  # an Alertmanager alert: after the 20 s confirm delay it becomes an incident on every channel")
+            print(f"  curl -H \"Authorization: Bearer $(cat var/demo-token)\" -H 'Content-Type: application/json' "
+                  f"--data @{sample} {api}/webhooks/alertmanager")
+            if _optional("notifier.console"):
+                print(f"  open {api}/console              # sign in with the token in var/demo-token")
     if _optional("notifier.cli_statuspage"):
         print(f"  open {settings.page.url}                # the status page preview")
     print("Ctrl-C stops everything.")

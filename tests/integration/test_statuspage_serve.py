@@ -18,12 +18,6 @@ from tests.fakes.statuspage_model import NOW, sample_snapshot
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-# notifier/cli.py loads command modules from COMMAND_MODULES; until the lead wires this one in, add it here
-LAUNCH = (
-    "import sys, notifier.cli as c\n"
-    "'notifier.cli_statuspage' in c.COMMAND_MODULES or c.COMMAND_MODULES.append('notifier.cli_statuspage')\n"
-    "sys.exit(c.main(sys.argv[1:]))\n"
-)
 
 
 def free_port() -> int:
@@ -45,7 +39,7 @@ def test_serve_waits_for_the_first_publish_then_serves_with_content_types(tmp_pa
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, "statuspage", "serve", "--port", str(port), "--dir", str(site)],
+        [sys.executable, "-m", "notifier", "statuspage", "serve", "--port", str(port), "--dir", str(site)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

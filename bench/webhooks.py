@@ -1,0 +1,305 @@
+"""Webhook ingest benchmark: accepted webhooks/s and p50/p99 latency for real Alertmanager payloads,
+at a fixed 500 requests/s (open loop, latency measured from the scheduled send time, so a stall is not
+hidden) and at saturation (closed loop, N connections), compared in the same run with a bare endpoint on
+the same stack (uvicorn + FastAPI, the same Redis client and thread hand-off) that only XADDs the body.
+
+    /work/main/.venv/bin/python bench/webhooks.py [--rate 500] [--seconds 8] [--concurrency 32]
+
+The server runs in its own process (one uvicorn worker, as `notifier api` runs), the load generator in
+this one, Redis (AOF, appendfsync everysec) in a third: all three share this machine's cores.
+Every webhook body is a real Alertmanager 0.25 payload with its alerts' startsAt shifted per request, so
+each request carries new events and takes the full path (auth, parse, Lua SET NX + XADD, 202).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+ROOT = Path(__file__).resolve().parents[1]
+PAYLOADS = ROOT / "tests" / "data" / "alertmanager"
+TOKEN = "bench-token"
+
+
+# ---- server side -----------------------------------------------------------------------------------
+def serve(config: str, port: int) -> None:
+    import uvicorn
+
+    from notifier.api import create_app
+    from notifier.bootstrap import build
+    from notifier.config import load_settings
+    from notifier.ports import NullDispatcher
+
+    settings = load_settings(config)
+    app = build(settings, dispatcher=NullDispatcher())
+    api = create_app(app)
+    stream = settings.redis.key_prefix + "bare"
+
+    async def bare(request: Request) -> Any:
+        body = await request.body()
+        entry = await run_in_threadpool(app.store.redis.xadd, stream, {"body": body})
+        return JSONResponse({"accepted": [entry]}, status_code=202)
+
+    # under /webhooks/ so that it skips the staff body-limit middleware exactly as the real routes do
+    api.add_api_route("/webhooks/bare", bare, methods=["POST"], include_in_schema=False)
+
+    uvicorn.run(api, host="127.0.0.1", port=port, log_level="warning", server_header=False)
+
+
+# ---- load generator --------------------------------------------------------------------------------
+class Conn:
+    """A minimal keep-alive HTTP/1.1 client: the load generator must cost less CPU than the server."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> int:
+        head = (f"POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {TOKEN}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        for _ in range(2):
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            assert self.reader is not None
+            self.writer.write(head + body)
+            status_line = await self.reader.readline()
+            if status_line:
+                break
+            # the server closed an idle keep-alive connection (uvicorn: after 5 s); open a new one
+            self.writer.close()
+            self.reader = self.writer = None
+        else:
+            raise ConnectionError("the server closed the connection twice")
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return int(status_line.split()[1])
+
+
+def bodies(n: int, offset: int) -> list[bytes]:
+    templates = [json.loads(p.read_text()) for p in sorted(PAYLOADS.glob("*.json"))]
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    out = []
+    for i in range(n):
+        payload = templates[i % len(templates)]
+        start = (base + timedelta(seconds=offset + i)).isoformat().replace("+00:00", "Z")
+        for alert in payload["alerts"]:
+            alert["startsAt"] = start
+        out.append(json.dumps(payload).encode())
+    return out
+
+
+async def fixed_rate(port: int, path: str, payloads: list[bytes], rate: float) -> dict[str, Any]:
+    pool: asyncio.LifoQueue[Conn] = asyncio.LifoQueue()  # LIFO: few connections stay warm
+    for _ in range(64):
+        pool.put_nowait(Conn(port))
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    loop = asyncio.get_running_loop()
+    t0 = loop.time() + 0.05
+
+    async def one(i: int, body: bytes) -> None:
+        scheduled = t0 + i / rate
+        await asyncio.sleep(max(0.0, scheduled - loop.time()))
+        conn = await pool.get()
+        try:
+            code = await conn.post(path, body)
+        finally:
+            pool.put_nowait(conn)
+        latencies.append(loop.time() - scheduled)
+        codes[code] = codes.get(code, 0) + 1
+
+    await asyncio.gather(*(one(i, b) for i, b in enumerate(payloads)))
+    elapsed = loop.time() - t0
+    return summary(latencies, codes, elapsed)
+
+
+async def saturate(
+    port: int, path: str, payloads: list[bytes], concurrency: int, seconds: float
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    loop = asyncio.get_running_loop()
+    it = iter(payloads)
+    end = loop.time() + seconds
+    start = loop.time()
+
+    async def worker() -> None:
+        conn = Conn(port)
+        while loop.time() < end:
+            body = next(it, None)
+            if body is None:
+                return
+            t = loop.time()
+            code = await conn.post(path, body)
+            latencies.append(loop.time() - t)
+            codes[code] = codes.get(code, 0) + 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return summary(latencies, codes, loop.time() - start)
+
+
+def summary(latencies: list[float], codes: dict[int, int], elapsed: float) -> dict[str, Any]:
+    lat = sorted(latencies)
+    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99
+    return {
+        "requests": len(lat), "codes": codes, "accepted_per_s": codes.get(202, 0) / elapsed,
+        "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "max_ms": lat[-1] * 1000 if lat else 0.0,
+    }
+
+
+# ---- orchestration ---------------------------------------------------------------------------------
+def storm_bodies(alerts: int, per_payload: int) -> list[bytes]:
+    """An alert storm as Alertmanager sends it: groups of ``per_payload`` new alerts per POST."""
+    template = json.loads((PAYLOADS / "firing-storage-warning.json").read_text())
+    alert = template["alerts"][0]
+    out = []
+    for start in range(0, alerts, per_payload):
+        payload = dict(template, groupKey=f'{{}}:{{alertname="StorageLatency", shard="{start // per_payload}"}}')
+        payload["alerts"] = [
+            {**alert, "labels": {**alert["labels"], "volume": f"vol{i}"}, "fingerprint": f"{i:016x}"}
+            for i in range(start, min(alerts, start + per_payload))
+        ]
+        out.append(json.dumps(payload).encode())
+    return out
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process: CPU cost per request does not depend on what else the machine runs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pid: int, run: Any) -> dict[str, Any]:
+    before = cpu_seconds(pid)
+    result: dict[str, Any] = asyncio.run(run)
+    result["cpu_ms"] = (cpu_seconds(pid) - before) * 1000 / max(1, result["requests"])
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("server did not start")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--storm", type=int, default=10_000, help="alerts in the storm run (0: skip)")
+    parser.add_argument("--serve", nargs=2, metavar=("CONFIG", "PORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]))
+        return 0
+
+    import redis
+
+    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    tmp = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
+    rport, aport = free_port(), free_port()
+    rproc = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", str(rport), "--bind", "127.0.0.1",
+         "--dir", str(tmp), "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"],
+        stdout=subprocess.DEVNULL)
+    config = tmp / "notifier.yaml"
+    config.write_text(f'redis: {{url: "redis://127.0.0.1:{rport}/0", key_prefix: "b:"}}\n'
+                      'sources:\n  alertmanager: {auth: bearer, token: "${BENCH_TOKEN}"}\n')
+    env = {**os.environ, "BENCH_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, __file__, "--serve", str(config), str(aport)]
+    sproc = subprocess.Popen(argv, env=env, cwd=ROOT)
+    rows = []
+    storm_line = ""
+    try:
+        wait_port(aport, sproc)
+        client = redis.Redis(port=rport)
+        n_fixed = int(args.rate * args.seconds)
+        n_sat = 200_000
+        offset = 0
+        for label, path in (("bare XADD", "/webhooks/bare"), ("alertmanager webhook", "/webhooks/alertmanager")):
+            client.flushdb()
+            asyncio.run(saturate(aport, path, bodies(300, 10**8), 8, 1.0))  # warm-up, not reported
+            fixed = bodies(n_fixed, offset)
+            offset += n_fixed
+            run = fixed_rate(aport, path, fixed, args.rate)
+            rows.append((label, f"{args.rate:g}/s", measured(sproc.pid, run)))
+            sat = bodies(n_sat, offset)
+            offset += n_sat
+            rows.append((label, f"saturation c={args.concurrency}",
+                         measured(sproc.pid, saturate(aport, path, sat, args.concurrency, args.seconds))))
+            if path == "/webhooks/alertmanager":
+                queued = client.xlen("b:events")
+                print(f"events in the Redis stream after the webhook runs: {queued}")
+        storm_line = ""
+        if args.storm:
+            client.flushdb()
+            storm = storm_bodies(args.storm, 10)
+            rate = len(storm) / 10.0  # the whole storm within 10 s
+            result = measured(sproc.pid, fixed_rate(aport, "/webhooks/alertmanager", storm, rate))
+            rows.append(("alertmanager storm", f"{args.storm} alerts/10 s", result))
+            storm_line = (f"storm: {client.xlen('b:events')} of {args.storm} alerts queued as events; "
+                          f"API process peak RSS (VmHWM) over the whole run: {peak_rss_mb(sproc.pid):.0f} MiB")
+    finally:
+        sproc.terminate()
+        sproc.wait(10)
+        rproc.terminate()
+        rproc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"\nload average before the run: {load_before}")
+    if storm_line:
+        print(storm_line)
+    print(f"{'endpoint':<22} {'load':<18} {'requests':>8} {'202/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'max ms':>8} {'server CPU ms/req':>18}  codes")
+    for label, load, r in rows:
+        print(f"{label:<22} {load:<18} {r['requests']:>8} {r['accepted_per_s']:>8.0f} {r['p50_ms']:>8.2f} "
+              f"{r['p99_ms']:>8.2f} {r['max_ms']:>8.1f} {r['cpu_ms']:>18.3f}  {r['codes']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

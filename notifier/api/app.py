@@ -1,0 +1,101 @@
+"""The ASGI app: ``create_app()`` wires webhooks, the staff API, operations endpoints and the staff
+console (``notifier.console``, when installed) around one ``App`` from the composition root."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+
+from notifier.api import ops, staff, webhooks
+from notifier.api.limits import BodyLimit
+from notifier.api.schemas import WEBHOOK_MODELS
+from notifier.api.waker import EngineWaker
+from notifier.errors import NotFound, StoreUnavailable, UsageError
+from notifier.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def create_app(app: Any = None, settings: Any = None) -> FastAPI:
+    """An API around ``app`` (built from ``settings``, else the loaded config, when not given)."""
+    if app is None:
+        from notifier.bootstrap import build
+        from notifier.config import load_settings
+
+        app = build(settings or load_settings(), dispatcher=_dispatcher(settings))
+    api = FastAPI(
+        title="outage notifier",
+        version="1",
+        description="Monitoring webhooks in, incidents out. See docs/api.md.",
+    )
+    api.state.notifier = app
+    api.state.metrics = Metrics(app)
+    api.state.waker = EngineWaker(app.dispatcher)
+    api.router.on_shutdown.append(api.state.waker.stop)
+    api.include_router(webhooks.router())
+    api.include_router(staff.router)
+    api.include_router(ops.router)
+    _include_console(api, app)
+    _errors(api)
+    api.add_middleware(BodyLimit, limit=webhooks.MAX_BODY_BYTES, skip_prefixes=("/webhooks/",))
+    api.openapi = lambda: _openapi(api)  # type: ignore[method-assign]
+    return api
+
+
+def _dispatcher(settings: Any) -> Any:
+    """The Celery dispatcher (it reads the same config through ``$NOTIFIER_CONFIG``)."""
+    from workers.dispatch import CeleryDispatcher
+
+    return CeleryDispatcher()
+
+
+def _include_console(api: FastAPI, app: Any) -> None:
+    """The staff console (issue 6) under /console, when its package is installed."""
+    if importlib.util.find_spec("notifier.console") is None:
+        return
+    from notifier.console import console_router  # a broken console should fail loudly, not vanish
+
+    api.include_router(console_router(app))
+
+
+def _errors(api: FastAPI) -> None:
+    @api.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @api.exception_handler(UsageError)
+    async def usage(request: Request, exc: UsageError) -> JSONResponse:
+        field = getattr(exc, "field", None)
+        body = {"detail": str(exc), **({"field": field} if field else {})}
+        return JSONResponse(body, status_code=422)
+
+    @api.exception_handler(StoreUnavailable)
+    async def unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": "store unavailable; retry later"}, status_code=503,
+                            headers={"Retry-After": "5"})
+
+    @api.exception_handler(redis.RedisError)
+    async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
+        log.warning("redis error on %s: %s", request.url.path, exc)
+        return JSONResponse({"detail": "store unavailable; retry later"}, status_code=503,
+                            headers={"Retry-After": "5"})
+
+
+def _openapi(api: FastAPI) -> dict[str, Any]:
+    if api.openapi_schema:
+        return api.openapi_schema
+    schema = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes)
+    # The webhook bodies are documented by hand (the routes read raw bytes); hoist their nested models.
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in WEBHOOK_MODELS.values():
+        full = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(full.pop("$defs", {}))
+    schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    api.openapi_schema = schema
+    return schema

@@ -1,0 +1,208 @@
+"""The staff API: the same service functions as the CLI (``notifier.services.incidents`` and
+``notifier.services.delivery``), behind bearer tokens with roles.
+
+``viewer`` reads; ``editor`` drafts (its writes become drafts; asking to publish is a 403);
+``publisher`` publishes, approves drafts and retries deliveries.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from notifier.api.auth import require
+from notifier.errors import UsageError
+from notifier.services import delivery, incidents, maintenance
+from notifier.staff import StaffMember
+
+ComponentState = Literal[
+    "operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"
+]
+ImpactLevel = Literal["none", "minor", "major", "critical"]
+Body = dict[str, str] | str
+
+router = APIRouter(prefix="/api/v1", tags=["staff"])
+viewer, editor, publisher = (Depends(require(r)) for r in ("viewer", "editor", "publisher"))
+
+
+class _Text(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: Body = Field(description='text, or per language: {"en": "...", "de": "..."}')
+    draft: bool | None = Field(None, description="default: publishers publish, editors draft")
+
+    @field_validator("body")
+    @classmethod
+    def _text(cls, value: Body) -> Body:
+        texts = [value] if isinstance(value, str) else list(value.values())
+        if not texts or not all(t.strip() for t in texts):
+            raise ValueError("must not be empty")
+        return value
+
+
+class _In(_Text):
+    channels: list[str] | None = Field(None, description="default: every configured channel")
+
+
+class IncidentIn(_In):
+    name: str = Field(min_length=1, max_length=200)
+    components: dict[str, ComponentState] = {}
+    impact: ImpactLevel = "minor"
+    status: Literal["investigating", "identified", "monitoring"] = "investigating"
+
+
+class UpdateIn(_In):
+    status: Literal["investigating", "identified", "monitoring", "resolved",
+                    "scheduled", "in_progress", "verifying", "completed"] | None = None
+    components: dict[str, ComponentState] | None = None
+    impact: ImpactLevel | None = None
+
+
+class ResolveIn(_In):
+    pass
+
+
+class BroadcastIn(_In):
+    name: str = Field("Notice", min_length=1, max_length=200)
+
+
+class MaintenanceIn(_Text):
+    name: str = Field(min_length=1, max_length=200)
+    components: list[str] = Field(min_length=1)
+    scheduled_for: datetime
+    scheduled_until: datetime
+    announce: list[Literal["scheduled", "before", "start", "end"]] | None = Field(
+        None, description="posts to make: at scheduling, a reminder before, at start, at end "
+                          "(default: scheduled, start, end)")
+
+
+class RetryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    force: bool = Field(False, description="send an 'unknown' notice without reconciling first")
+
+
+def _app(request: Request) -> Any:
+    return request.app.state.notifier
+
+
+def _draft(member: StaffMember, asked: bool | None) -> bool:
+    if member.can("publisher"):
+        return bool(asked)
+    if asked is False:
+        raise HTTPException(403, f"publishing needs the publisher role; {member.name} is a {member.role}")
+    return True
+
+
+def _incident(inc: Any) -> dict[str, Any]:
+    data: dict[str, Any] = inc.to_dict()
+    return data
+
+
+@router.get("/incidents", summary="List incidents, newest first")
+def list_incidents(request: Request, kind: Literal["incident", "maintenance", "broadcast"] | None = None,
+                   open_only: bool = False, limit: int = Query(50, ge=1, le=1000),
+                   member: StaffMember = viewer) -> list[dict[str, Any]]:
+    store = _app(request).store
+    return [_incident(i) for i in store.list_incidents(kind=kind, open_only=open_only, limit=limit)]
+
+
+@router.get("/incidents/{incident_id}", summary="One incident with its updates")
+def get_incident(request: Request, incident_id: str, member: StaffMember = viewer) -> dict[str, Any]:
+    return _incident(_app(request).store.get_incident(incident_id))
+
+
+@router.post("/incidents", status_code=201, summary="Open an incident")
+def create_incident(request: Request, data: IncidentIn, member: StaffMember = editor) -> dict[str, Any]:
+    inc = incidents.open_incident(
+        _app(request), name=data.name, components=data.components, impact=data.impact, body=data.body,
+        status=data.status, author=member.name, channels=data.channels, draft=_draft(member, data.draft),
+    )
+    return _incident(inc)
+
+
+@router.post("/incidents/{incident_id}/updates", status_code=201, summary="Add an update")
+def add_update(
+    request: Request, incident_id: str, data: UpdateIn, member: StaffMember = editor
+) -> dict[str, Any]:
+    upd = incidents.update_incident(
+        _app(request), incident_id, status=data.status, body=data.body, components=data.components,
+        impact=data.impact, author=member.name, channels=data.channels, draft=_draft(member, data.draft),
+    )
+    return dict(upd.to_dict())
+
+
+@router.post("/incidents/{incident_id}/resolve", status_code=201, summary="Resolve (or complete)")
+def resolve(
+    request: Request, incident_id: str, data: ResolveIn, member: StaffMember = editor
+) -> dict[str, Any]:
+    upd = incidents.resolve_incident(_app(request), incident_id, body=data.body, author=member.name,
+                                     channels=data.channels, draft=_draft(member, data.draft))
+    return dict(upd.to_dict())
+
+
+@router.post("/broadcasts", status_code=201, summary="A one-off notice on every channel")
+def broadcast(request: Request, data: BroadcastIn, member: StaffMember = editor) -> dict[str, Any]:
+    inc = incidents.broadcast(_app(request), name=data.name, body=data.body, author=member.name,
+                              channels=data.channels, draft=_draft(member, data.draft))
+    return _incident(inc)
+
+
+@router.post("/maintenances", status_code=201, summary="Schedule a maintenance window")
+def schedule_maintenance(
+    request: Request, data: MaintenanceIn, member: StaffMember = editor
+) -> dict[str, Any]:
+    start, end = _aware(data.scheduled_for), _aware(data.scheduled_until)
+    if end <= start:
+        raise UsageError("scheduled_until: must be after scheduled_for")
+    if _draft(member, data.draft):
+        # the window takes effect when scheduled (the engine suppresses alerts and moves components)
+        raise HTTPException(403 if not member.can("publisher") else 422,
+                            "a maintenance window takes effect when scheduled and cannot be a draft; "
+                            "a publisher schedules it")
+    kwargs: dict[str, Any] = {} if data.announce is None else {"announce": data.announce}
+    inc = maintenance.schedule_maintenance(
+        _app(request), data.name, data.components, start, end, data.body, author=member.name, **kwargs
+    )
+    return _incident(inc)
+
+
+@router.get("/drafts", summary="Updates waiting for a publisher")
+def list_drafts(request: Request, member: StaffMember = viewer) -> list[dict[str, Any]]:
+    return [{"incident": inc.id, "name": inc.name, "update": upd.to_dict()}
+            for inc, upd in incidents.drafts(_app(request))]
+
+
+@router.post("/drafts/{update_id}/approve", summary="Publish a draft")
+def approve(request: Request, update_id: str, member: StaffMember = publisher) -> dict[str, Any]:
+    return dict(incidents.approve_draft(_app(request), update_id, approver=member.name).to_dict())
+
+
+@router.get("/deliveries", summary="Ledger rows (one per notice), newest first")
+def list_deliveries(request: Request, channel: str | None = None,
+                    state: Literal["pending", "claimed", "posted", "unknown", "failed"] | None = None,
+                    incident_id: str | None = None, limit: int = Query(100, ge=1, le=5000),
+                    member: StaffMember = viewer) -> list[dict[str, Any]]:
+    rows = _app(request).store.ledger.rows(channel=channel, state=state, incident_id=incident_id, limit=limit)
+    return [_row(r) for r in rows]
+
+
+@router.post("/deliveries/{notice_id}/retry", summary="Try a failed or unknown notice again")
+def retry(request: Request, notice_id: str, data: RetryIn | None = None,
+          member: StaffMember = publisher) -> dict[str, str]:
+    was = delivery.retry_delivery(_app(request), notice_id, force=bool(data and data.force))
+    return {"notice_id": notice_id, "was": was, "now": "queued"}
+
+
+def _row(row: Any) -> dict[str, Any]:
+    keys = ("notice_id", "channel", "update_id", "incident_id", "state", "attempt", "remote_id", "url",
+            "last_error", "created_at", "updated_at", "posted_at")
+    out = {k: getattr(row, k, None) for k in keys}
+    out["state"] = str(getattr(out["state"], "value", out["state"]))
+    return out
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
