@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from notifier.api.app import create_app
 from notifier.bootstrap import build
 from notifier.config import load_settings
 from notifier.store.local_redis import LocalRedis
-from tests.console_support import TOKENS, Served, web_app
+from tests.console_support import TOKENS, Served
 from tests.fakes.graph_api import PAGE_ID, FakeGraphApi
 from tests.fakes.graph_api import TOKEN as FB_TOKEN
 from tests.fakes.webhook_receiver import WebhookReceiver
@@ -68,7 +69,8 @@ def stack(tmp_path_factory):
     app = build(settings, dispatcher=CeleryDispatcher(settings))
     _SESSIONS.clear()
     try:
-        with Served(web_app(app, refresh_seconds=1)) as server:
+        # the real API app, which includes the console the way production does
+        with Served(create_app(app)) as server:
             yield {"app": app, "url": server.url, "receiver": receiver, "x": x_api, "facebook": graph,
                    "site": tmp / "site",
                    "channels": list(channels)}
@@ -225,8 +227,8 @@ def test_failed_delivery_is_retried_from_the_page(stack, browser):
     stack["receiver"].failing = False
     page.locator(row).get_by_role("button", name="Retry hook").click()
     page.wait_for_url("**/console/incidents/brd*?done=retried")
-    # no reload: the page refreshes its delivery states by itself while JavaScript is on
-    page.locator('tr[data-channel="hook"][data-state="posted"]').wait_for(timeout=30_000)
+    # no reload: the page refreshes its delivery states by itself (every 10 s) while JavaScript is on
+    page.locator('tr[data-channel="hook"][data-state="posted"]').wait_for(timeout=40_000)
     assert any("Our support line is closed today." in item["body"]["text"] for item in stack["receiver"].received)
     page.context.close()
 
