@@ -162,6 +162,11 @@ def test_publisher_composes_previews_and_publishes(stack, browser):
     previewed = x_preview.locator(".post-text").all_inner_texts()
     fb_text = page.locator('#previews .preview[data-channel="facebook"] .post-text').inner_text()
     assert "storage node of the mail relay failed" in fb_text
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll(
+        'input:not([type=hidden]), select, textarea')].filter(el => !el.labels.length).map(el => el.name)""")
+    assert unlabelled == []
+    assert page.locator("header").count() == 1 and page.locator("main#main").count() == 1
+    assert page.locator("nav[aria-label]").count() >= 1
     page.evaluate("document.activeElement.blur()")
     page.screenshot(path=str(ARTIFACTS / "console-composer.png"), full_page=True)
 
