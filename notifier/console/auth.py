@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from notifier.config import Settings
 from notifier.staff import ROLES, StaffMember
 
 SESSION_COOKIE = "notifier_console"
@@ -40,12 +41,31 @@ def require_role(member: StaffMember | None, role: str) -> bool:
     return member is not None and member.role in ROLES and member.can(role)
 
 
+def token_fingerprint(token: str) -> str:
+    """What a session remembers of the token it was opened with: enough to notice a revocation."""
+    return hashlib.sha256(b"notifier-console:" + token.encode()).hexdigest()
+
+
+def still_valid(settings: Settings, member: StaffMember, fingerprint: str) -> StaffMember | None:
+    """The member as configured now, if the token the session was opened with is still configured.
+
+    Removing a token from ``staff.tokens`` (and restarting) ends its sessions; a changed role applies
+    at once.
+    """
+    found = None
+    for entry in settings.staff.tokens:
+        if hmac.compare_digest(token_fingerprint(entry.token.get_secret_value()), fingerprint):
+            found = StaffMember(entry.name, entry.role)
+    return found if found is not None and found.name == member.name else None
+
+
 @dataclass(frozen=True)
 class Session:
     id: str
     member: StaffMember
     csrf: str
     created_at: float
+    fingerprint: str = ""
 
 
 class SessionStore:
@@ -60,9 +80,10 @@ class SessionStore:
         digest = hashlib.sha256(session_id.encode()).hexdigest()
         return f"{self.prefix}console:session:{digest}"
 
-    def create(self, member: StaffMember, now: float) -> Session:
-        session = Session(new_token(), member, new_token(), now)
-        data = {"name": member.name, "role": member.role, "csrf": session.csrf, "created_at": now}
+    def create(self, member: StaffMember, now: float, fingerprint: str = "") -> Session:
+        session = Session(new_token(), member, new_token(), now, fingerprint)
+        data = {"name": member.name, "role": member.role, "csrf": session.csrf, "created_at": now,
+                "fingerprint": fingerprint}
         self.redis.set(self._key(session.id), json.dumps(data), ex=self.ttl)
         return session
 
@@ -73,7 +94,8 @@ class SessionStore:
         if raw is None:
             return None
         data = json.loads(raw)
-        return Session(session_id, StaffMember(data["name"], data["role"]), data["csrf"], data["created_at"])
+        return Session(session_id, StaffMember(data["name"], data["role"]), data["csrf"], data["created_at"],
+                       data.get("fingerprint", ""))
 
     def delete(self, session_id: str) -> None:
         self.redis.delete(self._key(session_id))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from notifier.console.auth import (
     SignInLimiter,
     new_token,
     require_role,
+    still_valid,
+    token_fingerprint,
     tokens_match,
 )
 from notifier.console.publishing import preview_channels, submit
@@ -113,7 +116,15 @@ def console_router(
         return request.client.host if request.client else "unknown"
 
     def current(request: Request) -> Session | None:
-        return sessions().get(request.cookies.get(SESSION_COOKIE))
+        store = sessions()
+        session = store.get(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            return None
+        member = still_valid(get_app().settings, session.member, session.fingerprint)
+        if member is None:  # the token was revoked: the session ends with it
+            store.delete(session.id)
+            return None
+        return replace(session, member=member)
 
     def page(request: Request, name: str, status: int = 200, session: Session | None = None,
              **context: Any) -> HTMLResponse:
@@ -189,7 +200,7 @@ def console_router(
         member = authenticate(app.settings, str(form.get("token", "")).strip())
         if member is None:
             return sign_in_page(request, 401, "That token is not valid.")
-        session = sessions().create(member, time.time())
+        session = sessions().create(member, time.time(), token_fingerprint(str(form.get("token", "")).strip()))
         redirect = RedirectResponse(_safe_next(str(form.get("next", ""))), status_code=303)
         redirect.set_cookie(SESSION_COOKIE, session.id, max_age=session_ttl, httponly=True,
                             samesite="lax", secure=is_https(request), path="/console")

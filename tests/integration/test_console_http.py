@@ -361,3 +361,22 @@ def test_unknown_delivery_is_settled_by_a_person(served, app, button, state):
     else:
         assert Receiver.received == []  # a person saw the post: nothing is sent again
     assert app.store.ledger.get("inc1.1:hook").state.value == state
+
+
+def test_revoking_a_token_ends_its_sessions_and_a_role_change_applies_at_once(served, app):
+    editor, _ = sign_in(served.url, "editor")
+    publisher, csrf = sign_in(served.url, "publisher")
+    tokens = app.settings.staff.tokens
+    app.settings.staff.tokens = [
+        t.model_copy(update={"role": "viewer"}) if t.name == "Pia Publisher" else t
+        for t in tokens if t.name != "Ed Editor"
+    ]
+    try:
+        response = editor.get("/console/", follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"].startswith("/console/login")
+        assert len(app.store.redis.keys("notifier:console:session:*")) == 1  # the editor's is gone
+        demoted = publisher.post("/console/compose", data={**INCIDENT, "action": "publish", "csrf": csrf})
+        assert demoted.status_code == 403 and "you are signed in as viewer" in demoted.text
+        assert app.store.list_incidents() == []
+    finally:
+        app.settings.staff.tokens = tokens

@@ -74,3 +74,19 @@ def test_back_links_only_to_plain_incident_ids():
     assert _back({"back": ["inc4"]}, "retried") == "/console/incidents/inc4?done=retried"
     assert _back({"back": ["../../x"]}, "retried") == "/console/?done=retried"
     assert _back({}, "approved") == "/console/?done=approved"
+
+
+def test_a_session_stays_valid_only_while_its_token_is_configured():
+    from notifier.config import parse_settings
+    from notifier.console.auth import still_valid, token_fingerprint
+
+    text = 'staff: {tokens: [{name: Pia, token: "${A}", role: publisher}, {name: Ed, token: "${B}", role: editor}]}'
+    settings = parse_settings(text, "t", {"A": "token-a", "B": "token-b"})
+    pia = StaffMember("Pia", "publisher")
+    assert still_valid(settings, pia, token_fingerprint("token-a")) == pia
+    assert still_valid(settings, pia, token_fingerprint("token-b")) is None  # another person's token
+    assert still_valid(settings, pia, token_fingerprint("token-old")) is None  # revoked
+    assert still_valid(settings, pia, "") is None  # a session from before fingerprints
+    demoted = parse_settings(text.replace("publisher", "viewer"), "t", {"A": "token-a", "B": "token-b"})
+    assert still_valid(demoted, pia, token_fingerprint("token-a")) == StaffMember("Pia", "viewer")
+    assert token_fingerprint("token-a") != "token-a" and len(token_fingerprint("token-a")) == 64
