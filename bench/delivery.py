@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--fsync", default="always", choices=["always", "everysec"])
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads"])
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (scaling out)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds the receiver stalls per request")
     parser.add_argument("--paced", type=int, default=0,
                         help="instead of a burst: N single updates, each waited for (the urgent path)")
@@ -100,16 +101,22 @@ def main() -> None:
         settings = load_settings(config)
         app = build(settings, dispatcher=CeleryDispatcher(settings), redis_url=server.url)
         receiver.delay = args.latency
-        worker = start_worker(config, client, tmp / "worker.log", concurrency=args.concurrency, pool=args.pool)
-        try:
-            if args.paced:
+        if args.paced:
+            worker = start_worker(config, client, tmp / "worker.log", concurrency=args.concurrency, pool=args.pool)
+            try:
                 paced(app, receiver, tmp / "outbox.jsonl", args)
-                return
-            total = args.updates * 2
-            t0 = time.perf_counter()
-            for i in range(args.updates):
-                incidents.broadcast(app, body=f"Benchmark notice {i}: " + "x" * 100)
-            enqueue_s = time.perf_counter() - t0
+            finally:
+                worker.stop()
+                server.stop()
+            return
+        total = args.updates * 2
+        t0 = time.perf_counter()  # 1) accept every update first: the enqueue rate on its own
+        for i in range(args.updates):
+            incidents.broadcast(app, body=f"Benchmark notice {i}: " + "x" * 100)
+        enqueue_s = time.perf_counter() - t0
+        workers = [start_worker(config, client, tmp / f"worker{n}.log", concurrency=args.concurrency, pool=args.pool,
+                                wait=n == args.workers - 1) for n in range(args.workers)]
+        try:  # 2) then drain: throughput from the ledger's own posted_at stamps
             outbox = tmp / "outbox.jsonl"
             while True:  # count at the far ends, so that polling does not load Redis
                 lines = outbox.read_bytes().count(b"\n") if outbox.exists() else 0
@@ -118,31 +125,39 @@ def main() -> None:
                 if done >= total:
                     break
                 time.sleep(0.1)
-            wall = time.perf_counter() - t0
             print(file=sys.stderr)
             time.sleep(1)  # let the last mark_posted land before reading the ledger
             rows = app.store.ledger.rows()
-            latencies = [(r.posted_at or 0) - r.created_at for r in rows if r.posted_at]
+            posted = sorted(r.posted_at for r in rows if r.posted_at)
+            wall = posted[-1] - posted[0]
+            first = posted[0]
+            latencies = [p - first for p in posted]  # time from the drain's start to each post
+            assert len(posted) == total, "every notice posted"
             assert len(set(receiver.keys())) == len(receiver.keys()) == args.updates, "duplicates or losses"
         finally:
-            worker.stop()
-        base_wall, base_lat = baseline(receiver.url, tmp / "baseline.jsonl", total, args.concurrency)
+            for worker in workers:
+                worker.stop()
+        base_wall, base_lat = baseline(receiver.url, tmp / "baseline.jsonl", total,
+                                       args.concurrency * args.workers)
     server.stop()
     rows_out = [
-        ("notifier (celery+ledger)", total, f"{total / wall:,.0f}", f"{pct(latencies, 50) * 1000:.1f}",
-         f"{pct(latencies, 99) * 1000:.1f}", f"{enqueue_s:.2f}"),
+        ("notifier: drain (celery+ledger)", total, f"{total / wall:,.0f}", f"{pct(latencies, 50) * 1000:.1f}",
+         f"{pct(latencies, 99) * 1000:.1f}", f"{args.updates / enqueue_s:,.0f}"),
         ("baseline: thread pool, direct", total, f"{total / base_wall:,.0f}", f"{pct(base_lat, 50) * 1000:.1f}",
          f"{pct(base_lat, 99) * 1000:.1f}", "-"),
     ]
-    headers = ("path", "deliveries", "per second", "p50 ms", "p99 ms", "enqueue s")
+    headers = ("path", "deliveries", "per second", "p50 ms", "p99 ms", "updates accepted/s")
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows_out, strict=True)]
     print(" | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     print("-|-".join("-" * w for w in widths))
     for row in rows_out:
         print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
-    print(f"\n{args.updates} updates x 2 channels, worker {args.pool} x {args.concurrency}, receiver latency "
-          f"{args.latency * 1000:.0f} ms, appendfsync {args.fsync}; "
-          "latency = update committed -> ledger says posted (notifier) / one direct send (baseline)")
+    print(f"\n{args.updates} updates x 2 channels, {args.workers} worker(s) {args.pool} x {args.concurrency}, "
+          "receiver latency "
+          f"{args.latency * 1000:.0f} ms, appendfsync {args.fsync}.\nnotifier: all updates accepted first, then "
+          "one worker drains the queue; p50/p99 = time from the drain's first post to each post (a backlog "
+          "cleared, not single-notice latency: see --paced). baseline: the same sends straight from a thread "
+          "pool of the same size, per-send latency.")
 
 
 if __name__ == "__main__":
