@@ -17,6 +17,7 @@ import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -300,7 +301,7 @@ def _require_reference(
 ) -> None:
     if path in referenced:
         return
-    if path == ("redis", "url") and ":" not in _userinfo(str(raw.get("redis", {}).get("url", ""))):
+    if path == ("redis", "url") and not _has_password(str(raw.get("redis", {}).get("url", ""))):
         return  # a Redis URL without a password holds no secret
     problems.append(
         ConfigProblem(_dotted(path), "secrets must be ${ENV_VAR} references, never literal values in the file",
@@ -308,9 +309,9 @@ def _require_reference(
     )
 
 
-def _userinfo(url: str) -> str:
-    rest = url.split("://", 1)[-1]
-    return rest.split("@", 1)[0] if "@" in rest else ""
+def _has_password(url: str) -> bool:
+    parts = urlsplit(url)
+    return bool(parts.password) or "password" in parse_qs(parts.query)
 
 
 def _interpolate(
@@ -326,7 +327,8 @@ def _interpolate(
     if isinstance(value, list):
         return [_interpolate(v, (*path, str(i)), env, problems, referenced, lines) for i, v in enumerate(value)]
     if isinstance(value, str) and "${" in value:
-        if _REF.fullmatch(value.strip()):
+        whole = _REF.fullmatch(value.strip())
+        if whole and not whole.group(2):  # "${X:-literal}" would smuggle a literal secret into the file
             referenced.add(path)
 
         def sub(match: re.Match[str]) -> str:
@@ -382,5 +384,14 @@ def _line_map(node: yaml.Node, path: tuple[str, ...] = ()) -> dict[tuple[str, ..
 
 
 def mask_url(url: str) -> str:
-    """redis://:s3cret@host:6379/0 -> redis://:***@host:6379/0"""
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+    """redis://:s3cret@host:6379/0 -> redis://:***@host:6379/0; a ?password=... is masked too."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{hostport}"
+    query = "&".join(
+        f"{k}=***" if k.lower() == "password" else f"{k}={v}" for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

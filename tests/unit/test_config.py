@@ -73,6 +73,9 @@ def test_embedded_defaults_load_and_redis_password_is_masked(tmp_path, monkeypat
     assert settings.source_path == "<embedded defaults>" and "outbox" in settings.channels
     assert mask_url("redis://:hunter2@db:6379/0") == "redis://:***@db:6379/0"
     assert mask_url("redis://user:hunter2@db/0") == "redis://user:***@db/0"
+    assert mask_url("redis://u:p@ss@db/0") == "redis://u:***@db/0"  # an @ inside the password
+    assert mask_url("redis://db/0?password=hunter2&db=1") == "redis://db/0?password=***&db=1"
+    assert mask_url("redis://db:6379/0") == "redis://db:6379/0"
 
 
 def test_missing_file_is_a_config_error(tmp_path) -> None:
@@ -95,3 +98,14 @@ def _example_env(text: str) -> dict[str, str]:
     import re
 
     return {name: "placeholder" for name in re.findall(r"\$\{([A-Z0-9_]+)", text) if name != "REDIS_URL"}
+
+
+def test_a_default_inside_a_reference_cannot_smuggle_a_literal_secret() -> None:
+    text = "channels:\n  hook: {type: webhook, url: 'http://h/', secret: '${HOOK_SECRET:-literal-in-file}'}\n"
+    found = problems(text, {})
+    assert "${ENV_VAR}" in found["channels.hook.secret"].message
+
+
+def test_a_redis_password_in_the_query_must_be_a_reference() -> None:
+    found = problems("redis: {url: 'redis://db/0?password=hunter2'}\n")
+    assert "redis.url" in found
