@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from notifier import logsafe
 from notifier.channels import CHANNEL_TYPES, Channel, ChannelContext
 from notifier.clock import Clock, SystemClock
 from notifier.config import Settings
@@ -43,6 +44,7 @@ def build(
     redis_client: Any = None,
     redis_url: str | None = None,
 ) -> App:
+    logsafe.install(settings)
     clock = clock or SystemClock()
     redis_client = redis_client if redis_client is not None else connect(settings, redis_url)
     templates = TemplateRenderer(settings.templates_dir, settings.page.language)

@@ -5,8 +5,10 @@ Only worker and beat processes import this module; everything else uses ``worker
 
 from __future__ import annotations
 
+from notifier import logsafe
 from notifier.config import load_settings
 from workers.setup import make_celery
 
 settings = load_settings()
+logsafe.install(settings)  # before Celery logs anything
 app = make_celery(settings)
