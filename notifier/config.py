@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
 from notifier.channels.base import ChannelSettings
 from notifier.errors import ConfigError, ConfigProblem
@@ -134,14 +134,27 @@ class Settings(_Strict):
     statuspage: dict[str, Any] = {}
     staff: StaffSettings = StaffSettings()
     source_path: str = "<embedded defaults>"
+    _references: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
 
     def component(self, component_id: str) -> ComponentSettings | None:
         return next((c for c in self.components if c.id == component_id), None)
 
     def redacted(self) -> dict[str, Any]:
-        """A dump safe to print: SecretStr fields come out as '**********'."""
-        data = self.model_dump(mode="json", exclude={"source_path"})
+        """A dump safe to print: SecretStr fields come out as '**********', and every value that came
+        from the environment as its ${VAR} reference, never the value (it may hold a credential)."""
+        data = self.model_dump(mode="json", exclude={"source_path"}, by_alias=True)
         data["channels"] = {n: c.model_dump(mode="json") for n, c in self.channels.items()}
+        for path, text in self._references.items():
+            node: Any = data
+            for key in path[:-1]:
+                node = node.get(key) if isinstance(node, dict) else (
+                    node[int(key)] if isinstance(node, list) and key.isdigit() and int(key) < len(node) else None)
+                if node is None:
+                    break
+            if isinstance(node, dict) and path[-1] in node:
+                node[path[-1]] = text
+            elif isinstance(node, list) and path[-1].isdigit() and int(path[-1]) < len(node):
+                node[int(path[-1])] = text
         return data
 
 
@@ -191,6 +204,7 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
 
     problems: list[ConfigProblem] = []
     referenced: set[str] = set()
+    raw_text_tree = raw
     raw = _interpolate(raw, (), env, problems, referenced, lines)
 
     channels_raw = raw.get("channels") or {}
@@ -253,7 +267,22 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
     if problems or settings is None:
         raise ConfigError(problems, label)
     settings.channels = channels
+    settings._references = {path: text for path, text in _reference_texts(raw_text_tree, ()).items()}
     return settings
+
+
+def _reference_texts(value: Any, path: tuple[str, ...]) -> dict[tuple[str, ...], str]:
+    """Paths whose value in the file uses ${...}, with the text as written."""
+    out: dict[tuple[str, ...], str] = {}
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out.update(_reference_texts(v, (*path, str(k))))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out.update(_reference_texts(v, (*path, str(i))))
+    elif isinstance(value, str) and "${" in value:
+        out[path] = value
+    return out
 
 
 def _try(model: type[M], raw: Any) -> M | None:
@@ -273,7 +302,11 @@ def _secret_paths(model: type[BaseModel], raw: Any, prefix: tuple[str, ...]) -> 
             continue
         kinds = _flatten(info.annotation)
         if SecretStr in kinds:
-            yield (*prefix, name)
+            value = raw[name]
+            if isinstance(value, dict):  # dict[str, SecretStr]: each value is its own secret
+                yield from ((*prefix, name, str(k)) for k, v in value.items() if v not in (None, ""))
+            else:
+                yield (*prefix, name)
             continue
         for kind in kinds:
             if isinstance(kind, type) and issubclass(kind, BaseModel):

@@ -84,9 +84,10 @@ def demo_settings(settings: Settings) -> tuple[Settings, str | None]:
 
     token = os.environ.get("NOTIFIER_DEMO_TOKEN") or secrets.token_urlsafe(18)
     os.environ["NOTIFIER_DEMO_TOKEN"] = token  # inherited by the children only
-    token_file = Path("var/demo-token")
-    token_file.touch(mode=0o600)
-    token_file.write_text(token + "\n")
+    fd = os.open("var/demo-token", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file already existed with looser permissions
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
     path = Path("var/demo.yaml").resolve()
     path.write_text(DEFAULTS_FILE.read_text() + DEMO_SECTIONS)
     return load_settings(path), token

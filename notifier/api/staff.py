@@ -78,6 +78,15 @@ class MaintenanceIn(_Text):
         None, description="posts to make: at scheduling, a reminder before, at start, at end "
                           "(default: scheduled, start, end)")
 
+    @field_validator("scheduled_for", "scheduled_until")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a time zone, e.g. 2026-12-01T22:00:00+01:00 or ...Z")
+        if not 2000 <= value.year <= 9000:  # also keeps UTC conversion away from datetime's edges
+            raise ValueError("must be a real date (year 2000 to 9000)")
+        return value
+
 
 class RetryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -27,4 +27,5 @@ def request_error(exc: requests.RequestException) -> DeliveryError:
         return OutcomeUnknown(f"connection dropped mid-request ({exc.__class__.__name__}); it may have arrived")
     if isinstance(exc, requests.Timeout):
         return OutcomeUnknown("timed out after the request was sent; the other side may have it")
-    return OutcomeUnknown(f"request failed mid-way: {exc.__class__.__name__}: {exc}")
+    # Not the exception's text: requests puts the URL in it, and URLs can carry credentials.
+    return OutcomeUnknown(f"request failed mid-way: {exc.__class__.__name__}")

@@ -26,10 +26,12 @@ from notifier.errors import CannotReconcile, DeliveryError, OutcomeUnknown, Perm
 
 
 class WebhookSettings(ChannelSettings):
+    # A URL that is itself the credential (Slack-style incoming hooks): write it as ${ENV_VAR}; values
+    # from the environment are shown as their reference by `config show` and never put in errors.
     url: str
     secret: SecretStr | None = None
     status_url: str | None = None
-    headers: dict[str, str] = {}
+    headers: dict[str, SecretStr] = {}  # e.g. {X-Api-Key: ${CHATOPS_KEY}}: header values are credentials
 
 
 def signature_header(secret: bytes, body: bytes, timestamp: int) -> str:
@@ -59,6 +61,8 @@ def classify_error(exc: requests.RequestException | None, response: requests.Res
     retry_after = _retry_after(response)
     if status in (408, 425, 429, 502, 503, 504):
         return Transient(f"HTTP {status} from receiver", retry_after=retry_after)
+    if 300 <= status < 400:
+        return Permanent(f"HTTP {status}: the receiver redirects; set channels.<name>.url to the final address")
     if status in (401, 403):
         return Permanent(f"HTTP {status}: the receiver refused our signature; check channels.<name>.secret")
     if 400 <= status < 500:
@@ -112,13 +116,15 @@ class WebhookChannel(Channel):
 
     def send(self, notice: Notice, rendering: Rendering) -> Receipt:
         body = json.dumps(self.payload(notice, rendering), ensure_ascii=False, sort_keys=True).encode()
-        headers = {"Content-Type": "application/json", "Idempotency-Key": notice.id, **self.settings.headers}
+        headers = {"Content-Type": "application/json", "Idempotency-Key": notice.id,
+                   **{k: v.get_secret_value() for k, v in self.settings.headers.items()}}
         if self.settings.secret is not None:
             secret = self.settings.secret.get_secret_value().encode()
             headers["X-Notifier-Signature"] = signature_header(secret, body, int(self.context.clock.timestamp()))
         try:
             response = self.session.post(
-                self.settings.url, data=body, headers=headers, timeout=self.context.http_timeout
+                self.settings.url, data=body, headers=headers, timeout=self.context.http_timeout,
+                allow_redirects=False,  # a redirect would carry our headers to another host
             )
         except requests.RequestException as exc:
             raise classify_error(exc, None) from exc
@@ -143,7 +149,8 @@ class WebhookChannel(Channel):
             )
         try:
             response = self.session.get(
-                self.settings.status_url, params={"idempotency_key": notice.id}, timeout=self.context.http_timeout
+                self.settings.status_url, params={"idempotency_key": notice.id},
+                timeout=self.context.http_timeout, allow_redirects=False,
             )
         except requests.RequestException as exc:
             raise Transient(f"reconcile lookup failed: {exc.__class__.__name__}") from exc

@@ -112,7 +112,8 @@ def console_router(
 
     def client_address(request: Request) -> str:
         if trust_proxy and request.headers.get("x-forwarded-for"):
-            return request.headers["x-forwarded-for"].split(",")[0].strip()
+            # the rightmost entry is the one our proxy added; the ones left of it the client can forge
+            return request.headers["x-forwarded-for"].split(",")[-1].strip()
         return request.client.host if request.client else "unknown"
 
     def current(request: Request) -> Session | None:

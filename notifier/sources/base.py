@@ -98,7 +98,10 @@ def timestamp(value: Any, where: str, *, optional: bool = False) -> datetime | N
         if optional:
             return None
         raise ParseError(where, "required")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 9999-12-31T23:59:59-01:00 lies past datetime's range in UTC
+        raise ParseError(where, f"out of range: {value[:40]!r}") from exc
 
 
 def status(value: Any, where: str) -> str:

@@ -7,6 +7,7 @@ content is the incident's timeline as escaped HTML, as Statuspage's own feeds do
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime
 from email.utils import format_datetime
 from xml.etree import ElementTree as ET
@@ -63,7 +64,7 @@ def atom(snap: Snapshot, now: datetime) -> bytes:
         )
         ET.SubElement(entry, f"{{{ATOM}}}title").text = inc.name
         ET.SubElement(entry, f"{{{ATOM}}}content", {"type": "html"}).text = _timeline_html(inc, language)
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return _serialise(feed)
 
 
 def rss(snap: Snapshot, now: datetime) -> bytes:
@@ -82,8 +83,21 @@ def rss(snap: Snapshot, now: datetime) -> bytes:
         ET.SubElement(item, "pubDate").text = format_datetime(inc.created_at)
         ET.SubElement(item, "link").text = page.incident_url(inc.id)
         ET.SubElement(item, "guid", {"isPermaLink": "true"}).text = page.incident_url(inc.id)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return _serialise(root)
 
 
 def _host(url: str) -> str:
     return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+# Characters XML 1.0 does not allow at all (ElementTree writes them anyway and the feed stops parsing).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _serialise(root: ET.Element) -> bytes:
+    for element in root.iter():
+        if element.text:
+            element.text = _NOT_XML.sub("", element.text)
+        if element.tail:
+            element.tail = _NOT_XML.sub("", element.tail)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)

@@ -109,3 +109,19 @@ def test_a_default_inside_a_reference_cannot_smuggle_a_literal_secret() -> None:
 def test_a_redis_password_in_the_query_must_be_a_reference() -> None:
     found = problems("redis: {url: 'redis://db/0?password=hunter2'}\n")
     assert "redis.url" in found
+
+
+def test_config_show_prints_references_not_the_values_they_resolve_to() -> None:
+    text = ("channels:\n  hook: {type: webhook, url: '${CHAT_URL}', headers: {X-Api-Key: '${CHAT_KEY}'}}\n"
+            "page: {name: 'Mail ${ENV_NAME}'}\n")
+    settings = parse_settings(text, "t", {"CHAT_URL": "https://hooks.example/T0/B0/credential",
+                                         "CHAT_KEY": "key-123456", "ENV_NAME": "prod"})
+    shown = str(settings.redacted())
+    assert "credential" not in shown and "key-123456" not in shown and "prod" not in shown
+    assert "${CHAT_URL}" in shown and "Mail ${ENV_NAME}" in shown
+    assert settings.channels["hook"].url == "https://hooks.example/T0/B0/credential"  # type: ignore[attr-defined]
+
+
+def test_webhook_header_values_are_secrets() -> None:
+    found = problems("channels:\n  hook: {type: webhook, url: 'http://h/', headers: {X-Api-Key: literal}}\n")
+    assert "channels.hook.headers.X-Api-Key" in found
