@@ -140,6 +140,7 @@ class IncidentUpdate:
     channels: list[str] | None = None  # None: every configured channel
     draft: bool = False  # a draft waits for a publisher's approval; it has no ledger rows yet
     approved_by: str | None = None
+    op_id: str = ""  # the operation that wrote it: a re-run after a lost EXEC reply finds it, no duplicate
 
     @property
     def marker(self) -> str:

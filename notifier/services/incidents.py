@@ -8,6 +8,7 @@ nothing: the beat sweeper enqueues every due row the workers have not picked up.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -96,11 +97,16 @@ def _commit(
     """
     now = app.clock.now()
     deadline = now.timestamp() + app.settings.delivery.deadline_hours * 3600
+    op = secrets.token_hex(8)
 
     def body(pipe: Any, incident: Incident | None) -> tuple[Incident, IncidentUpdate]:
         incident = incident or new
         assert incident is not None
+        done = next((u for u in incident.updates if u.op_id == op), None)
+        if done is not None:  # our EXEC went through before the connection dropped: nothing to redo
+            return incident, done
         update = make(incident)
+        update.op_id = op
         current = app.store.component_statuses(update.component_statuses) if update.component_statuses else {}
         pipe.multi()
         if not update.draft:

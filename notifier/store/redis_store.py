@@ -20,6 +20,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from notifier.config import Settings, mask_url
 from notifier.domain.model import ComponentChange, ComponentStatus, Incident
@@ -42,9 +44,12 @@ def redis_url_of(settings: Settings, override: str | None = None) -> str:
 def connect(settings: Settings, url: str | None = None) -> redis.Redis:
     """A client for the configured Redis; StoreUnavailable (URL shown masked) if it does not answer."""
     target = redis_url_of(settings, url)
+    # No automatic retries: redis-py re-sends a command (or a whole MULTI) when a reply is lost, and a
+    # transaction that did commit would then run twice (a duplicate update, a second incident). Callers
+    # see the error instead; the ledger, the sweeper and the engine's journal recover from it.
     client = redis.Redis.from_url(
         target, decode_responses=True, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30,
-        retry_on_timeout=True,
+        retry=Retry(NoBackoff(), 0), retry_on_timeout=False,
     )
     try:
         client.ping()
@@ -110,7 +115,9 @@ class RedisStore:
     def transact(self, incident_id: str | None, fn: Callable[[Any, Incident | None], T]) -> T:
         """Optimistic transaction: ``fn(pipe, incident)`` reads, then queues writes after pipe.multi().
 
-        Re-runs ``fn`` if the incident document changed underneath (another worker, the engine).
+        Re-runs ``fn`` if the incident document changed underneath (another worker, the engine). redis-py
+        also reports a connection lost while watching as a WatchError, after which EXEC may or may not
+        have run: ``fn`` must therefore recognise its own earlier commit (see services/incidents.py).
         """
         watch = [self.key("incident", incident_id)] if incident_id else []
         with self.redis.pipeline() as pipe:
