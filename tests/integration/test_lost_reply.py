@@ -3,6 +3,7 @@ retries re-sent it, giving a duplicate update with its own notices)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -38,10 +39,8 @@ class DropExecReply:
     @staticmethod
     def _cut(*socks: socket.socket) -> None:
         for sock in socks:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def _pipe(self, src: socket.socket, dst: socket.socket, to_redis: bool, state: dict[str, bool]) -> None:
         try:
