@@ -127,11 +127,10 @@ class Settings(_Strict):
     delivery: DeliverySettings = DeliverySettings()  # type: ignore[call-arg]
     api: ApiSettings = ApiSettings()
     templates_dir: str | None = None
-    # Sections owned by other parts (sources, engine, statuspage, staff) validate themselves;
+    # Sections owned by other parts (sources, engine) validate themselves;
     # unknown top-level keys are still an error.
     sources: SourcesSettings = SourcesSettings()  # type: ignore[call-arg]
     engine: dict[str, Any] = {}
-    statuspage: dict[str, Any] = {}
     staff: StaffSettings = StaffSettings()
     source_path: str = "<embedded defaults>"
     _references: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -37,7 +37,7 @@ class ChannelSettings(BaseModel):
     enabled: bool = True
     language: str | None = None  # overrides page.language for this channel
     # auto: publish engine updates at once; approve: they become drafts a publisher approves
-    approval: str = "auto"
+    approval: Literal["auto", "approve"] = "auto"
     # with approval=approve: publish anyway after this many minutes without an answer (None: never)
     auto_publish_after_minutes: float | None = None
 
