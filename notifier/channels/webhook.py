@@ -59,7 +59,7 @@ def classify_error(exc: requests.RequestException | None, response: requests.Res
     assert response is not None
     status = response.status_code
     retry_after = _retry_after(response)
-    if status in (408, 425, 429, 502, 503, 504):
+    if status in (408, 425, 429, 503):  # the receiver (or its gateway) says it did not take it
         return Transient(f"HTTP {status} from receiver", retry_after=retry_after)
     if 300 <= status < 400:
         return Permanent(f"HTTP {status}: the receiver redirects; set channels.<name>.url to the final address")
@@ -67,6 +67,7 @@ def classify_error(exc: requests.RequestException | None, response: requests.Res
         return Permanent(f"HTTP {status}: the receiver refused our signature; check channels.<name>.secret")
     if 400 <= status < 500:
         return Permanent(f"HTTP {status} from receiver: {response.text[:200]}")
+    # 500, 502, 504, ...: a gateway can time out after the backend processed the request
     return OutcomeUnknown(f"HTTP {status} from receiver; it may have processed the notice")
 
 

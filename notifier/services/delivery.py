@@ -52,13 +52,14 @@ def deliver(app: App, notice_id: str) -> Outcome:
     if channel is None:
         reason = f"channel {row.channel!r} is not configured (or disabled) any more; re-enable it and run " \
                  f"`notifier deliveries retry {notice_id}`"
-        ledger.release(notice_id, "", DeliveryState.FAILED, now, None, reason)
+        ledger.release(notice_id, "", DeliveryState.FAILED, now, None, reason, keep_sending=True)
         return Outcome("failed", detail=reason)
     try:
         incident = app.store.get_incident(row.incident_id)
         update = incident.update(row.update_id)
     except (NotFound, KeyError):
-        ledger.release(notice_id, "", DeliveryState.FAILED, now, None, "its incident or update no longer exists")
+        ledger.release(notice_id, "", DeliveryState.FAILED, now, None, "its incident or update no longer exists",
+                       keep_sending=True)
         return Outcome("failed")
 
     if channel.ordered:
@@ -66,8 +67,11 @@ def deliver(app: App, notice_id: str) -> Outcome:
         if prior is not None and prior.state not in (DeliveryState.POSTED, DeliveryState.FAILED):
             if now > row.deadline:
                 reason = f"the previous update ({prior.notice_id}) never went out on this channel"
-                ledger.release(notice_id, "", DeliveryState.FAILED, now, None, reason)
-                return Outcome("failed", detail=reason)
+                if ledger.release(notice_id, "", DeliveryState.FAILED, now, None, reason, keep_sending=True,
+                                  expect=DeliveryState.PENDING):
+                    return Outcome("failed", detail=reason)
+            # one waiting chain per notice: the sweeper leaves it alone while this task comes back
+            ledger.touch_enqueued(notice_id, now + ORDER_WAIT)
             return Outcome("deferred", retry_in=ORDER_WAIT, detail=f"waiting for {prior.notice_id}")
     notice = notice_for(app, incident, update, row.channel)
 
@@ -157,9 +161,11 @@ def sweep(app: App) -> dict[str, int]:
         if row is None or row.state in (DeliveryState.POSTED, DeliveryState.FAILED, DeliveryState.CLAIMED):
             continue
         if row.state == DeliveryState.PENDING and now > row.deadline:
-            ledger.release(nid, "", DeliveryState.FAILED, now, None,
-                           f"deadline passed before it could be sent; last error: {row.last_error or 'none'}")
-            failed += 1
+            # only if it is still pending: a worker may have claimed (and sent) it since we read it
+            if ledger.release(nid, "", DeliveryState.FAILED, now, None, f"deadline passed before it could be "
+                              f"sent; last error: {row.last_error or 'none'}", keep_sending=True,
+                              expect=DeliveryState.PENDING):
+                failed += 1
             continue
         if nid not in expired and row.enqueued_at > now - grace:
             continue  # a task for it is (probably) queued; the ledger makes a duplicate harmless anyway
@@ -170,28 +176,36 @@ def sweep(app: App) -> dict[str, int]:
 
 
 def retry_delivery(app: App, notice_id: str, force: bool = False) -> str:
-    """Staff: try a failed (or held unknown) notice again. Returns the state it was in.
+    """Staff: try a failed (or held unknown) notice again.
 
-    An unknown notice is reconciled first; ``force`` sends it without asking the channel, for when a
-    person has checked that it is not there.
+    A notice that may have gone out (it was marked sending) is reconciled first, whatever state it is in;
+    ``force`` sends it without asking the channel, for when a person has checked that it is not there.
+    Returns "unknown" when it will be reconciled, else the state it was in.
     """
     ledger = app.store.ledger
+    now = app.clock.timestamp()
+    ledger.expire(notice_id, now)  # a claim whose worker died counts as what it was: sent or not
     row = ledger.get(notice_id)
     if row is None:
         raise NotFound(f"no notice {notice_id!r}; `notifier deliveries` lists them")
-    now = app.clock.timestamp()
     if row.state == DeliveryState.POSTED:
         raise UsageError(f"{notice_id} is already posted ({row.url or row.remote_id}); nothing to retry")
-    if row.state == DeliveryState.CLAIMED and row.lease_until > now:
+    if row.state == DeliveryState.CLAIMED:
         raise UsageError(f"{notice_id} is being sent right now; wait a moment and look again")
+    maybe_sent = row.sending_at is not None
     app.store.redis.hset(ledger.row_key(notice_id), "deadline", now + app.settings.delivery.deadline_hours * 3600)
-    if row.state == DeliveryState.UNKNOWN and not force:
-        ledger.release(notice_id, "", DeliveryState.UNKNOWN, now, now, "retry requested by staff", keep_sending=True)
+    if maybe_sent and not force:  # it may be out there: look for it before anything is sent again
+        moved = ledger.release(notice_id, "", DeliveryState.UNKNOWN, now, now, "retry requested by staff: "
+                               "reconciling first", keep_sending=True, expect=row.state)
     else:
-        ledger.release(notice_id, "", DeliveryState.PENDING, now, now, f"retry requested by staff ({row.last_error})")
+        moved = ledger.release(notice_id, "", DeliveryState.PENDING, now, now,
+                               f"retry requested by staff ({row.last_error})", keep_sending=False, expect=row.state)
+    if not moved:
+        raise UsageError(f"{notice_id} changed while we looked (now {ledger.get(notice_id).state.value}); "  # type: ignore[union-attr]
+                         "look again with `notifier deliveries`")
     app.dispatcher.deliver(notice_id, row.channel)
     ledger.touch_enqueued(notice_id, now)
-    return row.state.value
+    return "unknown" if maybe_sent and not force else row.state.value
 
 
 def mark_posted(app: App, notice_id: str, url: str = "") -> None:

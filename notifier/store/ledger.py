@@ -68,18 +68,21 @@ redis.call('ZREM', due_z, id)
 return 'posted'
 """
 
-# Move a claimed row on (to pending/unknown/failed) only if we still hold its claim.
+# Move a claimed row on (to pending/unknown/failed) only if we still hold its claim. Without a token (a
+# person, the sweeper, a vanished channel) only a row nobody holds can move, only from the state the
+# caller decided on (``expect``), and whether it may have been sent (sending_at) is kept unless the
+# caller explicitly clears it.
 _RELEASE = """
 local row, claimed_z, due_z, id = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local token, new_state, now, next_at, err = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local keep_sending = ARGV[7] == '1'
+local keep_sending, expect = ARGV[7] == '1', ARGV[8]
+local state = redis.call('HGET', row, 'state')
+if not state or state == 'posted' then return 0 end
+if expect ~= '' and state ~= expect then return 0 end
 if token ~= '' then
-  if redis.call('HGET', row, 'state') ~= 'claimed' or redis.call('HGET', row, 'token') ~= token then
-    return 0
-  end
-else
-  local state = redis.call('HGET', row, 'state')
-  if not state or state == 'posted' then return 0 end
+  if state ~= 'claimed' or redis.call('HGET', row, 'token') ~= token then return 0 end
+elseif state == 'claimed' and tonumber(redis.call('HGET', row, 'lease_until')) > tonumber(now) then
+  return 0
 end
 redis.call('HSET', row, 'state', new_state, 'next_at', next_at, 'last_error', err, 'updated_at', now,
            'token', '')
@@ -248,19 +251,25 @@ class Ledger:
 
     def release(
         self, notice_id: str, token: str, state: DeliveryState, now: float, next_at: float | None, error: str,
-        keep_sending: bool = False,
+        keep_sending: bool = False, expect: DeliveryState | None = None,
     ) -> bool:
         """Move a held row to pending/unknown (due at ``next_at``; None = wait for a person) or failed.
 
-        An empty ``token`` is a person's override (``deliveries retry``) and works on any row not posted.
+        With an empty ``token`` (a person, the sweeper) it moves only a row no live claim holds, only
+        from ``expect`` when given, and false is returned when the row was not in that state.
         """
         nxt = "inf" if next_at is None else repr(next_at)
         return bool(
             self._release(
                 keys=self._keys(notice_id),
-                args=[notice_id, token, state.value, now, nxt, error[:500], "1" if keep_sending else "0"],
+                args=[notice_id, token, state.value, now, nxt, error[:500], "1" if keep_sending else "0",
+                      expect.value if expect else ""],
             )
         )
+
+    def expire(self, notice_id: str, now: float) -> str:
+        """Expire this row's claim if its lease ran out: '' (nothing to do), 'pending' or 'unknown'."""
+        return str(self._expire(keys=self._keys(notice_id), args=[notice_id, now]) or "")
 
     def expire_claims(self, now: float) -> list[tuple[str, str]]:
         """Claims whose lease ran out: back to pending or to unknown. Returns (notice_id, new_state)."""

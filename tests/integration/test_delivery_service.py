@@ -203,3 +203,49 @@ def test_a_reply_answers_the_last_post_that_went_out(env) -> None:
     assert delivery.deliver(app, f"{second.id}:o").state == "failed"
     assert delivery.deliver(app, f"{third.id}:o").state == "posted"
     assert app.store.ledger.get(f"{third.id}:o").extra == {"thread": "r1"}
+
+
+def test_staff_retry_of_a_dead_claim_that_was_sending_reconciles_instead_of_reposting(env) -> None:
+    """Review finding: retry on a claimed row whose worker died after sending used to post blind."""
+    app, clock, _ = env
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["s"])
+    nid = f"{inc.updates[0].id}:s"
+    claim = app.store.ledger.claim(nid, clock.timestamp(), app.settings.delivery.lease_seconds)
+    app.store.ledger.mark_sending(nid, claim.token, clock.timestamp(), ["down #INC1·1"])  # then SIGKILL
+    ScriptedChannel.found[nid] = Receipt("remote-1", "https://s/1")  # the post did go out
+    with pytest.raises(UsageError, match="being sent right now"):
+        delivery.retry_delivery(app, nid)  # the lease still runs: hands off
+    clock.advance(app.settings.delivery.lease_seconds + 1)
+    assert delivery.retry_delivery(app, nid) == "unknown"
+    assert delivery.deliver(app, nid).state == "posted"
+    assert ScriptedChannel.posted == [] and app.store.ledger.get(nid).remote_id == "remote-1"
+
+
+def test_a_token_less_release_never_moves_a_live_claim_or_an_unexpected_state(env) -> None:
+    """Review finding: the sweeper's deadline check could fail a row a worker had just claimed and sent."""
+    app, clock, _ = env
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["s"])
+    nid = f"{inc.updates[0].id}:s"
+    ledger = app.store.ledger
+    claim = ledger.claim(nid, clock.timestamp(), 60)
+    ledger.mark_sending(nid, claim.token, clock.timestamp(), ["x"])
+    now = clock.timestamp()
+    assert not ledger.release(nid, "", DeliveryState.FAILED, now, None, "deadline", expect=DeliveryState.PENDING)
+    assert not ledger.release(nid, "", DeliveryState.FAILED, now, None, "override")  # live claim
+    row = ledger.get(nid)
+    assert row.state == DeliveryState.CLAIMED and row.sending_at
+
+
+def test_a_waiting_ordered_notice_runs_one_chain_not_one_per_sweep(env) -> None:
+    """Review finding: every sweep started another self-repeating wait chain."""
+    app, clock, dispatcher = env
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["o"])
+    upd = incidents.update_incident(app, inc.id, status="identified", body="found", channels=["o"])
+    second = f"{upd.id}:o"
+    clock.advance(app.settings.delivery.requeue_after + 1)
+    dispatcher.sent.clear()
+    for _ in range(5):
+        assert delivery.deliver(app, second).state == "deferred"  # the task's own chain ...
+        delivery.sweep(app)
+        clock.advance(1)
+    assert [n for n, _, _ in dispatcher.sent].count(second) == 0  # ... and the sweeper adds none

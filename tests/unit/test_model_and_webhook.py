@@ -53,8 +53,8 @@ class _Resp:
 
 
 @pytest.mark.parametrize(("status", "kind", "retry_after"), [
-    (429, Transient, 7.0), (503, Transient, 7.0), (502, Transient, 7.0), (401, Permanent, None),
-    (404, Permanent, None), (500, OutcomeUnknown, None),
+    (429, Transient, 7.0), (503, Transient, 7.0), (502, OutcomeUnknown, None), (504, OutcomeUnknown, None),
+    (401, Permanent, None), (404, Permanent, None), (500, OutcomeUnknown, None), (307, Permanent, None),
 ])
 def test_webhook_status_classification(status: int, kind: type, retry_after: float | None) -> None:
     err = classify_error(None, _Resp(status, {"Retry-After": "7"}))  # type: ignore[arg-type]
