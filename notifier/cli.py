@@ -236,7 +236,8 @@ def cmd_deliveries_mark_posted(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from notifier import runner
 
-    return runner.exec_worker(_settings(args), args.queues, args.concurrency, args.loglevel, args.pool)
+    # prefork only: Celery's hard task_time_limit (which the lease relies on) cannot stop a thread
+    return runner.exec_worker(_settings(args), args.queues, args.concurrency, args.loglevel, "prefork")
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
@@ -327,10 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     wk = add(sub, "worker", cmd_worker, "run a Celery worker (all queues unless --queues)")
     wk.add_argument("--queues", help="comma-separated, e.g. notify.x,notify.facebook")
-    wk.add_argument("--concurrency", type=int, default=4)
-    wk.add_argument("--pool", choices=["prefork", "threads"], default="prefork",
-                    help="prefork (default): Celery enforces task_time_limit by killing a stuck send; threads: "
-                         "many concurrent sends per process for slow channels, bounded by http_timeout only")
+    wk.add_argument("--concurrency", type=int, default=4, help="processes sending at once (prefork)")
     wk.add_argument("--loglevel", default="INFO")
     bt = add(sub, "beat", cmd_beat, "run celery beat (periodic sweeps; safe to run two)")
     bt.add_argument("--loglevel", default="INFO")
