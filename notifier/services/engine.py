@@ -185,6 +185,7 @@ def _log_key(app: App, decision: act.Decision) -> str:
 def _commit(app: App, state: EngineState, actions: list[act.Action], ack: list[str]) -> list[act.Action]:
     """Persist state, decisions, journal and acks atomically; return the external actions to apply."""
     external: list[act.Action] = [a for a in actions if not isinstance(a, act.Decision)]
+    _hold(app)
     with _redis(app).pipeline(transaction=True) as pipe:
         _save_in(app, pipe, state)
         for decision in actions:
@@ -218,12 +219,16 @@ def process_events(app: App, max_events: int | None = None, consumer: str | None
         lock = _lock(app)
         if not lock.acquire(blocking=False):
             return done
+        app.extras["engine_lock"] = lock
         try:
             _drain_journal(app)
             left = None if max_events is None else max_events - done
             done += _consume(app, left, consumer or consumer_name())
+        except LockLost as exc:
+            log.warning("engine run stopped: lost the engine lock (%s); the holder carries on", exc)
+            return done
         finally:
-            _release(lock)
+            _release(app, lock)
         # an event appended between our last read and the release found the lock taken and gave up
         if not _undelivered(app):
             break
@@ -238,6 +243,7 @@ def tick(app: App) -> None:
     lock = _lock(app)
     if not lock.acquire(blocking=False):
         return  # a run is in progress; the next tick comes in a few seconds
+    app.extras["engine_lock"] = lock
     try:
         _drain_journal(app)
         _consume(app, None, consumer_name())  # events a lost wake-up left behind
@@ -250,8 +256,10 @@ def tick(app: App) -> None:
         else:  # an idle tick writes nothing (Redis fsyncs every write)
             app.extras["engine_state"] = (_redis(app).hget(key(app, "engine", "meta"), "version"), state)
         _drain_journal(app)
+    except LockLost as exc:
+        log.warning("engine tick stopped: lost the engine lock (%s)", exc)
     finally:
-        _release(lock)
+        _release(app, lock)
 
 
 def _detach_closed_by_hand(app: App, engine: Engine, state: EngineState, now: float) -> list[act.Action]:
@@ -298,11 +306,29 @@ def _id(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def _release(lock: Any) -> None:
+def _release(app: App, lock: Any) -> None:
+    app.extras.pop("engine_lock", None)
     try:
         lock.release()
     except Exception:  # the lock expired under a very long run; the next run starts clean anyway
         log.warning("engine lock had expired before release")
+
+
+class LockLost(Exception):
+    """Our run outlived the engine lock and another worker may hold it now: stop before deciding more."""
+
+
+def _hold(app: App) -> None:
+    """Fencing by renewal: before every commit and every journal action, extend the lock only if it is
+    still ours (redis-py's token check), else stop. A run can thus last as long as it keeps working,
+    and a run that stalled past the lock's TTL never applies an action another worker may apply too."""
+    lock = app.extras.get("engine_lock")
+    if lock is None:
+        return
+    try:
+        lock.reacquire()
+    except Exception as exc:  # LockNotOwnedError, or Redis gone: either way we cannot prove we hold it
+        raise LockLost(str(exc)) from exc
 
 
 def _consume(app: App, max_events: int | None, consumer: str) -> int:
@@ -381,6 +407,7 @@ def _drain_journal(app: App) -> None:
     jkey = key(app, "engine", "journal")
     mkey = key(app, "engine", "journal-attempt")
     while True:
+        _hold(app)
         raw = r.lindex(jkey, 0)
         if raw is None:
             return

@@ -82,7 +82,7 @@ def schedule_maintenance(
             pipe.hincrby(engine_service.key(app, "engine", "meta"), "version", 1)  # invalidates cached states
             pipe.execute()
     finally:
-        engine_service._release(lock)
+        engine_service._release(app, lock)
     return incident
 
 
@@ -115,7 +115,7 @@ def cancel_maintenance(
         engine_service._commit(app, state, actions, [])
         engine_service._drain_journal(app)
     finally:
-        engine_service._release(lock)
+        engine_service._release(app, lock)
     incidents.resolve_incident(
         app,
         maintenance_id,

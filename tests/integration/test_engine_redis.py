@@ -195,3 +195,20 @@ def test_busy_lock_defers_to_the_holder_who_rechecks_the_stream(app):
     assert engine._undelivered(app)
     assert engine.process_events(app) == 1
     assert not engine._undelivered(app)
+
+
+def test_a_run_that_lost_the_engine_lock_stops_before_deciding_more(app) -> None:
+    """Review finding: a run outliving its lock applied a journal action a second run applied too."""
+    from notifier.services.engine import LockLost, _hold, _lock
+
+    mine = _lock(app)
+    assert mine.acquire(blocking=False)
+    app.extras["engine_lock"] = mine
+    _hold(app)  # still ours: renewed
+    app.store.redis.delete(app.store.key("engine", "lock"))  # it expired ...
+    theirs = _lock(app)
+    assert theirs.acquire(blocking=False)  # ... and another worker took it
+    with pytest.raises(LockLost):
+        _hold(app)
+    app.extras.pop("engine_lock")
+    theirs.release()
