@@ -101,7 +101,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         except DeliveryError as exc:
             failed += 1
             print(f"{name}: FAILED: {exc.reason}", file=sys.stderr)
-    return 1 if failed else 0
+    return 69 if failed else 0  # EX_UNAVAILABLE: a target could not be reached (1 means a bug)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

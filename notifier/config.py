@@ -60,6 +60,16 @@ class PageSettings(_Strict):
 class RedisSettings(_Strict):
     # None: start a private redis-server with AOF under data_dir (make run, demos)
     url: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            scheme = value.get_secret_value().split("://", 1)[0].lower()
+            if scheme not in ("redis", "rediss", "unix"):
+                raise ValueError(f"scheme {scheme!r} is not supported; use redis://, rediss:// or unix:// "
+                                 "(Sentinel is not supported yet: give the primary's address)")
+        return value
     data_dir: str = "var/redis"
     key_prefix: str = "notifier:"
 

@@ -210,9 +210,9 @@ def _hints(settings: Settings, token: str | None) -> None:
             print(f"  curl -H \"Authorization: Bearer $(cat var/demo-token)\" -H 'Content-Type: application/json' "
                   f"--data @{sample} {api}/webhooks/alertmanager")
             if _optional("notifier.console"):
-                print(f"  open {api}/console              # sign in with the token in var/demo-token")
+                print(f"  {api}/console/   # the staff console: sign in with the token in var/demo-token")
     if _optional("notifier.cli_statuspage"):
-        print(f"  open {settings.page.url}                # the status page preview")
+        print(f"  {settings.page.url}   # the status page preview")
     print("Ctrl-C stops everything.")
 
 

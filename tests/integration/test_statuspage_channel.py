@@ -152,7 +152,7 @@ def test_cli_build_and_publish(
     assert args.func(args) == 0
     assert (tmp_path / "site").is_symlink()
     args = parser.parse_args(["statuspage", "publish", "--config", cfg])
-    assert args.func(args) == 1  # the dead mirror fails, and says so
+    assert args.func(args) == 69  # the dead mirror fails, and says so (EX_UNAVAILABLE)
     err = capsys.readouterr().err
     assert "page-s3: FAILED" in err
     args = parser.parse_args(["statuspage", "publish", "--channel", "nope", "--config", cfg])
