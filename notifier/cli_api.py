@@ -34,6 +34,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     port = args.port or settings.api.port
     # one process, one event loop: the request path is a few hundred microseconds of Redis work;
     # scale out with more `notifier api` processes behind a balancer
-    uvicorn.run(api, host=host, port=port, log_level=args.log_level, proxy_headers=False,
-                server_header=False, timeout_graceful_shutdown=10)
+    uvicorn.run(api, host=host, port=port, log_level=args.log_level, proxy_headers=settings.api.trust_proxy,
+                forwarded_allow_ips=settings.api.forwarded_allow_ips, server_header=False,
+                timeout_graceful_shutdown=10)
     return 0

@@ -117,6 +117,10 @@ class DeliverySettings(_Strict):
 class ApiSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = 8080
+    # Behind a TLS-terminating proxy: believe its X-Forwarded-Proto/-For, so console cookies are Secure
+    # and the sign-in limit counts real clients, not the proxy. Only the proxy's own addresses count.
+    trust_proxy: bool = False
+    forwarded_allow_ips: list[str] = ["127.0.0.1"]
 
 
 class StaffToken(_Strict):

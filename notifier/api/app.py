@@ -61,7 +61,7 @@ def _include_console(api: FastAPI, app: Any) -> None:
         return
     from notifier.console import console_router  # a broken console should fail loudly, not vanish
 
-    api.include_router(console_router(app))
+    api.include_router(console_router(app, trust_proxy=app.settings.api.trust_proxy))
 
 
 def _errors(api: FastAPI) -> None:
