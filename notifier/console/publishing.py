@@ -50,7 +50,22 @@ def submit(app: Any, comp: Composition, *, author: str, draft: bool) -> str:
     from notifier.services import incidents
 
     channels = comp.channels or None
-    if comp.kind in ("incident", "maintenance"):
+    if comp.kind == "maintenance":
+        # the same path as the API and CLI: an engine window (suppression, start/end announcements),
+        # published at once; a window cannot wait as a draft
+        from notifier.errors import UsageError
+        from notifier.services import maintenance
+
+        if draft:
+            raise UsageError("maintenance is scheduled directly and cannot be a draft; a publisher schedules it")
+        if comp.scheduled_for is None or comp.scheduled_until is None:
+            raise UsageError("scheduled_for and scheduled_until: a maintenance needs its start and end")
+        scheduled = maintenance.schedule_maintenance(
+            app, comp.name, list(comp.components), comp.scheduled_for, comp.scheduled_until, comp.body,
+            author=author,
+        )
+        return str(scheduled.id)
+    if comp.kind == "incident":
         incident = incidents.open_incident(
             app, name=comp.name, components=comp.components, impact=comp.impact, body=comp.body,
             status=comp.status, author=author, channels=channels, draft=draft, kind=comp.kind,
