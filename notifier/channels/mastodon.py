@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from notifier.channels.base import Channel, ChannelSettings, Rendering
 from notifier.channels.http_errors import never_sent
+from notifier.channels.progress import ThreadProgress
 from notifier.channels.x_text import compose, part_pattern
 from notifier.domain.model import Notice, Receipt
 from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, Transient
@@ -118,6 +119,9 @@ class MastodonChannel(Channel):
         self.session.headers["Authorization"] = f"Bearer {self.settings.access_token.get_secret_value()}"
         self.timeout = self.settings.timeout or self.context.http_timeout
         self._account_id: str | None = None
+        prefix = self.context.settings.redis.key_prefix if self.context.settings is not None else "notifier:"
+        # the Idempotency-Key only lasts about an hour; this makes a later retry continue, not restart
+        self.progress = ThreadProgress(self.context.redis, prefix, f"mastodon:{self.name}")
 
     def render(self, notice: Notice) -> Rendering:
         body = self.context.templates.render(
@@ -142,11 +146,13 @@ class MastodonChannel(Channel):
                                  channel=self.name) from exc
 
     def send(self, notice: Notice, rendering: Rendering) -> Receipt:
-        reply_to = notice.previous.get("last_id") or None
-        ids: list[str] = []
+        ids: list[str] = self.progress.done(notice.id)  # parts a previous attempt already posted
+        reply_to = ids[-1] if ids else (notice.previous.get("last_id") or None)
         fresh = False
         first_url = ""
         for index, text in enumerate(rendering.parts):
+            if index < len(ids):
+                continue
             data = {"status": text, "visibility": self.settings.visibility, "language": rendering.language}
             if reply_to:
                 data["in_reply_to_id"] = reply_to
@@ -161,7 +167,7 @@ class MastodonChannel(Channel):
                 fresh, reply_to = True, None
                 data.pop("in_reply_to_id")
                 status = self._request("POST", "/api/v1/statuses", True, data=data, headers=headers)
-            ids.append(str(status["id"]))
+            ids = self.progress.remember(notice.id, index, str(status["id"]))
             reply_to = ids[-1]
             url = str(status.get("url") or "")
             if index == 0:
@@ -186,9 +192,10 @@ class MastodonChannel(Channel):
             pattern = part_pattern(notice.marker, index, total)
             match = next((s for s in statuses
                           if pattern.search(plain_text(str(s.get("content", ""))))), None)
-            if match is None:
-                return None  # a resend reuses the Idempotency-Keys, so parts already out are not doubled
+            if match is None:  # the parts found so far are recorded: a resend continues after them
+                return None
             found.append(match)
+            self.progress.remember(notice.id, index - 1, str(match["id"]))
         ids = [str(s["id"]) for s in found]
         return Receipt(remote_id=ids[0], url=str(found[0].get("url") or ""),
                        extra={"root_id": notice.previous.get("root_id") or ids[0], "last_id": ids[-1],

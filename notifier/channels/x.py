@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -31,6 +30,7 @@ from requests.adapters import HTTPAdapter
 
 from notifier.channels.base import Channel, ChannelSettings, Rendering
 from notifier.channels.http_errors import never_sent
+from notifier.channels.progress import ThreadProgress
 from notifier.channels.x_budget import LocalBudget, PostingBudget, Window
 from notifier.channels.x_text import MAX_WEIGHTED, compose, part_pattern, weighted_length
 from notifier.domain.model import Notice, Receipt
@@ -184,8 +184,8 @@ class XChannel(Channel):
             else LocalBudget(windows)
         )
         self._user_id = s.user_id
-        self._progress_mem: dict[str, list[str]] = {}
-        self._lock = threading.Lock()
+        prefix = self.context.settings.redis.key_prefix if self.context.settings is not None else "notifier:"
+        self.progress = ThreadProgress(self.context.redis, prefix, f"x:{self.name}")
 
     # -- rendering --------------------------------------------------------------------------------
 
@@ -258,29 +258,11 @@ class XChannel(Channel):
 
     # -- progress of a thread (so a retry never re-posts a part that is out) ------------------------
 
-    def _progress_key(self, notice: Notice) -> str:
-        return f"notifier:x:{self.name}:progress:{notice.id}"
-
     def _progress(self, notice: Notice) -> list[str]:
-        if self.context.redis is None:
-            with self._lock:
-                return list(self._progress_mem.get(notice.id, []))
-        return list(self.context.redis.lrange(self._progress_key(notice), 0, -1))
+        return self.progress.done(notice.id)
 
     def _remember(self, notice: Notice, index: int, tweet_id: str) -> list[str]:
-        if self.context.redis is None:
-            with self._lock:
-                ids = self._progress_mem.setdefault(notice.id, [])
-                if len(ids) == index:
-                    ids.append(tweet_id)
-                return list(ids)
-        key = self._progress_key(notice)
-        pipe = self.context.redis.pipeline()
-        if int(self.context.redis.llen(key)) == index:
-            pipe.rpush(key, tweet_id)
-        pipe.expire(key, 14 * 86400)
-        pipe.execute()
-        return self._progress(notice)
+        return self.progress.remember(notice.id, index, tweet_id)
 
     # -- reconcile --------------------------------------------------------------------------------
 

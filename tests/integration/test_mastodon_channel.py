@@ -105,3 +105,23 @@ def test_mastodon_length(text: str, length: int) -> None:
 def test_plain_text_reads_mastodon_html() -> None:
     html = '<p>Fixed &amp; done<br />now</p><p><a href="x" class="hashtag">#<span>INC4·3</span></a></p>'
     assert plain_text(html) == "Fixed & done\nnow\n#INC4·3"
+
+
+def test_a_thread_interrupted_past_the_idempotency_window_continues_instead_of_restarting(
+    fake: FakeMastodon,
+) -> None:
+    """Review finding: part 1 went out, part 2 hit the 3-hour status limit, and once Mastodon had
+    forgotten the Idempotency-Key (about an hour) every retry posted part 1 again."""
+    chan = channel(fake)
+    note = notice(incident(UPDATES[:2]), 2, "masto")  # over 500 characters: a 2-part thread
+    fake.limit = 1  # room for one status in this 3-hour window
+    with pytest.raises(Transient):
+        chan.send(note, chan.render(note))
+    assert len(fake.posts()) == 1
+    fake.keys.clear()  # hours later: the instance forgot the Idempotency-Keys ...
+    fake.limit = 300  # ... and the window has room again
+    receipt = chan.send(note, chan.render(note))
+    posts = fake.posts()
+    assert len(posts) == 2 and "1/2" in posts[0].text and "2/2" in posts[1].text
+    assert posts[1].in_reply_to_id == posts[0].id
+    assert receipt.extra["thread_ids"] == f"{posts[0].id},{posts[1].id}"
