@@ -13,7 +13,7 @@ from pathlib import Path
 
 from notifier.channels.base import Channel, ChannelSettings, Rendering
 from notifier.domain.model import Notice, Receipt, to_iso
-from notifier.errors import Permanent
+from notifier.errors import OutcomeUnknown, Permanent
 
 
 class OutboxSettings(ChannelSettings):
@@ -53,16 +53,23 @@ class OutboxChannel(Channel):
             "at": to_iso(self.context.clock.now()),
         }
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+        written = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line  # a crash mid-write left a torn line: never glue a record onto it
                 os.write(fd, line)
+                written = True
                 os.fsync(fd)
             finally:
                 os.close(fd)
         except OSError as exc:
+            if written:  # the line is in the file (maybe not on disk): reconcile, never write it twice
+                raise OutcomeUnknown(f"outbox {self.path} written but not synced: {exc.strerror}") from exc
             raise Permanent(f"cannot append to outbox {self.path}: {exc.strerror}; fix the path or its "
                             "permissions, then run `notifier deliveries retry`") from exc
         return Receipt(remote_id=notice.id, url=f"file://{self.path.resolve()}#{notice.id}")

@@ -117,7 +117,9 @@ class MaintenanceSettings(_Strict):
 class StreamSettings(_Strict):
     batch: int = Field(500, ge=1, le=10000)
     lock_seconds: float = Field(60, gt=0)
-    claim_idle_seconds: float = Field(120, gt=0, description="XAUTOCLAIM entries idle this long")
+    # Reads happen under the engine lock, and a run that lost the lock stops before committing, so another
+    # consumer's pending entries belong to a run that ended: take them over at once, keeping event order.
+    claim_idle_seconds: float = Field(0, ge=0, description="XAUTOCLAIM entries idle this long")
     trim_above: int = Field(10000, ge=0, description="drop acknowledged events once the stream is longer")
 
 

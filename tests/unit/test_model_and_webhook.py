@@ -73,3 +73,27 @@ def test_webhook_connection_errors() -> None:
     assert isinstance(classify_error(aborted, None), OutcomeUnknown)  # the body may have arrived
     assert isinstance(classify_error(requests.ReadTimeout("slow"), None), OutcomeUnknown)
     assert isinstance(classify_error(requests.ConnectTimeout("no route"), None), Transient)
+
+
+def test_outbox_never_glues_a_record_onto_a_torn_line(tmp_path) -> None:
+    from notifier.channels.base import ChannelContext
+    from notifier.channels.outbox import OutboxChannel, OutboxSettings
+    from notifier.clock import FakeClock
+    from notifier.config import PageSettings
+    from notifier.domain.model import Notice
+    from notifier.templating import TemplateRenderer
+
+    path = tmp_path / "outbox.jsonl"
+    path.write_text('{"notice_id": "inc1.1:o", "text": "cut of')  # a crash mid-write
+    ctx = ChannelContext(page=PageSettings(), clock=FakeClock(), templates=TemplateRenderer())
+    chan = OutboxChannel("o", OutboxSettings(type="outbox", path=str(path)), ctx)
+    at = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    inc = Incident(id="inc1", name="IMAP", status="investigating", impact=Impact.MAJOR, created_at=at)
+    upd = IncidentUpdate(id="inc1.1", incident_id="inc1", number=1, status="investigating", body={"en": "down"},
+                         created_at=at)
+    inc.updates.append(upd)
+    note = Notice(inc, upd, "o")
+    assert chan.reconcile(note) is None  # the torn line is not a post
+    chan.send(note, chan.render(note))
+    assert chan.reconcile(note) is not None
+    assert [r["notice_id"] for r in chan.read_all()] == ["inc1.1:o"]
