@@ -108,7 +108,7 @@ def cmd_incident_open(args: argparse.Namespace) -> int:
     if args.dry_run:
         app = _dry_app(args)
         _print_preview(incidents.draft_preview(app, name=args.name, body=_body(args), status=args.status,
-                                               impact=args.impact, channels=args.channel))
+                                               impact=args.impact or "minor", channels=args.channel))
         return 0
     app = _app(args)
     incident = incidents.open_incident(
@@ -285,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("--name", required=True, help="short public title, e.g. 'Mail delivery delayed'")
     op.add_argument("--component", action="append", metavar="ID[=STATUS]",
                     help="affected component, status defaults to major_outage (repeat)")
-    op.add_argument("--impact", default="minor", choices=["none", "minor", "major", "critical"])
+    op.add_argument("--impact", choices=["none", "minor", "major", "critical"],
+                    help="default: from the worst component status (major_outage: critical, ...)")
     op.add_argument("--status", default="investigating")
     op.add_argument("--draft", action="store_true", help="save for a publisher to approve")
     op.add_argument("--dry-run", action="store_true", help="print each channel's text, post nothing")

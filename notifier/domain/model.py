@@ -47,6 +47,20 @@ class Impact(StrEnum):
         return list(Impact).index(self)
 
 
+_IMPACT_OF_STATUS = {  # Statuspage's own correspondence between component status and incident impact
+    "operational": Impact.NONE,
+    "under_maintenance": Impact.NONE,
+    "degraded_performance": Impact.MINOR,
+    "partial_outage": Impact.MAJOR,
+    "major_outage": Impact.CRITICAL,
+}
+
+
+def impact_of(components: dict[str, str]) -> Impact:
+    """The impact an incident has when its components are in these statuses (the worst one wins)."""
+    return max((_IMPACT_OF_STATUS[s] for s in components.values()), key=lambda i: i.rank, default=Impact.NONE)
+
+
 class IncidentStatus(StrEnum):
     INVESTIGATING = "investigating"
     IDENTIFIED = "identified"

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from notifier.domain.events import AlertEvent
-from notifier.domain.model import ComponentStatus, Impact
+from notifier.domain.model import ComponentStatus, Impact, impact_of
 from notifier.engine import flap, texts
 from notifier.engine.actions import (
     Action,
@@ -35,14 +35,6 @@ from notifier.engine.routing import route
 from notifier.engine.settings import EngineSettings
 from notifier.engine.state import Draft, EngineState, Group, Window
 
-_IMPACT = {  # Statuspage's own correspondence between component status and incident impact
-    "operational": Impact.NONE,
-    "under_maintenance": Impact.NONE,
-    "degraded_performance": Impact.MINOR,
-    "partial_outage": Impact.MAJOR,
-    "major_outage": Impact.CRITICAL,
-}
-
 
 @dataclass(frozen=True)
 class ChannelPolicy:
@@ -55,10 +47,6 @@ class ComponentInfo:
     id: str
     name: str
     group: str | None = None
-
-
-def impact_of(components: dict[str, str]) -> Impact:
-    return max((_IMPACT[s] for s in components.values()), key=lambda i: i.rank, default=Impact.NONE)
 
 
 class Engine:

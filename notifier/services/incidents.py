@@ -25,6 +25,7 @@ from notifier.domain.model import (
     IncidentUpdate,
     MaintenanceStatus,
     Notice,
+    impact_of,
     notice_id,
 )
 from notifier.errors import NotFound, UsageError
@@ -150,11 +151,14 @@ def _new_update(
 
 def open_incident(
     app: App, *, name: str, components: Mapping[str, str] | Iterable[str] | None = None,
-    impact: str | Impact = Impact.MINOR, body: Mapping[str, str] | str, status: str | None = None,
+    impact: str | Impact | None = None, body: Mapping[str, str] | str, status: str | None = None,
     author: str = "staff", channels: Iterable[str] | None = None, draft: bool = False, kind: str = "incident",
     scheduled_for: datetime | None = None, scheduled_until: datetime | None = None,
 ) -> Incident:
-    """Open an incident (or a maintenance, or a broadcast) with its first update, and publish it."""
+    """Open an incident (or a maintenance, or a broadcast) with its first update, and publish it.
+
+    Without ``impact`` it follows the worst component status (Statuspage's correspondence), and is
+    minor when no component is named."""
     if kind not in KINDS:
         raise UsageError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
     if not name or not name.strip():
@@ -165,7 +169,7 @@ def open_incident(
     comps = _components(app, components, default_comp) if kind != "broadcast" else {}
     text = _body(body)
     chosen = _channels(app, channels)
-    imp = _impact(impact)
+    imp = _impact(impact) if impact is not None else (impact_of(comps) if comps else Impact.MINOR)
     incident_id = app.store.next_id(KINDS[kind])
     incident = Incident(
         id=incident_id, name=name.strip(), status=status, impact=imp, created_at=app.clock.now(), kind=kind,
@@ -319,8 +323,9 @@ def draft_preview(
     if incident_id:
         incident = app.store.get_incident(incident_id)
     else:
-        incident = Incident(id="inc0", name=name or "(untitled)", status=status, impact=_impact(impact),
-                            created_at=app.clock.now(), kind=kind)
+        # the id's letters make the marker: a broadcast previews as #BRD0·1, as it will be posted
+        incident = Incident(id=f"{KINDS.get(kind, 'inc')}0", name=name or "(untitled)", status=status,
+                            impact=_impact(impact), created_at=app.clock.now(), kind=kind)
     number = len(incident.updates) + 1
     upd = IncidentUpdate(id=f"{incident.id}.{number}", incident_id=incident.id, number=number, status=status,
                          body=text, created_at=app.clock.now())

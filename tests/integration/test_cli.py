@@ -71,6 +71,7 @@ def test_open_update_list_and_deliveries_table(config: Path) -> None:
     assert run(config, "incident", "update", "inc1", "--status", "identified", "-m", "Found it.").returncode == 0
     listing = run(config, "incident", "list")
     assert "inc1" in listing.stdout and "identified" in listing.stdout and "smtp" in listing.stdout
+    assert " major " in listing.stdout  # no --impact: a partial outage means a major incident, as on Statuspage
     table = run(config, "deliveries")  # no worker: both notices are pending
     assert table.returncode == 0
     lines = table.stdout.splitlines()
@@ -88,4 +89,6 @@ def test_dry_run_prints_renderings_and_needs_no_redis(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "── outbox (en)" in result.stdout
     assert "[Investigating] IMAP down: Investigating." in result.stdout
+    broadcast = run(cfg, "broadcast", "-m", "Planned work tonight.", "--dry-run")
+    assert "#BRD0·1" in broadcast.stdout  # previewed with the marker a broadcast really gets
     assert "nothing was stored or posted" in result.stdout
