@@ -27,7 +27,7 @@ import requests
 from pydantic import SecretStr
 
 from notifier.channels.base import Channel, ChannelSettings, Rendering
-from notifier.channels.http_errors import never_sent
+from notifier.channels.http_errors import server_error, transport_error
 from notifier.channels.x_text import compose
 from notifier.domain.model import Notice, Receipt
 from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, Transient
@@ -95,17 +95,9 @@ def classify_error(exc: BaseException, *, writing: bool, now: float, channel: st
             return Permanent(f"Bluesky refused the login ({status} {what}): check channels.{channel}.identifier "
                              f"and the app password behind channels.{channel}.app_password")
         if status >= 500:
-            if writing:
-                return OutcomeUnknown(f"Bluesky answered {status} {what}; the record may exist")
-            return Transient(f"Bluesky answered {status} {what}", retry_after=30)
+            return server_error("Bluesky", status, writing, f" {what}")
         return Permanent(f"Bluesky refused the request ({status} {what})")
-    if never_sent(exc):
-        return Transient(f"cannot reach Bluesky: {type(exc).__name__}")
-    if isinstance(exc, requests.RequestException):
-        if writing:
-            return OutcomeUnknown(f"{type(exc).__name__} after the record was sent")
-        return Transient(f"reading from Bluesky failed: {type(exc).__name__}")
-    return OutcomeUnknown(f"unexpected error while posting to Bluesky: {type(exc).__name__}: {exc}")
+    return transport_error("Bluesky", exc, writing)
 
 
 class BlueskyChannel(Channel):

@@ -29,7 +29,7 @@ import requests
 from pydantic import SecretStr
 
 from notifier.channels.base import Channel, ChannelSettings, Rendering
-from notifier.channels.http_errors import never_sent
+from notifier.channels.http_errors import server_error, transport_error
 from notifier.domain.model import Notice, Receipt
 from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, Transient
 
@@ -131,17 +131,9 @@ def classify_error(exc: BaseException, *, writing: bool, channel: str = "<name>"
             return Permanent(f"Facebook refused the request: {exc.message} {where}; check page_id and "
                              "api_version")
         if exc.response.status_code >= 500:
-            if writing:
-                return OutcomeUnknown(f"Facebook answered {exc.response.status_code} {where}; it may be out")
-            return Transient(f"Facebook answered {exc.response.status_code} {where}", retry_after=30)
+            return server_error("Facebook", exc.response.status_code, writing, f" {where}")
         return Permanent(f"Facebook refused the request: {exc.message} {where}")
-    if never_sent(exc):
-        return Transient(f"cannot reach Facebook: {type(exc).__name__}")
-    if isinstance(exc, requests.RequestException):
-        if writing:
-            return OutcomeUnknown(f"{type(exc).__name__} after the request was sent; Facebook may have it")
-        return Transient(f"reading from Facebook failed: {type(exc).__name__}")
-    return OutcomeUnknown(f"unexpected error while posting to Facebook: {type(exc).__name__}: {exc}")
+    return transport_error("Facebook", exc, writing)
 
 
 class FacebookChannel(Channel):

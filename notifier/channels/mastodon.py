@@ -20,7 +20,7 @@ import requests
 from pydantic import SecretStr
 
 from notifier.channels.base import Channel, ChannelSettings, Rendering
-from notifier.channels.http_errors import never_sent
+from notifier.channels.http_errors import server_error, transport_error
 from notifier.channels.progress import ThreadProgress
 from notifier.channels.x_text import compose, part_pattern
 from notifier.domain.model import Notice, Receipt
@@ -83,17 +83,9 @@ def classify_error(
             return ReplyTargetGone(f"Mastodon: {message or 'Record not found'} (the status to reply to "
                                    "is gone)")
         if status >= 500:
-            if writing:
-                return OutcomeUnknown(f"Mastodon answered {status} after the status was sent; it may be out")
-            return Transient(f"Mastodon answered {status}", retry_after=30)
+            return server_error("Mastodon", status, writing)
         return Permanent(f"Mastodon refused the status ({status} {message})")
-    if never_sent(exc):
-        return Transient(f"cannot reach Mastodon: {type(exc).__name__}")
-    if isinstance(exc, requests.RequestException):
-        if writing:
-            return OutcomeUnknown(f"{type(exc).__name__} after the status was sent; Mastodon may have it")
-        return Transient(f"reading from Mastodon failed: {type(exc).__name__}")
-    return OutcomeUnknown(f"unexpected error while posting to Mastodon: {type(exc).__name__}: {exc}")
+    return transport_error("Mastodon", exc, writing)
 
 
 def _reset_in(resp: requests.Response, now: float) -> float:

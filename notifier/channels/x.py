@@ -29,7 +29,7 @@ from pydantic import SecretStr, model_validator
 from requests.adapters import HTTPAdapter
 
 from notifier.channels.base import Channel, ChannelSettings, Rendering
-from notifier.channels.http_errors import never_sent
+from notifier.channels.http_errors import server_error, transport_error
 from notifier.channels.progress import ThreadProgress
 from notifier.channels.x_budget import LocalBudget, PostingBudget, Window
 from notifier.channels.x_text import MAX_WEIGHTED, compose, part_pattern, weighted_length
@@ -130,17 +130,9 @@ def classify_error(
                 "token with tweet.write); an app-only bearer token cannot post"
             )
         if status >= 500:
-            if writing:
-                return OutcomeUnknown(f"X answered {status} after the post was sent; it may be out")
-            return Transient(f"X answered {status}", retry_after=30)
+            return server_error("X", status, writing)
         return Permanent(f"X refused the request ({status} {detail})")
-    if never_sent(exc):
-        return Transient(f"cannot reach X: {type(exc).__name__}", retry_after=None)
-    if isinstance(exc, requests.RequestException):
-        if writing:
-            return OutcomeUnknown(f"{type(exc).__name__} after the post was sent; X may have it")
-        return Transient(f"reading from X failed: {type(exc).__name__}")
-    return OutcomeUnknown(f"unexpected error while posting to X: {type(exc).__name__}: {exc}")
+    return transport_error("X", exc, writing)
 
 
 def _detail(exc: tweepy.HTTPException) -> str:
