@@ -4,8 +4,6 @@ thread on a free port, and an App wired by the composition root."""
 from __future__ import annotations
 
 import contextlib
-import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -21,6 +19,7 @@ from redis.retry import Retry
 
 from notifier.config import Settings, parse_settings
 from notifier.ports import NullDispatcher
+from notifier.store.local_redis import LocalRedis, free_port
 
 TOKENS = {
     "AM_TOKEN": "am-s3cret",
@@ -66,51 +65,15 @@ def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> 
     raise AssertionError(f"gave up waiting for {what}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def redis_server(data_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is required (apt-get install redis-server)"
-    port = free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(data_dir),
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-            "--maxmemory-policy",
-            "noeviction",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.02)
+    """A private redis-server (LocalRedis, AOF fsync always like production); yields (process, port)."""
+    server = LocalRedis(data_dir).start()
+    assert server.proc is not None
     try:
-        yield proc, port
+        yield server.proc, server.port
     finally:
-        proc.terminate()
-        proc.wait(10)
+        server.stop()
 
 
 def settings_for(tmp: Path, extra: str = "") -> Settings:
