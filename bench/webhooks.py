@@ -164,7 +164,7 @@ async def saturate(
 
 def summary(latencies: list[float], codes: dict[int, int], elapsed: float) -> dict[str, Any]:
     lat = sorted(latencies)
-    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99
+    q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [0.0] * 99
     return {
         "requests": len(lat), "codes": codes, "accepted_per_s": codes.get(202, 0) / elapsed,
         "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "max_ms": lat[-1] * 1000 if lat else 0.0,

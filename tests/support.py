@@ -105,9 +105,10 @@ def start_worker(config: Path, client: redis.Redis, log: Path, concurrency: int 
         try:
             wait_for(lambda: client.keys("*worker:heartbeat:*") or proc.proc.poll() is not None,
                      timeout=60, what="the worker's heartbeat")
+            assert proc.proc.poll() is None, "worker exited:\n" + proc.tail()
         except AssertionError:
+            proc.kill()  # never leave a half-started worker behind a failed test
             raise AssertionError("worker did not start:\n" + proc.tail()) from None
-        assert proc.proc.poll() is None, "worker exited:\n" + proc.tail()
     return proc
 
 
