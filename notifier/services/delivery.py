@@ -113,16 +113,12 @@ def deliver(app: App, notice_id: str) -> Outcome:
     except OutcomeUnknown as exc:
         return _retry(app, notice_id, claim.token, claim.attempt, row.deadline, exc, DeliveryState.UNKNOWN)
     except Exception as exc:  # a bug in a channel: we cannot know whether it posted, so reconcile later
-        log.exception("channel %s crashed sending %s", row.channel, notice_id)
-        unknown = OutcomeUnknown(f"channel error {exc.__class__.__name__}: {exc}")
+        log.exception("channel %s crashed sending %s", row.channel, notice_id)  # details in the log only
+        unknown = OutcomeUnknown(f"the channel crashed ({exc.__class__.__name__}); see the worker log")
         return _retry(app, notice_id, claim.token, claim.attempt, row.deadline, unknown, DeliveryState.UNKNOWN)
     failpoint("after_send")
-    record(app, notice_id, receipt)
+    ledger.mark_posted(notice_id, receipt, app.clock.timestamp())
     return Outcome("posted")
-
-
-def record(app: App, notice_id: str, receipt: Receipt) -> None:
-    app.store.ledger.mark_posted(notice_id, receipt, app.clock.timestamp())
 
 
 def _retry(
