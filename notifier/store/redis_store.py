@@ -6,6 +6,8 @@ here has returned from is on disk. Keys, all under ``redis.key_prefix`` (default
     seq:<kind>                 INCR counters for incident ids (inc42, mnt7, brd3)
     incident:<id>              JSON document of the incident with all its updates
     incidents                  ZSET id -> created timestamp
+    incidents:open             ZSET of the open ones (not resolved/completed), so dashboards, the
+                               engine and /metrics read only those, however long the history
     component:<id>:status      current status
     component:<id>:history     LIST of JSON ComponentChange, oldest first
     notice:<notice id>         HASH, one ledger row (see ledger.py)
@@ -90,12 +92,16 @@ class RedisStore:
     def _save_incident_in(self, pipe: Any, incident: Incident) -> None:
         pipe.set(self.key("incident", incident.id), json.dumps(incident.to_dict(), ensure_ascii=False))
         pipe.zadd(self.key("incidents"), {incident.id: incident.created_at.timestamp()})
+        if incident.is_open:
+            pipe.zadd(self.key("incidents", "open"), {incident.id: incident.created_at.timestamp()})
+        else:
+            pipe.zrem(self.key("incidents", "open"), incident.id)
 
     def list_incidents(
         self, kind: str | None = None, open_only: bool = False, limit: int | None = None
     ) -> list[Incident]:
-        """Newest first."""
-        ids = self.redis.zrevrange(self.key("incidents"), 0, -1)
+        """Newest first; ``open_only`` reads only the open ones (an index, not a scan of history)."""
+        ids = self.redis.zrevrange(self.key("incidents", "open") if open_only else self.key("incidents"), 0, -1)
         out: list[Incident] = []
         for start in range(0, len(ids), 200):
             raws = self.redis.mget([self.key("incident", i) for i in ids[start : start + 200]])
