@@ -766,6 +766,112 @@ class Engine:
         self._close(state, group, now, out)
         return out
 
+    # ------------------------------------------------------------------------------------------ staff
+
+    def note_staff(self, state: EngineState, group_id: str, status: str, now: float) -> list[Action]:
+        """Staff posted in this group's incident: from now on their words close it, not the engine's."""
+        group = state.groups.get(group_id)
+        if group is None:
+            return []
+        first = group.staff_at is None
+        group.staff_at = now
+        group.staff_status = status
+        state.touched.add("group:" + group_id)
+        if not first:
+            return []
+        return [
+            Decision(
+                group_id,
+                now,
+                "staff",
+                f"staff posted an update ({status}): the engine keeps posting changes but leaves the incident in "
+                "monitoring for a person to resolve",
+            )
+        ]
+
+    def adopt(
+        self, state: EngineState, incident_id: str, components: dict[str, str], status: str, now: float
+    ) -> tuple[str, list[Action]]:
+        """A person opened ``incident_id``: alerts for its components join it instead of opening another.
+
+        A pending group (alerts that have not been posted yet) sharing a component becomes that incident;
+        otherwise a new group stands for it. Returns the group id and the decisions."""
+        comps = set(components)
+        for group in state.groups.values():
+            if not group.opened and comps & self._expand(group.components):
+                group.opened = True
+                group.adopted = True
+                group.incident_id = incident_id
+                group.told = {ch: "posted" for ch in self.channels}
+                group.published = {"impact": impact_of(components).value, "components": dict(components)}
+                group.component_status.update(components)
+                group.last_public_at = now
+                group.staff_at, group.staff_status = now, status
+                state.touched.add("group:" + group.id)
+                why = (
+                    f"{incident_id} opened by a person for {', '.join(sorted(comps))}: this group's "
+                    f"{len(group.alerts)} unposted alert(s) join it instead of opening a second incident"
+                )
+                return group.id, [Decision(group.id, now, "joined-staff", why)]
+        gid = f"g{state.next_id}"
+        state.next_id += 1
+        group = Group(id=gid, key=f"incident:{incident_id}", created=now, last_alert_at=now)
+        group.opened = group.adopted = True
+        group.incident_id = incident_id
+        group.told = {ch: "posted" for ch in self.channels}
+        group.published = {"impact": impact_of(components).value, "components": dict(components)}
+        group.component_status = dict(components)
+        group.components = sorted(comps)
+        group.last_public_at = now
+        group.staff_at, group.staff_status = now, status
+        state.groups[gid] = group
+        state.keys[group.key] = gid
+        state.touched.add("group:" + gid)
+        why = f"{incident_id} opened by a person for {', '.join(sorted(comps)) or 'no component'}: alerts for "
+        why += "these components join it"
+        return gid, [Decision(gid, now, "adopted", why)]
+
+    def merge(self, state: EngineState, source: str, into: str, now: float) -> list[Action]:
+        """Staff merged two incidents: the source group's alerts and history continue in ``into``."""
+        src, dst = state.groups.get(source), state.groups.get(into)
+        if src is None or dst is None or src is dst:
+            return []
+        for alert, comps in src.alerts.items():
+            dst.add_alert(alert, comps)
+            state.alert_index[alert] = dst.id
+        for comp in src.components:
+            if comp not in dst.components:
+                dst.components.append(comp)
+        for reason, n in src.reasons.items():
+            dst.reasons[reason] = dst.reasons.get(reason, 0) + n
+        dst.joined += src.joined
+        for ch, how in src.told.items():
+            if dst.told.get(ch) != "posted":
+                dst.told[ch] = how
+        dst.component_status.update({c: s for c, s in src.component_status.items() if c not in dst.component_status})
+        if dst.alerts:
+            dst.quiet_since = None
+            starts = [t for t in (src.firing_since, dst.firing_since) if t is not None]
+            dst.firing_since = min(starts) if starts else now
+        dst.last_alert_at = max(src.last_alert_at, dst.last_alert_at)
+        dst.staff_at = now
+        dst.staff_status = dst.staff_status or src.staff_status
+        # drop the source without touching its components: they are the target's now
+        src.component_status.clear()
+        src.alerts.clear()
+        out: list[Action] = [
+            Decision(
+                dst.id,
+                now,
+                "merged",
+                f"incident of group {src.id} merged into this one by a person: {len(dst.alerts)} active alert(s), "
+                f"components {', '.join(sorted(dst.components))}",
+            )
+        ]
+        self._close(state, src, now, out)
+        state.touched.add("group:" + dst.id)
+        return out
+
     # ------------------------------------------------------------------------------------ maintenance
 
     def _maintenance(self, state: EngineState, now: float, out: list[Action]) -> None:

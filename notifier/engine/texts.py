@@ -50,12 +50,12 @@ def _list(names: list[str], lang: str) -> str:
 
 
 def _named(components: list[str], names: Names, lang: str) -> list[str]:
-    return [names(c, lang) for c in sorted(components)]
+    return sorted((names(c, lang) for c in components), key=str.casefold)
 
 
 def _states(components: dict[str, str], names: Names, lang: str) -> str:
-    parts = [f"{names(c, lang)} ({status_word(s, lang)})" for c, s in sorted(components.items())]
-    return _list(parts, lang)
+    pairs = sorted(((names(c, lang), s) for c, s in components.items()), key=lambda p: p[0].casefold())
+    return _list([f"{n} ({status_word(s, lang)})" for n, s in pairs], lang)
 
 
 def title(components: list[str], names: Names) -> dict[str, str]:
