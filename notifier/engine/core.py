@@ -385,7 +385,11 @@ class Engine:
             interval = self.settings.budget.interval_seconds
             budget_ok = group.last_public_at is None or now - group.last_public_at >= interval
             recovering = settled and not group.monitoring_sent and not group.flapping and bool(group.told)
-            if recovering and not budget_ok and quiet < self.settings.resolve.seconds and not group.held:
+            auto = self.settings.resolve.staff_auto_resolve_seconds
+            staff_hold = group.staff_at is not None and (auto is None or quiet < auto)
+            # no "recovering" post right before the resolution itself
+            resolving = quiet >= self.settings.resolve.seconds and not staff_hold
+            if recovering and not budget_ok and not resolving and not group.held:
                 group.held = True
                 out.append(
                     Decision(
@@ -396,7 +400,7 @@ class Engine:
                         "per update)",
                     )
                 )
-            if recovering and budget_ok and quiet < self.settings.resolve.seconds:
+            if recovering and budget_ok and not resolving:
                 out.append(
                     Decision(
                         group.id,
@@ -427,8 +431,7 @@ class Engine:
                     out.append(Decision(group.id, now, "held", "resolve held: a component is still flapping"))
                 return
             if group.staff_at is not None:
-                auto = self.settings.resolve.staff_auto_resolve_seconds
-                if auto is None or quiet < auto:
+                if staff_hold:
                     if not group.staff_hold_logged:
                         group.staff_hold_logged = True
                         after = "never" if auto is None else f"after {auto:g}s without alerts"
