@@ -306,7 +306,9 @@ class Engine:
             hidden = info is not None and info.hidden
             if hidden and state.running_maintenance(comp) is not None:
                 continue
-            targets = [(t, _milder(caused, status)) for t, caused in info.affects.items()] if hidden else [(comp, status)]  # type: ignore[union-attr]
+            targets = [(comp, status)]
+            if hidden and info is not None:
+                targets = [(t, _milder(caused, status)) for t, caused in info.affects.items()]
             for target, caused in targets:
                 if state.running_maintenance(target) is not None:
                     continue
@@ -350,8 +352,12 @@ class Engine:
                         f"({', '.join(group.maintenance_ids)}): nothing was published"
                     )
                 else:
-                    why = f"problem ended before the confirm delay ({self.settings.confirm.seconds:g}s): nothing was published"
-                out.append(Decision(group.id, now, "suppressed", why, maintenance=(group.maintenance_ids or [None])[-1]))
+                    why = (
+                        f"problem ended before the confirm delay ({self.settings.confirm.seconds:g}s): "
+                        "nothing was published"
+                    )
+                window = group.maintenance_ids[-1] if group.maintenance_ids else None
+                out.append(Decision(group.id, now, "suppressed", why, maintenance=window))
                 self._close(state, group, now, out)
             return
         if firing:
@@ -430,21 +436,20 @@ class Engine:
                     group.held = True
                     out.append(Decision(group.id, now, "held", "resolve held: a component is still flapping"))
                 return
-            if group.staff_at is not None:
-                if staff_hold:
-                    if not group.staff_hold_logged:
-                        group.staff_hold_logged = True
-                        after = "never" if auto is None else f"after {auto:g}s without alerts"
-                        out.append(
-                            Decision(
-                                group.id,
-                                now,
-                                "held",
-                                "resolve left to a person: staff have posted in this incident, so their words "
-                                f"close it (the engine resolves it itself {after})",
-                            )
+            if staff_hold:
+                if not group.staff_hold_logged:
+                    group.staff_hold_logged = True
+                    after = "never" if auto is None else f"after {auto:g}s without alerts"
+                    out.append(
+                        Decision(
+                            group.id,
+                            now,
+                            "held",
+                            "resolve left to a person: staff have posted in this incident, so their words "
+                            f"close it (the engine resolves it itself {after})",
                         )
-                    return
+                    )
+                return
             self._resolve(state, group, now, out)
 
     def _sync_components(
@@ -723,7 +728,9 @@ class Engine:
                     )
                 )
         out.append(
-            ResolveIncident(group.id, group.next_ref(), texts.resolved(self._public(group.components), self.names), posted)
+            ResolveIncident(
+                group.id, group.next_ref(), texts.resolved(self._public(group.components), self.names), posted
+            )
         )
         out.append(
             Decision(

@@ -208,7 +208,9 @@ def check_engine(
     return problems
 
 
-def check_timers(raw: dict[str, Any] | None, heartbeat_seconds: float, stale_after_minutes: float) -> list[ConfigProblem]:
+def check_timers(
+    raw: dict[str, Any] | None, heartbeat_seconds: float, stale_after_minutes: float
+) -> list[ConfigProblem]:
     """The beat's intervals against each other and the delays they drive (run on a valid config)."""
     try:
         settings = parse_engine(raw)

@@ -16,9 +16,8 @@ from notifier.api import create_app
 from notifier.services import engine, incidents
 from notifier.services.merge import merge_incidents
 from notifier.store.local_redis import LocalRedis
-from tests.integration._api_support import TOKENS, ApiServer
+from tests.integration._api_support import TOKENS, ApiServer, redis_server, settings_for
 from tests.integration._api_support import make_app as make_api_app
-from tests.integration._api_support import redis_server, settings_for
 from tests.integration.engine_app import advance, alert, make_app, push
 
 pytestmark = pytest.mark.integration
@@ -114,7 +113,6 @@ def test_merge_from_the_cli_and_the_api(tmp_path: Path):
         app = make_api_app(settings, port)
         a = incidents.open_incident(app, name="IMAP slow", components=["imap"], body="Looking into it.")
         b = incidents.open_incident(app, name="SMTP slow", components=["smtp"], body="Looking into it.")
-        c = incidents.open_incident(app, name="Mail slow", components=["smtp"], body="Looking into it.")
         with ApiServer(create_app(app)) as server, httpx.Client(base_url=server.url, timeout=10) as http:
             editor = {"Authorization": f"Bearer {TOKENS['EDITOR_TOKEN']}"}
             publisher = {"Authorization": f"Bearer {TOKENS['PUBLISHER_TOKEN']}"}

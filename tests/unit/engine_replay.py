@@ -251,7 +251,7 @@ def run_day() -> Replay:
                 event = AlertEvent(
                     source="alertmanager", fingerprint=alert.fp, status="firing" if verb == "fire" else "resolved",
                     labels=alert.labels, starts_at=clock.now(), received_at=clock.now(),
-                    group_key='{}:{alertname="%s"}' % alert.labels["alertname"], severity=alert.severity,
+                    group_key="{}:{alertname=\"" + alert.labels["alertname"] + "\"}", severity=alert.severity,
                     summary=f"{alert.labels['alertname']} {name}",
                 )
                 record(engine.handle(state, event, clock.timestamp()))
