@@ -89,7 +89,7 @@ def monitoring(components: list[str], names: Names) -> dict[str, str]:
     return {
         "en": f"{_list(_named(components, names, 'en'), 'en')}: recovering. We are watching closely before "
         "we call it resolved.",
-        "de": f"{_list(_named(components, names, 'de'), 'de')}: erholt sich. Wir beobachten die Lage genau, "
+        "de": f"{_list(_named(components, names, 'de'), 'de')}: wieder erreichbar. Wir beobachten die Lage genau, "
         "bevor wir Entwarnung geben.",
     }
 
