@@ -53,6 +53,7 @@ test-shifted: $(STAMP) system-packages-test
 	@$(BIN)/python tests/timeshift.py install
 	@echo "== the suite again, the wall clock $(TIME_SHIFT_DAYS) days ahead (tests marked real_clock excepted)"
 	OUTAGE_TEST_TIME_SHIFT_DAYS=$(TIME_SHIFT_DAYS) $(PYTEST) -n $(PYTEST_WORKERS) --dist loadfile \
+	  -W "ignore:Module already imported so cannot be rewritten; time_machine" \
 	  --ignore=$(OPENAPI_TESTS) -m "not real_clock" $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
