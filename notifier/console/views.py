@@ -54,6 +54,7 @@ DONE_MESSAGES = {  # fixed texts chosen by a key in the redirect URL: nothing th
     "approved": "Draft approved and published.",
     "retried": "Delivery queued again.",
     "marked": "Marked as posted.",
+    "merged": "Merged: the other incident is closed with a note pointing here.",
     "signed_out": "You are signed out.",
 }
 
