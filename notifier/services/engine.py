@@ -288,6 +288,12 @@ def _follow_staff(app: App, engine: Engine, state: EngineState, now: float) -> l
         staff = [u for u in incident.updates if u.author != AUTHOR and not u.draft]
         if staff and (group.staff_at is None or staff[-1].created_at.timestamp() > group.staff_at):
             out.extend(engine.note_staff(state, gid, staff[-1].status, staff[-1].created_at.timestamp()))
+    return out + _adopt_staff_incidents(app, engine, state, now)
+
+
+def _adopt_staff_incidents(app: App, engine: Engine, state: EngineState, now: float) -> list[act.Action]:
+    """Open incidents a person opened become groups, so alerts for their components join them."""
+    out: list[act.Action] = []
     r = _redis(app)
     mapped = r.hgetall(key(app, "engine", "incident-groups"))
     for inc in app.store.list_incidents(open_only=True, limit=200):
@@ -374,7 +380,7 @@ def _consume(app: App, max_events: int | None, consumer: str) -> int:
             break
         state = state or load_state(app, cached=True)
         # a staff incident opened a minute ago must be known before its component's alert arrives
-        actions: list[act.Action] = _follow_staff(app, engine, state, app.clock.timestamp())
+        actions: list[act.Action] = _adopt_staff_incidents(app, engine, state, app.clock.timestamp())
         ids = []
         for entry_id, fields in entries:
             ids.append(entry_id)
