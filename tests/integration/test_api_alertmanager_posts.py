@@ -39,6 +39,7 @@ sources:
 engine:
   confirm: {seconds: 0, component_status_seconds: 0}
   resolve: {seconds: 0}
+  settle: {seconds: 0}
   routing:
     routes:
       - {match: {service: imap}, components: [imap]}
