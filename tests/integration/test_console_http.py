@@ -289,8 +289,8 @@ def test_maintenance_is_scheduled_and_listed_as_upcoming(served, app):
     response = client.post("/console/compose", data={
         "kind": "maintenance", "name": "Mail server upgrade", "status": "scheduled", "impact": "minor",
         "component.smtp": "under_maintenance", "body.en": "We upgrade the mail servers.",
-        "scheduled_for": f"{starts:%Y-%m-%dT%H:%M}", "scheduled_until": f"{ends:%Y-%m-%dT%H:%M}", "channels": ["outbox"],
-        "action": "publish", "csrf": csrf})
+        "scheduled_for": f"{starts:%Y-%m-%dT%H:%M}", "scheduled_until": f"{ends:%Y-%m-%dT%H:%M}",
+        "channels": ["outbox"], "action": "publish", "csrf": csrf})
     assert response.status_code == 200 and response.url.path == "/console/incidents/mnt1"
     incident = app.store.get_incident("mnt1")
     assert incident.kind == "maintenance"
