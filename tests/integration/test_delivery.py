@@ -94,7 +94,13 @@ def test_worker_killed_at_each_point_posts_exactly_once(setup, receiver: Webhook
         assert receiver.keys() == []
     setup["procs"].append(start_worker(setup["config"], client, tmp / "worker.log"))
     setup["procs"].append(start_beat(setup["config"], tmp / "beat.log", tmp))
-    wait_for(lambda: all_settled(app, [update_id]), timeout=40, what="recovery after the kill")
+    try:  # about 6 s on an idle machine; the deadline is for a loaded one
+        wait_for(lambda: all_settled(app, [update_id]), timeout=120, what="recovery after the kill")
+    except AssertionError as exc:
+        rows = [(r.channel, r.state.value, r.attempt, r.last_error) for r in app.store.ledger.rows(update_id=update_id)]
+        logs = {name: (tmp / name).read_text(errors="replace")[-3000:] for name in ("worker.log", "beat.log")
+                if (tmp / name).exists()}
+        raise AssertionError(f"{exc}; rows: {rows}; logs: {logs}") from None
     assert receiver.keys() == [f"{update_id}:hook"]
     assert outbox_ids(tmp / "outbox.jsonl") == [f"{update_id}:outbox"]
     if point != "before_claim":
