@@ -249,7 +249,7 @@ class FacebookChannel(Channel):
 
     # -- reconcile --------------------------------------------------------------------------------
 
-    def reconcile(self, notice: Notice) -> Receipt | None:
+    def reconcile(self, notice: Notice, since: float | None = None) -> Receipt | None:
         """Look for the marker among the Page's recent posts (or the thread's comments)."""
         pattern = re.compile(re.escape(notice.marker) + r"(?![0-9])")
         limit = str(max(1, min(100, self.settings.reconcile_limit)))

@@ -173,7 +173,7 @@ class MastodonChannel(Channel):
             self._account_id = str(self._request("GET", "/api/v1/accounts/verify_credentials", False)["id"])
         return self._account_id
 
-    def reconcile(self, notice: Notice) -> Receipt | None:
+    def reconcile(self, notice: Notice, since: float | None = None) -> Receipt | None:
         """Find every part of the update among the account's recent statuses, by marker and ``i/n``."""
         limit = max(1, min(40, self.settings.reconcile_limit))
         statuses = self._request("GET", f"/api/v1/accounts/{self.account_id()}/statuses", False,

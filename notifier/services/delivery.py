@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from notifier.bootstrap import App
 from notifier.channels.base import Rendering
 from notifier.domain.model import DeliveryState, Receipt
-from notifier.errors import CannotReconcile, DeliveryError, NotFound, OutcomeUnknown, Permanent, Transient, UsageError
+from notifier.errors import CannotReconcile, DeliveryError, NotFound, OutcomeUnknown, Permanent, ReconcileIncomplete, Transient, UsageError
 from notifier.failpoints import failpoint
 from notifier.services.incidents import notice_for, predecessor
 
@@ -87,7 +87,8 @@ def deliver(app: App, notice_id: str) -> Outcome:
 
     if claim.mode == "reconcile" and not channel.idempotent:
         try:
-            found = channel.reconcile(notice)
+            # the whole range since the request may have left; ReconcileIncomplete when it cannot be covered
+            found = channel.reconcile(notice, since=row.sending_at)
         except CannotReconcile as exc:
             ledger.release(notice_id, claim.token, DeliveryState.UNKNOWN, now, None, exc.reason, keep_sending=True)
             return Outcome("held", detail=exc.reason)
@@ -126,7 +127,7 @@ def _retry(
 ) -> Outcome:
     now = app.clock.timestamp()
     wait = backoff(app, attempt)
-    if isinstance(exc, Transient) and exc.retry_after is not None:
+    if isinstance(exc, Transient | ReconcileIncomplete) and exc.retry_after is not None:
         wait = min(max(exc.retry_after, 0.5), app.settings.delivery.backoff_max)
     ledger = app.store.ledger
     if now + wait > deadline:

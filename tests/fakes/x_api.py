@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
+from datetime import UTC, datetime
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,7 @@ class XState:
     revoked: set[str] = field(default_factory=set)
     post_limit_15min: int = 100
     post_limit_24h: int = 10000
+    timeline_lag: float = 0.0  # seconds before a new post shows in GET /2/users/:id/tweets
 
 
 def _problem(status: int, title: str, detail: str, kind: str = "about:blank") -> dict[str, Any]:
@@ -170,11 +172,23 @@ class FakeXApi(FakeServer):
                                "title": "Invalid Request",
                                "detail": "One or more parameters to your request was invalid.",
                                "type": "https://api.twitter.com/2/problems/invalid-request"})
-        mine = [t for t in reversed(self.state.tweets) if t.author_id == user_id][:limit]
-        data = [{"id": t.id, "text": t.text, "edit_history_tweet_ids": [t.id]} for t in mine]
+        # X's real paging: newest first, ``start_time`` (ISO 8601, inclusive) bounds the range, and
+        # ``meta.next_token`` goes back as ``pagination_token`` until it is absent. A lagging timeline
+        # (``timeline_lag`` seconds) lists a post only that long after it was made.
+        visible_before = time.time() - self.state.timeline_lag
+        mine = [t for t in reversed(self.state.tweets) if t.author_id == user_id and t.created_at <= visible_before]
+        if start := req.query.get("start_time"):
+            since = datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+            mine = [t for t in mine if t.created_at >= since]
+        if token := req.query.get("pagination_token"):  # opaque to clients; here: older than this id
+            mine = [t for t in mine if int(t.id) < int(token)]
+        page = mine[:limit]
+        data = [{"id": t.id, "text": t.text, "edit_history_tweet_ids": [t.id]} for t in page]
         meta: dict[str, Any] = {"result_count": len(data)}
         if data:
             meta.update(newest_id=data[0]["id"], oldest_id=data[-1]["id"])
+        if len(mine) > limit:
+            meta["next_token"] = page[-1].id
         return Reply(200, {"data": data, "meta": meta} if data else {"meta": meta})
 
 
