@@ -41,7 +41,7 @@ class ScriptedChannel(Channel):
         return Receipt(remote_id=f"r{len(self.posted)}", url=f"https://s/{len(self.posted)}",
                        extra={"thread": notice.previous.get("remote_id", "root")})
 
-    def reconcile(self, notice: Notice) -> Receipt | None:
+    def reconcile(self, notice: Notice, since: float | None = None) -> Receipt | None:
         if not self.reconcilable:
             raise CannotReconcile("no way to ask")
         return self.found.get(notice.id)
