@@ -222,9 +222,13 @@ class XChannel(Channel):
             except (tweepy.TweepyException, requests.RequestException) as exc:
                 error = classify_error(exc, writing=True, now=self.context.clock.timestamp(),
                                        channel=self.name)
-                if isinstance(error, Transient):
-                    self.budget.release(slot)  # provably not posted: the slot was not spent
-                    if isinstance(exc, tweepy.TooManyRequests) and error.retry_after:
+                if isinstance(error, Transient | DuplicateContent):
+                    self.budget.release(slot)  # provably not posted by this request: the slot was not spent
+                if isinstance(exc, tweepy.TooManyRequests):
+                    if exc.reset_time is None:  # no reset given: back off exponentially, shared by all workers
+                        error = Transient(error.reason, retry_after=self.budget.backoff_429(now))
+                    if isinstance(error, Transient) and error.retry_after:
+                        # closed for every process before anyone's next acquire, not only for this row
                         self.budget.block_until(now + error.retry_after)
                 if isinstance(error, ParentGone) and reply_to is not None and index == 0 and not fresh:
                     # someone deleted the incident's last post: carry on as a new thread, don't fail
@@ -240,6 +244,7 @@ class XChannel(Channel):
                         continue
                 raise error from exc
             self.budget.sync(response.headers, self.context.clock.timestamp())
+            self.budget.clear_429()
             tweet_id = str(response.json()["data"]["id"])
             done = self._remember(notice, index, tweet_id) if total > 1 else [tweet_id]
             reply_to = tweet_id

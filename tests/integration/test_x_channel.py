@@ -89,7 +89,12 @@ def test_a_429_without_reset_backs_off_within_a_bound(fake: FakeXApi) -> None:
     fake.rate_limit_next(reset_in=None)
     with pytest.raises(Transient) as info:
         chan.send(note, chan.render(note))
-    assert info.value.retry_after == 60
+    # was a fixed 60 s for ever (the bug of issue 10): now 60 s and more, growing per 429 to a bound
+    assert info.value.retry_after is not None and 60 <= info.value.retry_after <= 75
+    waits = [chan.budget.backoff_429(0) for _ in range(12)]
+    assert waits[1] >= 120 and waits[3] >= 480 and max(waits) <= 3600 and waits[-1] == 3600
+    chan.budget.clear_429()
+    assert chan.budget.backoff_429(0) <= 75
     for _ in range(5):  # retried eagerly anyway: no request reaches X, no tight loop against it
         with pytest.raises(Transient):
             chan.send(note, chan.render(note))
