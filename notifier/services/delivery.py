@@ -20,6 +20,7 @@ from notifier.services.incidents import notice_for, predecessor
 
 log = logging.getLogger(__name__)
 
+EARLY_GRACE = 2.0  # a task at most this early for its row's next_at waits for it; an earlier one ends
 ORDER_WAIT = 2.0  # seconds between looks at whether the previous update on an ordered channel is out
 
 
@@ -82,7 +83,11 @@ def deliver(app: App, notice_id: str) -> Outcome:
     if claim.mode == "busy":  # someone holds it; if they died, the lease runs out and we come back
         return Outcome("busy", retry_in=max(claim.until - now, 0) + 1)
     if claim.mode == "early":
-        return Outcome("early", retry_in=max(claim.until - now, 0.5))
+        # Not due: whoever set next_at scheduled a task for then, and the row is in the due index for the
+        # sweeper. A task that comes long before that is a stray copy; it ends here instead of starting
+        # another chain (tasks multiplied per retry otherwise). One just a moment early comes back.
+        wait = max(claim.until - now, 0.5)
+        return Outcome("early", retry_in=wait if wait <= EARLY_GRACE else None, detail="not due yet")
     failpoint("after_claim")
 
     if claim.mode == "reconcile" and not channel.idempotent:
