@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from notifier.bootstrap import App
 from notifier.channels.base import Rendering
 from notifier.domain.model import DeliveryState, Receipt
-from notifier.errors import CannotReconcile, DeliveryError, NotFound, OutcomeUnknown, Permanent, ReconcileIncomplete, Transient, UsageError
+from notifier.errors import (
+    CannotReconcile,
+    DeliveryError,
+    NotFound,
+    OutcomeUnknown,
+    Permanent,
+    ReconcileIncomplete,
+    Transient,
+    UsageError,
+)
 from notifier.failpoints import failpoint
 from notifier.services.incidents import notice_for, predecessor
 

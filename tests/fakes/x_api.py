@@ -12,8 +12,8 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from datetime import UTC, datetime
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from twitter_text import parse_tweet
