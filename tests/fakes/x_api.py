@@ -44,6 +44,7 @@ class XState:
     revoked: set[str] = field(default_factory=set)
     post_limit_15min: int = 100
     post_limit_24h: int = 10000
+    refuse_duplicates: bool = True  # X's 403 duplicate content; off, like a receiver without the check
     timeline_lag: float = 0.0  # seconds before a new post shows in GET /2/users/:id/tweets
 
 
@@ -148,7 +149,7 @@ class FakeXApi(FakeServer):
                             "message": "The text is too long or empty (max 280 weighted characters)."}],
                 "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.",
                 "type": "https://api.twitter.com/2/problems/invalid-request"}, headers)
-        if any(t.text == text for t in self.state.tweets):
+        if self.state.refuse_duplicates and any(t.text == text for t in self.state.tweets):
             detail = "You are not allowed to create a Tweet with duplicate content."
             return Reply(403, _problem(403, "Forbidden", detail), headers)
         reply_to = (payload.get("reply") or {}).get("in_reply_to_tweet_id")
