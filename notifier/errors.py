@@ -8,6 +8,7 @@
         ├── Transient          provably did not take effect; retry after ``retry_after`` seconds
         ├── Permanent          will not succeed without a person fixing something (``reason`` says what)
         └── OutcomeUnknown     the request may have reached the channel; reconcile before any retry
+            └── ReconcileIncomplete  a reconcile could not search the whole range: still unknown, look later
 """
 
 from __future__ import annotations
@@ -78,3 +79,12 @@ class OutcomeUnknown(DeliveryError):
 
 class CannotReconcile(DeliveryError):
     """The channel has no way to look up whether a post exists; a person must decide (retry --force)."""
+
+
+class ReconcileIncomplete(OutcomeUnknown):
+    """Reconcile could not cover the whole time range since the send (page limit, API error, a lagging
+    timeline): the post may exist. The row stays unknown and is looked at again after ``retry_after``."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after

@@ -93,8 +93,12 @@ class Channel(ABC):
     def send(self, notice: Notice, rendering: Rendering) -> Receipt:
         """Publish ``rendering``. Raise Transient, Permanent or OutcomeUnknown on failure."""
 
-    def reconcile(self, notice: Notice) -> Receipt | None:
-        """Look for ``notice``'s marker among recent posts. None: provably not posted."""
+    def reconcile(self, notice: Notice, since: float | None = None) -> Receipt | None:
+        """Look for ``notice``'s marker among every post since ``since`` (the row's ``sending_at``).
+
+        None means *provably* not posted: a complete search of that range found nothing. A search that
+        cannot be completed (page limit, API error, a timeline that may lag) raises ``ReconcileIncomplete``.
+        """
         return None
 
     def describe(self) -> dict[str, Any]:

@@ -210,7 +210,7 @@ class BlueskyChannel(Channel):
         did, rkey = uri.removeprefix("at://").split("/")[0], uri.rsplit("/", 1)[-1]
         return f"{self.settings.web_url.rstrip('/')}/profile/{did}/post/{rkey}"
 
-    def reconcile(self, notice: Notice) -> Receipt | None:
+    def reconcile(self, notice: Notice, since: float | None = None) -> Receipt | None:
         """Ask for each part's record by its key; all there: posted; else None (a resend is safe)."""
         refs = []
         for rkey in self._keys(notice, len(self.render(notice).parts)):

@@ -31,7 +31,7 @@ from pydantic import SecretStr
 from notifier.channels.base import Channel, ChannelSettings, Rendering
 from notifier.channels.http_errors import server_error, transport_error
 from notifier.domain.model import Notice, Receipt
-from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, Transient
+from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, ReconcileIncomplete, Transient
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,9 @@ class FacebookSettings(ChannelSettings):
     follow_ups: Literal["comments", "posts"] = "comments"
     edit_on_resolve: bool = False
     timeout: float | None = None  # seconds; default: delivery.http_timeout
-    reconcile_limit: int = 50  # how many recent posts/comments reconcile reads
+    reconcile_limit: int = 100  # posts/comments per page reconcile reads (Graph allows up to 100)
+    reconcile_max_pages: int = 50  # pages reconcile may read before it says "I don't know"
+    reconcile_skew_seconds: float = 300.0  # ``since`` this much before the row's sending_at (clock skew)
 
 
 class DuplicatePost(OutcomeUnknown):
@@ -249,22 +251,40 @@ class FacebookChannel(Channel):
 
     # -- reconcile --------------------------------------------------------------------------------
 
-    def reconcile(self, notice: Notice) -> Receipt | None:
-        """Look for the marker among the Page's recent posts (or the thread's comments)."""
+    def reconcile(self, notice: Notice, since: float | None = None) -> Receipt | None:
+        """Look for the marker among every Page post (or thread comment) since ``since``, page by page.
+
+        None only after the listing ran out (no ``paging.next``); ``ReconcileIncomplete`` otherwise.
+        """
         pattern = re.compile(re.escape(notice.marker) + r"(?![0-9])")
-        limit = str(max(1, min(100, self.settings.reconcile_limit)))
-        if self._as_comment(notice):
-            try:
-                body = self._call("GET", f"{self._post_id(notice)}/comments",
-                                  params={"fields": "id,message", "limit": limit,
-                                          "order": "reverse_chronological"})
-            except TargetGone:  # the post was deleted; send() then made this update a new post
-                return self.reconcile(replace(notice, previous={}))
+        comment = self._as_comment(notice)
+        params = {"fields": "id,message", "limit": str(max(1, min(100, self.settings.reconcile_limit)))}
+        if since is not None:
+            params["since"] = str(int(since - self.settings.reconcile_skew_seconds))
+        if comment:
+            path = f"{self._post_id(notice)}/comments"
+            params["order"] = "reverse_chronological"
         else:
-            body = self._call("GET", f"{self.settings.page_id}/posts",
-                              params={"fields": "id,message", "limit": limit})
-        for item in body.get("data") or []:
-            if pattern.search(str(item.get("message", ""))):
-                return self._receipt(notice, str(item["id"]), comment=self._as_comment(notice),
-                                     message=str(item.get("message", "")))
-        return None
+            path = f"{self.settings.page_id}/posts"
+        for _ in range(max(1, self.settings.reconcile_max_pages)):
+            try:
+                body = self._call("GET", path, params=params)
+            except TargetGone:  # the post was deleted; send() then made this update a new post
+                if comment:
+                    return self.reconcile(replace(notice, previous={}), since)
+                raise
+            except DeliveryError as exc:
+                raise ReconcileIncomplete(f"could not read the Page's posts to the end: {exc.reason}") from exc
+            for item in body.get("data") or []:
+                if pattern.search(str(item.get("message", ""))):
+                    return self._receipt(notice, str(item["id"]), comment=comment,
+                                         message=str(item.get("message", "")))
+            paging = body.get("paging") or {}
+            after = (paging.get("cursors") or {}).get("after")
+            if not paging.get("next") or not after:
+                return None  # the whole range was read: provably not there
+            params["after"] = str(after)
+        raise ReconcileIncomplete(
+            f"the Page holds more posts since the send than channels.{self.name}.reconcile_max_pages "
+            f"({self.settings.reconcile_max_pages}) pages; raise it, or check the Page and run "
+            "`notifier deliveries mark-posted` / `retry --force`")

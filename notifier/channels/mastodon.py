@@ -24,7 +24,7 @@ from notifier.channels.http_errors import server_error, transport_error
 from notifier.channels.progress import ThreadProgress
 from notifier.channels.x_text import compose, part_pattern
 from notifier.domain.model import Notice, Receipt
-from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, Transient
+from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, ReconcileIncomplete, Transient
 
 log = logging.getLogger(__name__)
 _URL = re.compile(r"https?://\S+")
@@ -39,7 +39,9 @@ class MastodonSettings(ChannelSettings):
     visibility: Literal["public", "unlisted", "private"] = "public"
     max_characters: int = 500
     timeout: float | None = None  # seconds; default: delivery.http_timeout
-    reconcile_limit: int = 40  # the API's maximum page
+    reconcile_limit: int = 40  # statuses per page (the API's maximum)
+    reconcile_max_pages: int = 50  # pages reconcile may read before it says "I don't know"
+    reconcile_skew_seconds: float = 300.0  # read back this much before the row's sending_at (clock skew)
 
 
 def mastodon_length(text: str) -> int:
@@ -173,11 +175,37 @@ class MastodonChannel(Channel):
             self._account_id = str(self._request("GET", "/api/v1/accounts/verify_credentials", False)["id"])
         return self._account_id
 
-    def reconcile(self, notice: Notice) -> Receipt | None:
-        """Find every part of the update among the account's recent statuses, by marker and ``i/n``."""
+    def _statuses_since(self, since: float | None) -> list[dict[str, Any]]:
+        """The account's statuses back to ``since`` (minus the skew), newest first, following ``max_id``.
+
+        Raises ``ReconcileIncomplete`` when the range could not be read to its start.
+        """
         limit = max(1, min(40, self.settings.reconcile_limit))
-        statuses = self._request("GET", f"/api/v1/accounts/{self.account_id()}/statuses", False,
-                                 params={"limit": limit})
+        start = None if since is None else since - self.settings.reconcile_skew_seconds
+        out: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": limit}
+        for _ in range(max(1, self.settings.reconcile_max_pages)):
+            try:
+                page = self._request("GET", f"/api/v1/accounts/{self.account_id()}/statuses", False,
+                                     params=params)
+            except DeliveryError as exc:
+                raise ReconcileIncomplete(f"could not read the Mastodon timeline to the end: {exc.reason}") \
+                    from exc
+            out += page
+            if len(page) < limit:
+                return out  # the account's whole history was read
+            oldest = page[-1]
+            if start is not None and _timestamp(str(oldest.get("created_at", ""))) < start:
+                return out  # reached back past the send
+            params["max_id"] = str(oldest["id"])
+        raise ReconcileIncomplete(
+            f"the Mastodon timeline since the send holds more than {len(out)} statuses "
+            f"(channels.{self.name}.reconcile_max_pages = {self.settings.reconcile_max_pages}); raise it, "
+            "or check the account and run `notifier deliveries mark-posted` / `retry --force`")
+
+    def reconcile(self, notice: Notice, since: float | None = None) -> Receipt | None:
+        """Find every part of the update among the account's statuses since ``since``, by marker and ``i/n``."""
+        statuses = self._statuses_since(since)
         total = len(self.render(notice).parts)
         found = []
         for index in range(1, total + 1):
@@ -192,3 +220,10 @@ class MastodonChannel(Channel):
         return Receipt(remote_id=ids[0], url=str(found[0].get("url") or ""),
                        extra={"root_id": notice.previous.get("root_id") or ids[0], "last_id": ids[-1],
                               "thread_ids": ",".join(ids)})
+
+
+def _timestamp(iso: str) -> float:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return float("inf")  # unreadable: do not take it as proof that we went back far enough

@@ -74,7 +74,7 @@ class OutboxChannel(Channel):
                             "permissions, then run `notifier deliveries retry`") from exc
         return Receipt(remote_id=notice.id, url=f"file://{self.path.resolve()}#{notice.id}")
 
-    def reconcile(self, notice: Notice) -> Receipt | None:
+    def reconcile(self, notice: Notice, since: float | None = None) -> Receipt | None:
         if not self.path.exists():
             return None
         with self.path.open(encoding="utf-8") as fh:

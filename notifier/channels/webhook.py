@@ -141,7 +141,7 @@ class WebhookChannel(Channel):
         data = data if isinstance(data, dict) else {}
         return Receipt(remote_id=str(data.get("id") or notice.id), url=str(data.get("url") or ""))
 
-    def reconcile(self, notice: Notice) -> Receipt | None:
+    def reconcile(self, notice: Notice, since: float | None = None) -> Receipt | None:
         if not self.settings.status_url:
             raise CannotReconcile(
                 "the receiver may or may not have this notice and channels."

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -34,7 +35,7 @@ from notifier.channels.progress import ThreadProgress
 from notifier.channels.x_budget import LocalBudget, PostingBudget, Window
 from notifier.channels.x_text import MAX_WEIGHTED, compose, part_pattern, weighted_length
 from notifier.domain.model import Notice, Receipt
-from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, Transient
+from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, ReconcileIncomplete, Transient
 
 if TYPE_CHECKING:
     from notifier.config import Settings
@@ -59,7 +60,10 @@ class XSettings(ChannelSettings):
     timeout: float | None = None  # seconds; default: delivery.http_timeout
     budget_per_15min: int = 100  # X's per-user limit for POST /2/tweets; 0 disables the window
     budget_per_24h: int = 1000  # set to your plan's daily cap
-    reconcile_max_results: int = 100  # how many recent posts reconcile reads (5..100)
+    reconcile_max_results: int = 100  # posts per timeline page reconcile reads (5..100)
+    reconcile_max_pages: int = 32  # pages reconcile may read; X lists at most the latest 3,200 posts
+    reconcile_skew_seconds: float = 300.0  # start_time this much before the row's sending_at (clock skew)
+    reconcile_settle_seconds: float = 5.0  # how long X's timeline may lag behind a new post
 
     @model_validator(mode="after")
     def _credentials(self) -> XSettings:
@@ -171,12 +175,13 @@ class XChannel(Channel):
         self.client.session.mount(TWITTER_HOST, _Redirect(s.api_base_url, timeout))
         windows = [Window(900, s.budget_per_15min), Window(86400, s.budget_per_24h)]
         redis = self.context.redis
+        prefix = self.context.settings.redis.key_prefix if self.context.settings is not None else "notifier:"
+        # under redis.key_prefix like every other key, so two installations on one Redis never share it
         self.budget: PostingBudget = (
-            PostingBudget(redis, f"notifier:x:{self.name}:budget", windows) if redis is not None
+            PostingBudget(redis, f"{prefix}x:{self.name}:budget", windows) if redis is not None
             else LocalBudget(windows)
         )
         self._user_id = s.user_id
-        prefix = self.context.settings.redis.key_prefix if self.context.settings is not None else "notifier:"
         self.progress = ThreadProgress(self.context.redis, prefix, f"x:{self.name}")
 
     # -- rendering --------------------------------------------------------------------------------
@@ -217,9 +222,13 @@ class XChannel(Channel):
             except (tweepy.TweepyException, requests.RequestException) as exc:
                 error = classify_error(exc, writing=True, now=self.context.clock.timestamp(),
                                        channel=self.name)
-                if isinstance(error, Transient):
-                    self.budget.release(slot)  # provably not posted: the slot was not spent
-                    if isinstance(exc, tweepy.TooManyRequests) and error.retry_after:
+                if isinstance(error, Transient | DuplicateContent):
+                    self.budget.release(slot)  # provably not posted by this request: the slot was not spent
+                if isinstance(exc, tweepy.TooManyRequests):
+                    if exc.reset_time is None:  # no reset given: back off exponentially, shared by all workers
+                        error = Transient(error.reason, retry_after=self.budget.backoff_429(now))
+                    if isinstance(error, Transient) and error.retry_after:
+                        # closed for every process before anyone's next acquire, not only for this row
                         self.budget.block_until(now + error.retry_after)
                 if isinstance(error, ParentGone) and reply_to is not None and index == 0 and not fresh:
                     # someone deleted the incident's last post: carry on as a new thread, don't fail
@@ -235,6 +244,7 @@ class XChannel(Channel):
                         continue
                 raise error from exc
             self.budget.sync(response.headers, self.context.clock.timestamp())
+            self.budget.clear_429()
             tweet_id = str(response.json()["data"]["id"])
             done = self._remember(notice, index, tweet_id) if total > 1 else [tweet_id]
             reply_to = tweet_id
@@ -268,28 +278,59 @@ class XChannel(Channel):
             self._user_id = str(response.json()["data"]["id"])
         return self._user_id
 
-    def recent_posts(self) -> list[dict[str, Any]]:
-        """The account's latest posts (GET /2/users/:id/tweets), newest first."""
-        try:
-            response = self.client.get_users_tweets(
-                self.user_id(), max_results=max(5, min(100, self.settings.reconcile_max_results)),
-                user_auth=self.user_auth,
-            )
-        except (tweepy.TweepyException, requests.RequestException) as exc:
-            raise classify_error(exc, writing=False, now=self.context.clock.timestamp(),
-                                       channel=self.name) from exc
-        return list(response.json().get("data") or [])
+    def recent_posts(self, since: float | None = None) -> list[dict[str, Any]]:
+        """The account's posts since ``since`` (GET /2/users/:id/tweets), newest first, every page of them.
 
-    def _find(self, notice: Notice, index: int, total: int) -> str | None:
+        Raises ``ReconcileIncomplete`` when the range could not be read to its end (more pages than
+        ``reconcile_max_pages``, or no ``since`` and the history goes on), so "not found" is never guessed.
+        """
+        params: dict[str, Any] = {"max_results": max(5, min(100, self.settings.reconcile_max_results))}
+        if since is not None:
+            start = since - self.settings.reconcile_skew_seconds
+            params["start_time"] = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        posts: list[dict[str, Any]] = []
+        token: str | None = None
+        for _ in range(max(1, self.settings.reconcile_max_pages)):
+            try:
+                response = self.client.get_users_tweets(self.user_id(), pagination_token=token,
+                                                        user_auth=self.user_auth, **params)
+            except (tweepy.TweepyException, requests.RequestException) as exc:
+                error = classify_error(exc, writing=False, now=self.context.clock.timestamp(), channel=self.name)
+                raise ReconcileIncomplete(f"could not read the X timeline to the end: {error.reason}") from exc
+            body = response.json()
+            posts += list(body.get("data") or [])
+            token = (body.get("meta") or {}).get("next_token")
+            if not token:
+                return posts
+        raise ReconcileIncomplete(
+            f"the X timeline since the send holds more than {len(posts)} posts "
+            f"(channels.{self.name}.reconcile_max_pages = {self.settings.reconcile_max_pages}); "
+            "raise it, or check the account and run `notifier deliveries mark-posted` / `retry --force`")
+
+    def _settled(self, since: float | None) -> None:
+        """A timeline lags: a post made moments ago may not be listed yet, so "absent" needs time."""
+        if since is None:
+            return
+        timeout = self.settings.timeout or self.context.http_timeout
+        ready = since + timeout + self.settings.reconcile_settle_seconds
+        now = self.context.clock.timestamp()
+        if now < ready:
+            raise ReconcileIncomplete(f"the X timeline may lag behind a post made {now - since:.0f}s ago; "
+                                      f"looking again in {ready - now:.0f}s", retry_after=ready - now)
+
+    def _find(self, notice: Notice, index: int, total: int, since: float | None = None) -> str | None:
         pattern = part_pattern(notice.marker, index, total)
-        for post in self.recent_posts():
+        for post in self.recent_posts(since):
             if pattern.search(str(post.get("text", ""))):
                 return str(post["id"])
         return None
 
-    def reconcile(self, notice: Notice) -> Receipt | None:
-        """Find each part of the thread by marker and ``i/n``; remember the found ones for a resend."""
-        posts = self.recent_posts()
+    def reconcile(self, notice: Notice, since: float | None = None) -> Receipt | None:
+        """Find each part of the thread by marker and ``i/n`` among every post since ``since``.
+
+        None only after a complete search of that range; otherwise ``ReconcileIncomplete``.
+        """
+        posts = self.recent_posts(since)
         # The thread's length as posted (templates may have changed since), else as rendered now
         total = thread_length(notice.marker, posts) or len(self.render(notice).parts)
         done = self._progress(notice)
@@ -301,6 +342,7 @@ class XChannel(Channel):
             done = self._remember(notice, index, str(match["id"]))
         if len(done) >= total:
             return self._receipt(notice, done[:total])
+        self._settled(since)  # absent, but maybe only not listed yet
         return None  # not (completely) out: a resend continues after the parts found
 
 

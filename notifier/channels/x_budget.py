@@ -12,6 +12,7 @@ X's answers keep the budget honest: when a response says ``x-rate-limit-remainin
 
 from __future__ import annotations
 
+import random
 import threading
 import uuid
 from collections.abc import Mapping
@@ -108,6 +109,20 @@ class PostingBudget:
             self.block_until(until)
         return until
 
+    def backoff_429(self, now: float) -> float:
+        """Seconds to wait after a 429 without a reset time: 60, 120, 240 ... s (× U(1, 1.25)), at most an hour.
+
+        The streak is counted in Redis, so every worker's 429 lengthens the same account's wait.
+        """
+        key = f"{self.key}:429s"
+        streak = int(self.redis.incr(key))
+        self.redis.expire(key, int(BACKOFF_429_MAX * 2))
+        return _jittered(streak)
+
+    def clear_429(self) -> None:
+        """A post went through: the next header-less 429 starts the backoff from the bottom again."""
+        self.redis.delete(f"{self.key}:429s")
+
     def used(self, now: float) -> dict[int, int]:
         """Slots taken per window (for `notifier preview`, docs and tests)."""
         out = {}
@@ -149,9 +164,27 @@ class LocalBudget(PostingBudget):
         with self._lock:
             self._blocked = max(self._blocked, until)
 
+    def backoff_429(self, now: float) -> float:
+        with self._lock:
+            self._streak = getattr(self, "_streak", 0) + 1
+            return _jittered(self._streak)
+
+    def clear_429(self) -> None:
+        with self._lock:
+            self._streak = 0
+
     def used(self, now: float) -> dict[int, int]:
         return {int(w.seconds): sum(1 for s in self._slots[i] if s[0] > now - w.seconds)
                 for i, w in enumerate(self.windows)}
+
+
+BACKOFF_429_BASE = 60.0
+BACKOFF_429_MAX = 3600.0
+
+
+def _jittered(streak: int) -> float:
+    # never below the base (X asks for patience), jitter upwards so workers do not return in step
+    return min(BACKOFF_429_MAX, BACKOFF_429_BASE * 2 ** min(max(streak - 1, 0), 16) * random.uniform(1.0, 1.25))
 
 
 def _number(value: str | None) -> float | None:

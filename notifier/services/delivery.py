@@ -14,12 +14,22 @@ from dataclasses import dataclass
 from notifier.bootstrap import App
 from notifier.channels.base import Rendering
 from notifier.domain.model import DeliveryState, Receipt
-from notifier.errors import CannotReconcile, DeliveryError, NotFound, OutcomeUnknown, Permanent, Transient, UsageError
+from notifier.errors import (
+    CannotReconcile,
+    DeliveryError,
+    NotFound,
+    OutcomeUnknown,
+    Permanent,
+    ReconcileIncomplete,
+    Transient,
+    UsageError,
+)
 from notifier.failpoints import failpoint
 from notifier.services.incidents import notice_for, predecessor
 
 log = logging.getLogger(__name__)
 
+EARLY_GRACE = 2.0  # a task at most this early for its row's next_at waits for it; an earlier one ends
 ORDER_WAIT = 2.0  # seconds between looks at whether the previous update on an ordered channel is out
 
 
@@ -82,12 +92,17 @@ def deliver(app: App, notice_id: str) -> Outcome:
     if claim.mode == "busy":  # someone holds it; if they died, the lease runs out and we come back
         return Outcome("busy", retry_in=max(claim.until - now, 0) + 1)
     if claim.mode == "early":
-        return Outcome("early", retry_in=max(claim.until - now, 0.5))
+        # Not due: whoever set next_at scheduled a task for then, and the row is in the due index for the
+        # sweeper. A task that comes long before that is a stray copy; it ends here instead of starting
+        # another chain (tasks multiplied per retry otherwise). One just a moment early comes back.
+        wait = max(claim.until - now, 0.5)
+        return Outcome("early", retry_in=wait if wait <= EARLY_GRACE else None, detail="not due yet")
     failpoint("after_claim")
 
     if claim.mode == "reconcile" and not channel.idempotent:
         try:
-            found = channel.reconcile(notice)
+            # the whole range since the request may have left; ReconcileIncomplete when it cannot be covered
+            found = channel.reconcile(notice, since=row.sending_at)
         except CannotReconcile as exc:
             ledger.release(notice_id, claim.token, DeliveryState.UNKNOWN, now, None, exc.reason, keep_sending=True)
             return Outcome("held", detail=exc.reason)
@@ -126,7 +141,7 @@ def _retry(
 ) -> Outcome:
     now = app.clock.timestamp()
     wait = backoff(app, attempt)
-    if isinstance(exc, Transient) and exc.retry_after is not None:
+    if isinstance(exc, Transient | ReconcileIncomplete) and exc.retry_after is not None:
         wait = min(max(exc.retry_after, 0.5), app.settings.delivery.backoff_max)
     ledger = app.store.ledger
     if now + wait > deadline:

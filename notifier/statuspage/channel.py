@@ -77,7 +77,7 @@ class StatuspageChannel(Channel):
             extra={"target": result.target, "written": str(result.written)},
         )
 
-    def reconcile(self, notice: Notice) -> Receipt | None:
+    def reconcile(self, notice: Notice, since: float | None = None) -> Receipt | None:
         return None  # idempotent: re-publishing is the reconciliation
 
     # ---- the work --------------------------------------------------------------------------------

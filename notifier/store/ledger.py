@@ -33,10 +33,10 @@ if state == 'claimed' then
   if sent and sent ~= '' then state = 'unknown' else state = 'pending' end
 end
 local mode = 'send'
-if state == 'unknown' then
-  mode = 'reconcile'
-elseif state == 'pending' then
-  local next_at = tonumber(redis.call('HGET', row, 'next_at'))
+if state == 'unknown' then mode = 'reconcile' end
+if state == 'pending' or state == 'unknown' then
+  -- an unknown row waits for its backoff too: a reconcile that could not conclude is not retried at once
+  local next_at = tonumber(redis.call('HGET', row, 'next_at')) or 0
   if next_at > now then return {'early', tostring(next_at)} end
 end
 local attempt = redis.call('HINCRBY', row, 'attempt', 1)

@@ -53,6 +53,7 @@ class FakeGraphApi(FakeServer):
         self._ids = itertools.count(500000000000001)
         self.call_count = 0
         self.regain_minutes = 0
+        self.refuse_duplicates = True  # Graph's error 506; off, it behaves like a receiver without the check
 
     # -- test helpers -----------------------------------------------------------------------------
 
@@ -100,11 +101,25 @@ class FakeGraphApi(FakeServer):
                 return Reply(400, graph_error(400, 100, msg, "GraphMethodException"))
         return None
 
-    def _listing(self, items: list[Post], params: dict[str, str]) -> list[dict[str, Any]]:
+    def _listing(self, items: list[Post], params: dict[str, str]) -> dict[str, Any]:
+        """Graph's cursor paging: ``since`` (unix seconds) bounds the range; ``paging.cursors.after`` goes
+        back as ``after`` and ``paging.next`` is present only while there is more."""
         limit = int(params.get("limit", "25"))
-        return [{"id": p.id, "message": p.message,
-                 "created_time": time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(p.created_time))}
-                for p in items[:limit]]
+        if since := params.get("since"):
+            items = [p for p in items if p.created_time >= float(since)]
+        if after := params.get("after"):
+            ids = [p.id for p in items]
+            items = items[ids.index(after) + 1:] if after in ids else []
+        page = items[:limit]
+        body: dict[str, Any] = {"data": [
+            {"id": p.id, "message": p.message,
+             "created_time": time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(p.created_time))}
+            for p in page]}
+        if page:
+            body["paging"] = {"cursors": {"before": page[0].id, "after": page[-1].id}}
+            if len(items) > limit:
+                body["paging"]["next"] = f"{self.url}/next?after={page[-1].id}"
+        return body
 
     def handle(self, req: Request) -> Reply:
         params = req.form() if req.method == "POST" else dict(req.query)
@@ -129,7 +144,7 @@ class FakeGraphApi(FakeServer):
                 message = params.get("message", "")
                 if not message and not params.get("link"):
                     return Reply(400, graph_error(400, 100, "(#100) Missing message or attachment"))
-                if any(p.message == message for p in self.feed):
+                if self.refuse_duplicates and any(p.message == message for p in self.feed):
                     return Reply(400, graph_error(400, 506, "(#506) Duplicate status message",
                                                   subcode=1455006))
                 post = Post(f"{PAGE_ID}_{next(self._ids)}", message, params.get("link"), now)
@@ -139,7 +154,7 @@ class FakeGraphApi(FakeServer):
             if req.method == "GET" and edge == "/posts":
                 if node != PAGE_ID:
                     return Reply(400, graph_error(400, 100, "(#100) Invalid page id", "GraphMethodException"))
-                return Reply(200, {"data": self._listing(list(reversed(self.feed)), params)})
+                return Reply(200, self._listing(list(reversed(self.feed)), params))
             target = self.posts_by_id.get(node)
             if target is None:
                 msg = f"(#100) Unsupported request - object {node} does not exist"
@@ -158,5 +173,5 @@ class FakeGraphApi(FakeServer):
                 order = params.get("order", "chronological")
                 newest_first = order == "reverse_chronological"
                 items = list(reversed(target.comments)) if newest_first else target.comments
-                return Reply(200, {"data": self._listing(items, params)})
+                return Reply(200, self._listing(items, params))
         return Reply(400, graph_error(400, 100, f"(#100) Unsupported {req.method} request"))

@@ -81,7 +81,10 @@ class FakeMastodon(FakeServer):
             match = re.fullmatch(r"/api/v1/accounts/(\d+)/statuses", req.path)
             if req.method == "GET" and match:
                 limit = min(40, int(req.query.get("limit", "20")))
-                newest = list(reversed(self.statuses))[:limit] if match.group(1) == ACCOUNT_ID else []
+                newest = list(reversed(self.statuses)) if match.group(1) == ACCOUNT_ID else []
+                if max_id := req.query.get("max_id"):  # Mastodon's paging: statuses older than this id
+                    newest = [st for st in newest if int(st.id) < int(max_id)]
+                newest = newest[:limit]
                 return Reply(200, [self._json(s) for s in newest])
             if req.method == "POST" and req.path == "/api/v1/statuses":
                 return self._create(req, token, now)

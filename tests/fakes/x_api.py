@@ -13,6 +13,7 @@ import itertools
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from twitter_text import parse_tweet
@@ -43,6 +44,8 @@ class XState:
     revoked: set[str] = field(default_factory=set)
     post_limit_15min: int = 100
     post_limit_24h: int = 10000
+    refuse_duplicates: bool = True  # X's 403 duplicate content; off, like a receiver without the check
+    timeline_lag: float = 0.0  # seconds before a new post shows in GET /2/users/:id/tweets
 
 
 def _problem(status: int, title: str, detail: str, kind: str = "about:blank") -> dict[str, Any]:
@@ -146,7 +149,7 @@ class FakeXApi(FakeServer):
                             "message": "The text is too long or empty (max 280 weighted characters)."}],
                 "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.",
                 "type": "https://api.twitter.com/2/problems/invalid-request"}, headers)
-        if any(t.text == text for t in self.state.tweets):
+        if self.state.refuse_duplicates and any(t.text == text for t in self.state.tweets):
             detail = "You are not allowed to create a Tweet with duplicate content."
             return Reply(403, _problem(403, "Forbidden", detail), headers)
         reply_to = (payload.get("reply") or {}).get("in_reply_to_tweet_id")
@@ -170,11 +173,23 @@ class FakeXApi(FakeServer):
                                "title": "Invalid Request",
                                "detail": "One or more parameters to your request was invalid.",
                                "type": "https://api.twitter.com/2/problems/invalid-request"})
-        mine = [t for t in reversed(self.state.tweets) if t.author_id == user_id][:limit]
-        data = [{"id": t.id, "text": t.text, "edit_history_tweet_ids": [t.id]} for t in mine]
+        # X's real paging: newest first, ``start_time`` (ISO 8601, inclusive) bounds the range, and
+        # ``meta.next_token`` goes back as ``pagination_token`` until it is absent. A lagging timeline
+        # (``timeline_lag`` seconds) lists a post only that long after it was made.
+        visible_before = time.time() - self.state.timeline_lag
+        mine = [t for t in reversed(self.state.tweets) if t.author_id == user_id and t.created_at <= visible_before]
+        if start := req.query.get("start_time"):
+            since = datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+            mine = [t for t in mine if t.created_at >= since]
+        if token := req.query.get("pagination_token"):  # opaque to clients; here: older than this id
+            mine = [t for t in mine if int(t.id) < int(token)]
+        page = mine[:limit]
+        data = [{"id": t.id, "text": t.text, "edit_history_tweet_ids": [t.id]} for t in page]
         meta: dict[str, Any] = {"result_count": len(data)}
         if data:
             meta.update(newest_id=data[0]["id"], oldest_id=data[-1]["id"])
+        if len(mine) > limit:
+            meta["next_token"] = page[-1].id
         return Reply(200, {"data": data, "meta": meta} if data else {"meta": meta})
 
 

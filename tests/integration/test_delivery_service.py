@@ -41,7 +41,7 @@ class ScriptedChannel(Channel):
         return Receipt(remote_id=f"r{len(self.posted)}", url=f"https://s/{len(self.posted)}",
                        extra={"thread": notice.previous.get("remote_id", "root")})
 
-    def reconcile(self, notice: Notice) -> Receipt | None:
+    def reconcile(self, notice: Notice, since: float | None = None) -> Receipt | None:
         if not self.reconcilable:
             raise CannotReconcile("no way to ask")
         return self.found.get(notice.id)
@@ -249,3 +249,26 @@ def test_a_waiting_ordered_notice_runs_one_chain_not_one_per_sweep(env) -> None:
         delivery.sweep(app)
         clock.advance(1)
     assert [n for n, _, _ in dispatcher.sent].count(second) == 0  # ... and the sweeper adds none
+
+
+def test_unknown_rows_wait_for_next_at_and_stray_tasks_end_instead_of_multiplying(env) -> None:
+    app, clock, _ = env
+    ScriptedChannel.script = [OutcomeUnknown("timed out after sending"), Transient("rate limited", retry_after=30)]
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["s"])
+    nid = f"{inc.updates[0].id}:s"
+    first = delivery.deliver(app, nid)
+    assert first.state == "unknown" and first.retry_in is not None
+    # a second copy of the task (sweeper, redelivery) before next_at: no reconcile, and no new chain
+    stray = delivery.deliver(app, nid)
+    assert stray.state == "early" and state(app, nid) == DeliveryState.UNKNOWN
+    clock.advance(first.retry_in + 0.001)
+    second = delivery.deliver(app, nid)  # reconcile (nothing found), resend refused: retry in 30 s
+    assert second.retry_in == 30
+    far = delivery.deliver(app, nid)  # 30 s early: a stray copy ends here
+    assert far.state == "early" and far.retry_in is None
+    clock.advance(29)
+    near = delivery.deliver(app, nid)  # a moment early (the scheduled task, say): it comes back
+    assert near.state == "early" and near.retry_in is not None and near.retry_in <= 2
+    clock.advance(1.001)
+    assert delivery.deliver(app, nid).state == "posted"
+    assert [p[0] for p in ScriptedChannel.posted] == [nid]

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from notifier.channels.facebook import FacebookChannel, FacebookSettings
-from notifier.errors import OutcomeUnknown, Permanent, Transient
+from notifier.errors import OutcomeUnknown, Permanent, ReconcileIncomplete, Transient
 from tests.fakes.graph_api import PAGE_ID, TOKEN, FakeGraphApi
 from tests.fakes.social import context, incident, notice, send_all
 
@@ -143,3 +143,25 @@ def test_a_deleted_incident_post_makes_the_next_update_a_new_post(fake: FakeGrap
     (new,) = fake.all_posts()
     assert receipt.remote_id == new.id and "#INC42·4" in new.message
     assert chan.reconcile(last) is not None  # reconcile looks in the Page's posts, too
+
+
+def test_reconcile_pages_through_everything_since_the_send(fake: FakeGraphApi) -> None:
+    import time
+
+    from tests.fakes.graph_api import Post
+
+    chan = channel(fake)
+    note = notice(incident(UPDATES[:1]), 1, "fb")
+    since = time.time()
+    receipt = chan.send(note, chan.render(note))
+    for n in range(230):  # newer posts push the marker two pages deep
+        post = Post(f"{PAGE_ID}_{9000 + n}", f"unrelated {n}", None, time.time())
+        fake.feed.append(post)
+    assert chan.reconcile(note, since=since) == receipt
+    calls = fake.recorded("GET", f"/v21.0/{PAGE_ID}/posts")
+    assert len(calls) == 3 and all(c.query.get("since") for c in calls)
+    with pytest.raises(ReconcileIncomplete, match="reconcile_max_pages"):
+        channel(fake, reconcile_max_pages=2).reconcile(note, since=since)
+    fake.error_next(500, 2, "(#2) Service temporarily unavailable", method="GET")
+    with pytest.raises(ReconcileIncomplete, match="to the end"):
+        chan.reconcile(note, since=since)

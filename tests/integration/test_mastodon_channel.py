@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from notifier.channels.mastodon import MastodonChannel, MastodonSettings, mastodon_length, plain_text
-from notifier.errors import OutcomeUnknown, Permanent, Transient
+from notifier.errors import OutcomeUnknown, Permanent, ReconcileIncomplete, Transient
 from tests.fakes.mastodon_api import TOKEN, FakeMastodon
 from tests.fakes.social import context, incident, notice, send_all
 
@@ -125,3 +125,19 @@ def test_a_thread_interrupted_past_the_idempotency_window_continues_instead_of_r
     assert len(posts) == 2 and "1/2" in posts[0].text and "2/2" in posts[1].text
     assert posts[1].in_reply_to_id == posts[0].id
     assert receipt.extra["thread_ids"] == f"{posts[0].id},{posts[1].id}"
+
+
+def test_reconcile_pages_back_to_the_send_and_says_when_it_cannot(fake: FakeMastodon) -> None:
+    import time
+
+    from tests.fakes.mastodon_api import Status
+
+    note = notice(incident(UPDATES[:1]), 1, "masto")
+    since = time.time()
+    receipt = channel(fake).send(note, channel(fake).render(note))
+    for n in range(90):  # the status sinks below two pages of 40
+        fake.statuses.append(Status(str(next(fake._ids)), f"unrelated {n}", None, time.time(), "public", "en"))
+    assert channel(fake).reconcile(note, since=since).remote_id == receipt.remote_id
+    assert len(fake.recorded("GET", "/api/v1/accounts/")) >= 3
+    with pytest.raises(ReconcileIncomplete, match="reconcile_max_pages"):
+        channel(fake, reconcile_max_pages=2).reconcile(note, since=since)

@@ -96,3 +96,25 @@ def test_four_processes_sending_200_notices_stay_within_the_shared_budget(redis_
     assert sum(r[1] for r in results) == 150
     assert all(r[2] > 800 for r in results if r[1])  # told to come back when a slot frees, not at once
     assert len({p.text for p in posts}) == 50
+
+
+def test_a_429_closes_the_account_for_every_process_and_the_key_honours_the_prefix(client: redis.Redis) -> None:
+    from types import SimpleNamespace
+
+    with FakeXApi() as fake:
+        settings = XSettings(type="x", api_base_url=fake.url, user_token=SecretStr("oauth2-user-token-1"))
+        ctx = context(redis=client)
+        ctx.settings = SimpleNamespace(redis=SimpleNamespace(key_prefix="site-a:"))
+        first, second = XChannel("x", settings, ctx), XChannel("x", settings, ctx)  # two workers
+        assert first.budget.key == "site-a:x:x:budget"
+        fake.rate_limit_next(reset_in=120)
+        one = notice(incident(["first"], incident_id="inc001"), 1, "x")
+        two = notice(incident(["second"], incident_id="inc002"), 1, "x")
+        with pytest.raises(Transient):
+            first.send(one, first.render(one))
+        with pytest.raises(Transient) as info:  # the other worker does not even try before the reset
+            second.send(two, second.render(two))
+        assert "budget" in info.value.reason and info.value.retry_after is not None
+        assert info.value.retry_after > 100
+        assert len(fake.recorded("POST", "/2/tweets")) == 1
+        assert client.exists("site-a:x:x:budget:blocked") and not client.keys("notifier:x:*")

@@ -153,3 +153,36 @@ def test_an_expired_token_shows_in_notifier_deliveries(world) -> None:
     assert "channels.x.access_token" in rows["x"]["last_error"]
     assert "channels.facebook.page_token" in rows["facebook"]["last_error"]
     assert fx.posts() == [] and fg.all_posts() == []
+
+
+@pytest.mark.parametrize("refuse_duplicates", [False, True], ids=["no-duplicate-check", "duplicate-check"])
+def test_a_marker_pages_deep_is_still_found_so_nothing_is_posted_twice(world, refuse_duplicates: bool) -> None:
+    """Issue 10: under load the lost post sinks below one page; one page of "not found" was taken as proof."""
+    import time
+
+    from tests.fakes.graph_api import Post
+    from tests.fakes.x_api import USER_ID, Tweet
+
+    app, fx, fg, _ = world
+    fx.state.refuse_duplicates = fg.refuse_duplicates = refuse_duplicates
+    app.channels["x"].client.session.adapters["https://api.twitter.com"].timeout = 0.5
+    app.channels["facebook"].timeout = 0.5
+    fx.inject("POST", "/2/tweets", "stall_after_accept", seconds=1.5)
+    fg.inject("POST", "/", "stall_after_accept", seconds=1.5)
+    inc = incidents.open_incident(app, name="Mail delayed", components={"smtp": "major_outage"},
+                                  body={"en": "We are investigating."})
+    assert set(drain(app).values()) == {"unknown"}
+    for n in range(320):  # 300-900 newer posts came in between in the issue's runs
+        fx.state.tweets.append(Tweet(str(next(fx._ids)), f"other news {n}", USER_ID, None, time.time()))
+        fg.feed.append(Post(f"{PAGE_ID}_{7000 + n}", f"other news {n}", None, time.time()))
+    now = app.clock.timestamp()
+    for row in app.store.ledger.rows(incident_id=inc.id):
+        # as if the backoff and the timeline's settle time had passed
+        app.store.redis.hset(app.store.ledger.row_key(row.notice_id), mapping={"next_at": now,
+                             "sending_at": now - 60})
+        app.dispatcher.deliver(row.notice_id, row.channel)
+    assert set(drain(app).values()) == {"posted"}
+    assert len([t for t in fx.posts() if "other news" not in t.text]) == 1
+    assert len([p for p in fg.all_posts() if "other news" not in p.message]) == 1
+    assert len(fx.recorded("GET", f"/2/users/{USER_ID}/tweets")) >= 4  # it paged, with start_time
+    assert all("start_time" in r.query for r in fx.recorded("GET", f"/2/users/{USER_ID}/tweets"))
