@@ -68,5 +68,5 @@ def install() -> bool:
         return original(self, *args, **kwargs)
 
     setattr(_connparams, _MARK, True)
-    channel._connparams = _connparams
+    setattr(channel, "_connparams", _connparams)  # noqa: B010 - mypy forbids assigning to a method
     return True

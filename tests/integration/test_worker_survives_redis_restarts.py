@@ -4,7 +4,8 @@ Real parts only: a private redis-server (AOF), a real ``celery worker`` (prefork
 for the webhook channel. Each cycle holds one send in flight at the receiver (its task running, its
 message unacknowledged, the consumer's BRPOP outstanding for the second pool slot), SIGKILLs Redis,
 waits until the worker has seen the connection loss, starts Redis again on the same port and data
-directory, lets the held send finish and enqueues a fresh notice that must arrive. With celery 5.7.0 +
+directory, lets the held send finish and enqueues a fresh notice that must arrive; then kills and
+restarts Redis once more while the worker is idle. With celery 5.7.0 +
 kombu 5.7.0 and no work-around, the worker exits at the loss with ``AttributeError: 'NoneType' object
 has no attribute 'hostname'`` (see ``workers/kombu_compat.py``)."""
 
@@ -56,43 +57,60 @@ def posted(app: App, update_id: str) -> bool:
 
 def test_worker_stays_up_across_redis_kill_and_restart_cycles(setup, redis_server: LocalRedis,
                                                                receiver: WebhookReceiver) -> None:
-    app, tmp, config = setup["app"], setup["tmp"], setup["config"]
-    worker = start_worker(config, setup["client"], tmp / "worker.log", concurrency=2)
-    setup["procs"].append(worker)
-    log = worker.log
-    alive = lambda: worker.proc.poll() is None  # noqa: E731
+    app, tmp, procs = setup["app"], setup["tmp"], setup["procs"]
+    worker = start_worker(setup["config"], setup["client"], tmp / "worker.log", concurrency=2)
+    procs.append(worker)
     server, expected = redis_server, []
-
     for cycle in range(CYCLES):
-        # 1. one send held in flight: its task runs, its message is unacknowledged
-        receiver.gate.clear()
-        held = incidents.broadcast(app, body=f"held across restart {cycle}").updates[0].id
-        expected.append(f"{held}:hook")
-        wait_for(lambda: f"{held}:hook" in receiver.keys(), timeout=20, what=f"cycle {cycle}: the held send")
-        losses = log.read_text(errors="replace").count(LOST)
-
-        # 2. Redis dies; wait until the worker has seen it (or has died of it)
-        server.kill()
-        wait_for(lambda: log.read_text(errors="replace").count(LOST) > losses or not alive(), timeout=20,
-                 what=f"cycle {cycle}: the worker noticing the Redis crash")
-
-        # 3. Redis comes back on the same port and AOF; the held send finishes
-        server = LocalRedis(server.dir, port=server.port).start()
-        setup["procs"].append(_Stopper(server))
-        receiver.gate.set()
-        assert alive(), f"cycle {cycle}: the worker exited after the Redis crash:\n{worker.tail(30)}"
-        wait_for(lambda: posted(app, held) or not alive(), timeout=25, what=f"cycle {cycle}: the held send recorded")
-
-        # 4. work enqueued after the restart is delivered by this same worker
-        fresh = incidents.broadcast(app, body=f"after restart {cycle}").updates[0].id
-        expected.append(f"{fresh}:hook")
-        wait_for(lambda: posted(app, fresh) or not alive(), timeout=30,
-                 what=f"cycle {cycle}: delivery after the restart")
-        assert alive(), f"cycle {cycle}: the worker exited:\n{worker.tail(30)}"
-
-    assert alive()
-    assert worker.log.read_text(errors="replace").count(LOST) >= CYCLES
+        server = _cycle(cycle, app, worker, server, receiver, procs, expected)
+    assert worker.proc.poll() is None
+    assert _losses(worker) >= 2 * CYCLES, "the worker saw every Redis crash"
     assert sorted(receiver.keys()) == sorted(expected), "each notice arrived exactly once"
+
+
+def _cycle(cycle: int, app: App, worker: Proc, server: LocalRedis, receiver: WebhookReceiver, procs: list,
+           expected: list[str]) -> LocalRedis:
+    def alive() -> bool:
+        return worker.proc.poll() is None
+
+    # 1. one send held in flight at the receiver: its task runs, its message is unacknowledged
+    receiver.gate.clear()
+    held = incidents.broadcast(app, body=f"held across restart {cycle}").updates[0].id
+    expected.append(f"{held}:hook")
+    wait_for(lambda: receiver.keys().count(f"{held}:hook"), timeout=20, what=f"cycle {cycle}: the held send")
+
+    # 2. Redis is SIGKILLed under it and started again; then the held send finishes
+    server = _kill_and_restart(server, worker, procs, f"cycle {cycle}, send in flight")
+    receiver.gate.set()
+    assert alive(), f"cycle {cycle}: the worker exited after the Redis crash:\n{worker.tail(30)}"
+    wait_for(lambda: posted(app, held) or not alive(), timeout=25, what=f"cycle {cycle}: the held send recorded")
+
+    # 3. work enqueued after the restart is delivered by this same worker
+    fresh = incidents.broadcast(app, body=f"after restart {cycle}").updates[0].id
+    expected.append(f"{fresh}:hook")
+    wait_for(lambda: posted(app, fresh) or not alive(), timeout=30, what=f"cycle {cycle}: delivery after the restart")
+    assert alive(), f"cycle {cycle}: the worker exited:\n{worker.tail(30)}"
+
+    # 4. and once more while it is idle (the next cycle's sends show it consumes again)
+    server = _kill_and_restart(server, worker, procs, f"cycle {cycle}, idle")
+    assert alive(), f"cycle {cycle}: the idle worker exited after the Redis crash:\n{worker.tail(30)}"
+    return server
+
+
+def _losses(worker: Proc) -> int:
+    return worker.log.read_text(errors="replace").count(LOST)
+
+
+def _kill_and_restart(server: LocalRedis, worker: Proc, procs: list, what: str) -> LocalRedis:
+    """SIGKILL Redis, wait until the worker has seen the loss (or died of it), start Redis again on the
+    same port and AOF."""
+    before = _losses(worker)
+    server.kill()
+    wait_for(lambda: _losses(worker) > before or worker.proc.poll() is not None, timeout=20,
+             what=f"{what}: the worker noticing the Redis crash")
+    server = LocalRedis(server.dir, port=server.port).start()
+    procs.append(_Stopper(server))
+    return server
 
 
 class _Stopper:
