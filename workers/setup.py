@@ -7,7 +7,8 @@
 - visibility_timeout > backoff_max + task_time_limit (enforced by config check and a test), so Redis
   does not redeliver a task that is merely waiting for its retry countdown;
 - broker reconnection never gives up;
-- one queue per channel (``notify.<channel>``): a slow or failing channel never delays another.
+- one queue per channel (``notify.<channel>``): a slow or failing channel never delays another;
+- kombu's Redis channel is patched so a Redis restart cannot kill the worker (``workers/kombu_compat.py``).
 
 This module only builds apps; ``workers/celery_app.py`` holds the one the worker runs, so importing
 these helpers never needs a configured Redis.
@@ -20,6 +21,7 @@ from kombu import Queue
 
 from notifier.config import Settings
 from notifier.store.redis_store import redis_url_of
+from workers import kombu_compat
 
 PERIODIC_QUEUE = "notifier.periodic"
 ENGINE_QUEUE = "notifier.engine"
@@ -34,6 +36,7 @@ def all_queues(settings: Settings) -> list[str]:
 
 
 def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
+    kombu_compat.install()  # before any broker connection exists; idempotent
     conf = settings.delivery
     # Republish well inside the page's staleness bound, so visitors only see the warning when we are down.
     heartbeat = settings.page.heartbeat()

@@ -1,7 +1,8 @@
 """A real HTTP receiver for the webhook channel: records POSTs, can fail on demand, answers lookups.
 
 - POST /hook           verifies X-Notifier-Signature when a secret is set; records the body;
-                       answers ``fail_status`` (with Retry-After) while ``failing`` is set.
+                       answers ``fail_status`` (with Retry-After) while ``failing`` is set; holds
+                       its answer while ``gate`` is cleared.
 - GET  /hook/status    ?idempotency_key=K -> 200 {"id", "url"} if a POST with that key arrived, else 404
 """
 
@@ -26,6 +27,10 @@ class WebhookReceiver:
         self.failing = False
         self.fail_status = 503
         self.delay = 0.0  # seconds to stall *after* recording, before answering
+        # cleared: a POST is recorded, then its answer waits until the gate is set again (at most 60 s),
+        # so a test can hold a send in flight (its task running, its message unacknowledged)
+        self.gate = threading.Event()
+        self.gate.set()
         self.lock = threading.Lock()
         receiver = self
 
@@ -70,6 +75,7 @@ class WebhookReceiver:
                     number = len(receiver.received)
                 if receiver.delay:
                     time.sleep(receiver.delay)
+                receiver.gate.wait(60)
                 self._reply(200, {"id": f"msg-{number}", "url": f"http://receiver.invalid/msg-{number}"})
 
             def do_GET(self) -> None:  # noqa: N802
@@ -99,5 +105,6 @@ class WebhookReceiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.gate.set()  # let held answers go
         self.server.shutdown()
         self.server.server_close()

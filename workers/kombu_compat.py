@@ -1,0 +1,72 @@
+"""Work-arounds for kombu/Celery bugs that no released version fixes yet. Installed by ``make_celery``,
+so every process that builds a Celery app (worker, beat, API, CLI) runs with them.
+
+Redis restart kills the worker (celery 5.7.0 + kombu 5.7.0, the newest on PyPI; reproduced and pinned
+down by ``tests/integration/test_worker_survives_redis_restarts.py``). When Redis dies while the
+worker holds an unacknowledged message, the worker exits with ``Unrecoverable error:
+AttributeError("'NoneType' object has no attribute 'hostname'")`` from
+``kombu/transport/redis.py Channel._connparams``. The path:
+
+1. ``celery/worker/consumer/consumer.py Consumer.on_connection_error_after_connected`` calls
+   ``connection.collect()``. That closes the default channel, but ``kombu.transport.redis
+   Channel.close`` first reads the pending BRPOP reply (``if self._in_poll: self._brpop_read()``,
+   kombu#1733), which raises ``ConnectionError`` because Redis is gone: the channel is left *not*
+   closed (``maybe_close_channel`` swallows the error). ``collect`` then detaches the transport
+   (``Connection._do_close_transport`` sets ``transport.client = None``).
+2. New in celery 5.7 (celery 5.6.3 stopped after ``collect``): the same method then calls
+   ``connection.close()``, which closes the default channel a second time. Now it gets as far as
+   ``virtual.Channel.close -> QoS.restore_unacked_once -> restore_unacked -> conn_or_acquire ->
+   Channel.pool -> _get_pool -> _connparams``, which reads ``self.connection.client.hostname`` off the
+   detached transport: ``AttributeError``. ``ignore_errors`` only swallows the transport's
+   connection errors, so the AttributeError escapes ``Consumer.start`` and the worker shuts down.
+   The same happens to every later ack of a message received on that channel (``QoS.ack ->
+   pipe_or_acquire -> ... -> _connparams``), e.g. a task that finishes after the reconnect.
+
+A channel whose transport was detached has lost its broker: that is a connection error, and every
+caller on those paths already treats one as recoverable (``maybe_close_channel`` and
+``ignore_errors`` ignore it, ``Message.ack_log_error`` logs it, the consumer reconnects on it). So the
+override below raises ``redis.exceptions.ConnectionError`` there instead of dereferencing ``None``;
+everything else is kombu's own ``_connparams``. What kombu could not restore or ack on the dead
+channel stays in Redis's unacked index and comes back after ``visibility_timeout`` (or the ledger
+sweeper enqueues the notice sooner); the ledger keeps a redelivered notice from being posted twice.
+
+Remove this module once a kombu/celery release no longer reaches ``_connparams`` on a detached
+transport (the regression test above fails without this work-around; run it after upgrading).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+_MARK = "_notifier_detached_transport_guard"
+
+
+def install() -> bool:
+    """Install the guard on kombu's Redis channel (idempotent). False when kombu's code has changed shape
+    so that the guard no longer applies (nothing is patched then)."""
+    try:
+        from kombu.transport import redis as kombu_redis
+        from redis.exceptions import ConnectionError as RedisConnectionError
+    except ImportError:  # no redis transport: nothing to work around
+        return False
+    channel = kombu_redis.Channel
+    original = channel.__dict__.get("_connparams")
+    if original is None:
+        return False
+    if getattr(original, _MARK, False):
+        return True
+
+    @functools.wraps(original)
+    def _connparams(self: Any, *args: Any, **kwargs: Any) -> Any:
+        transport = getattr(self, "connection", None)
+        if transport is None or getattr(transport, "client", None) is None:
+            raise RedisConnectionError(
+                "kombu redis channel outlived its connection (transport detached by Connection.collect/close); "
+                "treating it as a lost broker connection"
+            )
+        return original(self, *args, **kwargs)
+
+    setattr(_connparams, _MARK, True)
+    setattr(channel, "_connparams", _connparams)  # noqa: B010 - mypy forbids assigning to a method
+    return True
