@@ -9,15 +9,18 @@ from typing import Any
 
 import redis
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
+from notifier import limits
 from notifier.api import ops, staff, webhooks
-from notifier.api.limits import BodyLimit
+from notifier.api.limits import BodyLimit, RequestGate
 from notifier.api.schemas import WEBHOOK_MODELS
 from notifier.api.waker import EngineWaker
 from notifier.errors import NotFound, StoreUnavailable, UsageError
 from notifier.metrics import Metrics
+from notifier.staff import authenticate
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,9 @@ def create_app(app: Any = None, settings: Any = None) -> FastAPI:
     api.include_router(ops.router)
     _include_console(api, app)
     _errors(api)
-    api.add_middleware(BodyLimit, limit=webhooks.MAX_BODY_BYTES, skip_prefixes=("/webhooks/",))
+    api.add_middleware(BodyLimit, limit=limits.MAX_BODY_BYTES, skip_prefixes=("/webhooks/",))
+    # added last, so it runs first: headers and the staff token are checked before any body is read
+    api.add_middleware(RequestGate, authenticate=lambda token: authenticate(app.settings, token))
     api.openapi = lambda: _openapi(api)  # type: ignore[method-assign]
     return api
 
@@ -65,14 +70,18 @@ def _include_console(api: FastAPI, app: Any) -> None:
 
 
 def _errors(api: FastAPI) -> None:
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(validation_problem(exc.errors()), status_code=422)
+
     @api.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+        return JSONResponse({"detail": limits.printable(str(exc))}, status_code=404)
 
     @api.exception_handler(UsageError)
     async def usage(request: Request, exc: UsageError) -> JSONResponse:
         field = getattr(exc, "field", None)
-        body = {"detail": str(exc), **({"field": field} if field else {})}
+        body = {"detail": limits.printable(str(exc)), **({"field": limits.printable(field)} if field else {})}
         return JSONResponse(body, status_code=422)
 
     @api.exception_handler(StoreUnavailable)
@@ -85,6 +94,21 @@ def _errors(api: FastAPI) -> None:
         log.warning("redis error on %s: %s", request.url.path, exc)
         return JSONResponse({"detail": "store unavailable; retry later"}, status_code=503,
                             headers={"Retry-After": "5"})
+
+
+def validation_problem(errors: Any) -> dict[str, Any]:
+    """FastAPI's 422 body without the echoed input (which may be NaN, bytes or a lone surrogate that
+    no JSON encoder takes): each error's location, message and type, and ``field``, the first location
+    as a dotted path (``body.name``, ``path.incident_id``)."""
+    out = []
+    for err in errors:
+        loc = [p if isinstance(p, int) else limits.printable(str(p)) for p in err.get("loc", ())]
+        out.append({"loc": loc, "msg": limits.printable(str(err.get("msg", ""))),
+                    "type": limits.printable(str(err.get("type", "")))})
+    body: dict[str, Any] = {"detail": out}
+    if out:
+        body["field"] = ".".join(str(p) for p in out[0]["loc"]) or "(body)"
+    return body
 
 
 def _openapi(api: FastAPI) -> dict[str, Any]:

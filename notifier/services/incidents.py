@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from notifier import limits
 from notifier.bootstrap import App
 from notifier.channels.base import Rendering
 from notifier.domain.model import (
@@ -34,10 +35,29 @@ KINDS = {"incident": "inc", "maintenance": "mnt", "broadcast": "brd"}
 
 
 # ---- validation ------------------------------------------------------------------------------------
+def _field_error(field: str, message: str) -> UsageError:
+    exc = UsageError(f"{field}: {message}")
+    exc.field = field  # type: ignore[attr-defined]  # the API answers 422 naming it
+    return exc
+
+
+def _text(value: str, field: str, limit: int) -> str:
+    """The one check every stored text passes, whichever entry point it came through."""
+    if not limits.valid_unicode(value):
+        raise _field_error(limits.printable(field), "not valid Unicode (a lone surrogate or undecodable bytes)")
+    if len(value) > limit:
+        raise _field_error(field, f"at most {limit} characters (this one has {len(value)})")
+    return value
+
+
 def _body(body: Mapping[str, str] | str | None) -> dict[str, str]:
     if isinstance(body, str):
         body = {"en": body}
-    cleaned = {lang: text.strip() for lang, text in (body or {}).items() if text and text.strip()}
+    body = body or {}
+    if len(body) > limits.MAX_LANGUAGES:
+        raise _field_error("body", f"at most {limits.MAX_LANGUAGES} languages")
+    cleaned = {_text(lang, "body", limits.MAX_ID): _text(text, f"body.{lang}", limits.MAX_TEXT).strip()
+               for lang, text in body.items() if text and text.strip()}
     if not cleaned:
         raise UsageError("the message is empty: give the update text (CLI: --message, and --message-de for German)")
     return cleaned
@@ -163,6 +183,7 @@ def open_incident(
         raise UsageError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
     if not name or not name.strip():
         raise UsageError("the incident needs a name (CLI: --name)")
+    _text(name, "name", limits.MAX_NAME)
     default_status = {"incident": "investigating", "maintenance": "scheduled", "broadcast": "broadcast"}[kind]
     status = _status(kind, status or default_status)
     default_comp = "under_maintenance" if kind == "maintenance" else "major_outage"
@@ -256,7 +277,9 @@ def find_update(app: App, update_id: str) -> tuple[Incident, IncidentUpdate]:
 
 def approve_draft(app: App, update_id: str, *, approver: str) -> IncidentUpdate:
     """Publish a draft: it becomes a normal update with ledger rows, delivered like any other."""
-    incident_id = update_id.split(".", 1)[0]
+    incident_id, dot, number = update_id.partition(".")
+    if not (incident_id and dot and number.isdigit() and incident_id.isalnum() and incident_id.isascii()):
+        raise NotFound(f"no draft {limits.printable(update_id)[:60]!r}: an update id looks like inc42.3")
 
     def make(inc: Incident) -> IncidentUpdate:
         try:
