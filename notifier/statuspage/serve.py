@@ -15,7 +15,6 @@ from urllib.parse import unquote
 
 from notifier.statuspage.publish import CONTENT_TYPES
 
-
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
