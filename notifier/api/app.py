@@ -120,6 +120,17 @@ def _openapi(api: FastAPI) -> dict[str, Any]:
     for model in WEBHOOK_MODELS.values():
         full = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(full.pop("$defs", {}))
-    schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    schema["components"]["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer",
+                   "description": "a staff token (staff.tokens[]) or a source's bearer token"},
+        "hmac": {"type": "apiKey", "in": "header", "name": "X-Notifier-Signature",
+                 "description": "sha256=<hex HMAC of '<X-Notifier-Timestamp>.<raw body>'> (sources with auth: hmac)"},
+    }
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            if path.startswith("/api/v1/"):
+                operation["security"] = [{"bearer": []}]
+            elif path.startswith("/webhooks/"):
+                operation["security"] = [{"bearer": []}, {"hmac": []}]
     api.openapi_schema = schema
     return schema
