@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse
 
 from notifier import limits
 from notifier.api import ops, staff, webhooks
+from notifier.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from notifier.api.idempotency import IdempotencyGate
 from notifier.api.limits import BodyLimit, RequestGate
 from notifier.api.schemas import WEBHOOK_MODELS
 from notifier.api.waker import EngineWaker
@@ -25,8 +27,11 @@ from notifier.staff import authenticate
 log = logging.getLogger(__name__)
 
 
-def create_app(app: Any = None, settings: Any = None) -> FastAPI:
-    """An API around ``app`` (built from ``settings``, else the loaded config, when not given)."""
+def create_app(app: Any = None, settings: Any = None, idempotency_lease: float = 60.0) -> FastAPI:
+    """An API around ``app`` (built from ``settings``, else the loaded config, when not given).
+
+    ``idempotency_lease``: how long an ``Idempotency-Key`` stays reserved for a request that never
+    answered (a crashed API); longer than any request takes."""
     if app is None:
         from notifier.bootstrap import build
         from notifier.config import load_settings
@@ -46,6 +51,8 @@ def create_app(app: Any = None, settings: Any = None) -> FastAPI:
     api.include_router(ops.router)
     _include_console(api, app)
     _errors(api)
+    api.add_middleware(IdempotencyGate, principal=lambda token: authenticate(app.settings, token),
+                       store=lambda: app.store, lease_seconds=idempotency_lease)
     api.add_middleware(BodyLimit, limit=limits.MAX_BODY_BYTES, skip_prefixes=("/webhooks/",))
     # added last, so it runs first: headers and the staff token are checked before any body is read
     api.add_middleware(RequestGate, authenticate=lambda token: authenticate(app.settings, token))
@@ -130,6 +137,14 @@ def _openapi(api: FastAPI) -> dict[str, Any]:
         for operation in operations.values():
             if path.startswith("/api/v1/"):
                 operation["security"] = [{"bearer": []}]
+            if path.startswith("/api/v1/") and operation is operations.get("post"):
+                operation.setdefault("parameters", []).append({
+                    "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+                    "description": "repeat the request with the same key (24 h, per staff token) and get the "
+                                   "first answer, with nothing changed; a different request with it gets 422, "
+                                   "one still running 409",
+                })
             elif path.startswith("/webhooks/"):
                 operation["security"] = [{"bearer": []}, {"hmac": []}]
     api.openapi_schema = schema

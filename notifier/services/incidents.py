@@ -30,6 +30,7 @@ from notifier.domain.model import (
     notice_id,
 )
 from notifier.errors import NotFound, UsageError
+from notifier.services import idempotent
 
 KINDS = {"incident": "inc", "maintenance": "mnt", "broadcast": "brd"}
 
@@ -118,7 +119,13 @@ def _commit(
     """
     now = app.clock.now()
     deadline = now.timestamp() + app.settings.delivery.deadline_hours * 3600
-    op = secrets.token_hex(8)
+    keyed = idempotent.current_op.get()  # a staff API Idempotency-Key: this write may have happened
+    op = keyed or secrets.token_hex(8)
+    op_key = app.store.key("op", op)
+    if keyed:
+        earlier = _earlier(app, op, app.store.redis.get(op_key))
+        if earlier is not None:
+            return earlier
 
     def body(pipe: Any, incident: Incident | None) -> tuple[Incident, IncidentUpdate]:
         incident = incident or new
@@ -130,6 +137,8 @@ def _commit(
         update.op_id = op
         current = app.store.component_statuses(update.component_statuses) if update.component_statuses else {}
         pipe.multi()
+        if keyed:  # in the write's own transaction, so a retry after a crash finds it
+            pipe.set(op_key, incident.id, ex=idempotent.KEEP_SECONDS)
         if not update.draft:
             for comp_id, status in update.component_statuses.items():
                 if current.get(comp_id) != ComponentStatus(status):
@@ -143,6 +152,20 @@ def _commit(
         return incident, update
 
     incident, update = app.store.transact(incident_id, body)
+    if not update.draft:
+        _enqueue(app, update)
+    return incident, update
+
+
+def _earlier(app: App, op: str, incident_id: str | None) -> tuple[Incident, IncidentUpdate] | None:
+    """The write an earlier request with this op committed, handed to the workers again (a notice
+    that is already out is not sent twice: the ledger says so)."""
+    if not incident_id:
+        return None
+    incident = app.store.get_incident(incident_id)
+    update = next((u for u in incident.updates if u.op_id == op), None)
+    if update is None:
+        return None
     if not update.draft:
         _enqueue(app, update)
     return incident, update

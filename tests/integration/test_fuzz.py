@@ -212,4 +212,5 @@ def send(live: tuple[httpx.Client, httpx.Client, str], case: dict[str, object]) 
 def test_hostile_requests_never_get_a_server_error(live, case):
     response = send(live, case)
     COUNTS[response.status_code] += 1
-    assert response.status_code < 500, f"{case['method']} {case['path']} -> {response.status_code}: {response.text[:300]}"
+    assert response.status_code < 500, (
+        f"{case['method']} {case['path']} -> {response.status_code}: {response.text[:300]}")
