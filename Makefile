@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_WORKERS ?= auto
 
-.PHONY: install run test test-fast check lint types bench clean
+.PHONY: install run test test-fast fuzz check lint types bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed: " + sys.version' \
@@ -33,6 +33,10 @@ OPENAPI_TESTS := tests/integration/test_api_openapi.py
 test: $(STAMP) redis-check
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider --ignore=$(OPENAPI_TESTS) $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -p no:cacheprovider -q $(OPENAPI_TESTS) $(PYTEST_ARGS)
+
+# 10,000 hostile requests over every endpoint and console form; prints the answers counted by status.
+fuzz: $(STAMP) redis-check
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(BIN)/python -m pytest -p no:cacheprovider -q -s tests/integration/test_fuzz.py
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q -p no:cacheprovider
