@@ -5,38 +5,60 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_WORKERS ?= auto
 
-.PHONY: install run test test-fast fuzz check lint types bench clean
+# How far the second pass of `make test` moves the wall clock ahead (days).
+TIME_SHIFT_DAYS ?= 1100
+
+.PHONY: install run test test-now test-shifted test-fast fuzz check lint types bench clean system-packages \
+        system-packages-test
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed: " + sys.version' \
 	  || { echo "install Python 3.11+ (Debian: apt-get install python3 python3-venv) and try again"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || scripts/ensure-packages scripts/apt-python.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) \
-	  || { echo "cannot create a virtualenv: apt-get install python3-venv, then run make again"; exit 1; }
+	  || { rm -rf $(VENV); echo "cannot create a virtualenv: apt-get install python3-venv, then run make again"; exit 1; }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
 
-.PHONY: redis-check
-redis-check:
-	@command -v redis-server >/dev/null || { echo "redis-server is missing: sudo apt-get install redis-server (Debian/Ubuntu) or brew install redis"; exit 69; }
+# System packages: installed with apt-get when we are root on Debian, else the one command to run (exit 69).
+# scripts/apt-*.txt are the only lists; .ci/run relies on these targets too.
+system-packages:
+	@scripts/ensure-packages scripts/apt-run.txt
+system-packages-test:
+	@scripts/ensure-packages scripts/apt-run.txt scripts/apt-test.txt
 
 # The whole service on embedded defaults: private Redis (AOF under ./var), worker, beat, API, page preview.
-run: $(STAMP) redis-check
+run: $(STAMP) system-packages
 	$(BIN)/notifier run --demo
 
-# Every suite CI runs: unit, integration (real Redis, real workers) and e2e (browser), in parallel.
+# Every suite CI runs: unit, integration (real Redis, real workers) and e2e (browser), in parallel,
+# twice: on today's clock, then with every Python process's wall clock $(TIME_SHIFT_DAYS) days ahead
+# (tests/timeshift.py), so a test that compares a date literal with now fails the day it is written.
+# Tests marked real_clock hand times to a process whose clock cannot be moved (Alertmanager) and run
+# only in the first pass.
 # The schemathesis cases share one node id, which pytest-xdist would collapse into a single test:
 # that file runs on its own, without xdist.
 OPENAPI_TESTS := tests/integration/test_api_openapi.py
-test: $(STAMP) redis-check
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider --ignore=$(OPENAPI_TESTS) $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -p no:cacheprovider -q $(OPENAPI_TESTS) $(PYTEST_ARGS)
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+test: test-now test-shifted
+
+test-now: $(STAMP) system-packages-test
+	$(PYTEST) -n $(PYTEST_WORKERS) --dist loadfile --ignore=$(OPENAPI_TESTS) $(PYTEST_ARGS)
+	$(PYTEST) -q $(OPENAPI_TESTS) $(PYTEST_ARGS)
+
+test-shifted: $(STAMP) system-packages-test
+	@$(BIN)/python tests/timeshift.py install
+	@echo "== the suite again, the wall clock $(TIME_SHIFT_DAYS) days ahead (tests marked real_clock excepted)"
+	OUTAGE_TEST_TIME_SHIFT_DAYS=$(TIME_SHIFT_DAYS) $(PYTEST) -n $(PYTEST_WORKERS) --dist loadfile \
+	  -W "ignore:Module already imported so cannot be rewritten; time_machine" \
+	  --ignore=$(OPENAPI_TESTS) -m "not real_clock" $(PYTEST_ARGS)
 
 # 10,000 hostile requests over every endpoint and console form; prints the answers counted by status.
-fuzz: $(STAMP) redis-check
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(BIN)/python -m pytest -p no:cacheprovider -q -s tests/integration/test_fuzz.py
+fuzz: $(STAMP) system-packages-test
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(PYTEST) -q -s tests/integration/test_fuzz.py
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q -p no:cacheprovider
@@ -47,7 +69,7 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP) redis-check
+bench: $(STAMP) system-packages
 	$(BIN)/python bench/run_all.py
 
 clean:

@@ -148,6 +148,15 @@ def cmd_incident_resolve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_incident_merge(args: argparse.Namespace) -> int:
+    from notifier.services.merge import merge_incidents
+
+    target = merge_incidents(_app(args), args.id, args.into, author=args.author)
+    print(f"{args.id} merged into {target.id}: {target.name} (components: {', '.join(target.components) or '-'})")
+    print(f"{args.id} is resolved with a note pointing at {target.id}; alerts for either now post into {target.id}")
+    return 0
+
+
 def cmd_incident_list(args: argparse.Namespace) -> int:
     app = _app(args)
     now = app.clock.now()
@@ -305,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     ls = add(inc, "list", cmd_incident_list, "list open incidents (--all for every one)")
     ls.add_argument("--all", action="store_true")
     ls.add_argument("--limit", type=int, default=50)
+    mg = add(inc, "merge", cmd_incident_merge, "merge an incident into another: one story, one thread")
+    mg.add_argument("id", help="the incident that ends (it is resolved with a note pointing at --into)")
+    mg.add_argument("--into", required=True, help="the incident that continues")
+    mg.add_argument("--author", default="staff")
     ap = add(inc, "approve", cmd_incident_approve, "publish a draft update (publisher)")
     ap.add_argument("update_id")
     ap.add_argument("--author", default="staff")

@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
 from notifier.channels.base import ChannelSettings
+from notifier.domain.model import ComponentStatus
 from notifier.errors import ConfigError, ConfigProblem
 from notifier.sources.settings import SourcesSettings
 
@@ -45,6 +46,13 @@ class PageSettings(_Strict):
     time_zone: str = "UTC"
     # The page warns visitors when it was last published longer ago than this
     stale_after_minutes: float = 15
+    # Seconds between republishing the page's heartbeat; None: a third of stale_after_minutes (5..300 s)
+    heartbeat_seconds: float | None = Field(None, gt=0)
+
+    def heartbeat(self) -> float:
+        if self.heartbeat_seconds is not None:
+            return self.heartbeat_seconds
+        return max(min(self.stale_after_minutes * 60 / 3, 300.0), 5.0)
 
     @field_validator("url")
     @classmethod
@@ -82,6 +90,15 @@ class ComponentSettings(_Strict):
     name: str
     group: str | None = None
     description: str = ""
+    # the name in other page languages, e.g. {de: Startseite}; ``name`` is the fallback
+    names: dict[str, str] = {}
+    # an internal system: alerts may route to it, it is never shown or named; see docs/engine.md
+    hidden: bool = False
+    # public component id -> the status an outage of this (hidden) component causes there
+    affects: dict[str, ComponentStatus] = {}
+
+    def name_in(self, language: str) -> str:
+        return self.names.get(language) or self.name
 
 
 class DeliverySettings(_Strict):
@@ -279,12 +296,36 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
 
     comp_ids = {str(c.get("id")) for c in raw.get("components") or [] if isinstance(c, dict)}
     problems.extend(check_engine(raw.get("engine"), comp_ids, set(channels_raw), lines))
+    problems.extend(_check_hidden(raw.get("components") or [], lines))
+    if settings is not None:
+        from notifier.engine.settings import check_timers
+
+        problems.extend(check_timers(raw.get("engine"), settings.page.heartbeat(), settings.page.stale_after_minutes))
 
     if problems or settings is None:
         raise ConfigError(problems, label)
     settings.channels = channels
     settings._references = {path: text for path, text in _reference_texts(raw_text_tree, ()).items()}
     return settings
+
+
+def _check_hidden(components: list[Any], lines: dict[tuple[str, ...], int]) -> list[ConfigProblem]:
+    """``affects`` names public components only, and only a hidden component affects others."""
+    comps = [c for c in components if isinstance(c, dict)]
+    public = {str(c.get("id")) for c in comps if not c.get("hidden")}
+    problems: list[ConfigProblem] = []
+    for i, comp in enumerate(components):
+        if not isinstance(comp, dict) or not isinstance(comp.get("affects"), dict):
+            continue
+        for target in comp["affects"]:
+            path = ("components", str(i), "affects", str(target))
+            if not comp.get("hidden"):
+                problems.append(ConfigProblem(".".join(path), "only a hidden component (hidden: true) affects "
+                                              "others; a public one is shown itself", lines.get(path)))
+            elif target not in public:
+                problems.append(ConfigProblem(".".join(path), f"{target!r} is not a public component; "
+                                              f"public components: {', '.join(sorted(public))}", lines.get(path)))
+    return problems
 
 
 def _reference_texts(value: Any, path: tuple[str, ...]) -> dict[tuple[str, ...], str]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from notifier.config import Settings, mask_url
@@ -93,6 +95,33 @@ def demo_settings(settings: Settings) -> tuple[Settings, str | None]:
     return load_settings(path), token
 
 
+class RestartPolicy:
+    """When to restart a child that exited: at once the first time, then with exponential backoff and
+    jitter while it keeps dying soon after each start, up to ``cap`` seconds between tries. It never
+    gives up: the notifier is the one service that must come back by itself (a Redis restart can make
+    a worker exit several times in a row), and a person learns of a crash loop from the log line.
+    A child that ran ``healthy_after`` seconds counts as recovered and starts the count afresh."""
+
+    def __init__(self, base: float = 1.0, cap: float = 60.0, healthy_after: float = 60.0,
+                 rand: Callable[[], float] = random.random) -> None:
+        self.base, self.cap, self.healthy_after, self._rand = base, cap, healthy_after, rand
+        self._failures: dict[str, int] = {}
+
+    def delay(self, name: str, started_at: float, exited_at: float) -> float:
+        """Seconds to wait before starting ``name`` again, after it ran from started_at to exited_at."""
+        if exited_at - started_at >= self.healthy_after:
+            self._failures[name] = 0
+        n = self._failures.get(name, 0)
+        self._failures[name] = n + 1
+        if n == 0:
+            return 0.0
+        ceiling = min(self.cap, self.base * 2 ** (n - 1))
+        return ceiling / 2 + self._rand() * ceiling / 2  # "equal jitter": never 0, never above the cap
+
+    def failures(self, name: str) -> int:
+        return self._failures.get(name, 0)
+
+
 def run_all(settings: Settings, args: argparse.Namespace) -> int:
     from notifier.bootstrap import build
     from notifier.store import local_redis
@@ -111,7 +140,9 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
                                                if settings.source_path != "<embedded defaults>" else [])
     procs: dict[str, subprocess.Popen[bytes]] = {}
     argvs: dict[str, list[str]] = {}
-    restarts: dict[str, list[float]] = {}
+    started: dict[str, float] = {}
+    due: dict[str, float] = {}  # name -> monotonic time of its next start
+    policy = RestartPolicy()
     logs = Path("var/log")
     logs.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(logs, 0o700)
@@ -122,6 +153,7 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
         out = os.fdopen(fd, "ab")
         procs[name] = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
         argvs[name] = argv
+        started[name] = time.monotonic()
         print(f"{name:<9} started (pid {procs[name].pid}), log: var/log/{name}.log")
 
     spawn("worker", [*cli, "worker", "--concurrency", str(args.concurrency)])
@@ -158,18 +190,21 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         while not stopping:
+            now = time.monotonic()
             for name, proc in list(procs.items()):
+                if name in due:
+                    if now >= due[name]:
+                        del due[name]
+                        spawn(name, argvs[name])
+                    continue
                 if proc.poll() is None:
                     continue
-                recent = [t for t in restarts.get(name, []) if t > time.monotonic() - 60]
-                if len(recent) >= 5:  # crashing in a loop: a person has to look
-                    print(f"error: {name} exited 5 times within a minute (last code {proc.returncode}); "
-                          f"see var/log/{name}.log", file=sys.stderr)
-                    stopping = True
-                    break
-                restarts[name] = [*recent, time.monotonic()]
-                print(f"{name:<9} exited with code {proc.returncode}; restarting (see var/log/{name}.log)")
-                spawn(name, argvs[name])
+                wait = policy.delay(name, started[name], now)
+                due[name] = now + wait
+                tries = policy.failures(name)
+                advice = f"; it keeps exiting, see var/log/{name}.log" if tries >= 3 else ""
+                print(f"{name:<9} exited with code {proc.returncode}; restarting in {wait:.1f} s "
+                      f"(exit {tries} in a row{advice})", flush=True)
             time.sleep(0.5)
     finally:
         print("\nstopping…")

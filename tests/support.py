@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,13 @@ import redis
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def future_window(start_hour: int = 22, minutes: int = 90, days_ahead: int = 1) -> tuple[datetime, datetime]:
+    """A maintenance window that lies ahead of the real clock (today's or the date-shifted one):
+    ``days_ahead`` days from now at ``start_hour``:00 UTC, lasting ``minutes``. Never a date literal."""
+    day = (datetime.now(UTC) + timedelta(days=days_ahead)).replace(hour=start_hour, minute=0, second=0, microsecond=0)
+    return day, day + timedelta(minutes=minutes)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:

@@ -36,7 +36,8 @@ def all_queues(settings: Settings) -> list[str]:
 def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
     conf = settings.delivery
     # Republish well inside the page's staleness bound, so visitors only see the warning when we are down.
-    heartbeat = max(min(settings.page.stale_after_minutes * 60 / 3, 300.0), 5.0)
+    heartbeat = settings.page.heartbeat()
+    tick = float((settings.engine or {}).get("tick_seconds", 5.0))
     app = Celery("notifier", broker=broker_url or redis_url_of(settings), include=["workers.tasks"])
     app.conf.update(
         task_serializer="json",
@@ -65,8 +66,8 @@ def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
             },
             "engine-tick": {  # the engine's timers: confirm/resolve delays, maintenance, auto-publish
                 "task": "notifier.engine.tick",
-                "schedule": 5.0,
-                "options": {"queue": ENGINE_QUEUE, "expires": 10.0},
+                "schedule": tick,
+                "options": {"queue": ENGINE_QUEUE, "expires": 2 * tick},
             },
             "statuspage-heartbeat": {
                 "task": "notifier.statuspage.heartbeat",

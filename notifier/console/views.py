@@ -55,6 +55,7 @@ DONE_MESSAGES = {  # fixed texts chosen by a key in the redirect URL: nothing th
     "approved": "Draft approved and published.",
     "retried": "Delivery queued again.",
     "marked": "Marked as posted.",
+    "merged": "Merged: the other incident is closed with a note pointing here.",
     "signed_out": "You are signed out.",
 }
 
@@ -339,6 +340,24 @@ def console_router(
         except NotifierError as exc:
             return refuse(request, session, 400, str(exc))
         return RedirectResponse(_back(form, "approved"), status_code=303)
+
+    @router.post("/incidents/merge")
+    async def merge(request: Request) -> Response:
+        """Merge the form's ``source`` incident into ``into`` (issue 13): one story, one thread."""
+        session, form, refusal = await guarded(request, "publisher")
+        if refusal is not None:
+            return refusal
+        assert session is not None
+        from notifier.services.merge import merge_incidents
+
+        source, into = ((form.get(k) or [""])[0].strip() for k in ("source", "into"))
+        if not into:
+            return refuse(request, session, 400, "into: give the id of the incident this one continues in")
+        try:
+            target = merge_incidents(get_app(), source, into, author=session.member.name)
+        except NotifierError as exc:
+            return refuse(request, session, 400, str(exc))
+        return RedirectResponse(_back({"back": [target.id]}, "merged"), status_code=303)
 
     @router.post("/deliveries/retry")
     async def retry(request: Request) -> Response:

@@ -195,6 +195,12 @@ class Incident:
     resolved_at: datetime | None = None
     scheduled_for: datetime | None = None
     scheduled_until: datetime | None = None
+    # the name in other languages (the engine writes one per page language); ``name`` is the fallback
+    names: dict[str, str] = field(default_factory=dict)
+
+    def title(self, language: str) -> str:
+        """The incident's name in ``language``, else its ``name``."""
+        return self.names.get(language) or self.name
 
     @property
     def is_open(self) -> bool:
@@ -227,6 +233,7 @@ class Incident:
             "resolved_at": to_iso(self.resolved_at),
             "scheduled_for": to_iso(self.scheduled_for),
             "scheduled_until": to_iso(self.scheduled_until),
+            "names": dict(self.names),
         }
 
     @classmethod
@@ -245,6 +252,7 @@ class Incident:
             resolved_at=from_iso(data.get("resolved_at")),
             scheduled_for=from_iso(data.get("scheduled_for")),
             scheduled_until=from_iso(data.get("scheduled_until")),
+            names=dict(data.get("names") or {}),
         )
 
 

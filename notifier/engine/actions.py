@@ -23,6 +23,7 @@ class OpenIncident:
     channels: list[str]
     draft: bool = False
     status: str = "investigating"
+    names: dict[str, str] = field(default_factory=dict)  # the name per language
 
 
 @dataclass(frozen=True)

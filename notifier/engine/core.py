@@ -16,7 +16,8 @@ an alert swallowed by maintenance) is returned as a ``Decision`` for the log.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from notifier.domain.events import AlertEvent
 from notifier.domain.model import ComponentStatus, Impact, impact_of
@@ -47,6 +48,20 @@ class ComponentInfo:
     id: str
     name: str
     group: str | None = None
+    names: dict[str, str] = field(default_factory=dict)  # language -> name
+    hidden: bool = False  # internal: never shown or named; see ``affects``
+    affects: dict[str, str] = field(default_factory=dict)  # public component -> status an outage causes
+
+
+def _milder(a: str, b: str) -> str:
+    return a if ComponentStatus(a).severity <= ComponentStatus(b).severity else b
+
+
+def _worse_state(new: dict[str, str], old: dict[str, str]) -> list[str]:
+    """Components newly affected or affected more severely (an empty list: not worse)."""
+    return sorted(
+        c for c, s in new.items() if c not in old or ComponentStatus(s).severity > ComponentStatus(old[c]).severity
+    )
 
 
 class Engine:
@@ -58,8 +73,20 @@ class Engine:
     ) -> None:
         self.settings = settings
         self.components = {c.id: c for c in components}
-        self.names = {c.id: c.name for c in components}
+        self.names = texts.Names({c.id: c.name for c in components}, {c.id: dict(c.names) for c in components})
+        self.hidden = {c.id for c in components if c.hidden}
         self.channels = channels
+
+    def _expand(self, comps: Iterable[str]) -> set[str]:
+        """Components an outage of ``comps`` shows on: public ones as they are, hidden ones' ``affects``."""
+        out: set[str] = set()
+        for comp in comps:
+            info = self.components.get(comp)
+            out |= set(info.affects) if info is not None and info.hidden else {comp}
+        return out
+
+    def _public(self, comps: Iterable[str]) -> list[str]:
+        return sorted(self._expand(comps))
 
     # ------------------------------------------------------------------------------------------ input
 
@@ -103,8 +130,10 @@ class Engine:
                     alert=alert,
                 )
             )
-        for comp in routed.components:
+        for comp in sorted(set(routed.components) | self._expand(routed.components)):
             win = state.running_maintenance(comp)
+            if win is not None and win.id not in group.maintenance_ids:
+                group.maintenance_ids.append(win.id)
             if win is not None and group.joined <= self.settings.decision_detail_limit:
                 out.append(
                     Decision(
@@ -155,17 +184,28 @@ class Engine:
             return state.groups[state.alert_index[alert]], "same alert: already active in this group"
         if event.group_key and event.group_key in state.keys:
             return state.groups[state.keys[event.group_key]], f"same source group key: {event.group_key}"
-        for group in state.groups.values():
-            shared = sorted(set(comps) & set(group.components))
+        mine_comps = set(comps) | self._expand(comps)
+        # a person's open incident first: an alert for one of its components joins it
+        ordered = sorted(state.groups.values(), key=lambda g: not g.adopted)
+        for group in ordered:
+            shared = sorted(mine_comps & (set(group.components) | self._expand(group.components)))
             if shared:
                 self._adopt_key(state, event, group)
+                if group.adopted:
+                    return group, (
+                        f"joined the open staff incident {group.incident_id}: same component {', '.join(shared)}"
+                    )
                 return group, f"same component: {', '.join(shared)} already in this group"
         if self.settings.grouping.related == "group":
-            mine = {g for c in comps if (g := self.components[c].group)}
+            mine = {g for c in mine_comps if c in self.components and (g := self.components[c].group)}
             for group in state.groups.values():
                 if now - group.last_alert_at > self.settings.grouping.window_seconds:
                     continue
-                theirs = {g for c in group.components if c in self.components and (g := self.components[c].group)}
+                theirs = {
+                    g
+                    for c in set(group.components) | self._expand(group.components)
+                    if c in self.components and (g := self.components[c].group)
+                }
                 common = sorted(mine & theirs)
                 if common:
                     self._adopt_key(state, event, group)
@@ -259,31 +299,65 @@ class Engine:
     # -------------------------------------------------------------------------------------- decisions
 
     def _effective(self, state: EngineState, group: Group) -> dict[str, str]:
-        return {c: s for c, s in group.current().items() if state.running_maintenance(c) is None}
+        """What the public sees: hidden components mapped onto the ones they affect, maintenance left out."""
+        out: dict[str, str] = {}
+        for comp, status in group.current().items():
+            info = self.components.get(comp)
+            hidden = info is not None and info.hidden
+            if hidden and state.running_maintenance(comp) is not None:
+                continue
+            targets = [(comp, status)]
+            if hidden and info is not None:
+                targets = [(t, _milder(caused, status)) for t, caused in info.affects.items()]
+            for target, caused in targets:
+                if state.running_maintenance(target) is not None:
+                    continue
+                if target not in out or ComponentStatus(caused).severity > ComponentStatus(out[target]).severity:
+                    out[target] = caused
+        return out
+
+    def _settled(self, group: Group, effective: dict[str, str], now: float) -> bool:
+        """Has the public state held for the settle window? (A state that keeps changing counts as
+        settled once it has been changing for ``settle.max_wait_seconds``.)"""
+        settle = self.settings.settle
+        if effective != group.seen:
+            if group.changed_at is None or now - group.changed_at >= settle.seconds:
+                group.unsettled_since = now
+            group.seen = dict(effective)
+            group.changed_at = now
+        if group.changed_at is None or now - group.changed_at >= settle.seconds:
+            return True
+        return group.unsettled_since is not None and now - group.unsettled_since >= settle.max_wait_seconds
 
     def _evaluate(self, state: EngineState, group: Group, now: float, out: list[Action]) -> None:
         effective = self._effective(state, group)
+        settled = self._settled(group, effective, now)
         firing = group.firing_since is not None and bool(effective)
+        group.ever_effective = group.ever_effective or bool(effective)
         duration = now - group.firing_since if group.firing_since is not None else 0.0
-        if firing and duration >= self.settings.confirm.component_status_seconds:
-            self._sync_components(state, group, effective, now, out)
+        self._sync_components(
+            state, group, effective, now, out, firing and duration >= self.settings.confirm.component_status_seconds
+        )
         if not group.opened:
             if group.flapping and self.settings.flap.open_incident and group.alerts and effective:
                 self._open(state, group, effective, list(self.channels), now, out, intermittent=True)
-            elif firing:
+            elif firing and settled:
                 due = [ch for ch in self.channels if duration >= self.settings.confirm_for(ch)]
                 if due or (not self.channels and duration >= self.settings.confirm.seconds):
                     self._open(state, group, effective, due, now, out)
             elif group.quiet_since is not None and now - group.quiet_since >= self.settings.resolve.seconds:
-                out.append(
-                    Decision(
-                        group.id,
-                        now,
-                        "suppressed",
-                        "problem ended before the confirm delay "
-                        f"({self.settings.confirm.seconds:g}s): nothing was published",
+                if not group.ever_effective and group.maintenance_ids:
+                    why = (
+                        "every alert was for components under maintenance "
+                        f"({', '.join(group.maintenance_ids)}): nothing was published"
                     )
-                )
+                else:
+                    why = (
+                        f"problem ended before the confirm delay ({self.settings.confirm.seconds:g}s): "
+                        "nothing was published"
+                    )
+                window = group.maintenance_ids[-1] if group.maintenance_ids else None
+                out.append(Decision(group.id, now, "suppressed", why, maintenance=window))
                 self._close(state, group, now, out)
             return
         if firing:
@@ -310,27 +384,116 @@ class Engine:
                     reason="catch-up",
                     count=False,
                 )
-            self._maybe_update(state, group, effective, now, out)
-        elif group.quiet_since is not None and now - group.quiet_since >= self.settings.resolve.seconds:
+            if settled:
+                self._maybe_update(state, group, effective, now, out)
+        elif group.quiet_since is not None:
+            quiet = now - group.quiet_since
+            interval = self.settings.budget.interval_seconds
+            budget_ok = group.last_public_at is None or now - group.last_public_at >= interval
+            recovering = settled and not group.monitoring_sent and not group.flapping and bool(group.told)
+            auto = self.settings.resolve.staff_auto_resolve_seconds
+            staff_hold = group.staff_at is not None and (auto is None or quiet < auto)
+            # no "recovering" post right before the resolution itself
+            resolving = quiet >= self.settings.resolve.seconds and not staff_hold
+            if recovering and not budget_ok and not resolving and not group.held:
+                group.held = True
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "held",
+                        f"recovery not posted yet: an improvement waits for the update budget ({interval:g}s "
+                        "per update)",
+                    )
+                )
+            if recovering and budget_ok and not resolving:
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "monitoring",
+                        f"every alert cleared {quiet:g}s ago (settle window {self.settings.settle.seconds:g}s): "
+                        f"posted 'recovering, we are watching'; resolving after {self.settings.resolve.seconds:g}s "
+                        "without a relapse",
+                    )
+                )
+                self._publish(
+                    state,
+                    group,
+                    "monitoring",
+                    texts.monitoring(self._public(group.components), self.names),
+                    {},
+                    list(group.told),
+                    now,
+                    out,
+                    reason="monitoring",
+                )
+                group.monitoring_sent = True
+            if quiet < self.settings.resolve.seconds:
+                return
             if group.flapping:
                 if not group.held:
                     group.held = True
                     out.append(Decision(group.id, now, "held", "resolve held: a component is still flapping"))
                 return
+            if staff_hold:
+                if not group.staff_hold_logged:
+                    group.staff_hold_logged = True
+                    after = "never" if auto is None else f"after {auto:g}s without alerts"
+                    out.append(
+                        Decision(
+                            group.id,
+                            now,
+                            "held",
+                            "resolve left to a person: staff have posted in this incident, so their words "
+                            f"close it (the engine resolves it itself {after})",
+                        )
+                    )
+                return
             self._resolve(state, group, now, out)
 
     def _sync_components(
-        self, state: EngineState, group: Group, effective: dict[str, str], now: float, out: list[Action]
+        self,
+        state: EngineState,
+        group: Group,
+        effective: dict[str, str],
+        now: float,
+        out: list[Action],
+        firing: bool = True,
     ) -> None:
-        for comp, status in sorted(effective.items()):
-            old = group.component_status.get(comp)
-            # while flapping, hold the worst status rather than toggling the page with every transition
-            if old == status or (
-                group.flapping and old is not None and ComponentStatus(old).severity > ComponentStatus(status).severity
-            ):
+        """The page follows each component's own alerts: ``firing`` (past the component status delay)
+        sets the affected ones; a component whose alerts all cleared goes back to operational after
+        ``resolve.component_seconds``, even while others of the incident are still down."""
+        if firing:
+            for comp, status in sorted(effective.items()):
+                old = group.component_status.get(comp)
+                # while flapping, hold the worst status rather than toggling the page with every transition
+                if old == status or (
+                    group.flapping
+                    and old is not None
+                    and ComponentStatus(old).severity > ComponentStatus(status).severity
+                ):
+                    continue
+                group.component_status[comp] = status
+                out.append(SetComponentStatus(comp, status, group.id))
+        for comp in sorted(group.component_status):
+            if comp in effective or group.flapping or state.running_maintenance(comp) is not None:
+                group.comp_quiet.pop(comp, None)
                 continue
-            group.component_status[comp] = status
-            out.append(SetComponentStatus(comp, status, group.id))
+            since = group.comp_quiet.setdefault(comp, now)
+            if now - since >= self.settings.resolve.component_seconds:
+                del group.component_status[comp]
+                del group.comp_quiet[comp]
+                out.append(SetComponentStatus(comp, ComponentStatus.OPERATIONAL.value, group.id))
+                out.append(
+                    Decision(
+                        group.id,
+                        now,
+                        "component",
+                        f"{comp} operational again on the page: its own alerts cleared {now - since:g}s ago "
+                        f"(>= resolve.component_seconds {self.settings.resolve.component_seconds:g}s)",
+                    )
+                )
 
     def _open(
         self,
@@ -348,10 +511,12 @@ class Engine:
         body = (
             texts.intermittent(sorted(effective), self.names) if intermittent else texts.opening(effective, self.names)
         )
+        settle = self.settings.settle.seconds
         why = (
             "component flapping"
             if intermittent
-            else f"problem lasted {now - (group.firing_since or now):g}s >= confirm delay"
+            else f"problem lasted {now - (group.firing_since or now):g}s >= confirm delay, "
+            f"state unchanged for {now - (group.changed_at or now):g}s >= settle window {settle:g}s"
         )
         out.append(
             Decision(
@@ -364,9 +529,10 @@ class Engine:
         )
         auto, approve = self._split(channels)
         ref = group.next_ref()
-        name = texts.title(sorted(effective), self.names)
+        names = texts.title(sorted(effective), self.names)
+        name = names["en"]
         if auto or not approve:
-            out.append(OpenIncident(group.id, ref, name, effective, impact, body, auto))
+            out.append(OpenIncident(group.id, ref, name, effective, impact, body, auto, names=names))
             if approve:
                 out.append(
                     PostUpdate(
@@ -382,7 +548,7 @@ class Engine:
                     )
                 )
         else:
-            out.append(OpenIncident(group.id, ref, name, effective, impact, body, approve, draft=True))
+            out.append(OpenIncident(group.id, ref, name, effective, impact, body, approve, draft=True, names=names))
         self._mark_told(group, auto, approve, now, out)
         group.published = {"impact": impact, "components": dict(effective)}
         group.last_public_at = now
@@ -400,7 +566,7 @@ class Engine:
                 self._publish(
                     state,
                     group,
-                    "identified",
+                    "investigating",
                     texts.intermittent(sorted(effective), self.names),
                     effective,
                     told,
@@ -422,16 +588,28 @@ class Engine:
         if group.published.get("components") == effective or not told:
             group.held = False
             return
-        worse = impact_of(effective).rank > Impact(group.published.get("impact", "none")).rank
+        published = group.published.get("components") or {}
+        worse_comps = _worse_state(effective, published)
+        worse = bool(worse_comps) or impact_of(effective).rank > Impact(group.published.get("impact", "none")).rank
         interval = self.settings.budget.interval_seconds
         if worse or group.last_public_at is None or now - group.last_public_at >= interval:
-            why = "worse impact: posted at once" if worse else "within the update budget"
-            out.append(Decision(group.id, now, "published", f"status change posted ({why})"))
+            why = (
+                f"worse: {', '.join(worse_comps) or 'impact'} newly or more affected, posted once settled"
+                if worse
+                else "within the update budget"
+            )
+            settle = now - (group.changed_at or now)
+            out.append(
+                Decision(group.id, now, "published", f"status change posted ({why}; state held {settle:g}s)")
+            )
+            recovered = [c for c in published if c not in effective]
+            # the engine never claims a finding; a person's "identified" stays theirs
+            status = "identified" if group.staff_status == "identified" else "investigating"
             self._publish(
                 state,
                 group,
-                "identified",
-                texts.change(effective, self.names),
+                status,
+                texts.change(effective, self.names, recovered),
                 effective,
                 told,
                 now,
@@ -488,6 +666,7 @@ class Engine:
             group.last_public_at = now
             group.public_updates += 1
             group.held = False
+            group.monitoring_sent = False
         state.touched.add("group:" + group.id)
 
     def _split(self, channels: list[str]) -> tuple[list[str], list[str]]:
@@ -548,7 +727,11 @@ class Engine:
                         f"draft {draft.ref} no longer auto-published: the incident resolved",
                     )
                 )
-        out.append(ResolveIncident(group.id, group.next_ref(), texts.resolved(group.components, self.names), posted))
+        out.append(
+            ResolveIncident(
+                group.id, group.next_ref(), texts.resolved(self._public(group.components), self.names), posted
+            )
+        )
         out.append(
             Decision(
                 group.id,
@@ -591,6 +774,112 @@ class Engine:
         ]
         group.component_status.clear()  # the person's resolution already set the components
         self._close(state, group, now, out)
+        return out
+
+    # ------------------------------------------------------------------------------------------ staff
+
+    def note_staff(self, state: EngineState, group_id: str, status: str, now: float) -> list[Action]:
+        """Staff posted in this group's incident: from now on their words close it, not the engine's."""
+        group = state.groups.get(group_id)
+        if group is None:
+            return []
+        first = group.staff_at is None
+        group.staff_at = now
+        group.staff_status = status
+        state.touched.add("group:" + group_id)
+        if not first:
+            return []
+        return [
+            Decision(
+                group_id,
+                now,
+                "staff",
+                f"staff posted an update ({status}): the engine keeps posting changes but leaves the incident in "
+                "monitoring for a person to resolve",
+            )
+        ]
+
+    def adopt(
+        self, state: EngineState, incident_id: str, components: dict[str, str], status: str, now: float
+    ) -> tuple[str, list[Action]]:
+        """A person opened ``incident_id``: alerts for its components join it instead of opening another.
+
+        A pending group (alerts that have not been posted yet) sharing a component becomes that incident;
+        otherwise a new group stands for it. Returns the group id and the decisions."""
+        comps = set(components)
+        for group in state.groups.values():
+            if not group.opened and comps & self._expand(group.components):
+                group.opened = True
+                group.adopted = True
+                group.incident_id = incident_id
+                group.told = {ch: "posted" for ch in self.channels}
+                group.published = {"impact": impact_of(components).value, "components": dict(components)}
+                group.component_status.update(components)
+                group.last_public_at = now
+                group.staff_at, group.staff_status = now, status
+                state.touched.add("group:" + group.id)
+                why = (
+                    f"{incident_id} opened by a person for {', '.join(sorted(comps))}: this group's "
+                    f"{len(group.alerts)} unposted alert(s) join it instead of opening a second incident"
+                )
+                return group.id, [Decision(group.id, now, "joined-staff", why)]
+        gid = f"g{state.next_id}"
+        state.next_id += 1
+        group = Group(id=gid, key=f"incident:{incident_id}", created=now, last_alert_at=now)
+        group.opened = group.adopted = True
+        group.incident_id = incident_id
+        group.told = {ch: "posted" for ch in self.channels}
+        group.published = {"impact": impact_of(components).value, "components": dict(components)}
+        group.component_status = dict(components)
+        group.components = sorted(comps)
+        group.last_public_at = now
+        group.staff_at, group.staff_status = now, status
+        state.groups[gid] = group
+        state.keys[group.key] = gid
+        state.touched.add("group:" + gid)
+        why = f"{incident_id} opened by a person for {', '.join(sorted(comps)) or 'no component'}: alerts for "
+        why += "these components join it"
+        return gid, [Decision(gid, now, "adopted", why)]
+
+    def merge(self, state: EngineState, source: str, into: str, now: float) -> list[Action]:
+        """Staff merged two incidents: the source group's alerts and history continue in ``into``."""
+        src, dst = state.groups.get(source), state.groups.get(into)
+        if src is None or dst is None or src is dst:
+            return []
+        for alert, comps in src.alerts.items():
+            dst.add_alert(alert, comps)
+            state.alert_index[alert] = dst.id
+        for comp in src.components:
+            if comp not in dst.components:
+                dst.components.append(comp)
+        for reason, n in src.reasons.items():
+            dst.reasons[reason] = dst.reasons.get(reason, 0) + n
+        dst.joined += src.joined
+        for ch, how in src.told.items():
+            if dst.told.get(ch) != "posted":
+                dst.told[ch] = how
+        dst.component_status.update({c: s for c, s in src.component_status.items() if c not in dst.component_status})
+        if dst.alerts:
+            dst.quiet_since = None
+            starts = [t for t in (src.firing_since, dst.firing_since) if t is not None]
+            dst.firing_since = min(starts) if starts else now
+        dst.last_alert_at = max(src.last_alert_at, dst.last_alert_at)
+        dst.staff_at = now
+        dst.staff_status = dst.staff_status or src.staff_status
+        # drop the source without touching its components: they are the target's now
+        src.component_status.clear()
+        src.alerts.clear()
+        out: list[Action] = [
+            Decision(
+                dst.id,
+                now,
+                "merged",
+                f"incident of group {src.id} merged into this one by a person: {len(dst.alerts)} active alert(s), "
+                f"components {', '.join(sorted(dst.components))}",
+            )
+        ]
+        self._close(state, src, now, out)
+        state.touched.add("group:" + dst.id)
         return out
 
     # ------------------------------------------------------------------------------------ maintenance

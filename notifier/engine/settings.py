@@ -85,6 +85,18 @@ class ConfirmSettings(_Strict):
 
 class ResolveSettings(_Strict):
     seconds: float = Field(300, ge=0, description="quiet period before an incident resolves")
+    # a component whose own alerts all cleared goes back to operational on the page after this
+    component_seconds: float = Field(120, ge=0, description="per-component quiet period")
+    # once staff posted in an incident, the engine leaves it in monitoring for a person to resolve;
+    # it resolves it itself only after this long without alerts (None: never)
+    staff_auto_resolve_seconds: float | None = Field(6 * 3600, ge=0)
+
+
+class SettleSettings(_Strict):
+    # changes within this window become one update; a post describes a state that held this long
+    seconds: float = Field(30, ge=0, description="a state must hold this long before it is posted")
+    # a state that keeps changing is posted anyway once it has been unsettled this long
+    max_wait_seconds: float = Field(300, gt=0)
 
 
 class FlapSettings(_Strict):
@@ -130,6 +142,9 @@ class EngineSettings(_Strict):
     grouping: GroupingSettings = GroupingSettings()  # type: ignore[call-arg]
     confirm: ConfirmSettings = ConfirmSettings()  # type: ignore[call-arg]
     resolve: ResolveSettings = ResolveSettings()  # type: ignore[call-arg]
+    settle: SettleSettings = SettleSettings()  # type: ignore[call-arg]
+    # seconds between the beat's engine ticks (the settle, confirm and resolve timers' resolution)
+    tick_seconds: float = Field(5, gt=0, le=60)
     flap: FlapSettings = FlapSettings()  # type: ignore[call-arg]
     budget: BudgetSettings = BudgetSettings()  # type: ignore[call-arg]
     channels: dict[str, ChannelEngineSettings] = {}
@@ -190,6 +205,34 @@ def check_engine(
         if name not in channel_names:
             path = ("engine", "channels", str(name))
             problems.append(ConfigProblem(".".join(path), f"no channel named {name!r}", line(path)))
+    return problems
+
+
+def check_timers(
+    raw: dict[str, Any] | None, heartbeat_seconds: float, stale_after_minutes: float
+) -> list[ConfigProblem]:
+    """The beat's intervals against each other and the delays they drive (run on a valid config)."""
+    try:
+        settings = parse_engine(raw)
+    except ValidationError:
+        return []  # already reported by check_engine
+    problems: list[ConfigProblem] = []
+    tick = settings.tick_seconds
+    if settings.settle.seconds and tick > settings.settle.seconds:
+        problems.append(ConfigProblem(
+            "engine.tick_seconds",
+            f"{tick:g}s is longer than engine.settle.seconds ({settings.settle.seconds:g}s): a settled state "
+            "would wait for the next tick; lower tick_seconds or raise settle.seconds", None))
+    if heartbeat_seconds < tick:
+        problems.append(ConfigProblem(
+            "page.heartbeat_seconds",
+            f"{heartbeat_seconds:g}s is shorter than engine.tick_seconds ({tick:g}s): the page would be "
+            "republished more often than anything can change it; raise heartbeat_seconds", None))
+    if heartbeat_seconds >= stale_after_minutes * 60:
+        problems.append(ConfigProblem(
+            "page.heartbeat_seconds",
+            f"{heartbeat_seconds:g}s is not below page.stale_after_minutes ({stale_after_minutes:g} min): "
+            "visitors would see the stale warning while all is well; lower heartbeat_seconds", None))
     return problems
 
 

@@ -48,6 +48,18 @@ class Group:
     intermittent_sent: bool = False
     drafts: list[Draft] = field(default_factory=list)
     seq: int = 0
+    # settling: the effective state last seen, since when it holds, since when it keeps changing
+    seen: dict[str, str] = field(default_factory=dict)
+    changed_at: float | None = None
+    unsettled_since: float | None = None
+    comp_quiet: dict[str, float] = field(default_factory=dict)  # component -> its own alerts cleared at
+    monitoring_sent: bool = False
+    staff_at: float | None = None  # staff posted in this incident (the engine leaves resolving to them)
+    staff_status: str | None = None
+    staff_hold_logged: bool = False
+    adopted: bool = False  # the incident was opened by a person; the engine joined it
+    maintenance_ids: list[str] = field(default_factory=list)  # windows that swallowed this group's alerts
+    ever_effective: bool = False  # some alert counted outside maintenance
 
     def next_ref(self) -> str:
         self.seq += 1

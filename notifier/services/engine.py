@@ -78,7 +78,10 @@ def engine_settings(app: App) -> EngineSettings:
 
 def build_engine(app: App) -> Engine:
     """The pure core, configured from the app's settings."""
-    components = [ComponentInfo(c.id, c.name, c.group) for c in app.settings.components]
+    components = [
+        ComponentInfo(c.id, c.name, c.group, dict(c.names), c.hidden, {k: v.value for k, v in c.affects.items()})
+        for c in app.settings.components
+    ]
     channels = {
         name: ChannelPolicy(conf.approval, conf.auto_publish_after_minutes)
         for name, conf in app.settings.channels.items()
@@ -249,7 +252,7 @@ def tick(app: App) -> None:
         _consume(app, None, consumer_name())  # events a lost wake-up left behind
         engine, state = build_engine(app), load_state(app, cached=True)
         now = app.clock.timestamp()
-        actions = _detach_closed_by_hand(app, engine, state, now) + engine.tick(state, now)
+        actions = _follow_staff(app, engine, state, now) + engine.tick(state, now)
         _trim(app)
         if actions or state.touched or state.closed:
             _commit(app, state, actions, [])
@@ -262,8 +265,13 @@ def tick(app: App) -> None:
         _release(app, lock)
 
 
-def _detach_closed_by_hand(app: App, engine: Engine, state: EngineState, now: float) -> list[act.Action]:
-    """Groups whose incident a person resolved (CLI, API) are let go instead of posting into it."""
+def _follow_staff(app: App, engine: Engine, state: EngineState, now: float) -> list[act.Action]:
+    """What people did since the last run, in the engine's terms (issue 13):
+
+    - a group whose incident a person resolved (CLI, API, console) is let go instead of posting into it;
+    - a group whose incident staff posted in is left for a person to resolve (``Engine.note_staff``);
+    - an incident a person opened becomes a group, so alerts for its components join it (``Engine.adopt``).
+    """
     out: list[act.Action] = []
     for gid in [g.id for g in state.groups.values() if g.opened]:
         incident_id = incident_of(app, gid)
@@ -275,7 +283,36 @@ def _detach_closed_by_hand(app: App, engine: Engine, state: EngineState, now: fl
             continue
         if not incident.is_open:
             out.extend(engine.detach(state, gid, now, f"{incident_id} was {incident.status} by a person"))
+            continue
+        group = state.groups[gid]
+        staff = [u for u in incident.updates if u.author != AUTHOR and not u.draft]
+        if staff and (group.staff_at is None or staff[-1].created_at.timestamp() > group.staff_at):
+            out.extend(engine.note_staff(state, gid, staff[-1].status, staff[-1].created_at.timestamp()))
+    return out + _adopt_staff_incidents(app, engine, state, now)
+
+
+def _adopt_staff_incidents(app: App, engine: Engine, state: EngineState, now: float) -> list[act.Action]:
+    """Open incidents a person opened become groups, so alerts for their components join them."""
+    out: list[act.Action] = []
+    r = _redis(app)
+    mapped = r.hgetall(key(app, "engine", "incident-groups"))
+    for inc in app.store.list_incidents(open_only=True, limit=200):
+        if inc.kind != "incident" or not inc.updates or inc.updates[0].author == AUTHOR:
+            continue
+        if mapped.get(inc.id) in state.groups:
+            continue
+        comps = inc.updates[-1].component_statuses or {c: ComponentStatus.MAJOR_OUTAGE.value for c in inc.components}
+        gid, decisions = engine.adopt(state, inc.id, dict(comps), inc.status, now)
+        with r.pipeline() as pipe:
+            pipe.hset(key(app, "engine", "incidents"), gid, inc.id)
+            pipe.hset(key(app, "engine", "incident-groups"), inc.id, gid)
+            pipe.execute()
+        out.extend(decisions)
     return out
+
+
+# the name the crash tests and older callers know
+_detach_closed_by_hand = _follow_staff
 
 
 def _trim(app: App) -> None:
@@ -342,7 +379,8 @@ def _consume(app: App, max_events: int | None, consumer: str) -> int:
         if not entries:
             break
         state = state or load_state(app, cached=True)
-        actions: list[act.Action] = []
+        # a staff incident opened a minute ago must be known before its component's alert arrives
+        actions: list[act.Action] = _adopt_staff_incidents(app, engine, state, app.clock.timestamp())
         ids = []
         for entry_id, fields in entries:
             ids.append(entry_id)
@@ -523,6 +561,7 @@ def _apply(app: App, action: act.Action) -> None:
             author=AUTHOR,
             channels=action.channels,
             draft=action.draft,
+            names=action.names,
         )
         _remember_incident(app, action, inc)
     elif isinstance(action, act.PostUpdate | act.ResolveIncident):

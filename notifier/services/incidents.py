@@ -197,6 +197,7 @@ def open_incident(
     impact: str | Impact | None = None, body: Mapping[str, str] | str, status: str | None = None,
     author: str = "staff", channels: Iterable[str] | None = None, draft: bool = False, kind: str = "incident",
     scheduled_for: datetime | None = None, scheduled_until: datetime | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Incident:
     """Open an incident (or a maintenance, or a broadcast) with its first update, and publish it.
 
@@ -218,6 +219,7 @@ def open_incident(
     incident = Incident(
         id=incident_id, name=name.strip(), status=status, impact=imp, created_at=app.clock.now(), kind=kind,
         components=list(comps), scheduled_for=scheduled_for, scheduled_until=scheduled_until,
+        names={lang: n.strip() for lang, n in (names or {}).items() if n and n.strip()},
     )
     def make(inc: Incident) -> IncidentUpdate:
         # A scheduled maintenance does not change component status until it starts.
@@ -236,16 +238,21 @@ def update_incident(
     components: Mapping[str, str] | Iterable[str] | None = None, impact: str | Impact | None = None,
     author: str = "staff", channels: Iterable[str] | None = None, draft: bool = False,
 ) -> IncidentUpdate:
-    """Append an update to an open incident and publish it (or save it as a draft)."""
+    """Append an update to an open incident and publish it (or save it as a draft).
+
+    A resolved (completed) incident still takes a closing note or postmortem: an update whose status is
+    the final one (or not given) is appended without reopening it or touching any component."""
     text = _body(body)
     chosen = _channels(app, channels)
     imp = _impact(impact) if impact is not None else None
 
     def make(inc: Incident) -> IncidentUpdate:
-        if not inc.is_open:
-            raise UsageError(f"{inc.id} is already {inc.status}; open a new incident instead")
+        closing_note = not inc.is_open
+        if closing_note and status not in (None, inc.status):
+            raise UsageError(f"{inc.id} is already {inc.status}: post a closing note (status {inc.status}), "
+                             "or open a new incident")
         new_status = _status(inc.kind, status or inc.status)
-        comps = _components(app, components, "major_outage")
+        comps = {} if closing_note else _components(app, components, "major_outage")
         upd = _new_update(app, inc, status=new_status, body=text, author=author, components=comps,
                           channels=chosen, draft=draft)
         inc.updates.append(upd)
@@ -263,7 +270,7 @@ def _apply(inc: Incident, upd: IncidentUpdate, impact: Impact | None, now: datet
     for comp_id in upd.component_statuses:
         if comp_id not in inc.components:
             inc.components.append(comp_id)
-    if not inc.is_open:
+    if not inc.is_open and inc.resolved_at is None:  # a closing note keeps the resolution time
         inc.resolved_at = now
 
 
@@ -274,9 +281,11 @@ def resolve_incident(
     """Resolve (or complete, for a maintenance): every affected component goes back to operational."""
     incident = app.store.get_incident(incident_id)
     final = "completed" if incident.kind == "maintenance" else "resolved"
+    # already resolved (by the engine, say): the words are a closing note; the components stay as they are
+    comps = {c: "operational" for c in incident.components} if incident.is_open else None
     return update_incident(
         app, incident_id, status=final, body=body, author=author, channels=channels, draft=draft,
-        components={c: "operational" for c in incident.components},
+        components=comps,
     )
 
 

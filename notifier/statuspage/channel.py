@@ -64,7 +64,7 @@ class StatuspageChannel(Channel):
         """What the page will say about this update (the page itself is the whole current state)."""
         text = notice.update.text(self.language, self.context.page.language)
         return Rendering(
-            parts=(f"{notice.incident.name}: {text}",),
+            parts=(f"{notice.incident.title(self.language)}: {text}",),
             language=self.language,
             info={"target": self.settings.target, "url": self.context.page.incident_url(notice.incident.id)},
         )

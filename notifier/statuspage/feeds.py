@@ -62,7 +62,7 @@ def atom(snap: Snapshot, now: datetime) -> bytes:
             f"{{{ATOM}}}link",
             {"rel": "alternate", "type": "text/html", "href": page.incident_url(inc.id)},
         )
-        ET.SubElement(entry, f"{{{ATOM}}}title").text = inc.name
+        ET.SubElement(entry, f"{{{ATOM}}}title").text = inc.title(page.language)
         ET.SubElement(entry, f"{{{ATOM}}}content", {"type": "html"}).text = _timeline_html(inc, language)
     return _serialise(feed)
 
@@ -78,7 +78,7 @@ def rss(snap: Snapshot, now: datetime) -> bytes:
     ET.SubElement(channel, "lastBuildDate").text = format_datetime(now)
     for inc in _entries(snap):
         item = ET.SubElement(channel, "item")
-        ET.SubElement(item, "title").text = inc.name
+        ET.SubElement(item, "title").text = inc.title(language)
         ET.SubElement(item, "description").text = _timeline_html(inc, language)
         ET.SubElement(item, "pubDate").text = format_datetime(inc.created_at)
         ET.SubElement(item, "link").text = page.incident_url(inc.id)

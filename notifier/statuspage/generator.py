@@ -180,7 +180,8 @@ class _Renderer:
                 '<li><a href="{}incidents/{}.html">{}</a> <span class="meta">{} · '
                 '<time datetime="{}">{}</time></span></li>'
             ).format(
-                home, inc.id, inc.name, label(lang.code, inc.status), to_iso(inc.created_at), self.when(inc.created_at)
+                home, inc.id, inc.title(lang.code), label(lang.code, inc.status), to_iso(inc.created_at),
+                self.when(inc.created_at),
             )
             months.setdefault(inc.created_at.astimezone(self.tz).strftime("%Y-%m"), []).append(row)
         return self._render("history.html", lang, "history.html", {"months": list(months.items())})

@@ -60,7 +60,10 @@ def load_snapshot(
     channel: str | None = None,
     history_days: int = HISTORY_DAYS,
 ) -> Snapshot:
-    """Read incidents, statuses and history from ``store`` (a RedisStore) into a Snapshot."""
+    """Read incidents, statuses and history from ``store`` (a RedisStore) into a Snapshot.
+
+    Hidden (internal) components are left out: the page never shows or names them."""
+    components = [c for c in components if not c.hidden]
     ids = [c.id for c in components]
     statuses = store.component_statuses(ids) if ids else {}
     since = now - timedelta(days=history_days + 1)

@@ -23,7 +23,7 @@ from tests.fakes.graph_api import PAGE_ID, FakeGraphApi
 from tests.fakes.graph_api import TOKEN as FB_TOKEN
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.fakes.x_api import FakeXApi
-from tests.support import start_worker, write_config
+from tests.support import future_window, start_worker, write_config
 from workers.dispatch import CeleryDispatcher
 
 CHROMIUM = "/usr/bin/chromium"
@@ -261,8 +261,9 @@ def test_dashboard_screenshots(stack, browser):
     editor.goto(f"{stack['url']}/console/compose?kind=maintenance")  # an editor cannot draft a window
     editor.get_by_label("Title").fill("Webmail upgrade")
     editor.get_by_label("Webmail").select_option("under_maintenance")
-    editor.get_by_label("Starts (UTC)").fill("2030-01-15T22:00")
-    editor.get_by_label("Ends (UTC)").fill("2030-01-15T23:30")
+    starts, ends = future_window(start_hour=22, minutes=90, days_ahead=30)
+    editor.get_by_label("Starts (UTC)").fill(f"{starts:%Y-%m-%dT%H:%M}")
+    editor.get_by_label("Ends (UTC)").fill(f"{ends:%Y-%m-%dT%H:%M}")
     editor.get_by_role("button", name="Save draft for approval").click()
     assert "cannot be a draft" in editor.locator("main").inner_text()
     editor.context.close()
@@ -271,8 +272,8 @@ def test_dashboard_screenshots(stack, browser):
     page.goto(f"{stack['url']}/console/compose?kind=maintenance")
     page.get_by_label("Title").fill("Webmail upgrade")
     page.get_by_label("Webmail").select_option("under_maintenance")
-    page.get_by_label("Starts (UTC)").fill("2030-01-15T22:00")
-    page.get_by_label("Ends (UTC)").fill("2030-01-15T23:30")
+    page.get_by_label("Starts (UTC)").fill(f"{starts:%Y-%m-%dT%H:%M}")
+    page.get_by_label("Ends (UTC)").fill(f"{ends:%Y-%m-%dT%H:%M}")
     page.get_by_role("button", name="Publish now").click()
     page.wait_for_url("**/console/incidents/mnt*")
     page.goto(f"{stack['url']}/console/")

@@ -8,6 +8,7 @@ import pytest
 from notifier.api import create_app
 from notifier.services import delivery, maintenance
 from tests.integration._api_support import TOKENS, ApiServer, make_app, redis_server, settings_for
+from tests.support import future_window
 
 pytestmark = pytest.mark.integration
 
@@ -119,21 +120,22 @@ def test_broadcast_and_maintenance(stack):
     app, http = stack
     b = http.post("/api/v1/broadcasts", json={"body": "New status page address"}, headers=auth("publisher"))
     assert b.status_code == 201 and b.json()["kind"] == "broadcast"
+    starts, ends = future_window(start_hour=2, minutes=120)
     window = {
         "name": "Mail server upgrade",
         "components": ["imap", "smtp"],
         "body": "Upgrading mail servers.",
-        "scheduled_for": "2026-12-01T02:00:00Z",
-        "scheduled_until": "2026-12-01T04:00:00Z",
+        "scheduled_for": f"{starts:%Y-%m-%dT%H:%M:%SZ}",
+        "scheduled_until": f"{ends:%Y-%m-%dT%H:%M:%SZ}",
     }
     m = http.post("/api/v1/maintenances", json=window, headers=auth("publisher"))
     assert m.status_code == 201, m.text
     assert (m.json()["kind"], m.json()["status"], m.json()["scheduled_for"]) == (
         "maintenance",
         "scheduled",
-        "2026-12-01T02:00:00Z",
+        window["scheduled_for"],
     )
-    backwards = {**window, "scheduled_until": "2026-12-01T01:00:00Z"}
+    backwards = {**window, "scheduled_until": f"{starts.replace(hour=1):%Y-%m-%dT%H:%M:%SZ}"}
     bad = http.post("/api/v1/maintenances", json=backwards, headers=auth("publisher"))
     assert bad.status_code == 422 and "scheduled_until" in bad.json()["detail"]
     # the engine knows the window: it will suppress alerts for imap and smtp while it runs

@@ -18,6 +18,7 @@ from notifier.domain.model import DeliveryState
 from notifier.services import delivery
 from notifier.store.local_redis import LocalRedis
 from tests.console_support import TOKENS, Served, make_app, make_settings, web_app
+from tests.support import future_window
 
 pytestmark = pytest.mark.integration
 
@@ -284,17 +285,18 @@ def test_bad_form_is_shown_again_with_field_errors(served, app):
 
 def test_maintenance_is_scheduled_and_listed_as_upcoming(served, app):
     client, csrf = sign_in(served.url)
+    starts, ends = future_window(start_hour=22, minutes=90)
     response = client.post("/console/compose", data={
         "kind": "maintenance", "name": "Mail server upgrade", "status": "scheduled", "impact": "minor",
         "component.smtp": "under_maintenance", "body.en": "We upgrade the mail servers.",
-        "scheduled_for": "2026-12-01T22:00", "scheduled_until": "2026-12-01T23:30", "channels": ["outbox"],
-        "action": "publish", "csrf": csrf})
+        "scheduled_for": f"{starts:%Y-%m-%dT%H:%M}", "scheduled_until": f"{ends:%Y-%m-%dT%H:%M}",
+        "channels": ["outbox"], "action": "publish", "csrf": csrf})
     assert response.status_code == 200 and response.url.path == "/console/incidents/mnt1"
     incident = app.store.get_incident("mnt1")
     assert incident.kind == "maintenance"
-    assert incident.scheduled_for.isoformat() == "2026-12-01T22:00:00+00:00"
+    assert incident.scheduled_for == starts  # the form's local time read as UTC
     upcoming = client.get("/console/").text.split('id="maint-title"')[1].split("</section>")[0]
-    assert "Mail server upgrade" in upcoming and "2026-12-01 22:00 UTC" in upcoming
+    assert "Mail server upgrade" in upcoming and f"{starts:%Y-%m-%d} 22:00 UTC" in upcoming
 
 
 def test_update_and_resolution_build_the_timeline(served, app):

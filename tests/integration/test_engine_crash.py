@@ -31,6 +31,7 @@ channels:
   outbox: {{type: outbox, path: "{dir}/outbox.jsonl"}}
 engine:
   confirm: {{seconds: 0, component_status_seconds: 0}}
+  settle: {{seconds: 0}}
 """
 
 WORKER = """

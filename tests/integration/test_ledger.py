@@ -9,6 +9,8 @@ import pytest
 from notifier.domain.model import DeliveryState, Receipt
 from notifier.store.ledger import Ledger
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def ledger(redis_client) -> Ledger:

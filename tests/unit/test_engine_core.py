@@ -94,23 +94,28 @@ def test_relapse_after_resolve_delay_is_a_new_incident():
     assert len(sim.of(OpenIncident)) == 2
 
 
-def test_update_budget_holds_routine_changes_but_not_worse_impact():
-    sim = Sim({"budget": {"interval_seconds": 900}, "grouping": {"related": "group"}})
+def test_update_budget_holds_improvements_but_not_a_newly_affected_component():
+    # issue 13: a new component at the same impact level used to wait for the budget ("routine");
+    # more affected components is worse, posted once the settle window passed
+    sim = Sim({"budget": {"interval_seconds": 900}, "grouping": {"related": "group"}, "settle": {"seconds": 30}})
     sim.fire("a", severity="warning", component="imap")
     sim.run(200)
     assert len(sim.public("x")) == 1
-    sim.fire("b", severity="warning", component="smtp")  # same impact, new component: held
-    sim.run(30)
-    assert len(sim.public("x")) == 1
-    assert "update budget" in sim.decisions("held")[0].message
-    sim.fire("c", severity="critical", component="imap")  # worse impact: at once
-    sim.run(5)
+    sim.fire("b", severity="warning", component="smtp")  # same impact, new component: worse
+    sim.run(25)
+    assert len(sim.public("x")) == 1  # still settling
+    sim.run(10)
     assert len(sim.public("x")) == 2
+    assert sim.public("x")[1].components == {"imap": "degraded_performance", "smtp": "degraded_performance"}
+    sim.fire("c", severity="critical", component="imap")  # worse impact: once settled, not held
+    sim.run(35)
+    assert len(sim.public("x")) == 3
     sim.resolve("c")
     sim.run(60)
-    assert len(sim.public("x")) == 2  # the improvement waits for the budget
+    assert len(sim.public("x")) == 3  # the improvement waits for the budget
+    assert "update budget" in sim.decisions("held")[0].message
     sim.run(900)
-    assert len(sim.public("x")) == 3  # flushed once the interval passed
+    assert len(sim.public("x")) == 4  # flushed once the interval passed
 
 
 def test_approval_draft_then_auto_publish_after_n_minutes():

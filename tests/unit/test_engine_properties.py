@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifier.domain.model import Impact
+from notifier.domain.model import ComponentStatus, Impact
 from notifier.engine.actions import Decision, OpenIncident, PostUpdate, ResolveIncident
 from tests.unit.engine_helpers import ChannelPolicy, Sim
 
@@ -77,15 +77,20 @@ def test_never_more_than_one_open_incident_per_group(sequence):
 @given(ops)
 def test_routine_updates_respect_the_budget(sequence):
     _, timeline = play(sequence)
-    last: dict[str, tuple[float, str]] = {}  # group -> (time, impact) of the last counted public update
+    # group -> (time, impact, components) of the last counted public update
+    last: dict[str, tuple[float, str, dict[str, str]]] = {}
     for at, action in timeline:
         if isinstance(action, OpenIncident):
-            last[action.group] = (at, action.impact)
-        elif isinstance(action, PostUpdate) and action.reason == "change":
-            prev_at, prev_impact = last[action.group]
-            worse = Impact(action.impact).rank > Impact(prev_impact).rank
+            last[action.group] = (at, action.impact, action.components)
+        elif isinstance(action, PostUpdate) and action.reason in ("change", "monitoring"):
+            prev_at, prev_impact, prev_comps = last[action.group]
+            # worse (issue 13): a higher impact, or a component newly or more severely affected
+            worse = Impact(action.impact).rank > Impact(prev_impact).rank or any(
+                c not in prev_comps or ComponentStatus(s).severity > ComponentStatus(prev_comps[c]).severity
+                for c, s in action.components.items()
+            )
             assert worse or at - prev_at >= BUDGET or at == prev_at, (at - prev_at, action)
-            last[action.group] = (at, action.impact)
+            last[action.group] = (at, action.impact, action.components)
 
 
 @settings(max_examples=80, deadline=None)

@@ -1,0 +1,87 @@
+"""Merging two incidents into one story (issue 13): the CLI, the staff API and the console call this.
+
+The source incident is closed with a note pointing at the target; its components join the target; and
+the engine's group (its active alerts, its decision log) continues in the target's group, so alerts
+for either incident's components post only into the target from now on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from notifier.engine import actions as act
+from notifier.engine import texts
+from notifier.errors import UsageError
+from notifier.services import engine as engine_service
+
+if TYPE_CHECKING:
+    from notifier.bootstrap import App
+    from notifier.domain.model import Incident
+
+
+def merge_incidents(app: App, source_id: str, into_id: str, *, author: str = "staff") -> Incident:
+    """Merge ``source_id`` into ``into_id``; returns the target incident. Both must be open incidents."""
+    from notifier.services import incidents
+
+    if source_id == into_id:
+        raise UsageError("into: an incident cannot be merged into itself; give two different incident ids")
+    source, into = app.store.get_incident(source_id), app.store.get_incident(into_id)
+    for label, inc in (("source", source), ("into", into)):
+        if inc.kind != "incident":
+            raise UsageError(f"{label}: {inc.id} is a {inc.kind}; only incidents can be merged")
+        if not inc.is_open:
+            raise UsageError(f"{label}: {inc.id} is already {inc.status}; only open incidents can be merged")
+    lock = engine_service._lock(app, wait=5)
+    if not lock.acquire():
+        raise UsageError("the engine is busy; try again in a moment")
+    app.extras["engine_lock"] = lock
+    try:
+        _merge_groups(app, source_id, into_id)
+        into = app.store.get_incident(into_id)
+        for comp in source.components:
+            if comp not in into.components:
+                into.components.append(comp)
+        app.store.save_incident(into)
+        # under the lock: the engine's next run must not take this resolution for a person closing a group
+        incidents.update_incident(
+            app, source_id, status="resolved", body=texts.merged(into.id, {"en": into.name, **into.names}),
+            components={}, author=author,
+        )
+    finally:
+        engine_service._release(app, lock)
+    return app.store.get_incident(into_id)
+
+
+def _merge_groups(app: App, source_id: str, into_id: str) -> None:
+    r = engine_service._redis(app)
+    k = engine_service.key
+    state = engine_service.load_state(app)
+    now = app.clock.timestamp()
+    src = engine_service.group_of(app, source_id)
+    dst = engine_service.group_of(app, into_id)
+    src = src if src in state.groups else None
+    dst = dst if dst in state.groups else None
+    if src is None:
+        return  # nothing of the engine's to carry over
+    engine = engine_service.build_engine(app)
+    if dst is not None:
+        actions = engine.merge(state, src, dst, now)
+        engine_service._commit(app, state, actions, [])
+        with r.pipeline() as pipe:
+            pipe.hdel(k(app, "engine", "incidents"), src)
+            pipe.hdel(k(app, "engine", "incident-groups"), source_id)
+            pipe.execute()
+    else:  # the source's group now stands for the target incident
+        group = state.groups[src]
+        group.incident_id = into_id
+        group.staff_at = now
+        state.touched.add("group:" + src)
+        decision = act.Decision(src, now, "merged", f"{source_id} merged into {into_id} by a person: "
+                                "this group posts into the target from now on")
+        engine_service._commit(app, state, [decision], [])
+        with r.pipeline() as pipe:
+            pipe.hset(k(app, "engine", "incidents"), src, into_id)
+            pipe.hset(k(app, "engine", "incident-groups"), into_id, src)
+            pipe.hdel(k(app, "engine", "incident-groups"), source_id)
+            pipe.execute()
+    engine_service._drain_journal(app)
