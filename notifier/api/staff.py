@@ -241,11 +241,11 @@ def _aware(value: datetime) -> datetime:
 class MergeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    into: str = Field(min_length=1, max_length=64, description="the incident that continues")
+    into: Annotated[Short, Field(min_length=1, max_length=64, description="the incident that continues")]
 
 
 @router.post("/incidents/{incident_id}/merge", summary="Merge this incident into another (issue 13)")
-def merge(request: Request, incident_id: str, data: MergeIn, member: StaffMember = publisher) -> dict[str, Any]:
+def merge(request: Request, incident_id: IncidentId, data: MergeIn, member: StaffMember = publisher) -> dict[str, Any]:
     """The incident ends with a note pointing at ``into``; its components and alerts continue there."""
     from notifier.services.merge import merge_incidents
 

@@ -75,6 +75,7 @@ STAFF_BODIES = {
     "maintenances": {"name": NAME, "body": BODY, "components": ["imap"], "scheduled_for": "2030-01-01T00:00:00Z",
                      "scheduled_until": "2030-01-01T02:00:00Z", "announce": ["start"]},
     "retry": {"force": False},
+    "merge": {"into": "inc1"},
 }
 ALERT = {"status": "firing", "labels": {"alertname": "ImapDown", "component": "imap"},
          "annotations": {"summary": "IMAP down"}, "startsAt": "2030-01-01T00:00:00Z"}
@@ -116,7 +117,8 @@ def request_cases(draw: st.DrawFn) -> dict[str, object]:
         kind = draw(st.sampled_from(sorted(STAFF_BODIES) + ["approve"]))
         path = {"incidents": "/api/v1/incidents", "updates": f"/api/v1/incidents/{path_id}/updates",
                 "resolve": f"/api/v1/incidents/{path_id}/resolve", "broadcasts": "/api/v1/broadcasts",
-                "maintenances": "/api/v1/maintenances", "retry": f"/api/v1/deliveries/{path_id}/retry",
+                "maintenances": "/api/v1/maintenances", "merge": f"/api/v1/incidents/{path_id}/merge",
+                "retry": f"/api/v1/deliveries/{path_id}/retry",
                 "approve": f"/api/v1/drafts/{path_id}/approve"}[kind]
         token = STAFF[draw(st.sampled_from(["editor", "publisher", "publisher", "none"]))]
         if token:
