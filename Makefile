@@ -8,7 +8,7 @@ PYTEST_WORKERS ?= auto
 # How far the second pass of `make test` moves the wall clock ahead (days).
 TIME_SHIFT_DAYS ?= 1100
 
-.PHONY: install run test test-now test-shifted test-fast check lint types bench clean system-packages \
+.PHONY: install run test test-now test-shifted test-fast fuzz check lint types bench clean system-packages \
         system-packages-test
 
 $(STAMP): pyproject.toml
@@ -55,6 +55,10 @@ test-shifted: $(STAMP) system-packages-test
 	OUTAGE_TEST_TIME_SHIFT_DAYS=$(TIME_SHIFT_DAYS) $(PYTEST) -n $(PYTEST_WORKERS) --dist loadfile \
 	  -W "ignore:Module already imported so cannot be rewritten; time_machine" \
 	  --ignore=$(OPENAPI_TESTS) -m "not real_clock" $(PYTEST_ARGS)
+
+# 10,000 hostile requests over every endpoint and console form; prints the answers counted by status.
+fuzz: $(STAMP) system-packages-test
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(PYTEST) -q -s tests/integration/test_fuzz.py
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q -p no:cacheprovider

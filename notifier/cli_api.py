@@ -22,6 +22,7 @@ def register(subparsers: Any) -> None:
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from notifier import limits
     from notifier.api import create_app
     from notifier.config import load_settings
 
@@ -36,5 +37,5 @@ def cmd_api(args: argparse.Namespace) -> int:
     # scale out with more `notifier api` processes behind a balancer
     uvicorn.run(api, host=host, port=port, log_level=args.log_level, proxy_headers=settings.api.trust_proxy,
                 forwarded_allow_ips=settings.api.forwarded_allow_ips, server_header=False,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, h11_max_incomplete_event_size=limits.MAX_HEADER_BYTES)
     return 0

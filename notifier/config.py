@@ -73,7 +73,10 @@ class RedisSettings(_Strict):
     @classmethod
     def _scheme(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value():
-            scheme = value.get_secret_value().split("://", 1)[0].lower()
+            raw = value.get_secret_value()
+            scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+            if not re.fullmatch(r"[a-z][a-z0-9+.-]{0,15}", scheme):  # never echo the rest: it may hold a password
+                raise ValueError("not a URL; write redis://[:password@]host:port/db, rediss://... or unix://...")
             if scheme not in ("redis", "rediss", "unix"):
                 raise ValueError(f"scheme {scheme!r} is not supported; use redis://, rediss:// or unix:// "
                                  "(Sentinel is not supported yet: give the primary's address)")

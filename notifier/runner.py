@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from notifier.config import Settings
+from notifier.config import Settings, mask_url
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -128,11 +128,13 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
     from workers.dispatch import CeleryDispatcher
 
     Path("var").mkdir(exist_ok=True)
+    os.chmod("var", 0o700)  # incidents, sessions, logs and the demo token: for this user only
     settings, demo_token = demo_settings(settings)
     redis_server = None
     if settings.redis.url is None:
         redis_server = local_redis.ensure_private(settings)
-        print(f"redis     private, AOF in {local_redis.private_dir(settings)}/ ({local_redis.private_url(settings)})")
+        url = mask_url(local_redis.private_url(settings))
+        print(f"redis     private, AOF in {local_redis.private_dir(settings)}/ ({url}, password in its password file)")
     env = _env(settings)
     cli = [sys.executable, "-m", "notifier"] + (["--config", settings.source_path]
                                                if settings.source_path != "<embedded defaults>" else [])
@@ -142,10 +144,13 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
     due: dict[str, float] = {}  # name -> monotonic time of its next start
     policy = RestartPolicy()
     logs = Path("var/log")
-    logs.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(logs, 0o700)
 
     def spawn(name: str, argv: list[str]) -> None:
-        out = (logs / f"{name}.log").open("ab")
+        fd = os.open(logs / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)  # also a log made by an older run
+        out = os.fdopen(fd, "ab")
         procs[name] = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
         argvs[name] = argv
         started[name] = time.monotonic()

@@ -1,21 +1,59 @@
-"""A request body cap for the routes that let FastAPI parse the body (the staff API).
+"""The ASGI gates every request passes before any route parses it.
 
-FastAPI reads a JSON body before it runs the auth dependency, so without a cap anyone could make the
-API buffer an unbounded body. The webhook routes read their bodies themselves (with the same limit,
-counted in the metrics) and are left alone here.
+``RequestGate`` (outermost): request headers over ``MAX_HEADER_COUNT``/``MAX_HEADER_BYTES`` get a 431,
+and a staff API request (``/api/v1/``) without a known staff token gets its 401 before a byte of its
+body is read, so an unauthenticated client learns nothing about the schema and costs no parsing.
+
+``BodyLimit``: the body of every request is read up to the limit before the route runs, whether the
+route would read it or not (an endpoint without a body must not accept a gigabyte either); over the
+limit, declared or streamed (chunked), is a 413. The webhook routes read their bodies themselves
+(with the same limit, counted in the metrics) and are left alone here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
+
+from notifier import limits
 
 Scope = dict[str, Any]
 
 
-class BodyTooLarge(Exception):
-    pass
+async def _answer(send: Any, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestGate:
+    def __init__(self, app: Any, authenticate: Callable[[str | None], Any], protected: str = "/api/v1/") -> None:
+        self.app = app
+        self.authenticate = authenticate
+        self.protected = protected
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = scope.get("headers") or []
+        if len(headers) > limits.MAX_HEADER_COUNT or \
+                sum(len(k) + len(v) for k, v in headers) > limits.MAX_HEADER_BYTES:
+            await _answer(send, 431, f"at most {limits.MAX_HEADER_COUNT} request headers of "
+                          f"{limits.MAX_HEADER_BYTES} bytes in all")
+            return
+        if scope["path"].startswith(self.protected):
+            auth = dict(headers).get(b"authorization", b"").decode("latin-1")
+            scheme, _, token = auth.partition(" ")
+            presented = token.strip() if scheme.lower() == "bearer" else None
+            if self.authenticate(presented or None) is None:
+                await _answer(send, 401, "missing or unknown staff token",
+                              [(b"www-authenticate", b'Bearer realm="notifier"')])
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:
@@ -32,32 +70,30 @@ class BodyLimit:
         if declared.isdigit() and int(declared) > self.limit:
             await self._too_large(send)
             return
-        seen = 0
-        rejected = False
-
-        async def limited_receive() -> Any:
-            nonlocal seen, rejected
+        # read it all now (at most the limit), then hand the route a replay of it
+        chunks, seen = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit and not rejected:
-                    # answer now, while the app is still reading: FastAPI turns any error raised
-                    # from here into a 400 of its own, which tracking_send then drops
-                    rejected = True
-                    await self._too_large(send)
-                    raise BodyTooLarge
-            return message
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
+                await self._too_large(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        async def tracking_send(message: Any) -> None:
-            if not rejected:
-                await send(message)
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()  # after the body: wait for the disconnect, as the server would
 
-        with contextlib.suppress(BodyTooLarge):  # already answered 413
-            await self.app(scope, limited_receive, tracking_send)
+        await self.app(scope, replay, send)
 
     async def _too_large(self, send: Any) -> None:
-        body = json.dumps({"detail": f"body over {self.limit} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await _answer(send, 413, f"body over {self.limit} bytes")

@@ -8,11 +8,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from notifier import limits
 from notifier.api.auth import require
 from notifier.errors import UsageError
 from notifier.services import delivery, incidents, maintenance
@@ -22,7 +23,23 @@ ComponentState = Literal[
     "operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"
 ]
 ImpactLevel = Literal["none", "minor", "major", "critical"]
-Body = dict[str, str] | str
+
+def _unicode(value: str) -> str:
+    if not limits.valid_unicode(value):
+        raise ValueError("not valid Unicode (a lone surrogate); send UTF-8 text")
+    return value
+
+
+# Every text of a request passes _unicode, and every one has a length limit (notifier.limits).
+Text = Annotated[str, StringConstraints(max_length=limits.MAX_TEXT), AfterValidator(_unicode)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_NAME), AfterValidator(_unicode)]
+Short = Annotated[str, StringConstraints(max_length=limits.MAX_ID), AfterValidator(_unicode)]
+Body = Annotated[dict[Short, Text], Field(max_length=limits.MAX_LANGUAGES)] | Text
+# ids in paths: what the store hands out (inc42, inc42.3, inc42.3:x), nothing else reaches a service
+IncidentId = Annotated[str, Path(pattern=r"^[a-z]{1,10}[0-9]{1,18}$", max_length=limits.MAX_ID)]
+UpdateId = Annotated[str, Path(pattern=r"^[a-z]{1,10}[0-9]{1,18}\.[0-9]{1,9}$", max_length=limits.MAX_ID)]
+NoticeId = Annotated[str, Path(pattern=r"^[a-z]{1,10}[0-9]{1,18}\.[0-9]{1,9}:[A-Za-z0-9_.-]{1,64}$",
+                               max_length=limits.MAX_ID)]
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 viewer, editor, publisher = (Depends(require(r)) for r in ("viewer", "editor", "publisher"))
@@ -44,12 +61,16 @@ class _Text(BaseModel):
 
 
 class _In(_Text):
-    channels: list[str] | None = Field(None, description="default: every configured channel")
+    channels: list[Short] | None = Field(None, max_length=limits.MAX_CHANNELS,
+                                         description="default: every configured channel")
+
+
+Components = Annotated[dict[Short, ComponentState], Field(max_length=limits.MAX_COMPONENTS)]
 
 
 class IncidentIn(_In):
-    name: str = Field(min_length=1, max_length=200)
-    components: dict[str, ComponentState] = {}
+    name: Name
+    components: Components = {}
     impact: ImpactLevel = "minor"
     status: Literal["investigating", "identified", "monitoring"] = "investigating"
 
@@ -57,7 +78,7 @@ class IncidentIn(_In):
 class UpdateIn(_In):
     status: Literal["investigating", "identified", "monitoring", "resolved",
                     "scheduled", "in_progress", "verifying", "completed"] | None = None
-    components: dict[str, ComponentState] | None = None
+    components: Components | None = None
     impact: ImpactLevel | None = None
 
 
@@ -66,12 +87,12 @@ class ResolveIn(_In):
 
 
 class BroadcastIn(_In):
-    name: str = Field("Notice", min_length=1, max_length=200)
+    name: Name = "Notice"
 
 
 class MaintenanceIn(_Text):
-    name: str = Field(min_length=1, max_length=200)
-    components: list[str] = Field(min_length=1)
+    name: Name
+    components: list[Short] = Field(min_length=1, max_length=limits.MAX_COMPONENTS)
     scheduled_for: datetime
     scheduled_until: datetime
     announce: list[Literal["scheduled", "before", "start", "end"]] | None = Field(
@@ -119,7 +140,7 @@ def list_incidents(request: Request, kind: Literal["incident", "maintenance", "b
 
 
 @router.get("/incidents/{incident_id}", summary="One incident with its updates")
-def get_incident(request: Request, incident_id: str, member: StaffMember = viewer) -> dict[str, Any]:
+def get_incident(request: Request, incident_id: IncidentId, member: StaffMember = viewer) -> dict[str, Any]:
     return _incident(_app(request).store.get_incident(incident_id))
 
 
@@ -134,7 +155,7 @@ def create_incident(request: Request, data: IncidentIn, member: StaffMember = ed
 
 @router.post("/incidents/{incident_id}/updates", status_code=201, summary="Add an update")
 def add_update(
-    request: Request, incident_id: str, data: UpdateIn, member: StaffMember = editor
+    request: Request, incident_id: IncidentId, data: UpdateIn, member: StaffMember = editor
 ) -> dict[str, Any]:
     upd = incidents.update_incident(
         _app(request), incident_id, status=data.status, body=data.body, components=data.components,
@@ -145,7 +166,7 @@ def add_update(
 
 @router.post("/incidents/{incident_id}/resolve", status_code=201, summary="Resolve (or complete)")
 def resolve(
-    request: Request, incident_id: str, data: ResolveIn, member: StaffMember = editor
+    request: Request, incident_id: IncidentId, data: ResolveIn, member: StaffMember = editor
 ) -> dict[str, Any]:
     upd = incidents.resolve_incident(_app(request), incident_id, body=data.body, author=member.name,
                                      channels=data.channels, draft=_draft(member, data.draft))
@@ -185,21 +206,21 @@ def list_drafts(request: Request, member: StaffMember = viewer) -> list[dict[str
 
 
 @router.post("/drafts/{update_id}/approve", summary="Publish a draft")
-def approve(request: Request, update_id: str, member: StaffMember = publisher) -> dict[str, Any]:
+def approve(request: Request, update_id: UpdateId, member: StaffMember = publisher) -> dict[str, Any]:
     return dict(incidents.approve_draft(_app(request), update_id, approver=member.name).to_dict())
 
 
 @router.get("/deliveries", summary="Ledger rows (one per notice), newest first")
-def list_deliveries(request: Request, channel: str | None = None,
+def list_deliveries(request: Request, channel: Short | None = None,
                     state: Literal["pending", "claimed", "posted", "unknown", "failed"] | None = None,
-                    incident_id: str | None = None, limit: int = Query(100, ge=1, le=5000),
+                    incident_id: Short | None = None, limit: int = Query(100, ge=1, le=5000),
                     member: StaffMember = viewer) -> list[dict[str, Any]]:
     rows = _app(request).store.ledger.rows(channel=channel, state=state, incident_id=incident_id, limit=limit)
     return [_row(r) for r in rows]
 
 
 @router.post("/deliveries/{notice_id}/retry", summary="Try a failed or unknown notice again")
-def retry(request: Request, notice_id: str, data: RetryIn | None = None,
+def retry(request: Request, notice_id: NoticeId, data: RetryIn | None = None,
           member: StaffMember = publisher) -> dict[str, str]:
     was = delivery.retry_delivery(_app(request), notice_id, force=bool(data and data.force))
     return {"notice_id": notice_id, "was": was, "now": "queued"}
@@ -220,11 +241,11 @@ def _aware(value: datetime) -> datetime:
 class MergeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    into: str = Field(min_length=1, max_length=64, description="the incident that continues")
+    into: Annotated[Short, Field(min_length=1, max_length=64, description="the incident that continues")]
 
 
 @router.post("/incidents/{incident_id}/merge", summary="Merge this incident into another (issue 13)")
-def merge(request: Request, incident_id: str, data: MergeIn, member: StaffMember = publisher) -> dict[str, Any]:
+def merge(request: Request, incident_id: IncidentId, data: MergeIn, member: StaffMember = publisher) -> dict[str, Any]:
     """The incident ends with a note pointing at ``into``; its components and alerts continue there."""
     from notifier.services.merge import merge_incidents
 

@@ -25,10 +25,10 @@ from fastapi.responses import JSONResponse
 from notifier.api.auth import BEARER_CHALLENGE, Unauthorized, check_bearer, check_signature
 from notifier.api.schemas import WEBHOOK_MODELS, AcceptedEvents, Problem
 from notifier.errors import StoreUnavailable
+from notifier.limits import MAX_BODY_BYTES, first_invalid
 from notifier.services.ingest import accept_events
 from notifier.sources import PARSERS, ParseError
 
-MAX_BODY_BYTES = 1024 * 1024
 log = logging.getLogger(__name__)
 
 
@@ -76,7 +76,11 @@ async def receive(request: Request, source: str) -> Any:
         metrics.count(source, "too_large")
         return problem(413, f"body over {MAX_BODY_BYTES} bytes")
     try:
-        events = PARSERS[source](json.loads(body), datetime.now(UTC))
+        data = json.loads(body)
+        bad = first_invalid(data)  # one check for every source, before any parser sees the text
+        if bad is not None:
+            raise ParseError(bad, "not valid Unicode (a lone surrogate); send UTF-8 text")
+        events = PARSERS[source](data, datetime.now(UTC))
     except ParseError as exc:
         metrics.count(source, "invalid")
         return problem(422, exc.message, exc.field)

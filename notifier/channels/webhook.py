@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 import requests
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 
 from notifier.channels.base import Channel, ChannelSettings, Rendering
 from notifier.channels.http import request_error
@@ -32,6 +32,13 @@ class WebhookSettings(ChannelSettings):
     secret: SecretStr | None = None
     status_url: str | None = None
     headers: dict[str, SecretStr] = {}  # e.g. {X-Api-Key: ${CHATOPS_KEY}}: header values are credentials
+
+    @field_validator("url", "status_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and value.split("://", 1)[0].lower() not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")  # the URL itself may be a credential
+        return value
 
 
 def signature_header(secret: bytes, body: bytes, timestamp: int) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from notifier import limits
 from notifier.domain.model import (
     ComponentStatus,
     Impact,
@@ -29,8 +30,8 @@ KIND_LABELS = {
     "maintenance": "Maintenance",
 }
 LANGUAGES = ("en", "de")
-MAX_BODY = 5000
-MAX_NAME = 200
+MAX_BODY = limits.MAX_TEXT
+MAX_NAME = limits.MAX_NAME
 
 # Starting points for the message, so nobody faces a blank box during an outage.
 PREFILL: dict[str, dict[str, str]] = {
@@ -104,6 +105,8 @@ def _first(form: Mapping[str, Sequence[str]], key: str) -> str:
 def _when(raw: str) -> datetime | None:
     """``<input type=datetime-local>`` gives ``2026-11-24T22:00``; the console works in UTC."""
     parsed = datetime.fromisoformat(raw)
+    if not 2000 <= parsed.year <= 9000:  # also keeps UTC conversion away from datetime's edges
+        raise ValueError("year out of range")
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -115,6 +118,9 @@ def parse(
 ) -> tuple[Composition, dict[str, str]]:
     """Read the submitted fields; return the composition and errors keyed by form field name."""
     errors: dict[str, str] = {}
+    for key, values in form.items():
+        if not (limits.valid_unicode(key) and all(limits.valid_unicode(str(v)) for v in values)):
+            errors[limits.printable(key)] = "not valid Unicode; type the text again"
     comp = Composition()
     comp.kind = _first(form, "kind") or "incident"
     if comp.kind not in KINDS:
@@ -177,8 +183,8 @@ def parse(
                 continue
             try:
                 setattr(comp, key, _when(raw))
-            except ValueError:
-                errors[key] = "use the form YYYY-MM-DDTHH:MM (UTC)"
+            except (ValueError, OverflowError):
+                errors[key] = "use the form YYYY-MM-DDTHH:MM (UTC), a year from 2000 to 9000"
         if comp.scheduled_for and comp.scheduled_until and comp.scheduled_until <= comp.scheduled_for:
             errors["scheduled_until"] = "must be after the start"
     return comp, errors
@@ -196,7 +202,7 @@ def preview_objects(
         incident = replace(existing, updates=list(existing.updates))
         status = comp.status
         incident.status = status
-        if comp.impact and comp.kind == "update":
+        if comp.impact in {i.value for i in Impact} and comp.kind == "update":
             incident.impact = Impact(comp.impact)
         incident.components = sorted(set(incident.components) | set(comp.components))
     else:

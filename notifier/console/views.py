@@ -20,6 +20,7 @@ import jinja2
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from notifier import limits
 from notifier.console import forms, queries
 from notifier.console.auth import (
     LOGIN_CSRF_COOKIE,
@@ -150,6 +151,11 @@ def console_router(
         session = current(request)
         raw = await request.form()
         form = {k: [str(v) for v in raw.getlist(k)] for k in raw}
+        bad = next((k for k, vs in form.items()
+                    if not (limits.valid_unicode(k) and all(limits.valid_unicode(v) for v in vs))), None)
+        if bad is not None:  # nothing that cannot be shown again gets past this point
+            return session, {}, refuse(request, session, 400, f"The field {limits.printable(bad)!r} is not "
+                                       "valid Unicode. Type the text again.")
         if session is None:
             return None, form, refuse(request, None, 401, "Your session has ended. Sign in again.")
         if not tokens_match(session.csrf, (form.get("csrf") or [""])[0]):

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from notifier import limits
 from notifier.bootstrap import App
 from notifier.channels.base import Rendering
 from notifier.domain.model import (
@@ -29,15 +30,35 @@ from notifier.domain.model import (
     notice_id,
 )
 from notifier.errors import NotFound, UsageError
+from notifier.services import idempotent
 
 KINDS = {"incident": "inc", "maintenance": "mnt", "broadcast": "brd"}
 
 
 # ---- validation ------------------------------------------------------------------------------------
+def _field_error(field: str, message: str) -> UsageError:
+    exc = UsageError(f"{field}: {message}")
+    exc.field = field  # type: ignore[attr-defined]  # the API answers 422 naming it
+    return exc
+
+
+def _text(value: str, field: str, limit: int) -> str:
+    """The one check every stored text passes, whichever entry point it came through."""
+    if not limits.valid_unicode(value):
+        raise _field_error(limits.printable(field), "not valid Unicode (a lone surrogate or undecodable bytes)")
+    if len(value) > limit:
+        raise _field_error(field, f"at most {limit} characters (this one has {len(value)})")
+    return value
+
+
 def _body(body: Mapping[str, str] | str | None) -> dict[str, str]:
     if isinstance(body, str):
         body = {"en": body}
-    cleaned = {lang: text.strip() for lang, text in (body or {}).items() if text and text.strip()}
+    body = body or {}
+    if len(body) > limits.MAX_LANGUAGES:
+        raise _field_error("body", f"at most {limits.MAX_LANGUAGES} languages")
+    cleaned = {_text(lang, "body", limits.MAX_ID): _text(text, f"body.{lang}", limits.MAX_TEXT).strip()
+               for lang, text in body.items() if text and text.strip()}
     if not cleaned:
         raise UsageError("the message is empty: give the update text (CLI: --message, and --message-de for German)")
     return cleaned
@@ -98,7 +119,13 @@ def _commit(
     """
     now = app.clock.now()
     deadline = now.timestamp() + app.settings.delivery.deadline_hours * 3600
-    op = secrets.token_hex(8)
+    keyed = idempotent.current_op.get()  # a staff API Idempotency-Key: this write may have happened
+    op = keyed or secrets.token_hex(8)
+    op_key = app.store.key("op", op)
+    if keyed:
+        earlier = _earlier(app, op, app.store.redis.get(op_key))
+        if earlier is not None:
+            return earlier
 
     def body(pipe: Any, incident: Incident | None) -> tuple[Incident, IncidentUpdate]:
         incident = incident or new
@@ -110,6 +137,8 @@ def _commit(
         update.op_id = op
         current = app.store.component_statuses(update.component_statuses) if update.component_statuses else {}
         pipe.multi()
+        if keyed:  # in the write's own transaction, so a retry after a crash finds it
+            pipe.set(op_key, incident.id, ex=idempotent.KEEP_SECONDS)
         if not update.draft:
             for comp_id, status in update.component_statuses.items():
                 if current.get(comp_id) != ComponentStatus(status):
@@ -123,6 +152,20 @@ def _commit(
         return incident, update
 
     incident, update = app.store.transact(incident_id, body)
+    if not update.draft:
+        _enqueue(app, update)
+    return incident, update
+
+
+def _earlier(app: App, op: str, incident_id: str | None) -> tuple[Incident, IncidentUpdate] | None:
+    """The write an earlier request with this op committed, handed to the workers again (a notice
+    that is already out is not sent twice: the ledger says so)."""
+    if not incident_id:
+        return None
+    incident = app.store.get_incident(incident_id)
+    update = next((u for u in incident.updates if u.op_id == op), None)
+    if update is None:
+        return None
     if not update.draft:
         _enqueue(app, update)
     return incident, update
@@ -164,6 +207,7 @@ def open_incident(
         raise UsageError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
     if not name or not name.strip():
         raise UsageError("the incident needs a name (CLI: --name)")
+    _text(name, "name", limits.MAX_NAME)
     default_status = {"incident": "investigating", "maintenance": "scheduled", "broadcast": "broadcast"}[kind]
     status = _status(kind, status or default_status)
     default_comp = "under_maintenance" if kind == "maintenance" else "major_outage"
@@ -265,7 +309,9 @@ def find_update(app: App, update_id: str) -> tuple[Incident, IncidentUpdate]:
 
 def approve_draft(app: App, update_id: str, *, approver: str) -> IncidentUpdate:
     """Publish a draft: it becomes a normal update with ledger rows, delivered like any other."""
-    incident_id = update_id.split(".", 1)[0]
+    incident_id, dot, number = update_id.partition(".")
+    if not (incident_id and dot and number.isdigit() and incident_id.isalnum() and incident_id.isascii()):
+        raise NotFound(f"no draft {limits.printable(update_id)[:60]!r}: an update id looks like inc42.3")
 
     def make(inc: Incident) -> IncidentUpdate:
         try:

@@ -48,6 +48,9 @@ def schedule_maintenance(
         raise UsageError(
             "scheduled_for/scheduled_until: give times with a time zone (e.g. 2026-11-24T22:00Z)"
         )
+    for key, when in (("scheduled_for", scheduled_for), ("scheduled_until", scheduled_until)):
+        if not 2000 <= when.year <= 9000:  # also keeps UTC conversion away from datetime's edges
+            raise UsageError(f"{key}: must be a real date (year 2000 to 9000)")
     if scheduled_until <= scheduled_for:
         raise UsageError("scheduled_until: must be after scheduled_for")
     if scheduled_until <= app.clock.now():

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from notifier.errors import UsageError
+from notifier.limits import valid_unicode
 
 # Alertmanager and Grafana write this for "no end yet"
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -45,6 +46,8 @@ def text(data: dict[str, Any], key: str, path: str, *, required: bool = True, de
         return default
     if not isinstance(value, str):
         raise ParseError(_join(path, key), "must be a string")
+    if not valid_unicode(value):
+        raise ParseError(_join(path, key), "not valid Unicode (a lone surrogate); send UTF-8 text")
     if required and not value.strip():
         raise ParseError(_join(path, key), "must not be empty")
     return value
@@ -61,6 +64,9 @@ def str_map(data: dict[str, Any], key: str, path: str, *, required: bool = False
     for k, v in value.items():
         if isinstance(v, bool) or not isinstance(v, str | int | float):
             raise ParseError(f"{where}.{k}", "must be a string")
+        if not (valid_unicode(str(k)) and valid_unicode(str(v))):
+            raise ParseError(f"{where}.{str(k).encode('utf-8', 'backslashreplace').decode()}",
+                             "not valid Unicode (a lone surrogate); send UTF-8 text")
         out[str(k)] = str(v)
     return out
 

@@ -11,8 +11,12 @@ import os
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 from notifier.statuspage.publish import CONTENT_TYPES
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 class StatusPageHandler(SimpleHTTPRequestHandler):
@@ -21,7 +25,23 @@ class StatusPageHandler(SimpleHTTPRequestHandler):
     def end_headers(self) -> None:
         self.send_header("Cache-Control", "no-cache")
         self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", CSP)
         super().end_headers()
+
+    def send_head(self) -> Any:
+        # a NUL, a backslash or an undecodable byte in the path: a clean 400, not a dropped connection
+        try:
+            path = unquote(self.path.split("?", 1)[0].split("#", 1)[0], errors="strict")
+        except UnicodeDecodeError:
+            path = "\x00"
+        if "\x00" in path or "\\" in path or not path.isprintable():
+            self.send_error(400, "bad path")
+            return None
+        return super().send_head()
+
+    def list_directory(self, path: Any) -> Any:
+        self.send_error(404, "not found")  # never list a directory
+        return None
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         if os.environ.get("NOTIFIER_SERVE_LOG"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -32,15 +33,18 @@ def free_port() -> int:
 
 
 class LocalRedis:
-    def __init__(self, data_dir: str | Path, port: int | None = None, appendfsync: str = "always") -> None:
+    def __init__(self, data_dir: str | Path, port: int | None = None, appendfsync: str = "always",
+                 password: str | None = None) -> None:
         self.dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.appendfsync = appendfsync
+        self.password = password  # None: no AUTH (the tests' throwaway servers)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def command(self) -> list[str]:
         binary = shutil.which("redis-server")
@@ -50,12 +54,15 @@ class LocalRedis:
             binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
             "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
             "--maxmemory-policy", "noeviction", "--logfile", str(self.dir / "redis.log"),
+            *(["--requirepass", self.password] if self.password else []),
         ]
 
     def start(self, timeout: float = 10.0) -> LocalRedis:
         self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)  # its AOF holds incidents and console sessions: this user's only
         self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            umask=0o077,  # the AOF and redis.log it creates: 0600
         )
         (self.dir / "port").write_text(str(self.port))
         deadline = time.monotonic() + timeout
@@ -64,7 +71,7 @@ class LocalRedis:
                 logfile = self.dir / "redis.log"
                 log = logfile.read_text(errors="replace")[-500:] if logfile.exists() else ""
                 raise StoreUnavailable(f"redis-server exited at start; its log ends: {log}")
-            if _answers(self.port):
+            if _answers(self.port, self.password):
                 return self
             time.sleep(0.05)
         raise StoreUnavailable(f"redis-server on port {self.port} did not answer within {timeout}s")
@@ -89,11 +96,30 @@ class LocalRedis:
         return self.start()
 
 
-def _answers(port: int) -> bool:
+def _answers(port: int, password: str | None = None) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+        if password:
+            sock.sendall(b"AUTH %s\r\n" % password.encode())
+            if not sock.recv(64).startswith(b"+OK"):
+                return False
         sock.sendall(b"PING\r\n")
         return sock.recv(16).startswith(b"+PONG")
     return False
+
+
+def private_password(settings: Settings, create: bool = False) -> str | None:
+    """The private Redis's password (``<data_dir>/password``, 0600, made on first start like the demo
+    token), or None for a server started before passwords existed."""
+    path = private_dir(settings) / "password"
+    if not path.exists():
+        if not create:
+            return None
+        os.makedirs(private_dir(settings), mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(24))
+    os.chmod(path, 0o600)
+    return path.read_text().strip() or None
 
 
 def private_dir(settings: Settings) -> Path:
@@ -108,13 +134,16 @@ def private_url(settings: Settings) -> str:
             f"no Redis configured and no private one running ({port_file} is missing); run `make run` "
             "(or `notifier run`), or set redis.url in the config"
         )
-    return f"redis://127.0.0.1:{int(port_file.read_text())}/0"
+    password = private_password(settings)
+    auth = f":{password}@" if password else ""
+    return f"redis://{auth}127.0.0.1:{int(port_file.read_text())}/0"
 
 
 def ensure_private(settings: Settings) -> LocalRedis | None:
     """Start the private Redis unless it is already answering. None when we reused a running one."""
     port_file = private_dir(settings) / "port"
-    if port_file.exists() and _answers(int(port_file.read_text())):
+    password = private_password(settings, create=True)
+    if port_file.exists() and _answers(int(port_file.read_text()), password):
         return None
     os.makedirs(private_dir(settings), exist_ok=True)
-    return LocalRedis(private_dir(settings)).start()
+    return LocalRedis(private_dir(settings), password=password).start()

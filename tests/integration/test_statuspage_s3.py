@@ -60,6 +60,7 @@ def test_every_object_lands_with_content_type_cache_control_and_order(client: An
     expected_types = {
         ".html": "text/html; charset=utf-8",
         ".css": "text/css; charset=utf-8",
+        ".js": "text/javascript; charset=utf-8",  # static/stale.js (no inline script: CSP)
         ".json": "application/json; charset=utf-8",
         ".atom": "application/atom+xml; charset=utf-8",
         ".rss": "application/rss+xml; charset=utf-8",

@@ -1,0 +1,154 @@
+"""``Idempotency-Key`` on the staff API's writes (Stripe's and the IETF httpapi draft's semantics).
+
+A ``POST /api/v1/...`` with ``Idempotency-Key: <1-255 printable ASCII>``:
+
+| situation                                           | answer |
+| --------------------------------------------------- | ------ |
+| first time (per staff member and key)               | runs; the answer is kept for 24 h |
+| the same key and the same request again             | the first answer, nothing changed (*) |
+| the same key with a different method, path or body | 422 |
+| the same key while the first is still running       | 409 with ``Retry-After`` |
+
+(*) the same status and body, with ``Idempotent-Replayed: true``.
+
+Crash safety: the key is reserved (``SET NX`` with a short lease) before the route runs, and the
+write itself records the key in its own Redis transaction (``notifier.services.incidents`` reads the
+``op`` this module sets for the request). So when the API dies, or Redis goes away, between the write
+and the answer, a retry with the same key finds the committed write and answers with it instead of
+writing again: one publish, whatever the client saw. A 5xx answer is not kept (the client may retry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from notifier.services.idempotent import KEEP_SECONDS, current_op
+
+log = logging.getLogger(__name__)
+HEADER = "Idempotency-Key"
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def op_for(principal: str, key: str) -> str:
+    return hashlib.sha256(f"{principal}\0{key}".encode()).hexdigest()[:32]
+
+
+async def _json(send: Any, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"detail": detail, "field": "header.Idempotency-Key"}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class IdempotencyGate:
+    """ASGI middleware; runs after authentication and after the body has been read (``BodyLimit``)."""
+
+    def __init__(self, app: Any, principal: Callable[[str | None], Any], store: Callable[[], Any],
+                 lease_seconds: float = 60.0, prefix: str = "/api/v1/") -> None:
+        self.app = app
+        self.principal = principal  # bearer token -> StaffMember | None
+        self.store = store  # -> the notifier Store (its redis client and key())
+        self.lease_ms = int(lease_seconds * 1000)
+        self.prefix = prefix
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
+        raw_key = headers.get(b"idempotency-key")
+        if raw_key is None or scope.get("method") != "POST" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        key = raw_key.decode("latin-1")
+        if not _KEY.fullmatch(key):
+            await _json(send, 422, "Idempotency-Key: 1 to 255 printable ASCII characters (a UUID is a good key)")
+            return
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        member = self.principal(auth.partition(" ")[2].strip() or None)
+        if member is None:  # the gate before us already refused it; be safe anyway
+            await self.app(scope, receive, send)
+            return
+        message = await receive()  # BodyLimit hands over the whole body in one message
+        body = message.get("body", b"")
+        fingerprint = hashlib.sha256(b"\0".join(
+            [scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body])).hexdigest()
+        op = op_for(member.name, key)
+        store = self.store()
+        record_key = store.key("idempotency", op)
+        try:
+            replay = await self._claim(store.redis, record_key, fingerprint, send)
+        except redis.RedisError as exc:
+            log.warning("idempotency: redis error: %s", exc)
+            await _json(send, 503, "store unavailable; retry later with the same Idempotency-Key",
+                        [(b"retry-after", b"5")])
+            return
+        if replay:
+            return
+        replayed = False
+
+        async def once() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return message
+            return await receive()
+
+        status, out_headers, chunks = 500, [], []
+
+        async def capture(msg: Any) -> None:
+            nonlocal status, out_headers
+            if msg["type"] == "http.response.start":
+                status, out_headers = msg["status"], msg.get("headers", [])
+            elif msg["type"] == "http.response.body":
+                chunks.append(msg.get("body", b""))
+            await send(msg)
+
+        token = current_op.set(op)
+        try:
+            await self.app(scope, once, capture)
+        finally:
+            current_op.reset(token)
+        try:
+            if status < 500:
+                ctype = dict(out_headers).get(b"content-type", b"application/json").decode("latin-1")
+                done = {"state": "done", "fp": fingerprint, "status": status, "type": ctype,
+                        "body": b"".join(chunks).decode("utf-8", "replace")}
+                store.redis.set(record_key, json.dumps(done), ex=KEEP_SECONDS)
+            else:  # not kept: the retry runs again (and finds the write, if it was committed)
+                store.redis.delete(record_key)
+        except redis.RedisError as exc:  # the lease runs out by itself
+            log.warning("idempotency: could not record %s: %s", op, exc)
+
+    async def _claim(self, client: Any, record_key: str, fingerprint: str, send: Any) -> bool:
+        """Reserve the key, or answer for it (replay, 409, 422) and return True."""
+        pending = json.dumps({"state": "pending", "fp": fingerprint})
+        if client.set(record_key, pending, nx=True, px=self.lease_ms):
+            return False
+        raw = client.get(record_key)
+        if raw is None:  # expired between the two calls: take it
+            return not client.set(record_key, pending, nx=True, px=self.lease_ms) and \
+                await self._busy(send)
+        record = json.loads(raw)
+        if record.get("fp") != fingerprint:
+            await _json(send, 422, "this Idempotency-Key was used for a different request; use a new key")
+            return True
+        if record.get("state") != "done":
+            return await self._busy(send)
+        body = str(record["body"]).encode()
+        await send({"type": "http.response.start", "status": int(record["status"]),
+                    "headers": [(b"content-type", str(record["type"]).encode()),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"idempotent-replayed", b"true")]})
+        await send({"type": "http.response.body", "body": body})
+        return True
+
+    async def _busy(self, send: Any) -> bool:
+        await _json(send, 409, "a request with this Idempotency-Key is still running; retry shortly",
+                    [(b"retry-after", b"1")])
+        return True

@@ -1,0 +1,125 @@
+"""``Idempotency-Key`` on the staff API's writes, against a real Redis (issue 10, item 4): a repeat
+returns the first answer and changes nothing, a different body with the key is a 422, a concurrent
+repeat does not act twice, and a 503 (Redis stopped in the middle of the request) followed by a retry
+with the same key publishes exactly once."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+
+import httpx
+import pytest
+
+from notifier.api import create_app
+from notifier.errors import StoreUnavailable
+from notifier.store.local_redis import LocalRedis
+from tests.integration._api_support import TOKENS, ApiServer, make_app, settings_for, wait_for
+
+pytestmark = pytest.mark.integration
+PUBLISHER = {"Authorization": f"Bearer {TOKENS['PUBLISHER_TOKEN']}"}
+EDITOR = {"Authorization": f"Bearer {TOKENS['EDITOR_TOKEN']}"}
+
+
+class KillsRedisOnce:
+    """A dispatcher that stops Redis when the first notice is handed to the workers, as a broker that
+    goes away right after the write committed, and answers as an unreachable broker does."""
+
+    def __init__(self, server: LocalRedis) -> None:
+        self.server, self.armed, self.sent = server, False, []
+
+    def deliver(self, notice_id: str, channel: str, countdown: float = 0) -> None:
+        if self.armed:
+            self.armed = False
+            self.server.kill()
+            raise StoreUnavailable("broker unreachable")
+        self.sent.append(notice_id)
+
+    def wake_engine(self) -> None:
+        pass
+
+
+@pytest.fixture
+def stack(tmp_path):
+    server = LocalRedis(tmp_path / "redis").start()
+    app = make_app(settings_for(tmp_path), server.port)
+    app.dispatcher = KillsRedisOnce(server)
+    try:
+        with ApiServer(create_app(app, idempotency_lease=1.0)) as api, \
+                httpx.Client(base_url=api.url, timeout=30) as http:
+            yield app, http, server
+    finally:
+        server.stop()
+
+
+def broadcasts(app, body: str) -> list:
+    return [i for i in app.store.list_incidents(kind="broadcast") if i.updates[0].body.get("en") == body]
+
+
+def test_a_repeat_returns_the_first_answer_and_changes_nothing(stack):
+    app, http, _ = stack
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = http.post("/api/v1/broadcasts", json={"body": "once"}, headers={**PUBLISHER, **key})
+    again = http.post("/api/v1/broadcasts", json={"body": "once"}, headers={**PUBLISHER, **key})
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert len(broadcasts(app, "once")) == 1
+    assert len([n for n in app.dispatcher.sent if n.startswith(first.json()["id"] + ".")]) == 1
+    # the key belongs to one staff member: another token with the same key is another request
+    other = http.post("/api/v1/broadcasts", json={"body": "once", "draft": True}, headers={**EDITOR, **key})
+    assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+
+
+def test_the_same_key_with_another_body_is_a_422(stack):
+    app, http, _ = stack
+    key = {"Idempotency-Key": "k-" + uuid.uuid4().hex}
+    assert http.post("/api/v1/broadcasts", json={"body": "a"}, headers={**PUBLISHER, **key}).status_code == 201
+    changed = http.post("/api/v1/broadcasts", json={"body": "b"}, headers={**PUBLISHER, **key})
+    assert changed.status_code == 422 and changed.json()["field"] == "header.Idempotency-Key"
+    assert broadcasts(app, "b") == []
+    bad = http.post("/api/v1/broadcasts", json={"body": "c"}, headers={**PUBLISHER, "Idempotency-Key": "x y"})
+    assert bad.status_code == 422
+
+
+def test_concurrent_requests_with_one_key_act_once(stack):
+    app, http, _ = stack
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+
+    def post(_: int) -> int:
+        return http.post("/api/v1/broadcasts", json={"body": "together"}, headers={**PUBLISHER, **key}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(post, range(8)))
+    assert set(codes) <= {201, 409} and 201 in codes, codes
+    assert len(broadcasts(app, "together")) == 1
+
+
+def test_a_503_then_a_retry_with_the_same_key_publishes_exactly_once(stack):
+    app, http, server = stack
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    app.dispatcher.armed = True  # Redis dies after the write committed, before the answer
+    first = http.post("/api/v1/broadcasts", json={"body": "outage"}, headers={**PUBLISHER, **key})
+    assert first.status_code == 503, first.text
+    server.start()  # same port, same AOF
+
+    def retried() -> httpx.Response | None:
+        resp = http.post("/api/v1/broadcasts", json={"body": "outage"}, headers={**PUBLISHER, **key})
+        assert resp.status_code in (201, 409, 503), resp.text  # 409: the first one's lease, until it expires
+        return resp if resp.status_code == 201 else None
+
+    answer = wait_for(retried, timeout=60, what="the retry to succeed")
+    found = broadcasts(app, "outage")
+    assert [i.id for i in found] == [answer.json()["id"]]  # one incident: the first request's
+    rows = app.store.ledger.rows(incident_id=found[0].id, limit=100)
+    assert len(rows) == 1  # one ledger row per channel (outbox): one publish
+    assert http.post("/api/v1/broadcasts", json={"body": "outage"},
+                     headers={**PUBLISHER, **key}).json() == answer.json()
+
+
+def test_openapi_documents_the_header_on_every_write(stack):
+    app, http, _ = stack
+    doc = http.get("/openapi.json").json()
+    posts = [op for path, ops in doc["paths"].items() if path.startswith("/api/v1/") for m, op in ops.items()
+             if m == "post"]
+    assert posts and all(any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in op["parameters"])
+                         for op in posts)
