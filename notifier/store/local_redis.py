@@ -51,17 +51,28 @@ class LocalRedis:
         if binary is None:
             raise StoreUnavailable(INSTALL_HINT)
         return [
-            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+            binary, *([str(self._auth_file())] if self.password else []),
+            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
             "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
             "--maxmemory-policy", "noeviction", "--logfile", str(self.dir / "redis.log"),
-            *(["--requirepass", self.password] if self.password else []),
         ]
+
+    def _auth_file(self) -> Path:
+        """The password goes to redis-server in a 0600 config file, not on its command line, where any
+        local user could read it in ps or /proc/<pid>/cmdline."""
+        path = self.dir / "auth.conf"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as conf:
+            conf.write(f'requirepass "{self.password}"\n')
+        os.chmod(path, 0o600)  # an older file keeps its mode through O_CREAT
+        return path
 
     def start(self, timeout: float = 10.0) -> LocalRedis:
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)  # its AOF holds incidents and console sessions: this user's only
+        command = self.command()
         self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             umask=0o077,  # the AOF and redis.log it creates: 0600
         )
         (self.dir / "port").write_text(str(self.port))

@@ -210,6 +210,12 @@ def test_the_private_redis_has_a_password_and_its_files_are_private(tmp_path):
         client.close()
         for created in (tmp_path / "redis" / "redis.log", *(tmp_path / "redis").glob("appendonlydir/*")):
             assert stat.S_IMODE(created.stat().st_mode) & 0o077 == 0, created
+        # never on the command line, where ps shows it to every local user
+        assert server.proc is not None
+        argv = Path(f"/proc/{server.proc.pid}/cmdline").read_bytes()
+        assert password_file.read_text().encode() not in argv
+        assert password_file.read_text().encode() not in b" ".join(s.encode() for s in server.command())
+        assert stat.S_IMODE((tmp_path / "redis" / "auth.conf").stat().st_mode) == 0o600
     finally:
         server.stop()
 
