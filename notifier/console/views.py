@@ -139,7 +139,7 @@ def console_router(
             can=lambda role: require_role(session.member if session else None, role),
             component_names={c.id: c.name for c in app.settings.components}, **context,
         )
-        return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+        return _html(html, status, SECURITY_HEADERS)
 
     def refuse(request: Request, session: Session | None, status: int, message: str) -> HTMLResponse:
         return page(request, "error.html", status=status, session=session, message=message)
@@ -300,7 +300,7 @@ def console_router(
         comp, errors = parse(app, form)
         html = env.get_template("_previews.html").render(
             previews=preview_channels(app, comp, _existing(app, comp)), errors=errors)
-        return HTMLResponse(html, headers=SECURITY_HEADERS)
+        return _html(html, 200, SECURITY_HEADERS)
 
     @router.post("/compose")
     async def compose(request: Request) -> Response:
@@ -400,6 +400,13 @@ def _existing(app: Any, comp: forms.Composition) -> Any:
         return app.store.get_incident(comp.incident_id)
     except NotFound:
         return None
+
+
+def _html(html: str, status: int, headers: dict[str, str]) -> HTMLResponse:
+    """A page as UTF-8. Text stored before input was checked (a lone surrogate from an old webhook) shows
+    as ? instead of failing the page every time (issue 12)."""
+    return HTMLResponse(html.encode("utf-8", "replace"), status_code=status, headers=headers,
+                        media_type="text/html; charset=utf-8")
 
 
 def _safe_next(target: str | None) -> str:

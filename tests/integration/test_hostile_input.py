@@ -252,3 +252,27 @@ def test_validation_errors_never_echo_the_input(stack):
     resp = http.post("/api/v1/incidents", content=b'{"name": 1e999, "body": "x"}', headers={**JSON, **auth("editor")})
     assert resp.status_code == 422
     assert all("input" not in err for err in json.loads(resp.text)["detail"])
+
+
+def test_text_stored_before_the_check_breaks_no_page_and_no_api_answer(stack):
+    """An installation that took the lone-surrogate webhook before this fix still holds it in Redis:
+    the console (dashboard, incident page) and the API answer 200 showing it as ?, not 500 or a reset."""
+    app, http = stack
+    inc = incidents.open_incident(app, name="x", components={"imap": "major_outage"}, impact="major",
+                                  body={"en": "body"}, status="investigating", author="t", channels=None,
+                                  draft=False)
+    key = app.store.key("incident", inc.id)
+    doc = json.loads(app.store.redis.get(key))
+    doc["name"] = "x \udc80"
+    doc["updates"][0]["body"]["en"] = "b \udc80"
+    app.store.redis.set(key, json.dumps(doc))  # the escape \udc80, as the old webhook path stored it
+    client, _ = console_session(http)
+    for path in ("/console/", f"/console/incidents/{inc.id}"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert "x ?" in page.text, path
+    api = http.get(f"/api/v1/incidents/{inc.id}", headers=auth("viewer"))
+    assert api.status_code == 200
+    assert api.json()["name"] == "x ?"
+    listed = http.get("/api/v1/incidents", headers=auth("viewer"))
+    assert listed.status_code == 200
