@@ -122,6 +122,8 @@ def test_console_forms_answer_parse_errors_as_form_errors(stack):
     preview = console.post("/console/preview", data={
         "csrf": csrf, "kind": "update", "incident_id": inc["id"], "impact": "bogus", "body.en": "x"})
     assert preview.status_code == 200 and "data-channel=\"outbox\"" in preview.text  # was a 500
+    assert 'class="flash flash-error preview-errors"' in preview.text  # and it says what is wrong
+    assert "impact</span>: choose one of: none, minor, major, critical" in preview.text
     window = console.post("/console/compose", data={
         "csrf": csrf, "kind": "maintenance", "name": "M", "body.en": "x", "channels": "outbox",
         "component.imap": "under_maintenance", "action": "publish",
