@@ -17,6 +17,7 @@ from notifier.domain.model import DeliveryState, Receipt
 from notifier.errors import (
     CannotReconcile,
     DeliveryError,
+    DuplicateRefused,
     NotFound,
     OutcomeUnknown,
     Permanent,
@@ -25,6 +26,7 @@ from notifier.errors import (
     UsageError,
 )
 from notifier.failpoints import failpoint
+from notifier.store.ledger import UNVERIFIED
 from notifier.services.incidents import notice_for, predecessor
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,15 @@ def deliver(app: App, notice_id: str) -> Outcome:
         return Outcome("failed", detail=exc.reason)
     except Transient as exc:
         return _retry(app, notice_id, claim.token, claim.attempt, row.deadline, exc, DeliveryState.PENDING)
+    except DuplicateRefused as exc:
+        # the refusal is evidence the post exists; its lookup failed, so record it unverified and stop
+        reason = f"posted-unverified: {exc.reason}; the platform refused it as a duplicate, so it is out " \
+                 f"there, but its id could not be found. Check the account; `notifier deliveries mark-posted " \
+                 f"{notice_id} URL` records it"
+        ledger.mark_posted(notice_id, Receipt(remote_id="", url="", extra={UNVERIFIED: reason[:500]}),
+                           app.clock.timestamp())
+        log.warning("notice %s: %s", notice_id, reason)
+        return Outcome("posted", detail=reason)
     except OutcomeUnknown as exc:
         return _retry(app, notice_id, claim.token, claim.attempt, row.deadline, exc, DeliveryState.UNKNOWN)
     except Exception as exc:  # a bug in a channel: we cannot know whether it posted, so reconcile later

@@ -112,6 +112,9 @@ return new_state
 """
 
 
+UNVERIFIED = "unverified"  # key in a posted row's extra: refused as a duplicate, its id never found
+
+
 @dataclass
 class LedgerRow:
     notice_id: str
@@ -133,6 +136,15 @@ class LedgerRow:
     last_error: str = ""
     rendered: list[str] = field(default_factory=list)
     enqueued_at: float = 0.0
+
+    @property
+    def unverified(self) -> str:
+        """Why this posted row is posted-unverified ("" when verified): staff should check the account."""
+        return self.extra.get(UNVERIFIED, "") if self.state == DeliveryState.POSTED else ""
+
+    @property
+    def shown_state(self) -> str:
+        return "posted-unverified" if self.unverified else self.state.value
 
     @property
     def receipt(self) -> Receipt | None:
