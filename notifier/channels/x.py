@@ -35,7 +35,7 @@ from notifier.channels.progress import ThreadProgress
 from notifier.channels.x_budget import LocalBudget, PostingBudget, Window
 from notifier.channels.x_text import MAX_WEIGHTED, compose, part_pattern, weighted_length
 from notifier.domain.model import Notice, Receipt
-from notifier.errors import DeliveryError, DuplicateRefused, OutcomeUnknown, Permanent, ReconcileIncomplete, Transient
+from notifier.errors import DeliveryError, DuplicateRefused, Permanent, ReconcileIncomplete, Transient
 
 if TYPE_CHECKING:
     from notifier.config import Settings

@@ -26,8 +26,8 @@ from notifier.errors import (
     UsageError,
 )
 from notifier.failpoints import failpoint
-from notifier.store.ledger import UNVERIFIED
 from notifier.services.incidents import notice_for, predecessor
+from notifier.store.ledger import UNVERIFIED
 
 log = logging.getLogger(__name__)
 

@@ -131,7 +131,8 @@ def test_random_kills_at_volume_lose_nothing_and_post_nothing_twice(world, refus
     dups = {ch: {m: c for m, c in seen.items() if c > 1} for ch, seen in (("x", x_seen), ("facebook", fb_seen))}
     states = settled(app, update_ids)[1]
     print(f"chaos: {total} notices, {KILLS} kills at posts {kill_at}, dup check {refuse_duplicates}: "
-          f"settled in {elapsed:.1f} s, rows {dict(states)}, lost {sum(map(len, lost.values()))}, not posted {sorted(unsettled)}, "
+          f"settled in {elapsed:.1f} s, rows {dict(states)}, lost {sum(map(len, lost.values()))}, "
+          f"not posted {sorted(unsettled)}, "
           f"duplicates {sum(len(d) for d in dups.values())}")
     assert dups == {"x": {}, "facebook": {}}
     assert lost == {"x": [], "facebook": []}
