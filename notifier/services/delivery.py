@@ -60,6 +60,7 @@ def deliver(app: App, notice_id: str) -> Outcome:
     if row.state in (DeliveryState.POSTED, DeliveryState.FAILED):
         return Outcome(row.state.value)
     now = app.clock.timestamp()
+    ledger.task_seen(notice_id, now)  # the sweeper's proof that this row's task is alive
     channel = app.channels.get(row.channel)
     if channel is None:
         reason = f"channel {row.channel!r} is not configured (or disabled) any more; re-enable it and run " \
@@ -171,13 +172,23 @@ def _retry(
 
 # ---- periodic and staff operations ------------------------------------------------------------------
 def sweep(app: App) -> dict[str, int]:
-    """Beat's safety net: expire dead claims, and enqueue every due row no worker is working on."""
+    """Beat's safety net: expire dead claims, and enqueue every due row whose task is provably gone.
+
+    A task is provably gone when (a) its claim expired (the worker died holding it), or (b) all of:
+    the time its task was expected (``enqueued_at``: enqueue time, or the end of its countdown) is more
+    than ``requeue_after`` ago; no task for the row reached a worker (``task_seen_at``) within the last
+    ``requeue_after``; and the channel's broker queue is empty, so the task is not merely waiting behind
+    a backlog (a worker killed with prefetched or countdown tasks loses them until the broker's
+    visibility timeout). A late task is therefore never doubled; a stray copy that does come back finds
+    the row posted, busy or not yet due and ends (``claim`` honours ``next_at``).
+    """
     ledger = app.store.ledger
     grace = app.settings.delivery.requeue_after
     now = app.clock.timestamp()
     expired = dict(ledger.expire_claims(now))
     enqueued = 0
     failed = 0
+    backlogs: dict[str, int | None] = {}
     for nid in ledger.due(now):
         row = ledger.get(nid)
         if row is None or row.state in (DeliveryState.POSTED, DeliveryState.FAILED, DeliveryState.CLAIMED):
@@ -189,8 +200,13 @@ def sweep(app: App) -> dict[str, int]:
                               expect=DeliveryState.PENDING):
                 failed += 1
             continue
-        if nid not in expired and row.enqueued_at > now - grace:
-            continue  # a task for it is (probably) queued; the ledger makes a duplicate harmless anyway
+        if nid not in expired:
+            if row.enqueued_at > now - grace or row.task_seen_at > now - grace:
+                continue  # its task is not late yet, or one ran a moment ago: it is alive
+            if row.channel not in backlogs:
+                backlogs[row.channel] = getattr(app.dispatcher, "backlog", lambda _c: 0)(row.channel)
+            if backlogs[row.channel] != 0:
+                continue  # tasks are still waiting in the queue (or we cannot tell): late is not lost
         app.dispatcher.deliver(nid, row.channel)
         ledger.touch_enqueued(nid, now)
         enqueued += 1

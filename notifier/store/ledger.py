@@ -136,6 +136,7 @@ class LedgerRow:
     last_error: str = ""
     rendered: list[str] = field(default_factory=list)
     enqueued_at: float = 0.0
+    task_seen_at: float = 0.0  # when a deliver task for this row last arrived at a worker
 
     @property
     def unverified(self) -> str:
@@ -176,6 +177,7 @@ class LedgerRow:
             last_error=data.get("last_error", ""),
             rendered=json.loads(data.get("rendered") or "[]"),
             enqueued_at=num("enqueued_at"),
+            task_seen_at=num("task_seen_at"),
         )
 
 
@@ -294,6 +296,9 @@ class Ledger:
 
     def due(self, now: float, limit: int = 500) -> list[str]:
         return list(self.redis.zrangebyscore(self.due_key, "-inf", now, start=0, num=limit))
+
+    def task_seen(self, notice_id: str, now: float) -> None:
+        self.redis.hset(self.row_key(notice_id), "task_seen_at", now)
 
     def touch_enqueued(self, notice_id: str, now: float) -> None:
         self.redis.hset(self.row_key(notice_id), "enqueued_at", now)
