@@ -65,7 +65,10 @@ def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
             "sweep-ledger": {
                 "task": "notifier.sweep",
                 "schedule": conf.sweep_interval,
-                "options": {"queue": PERIODIC_QUEUE, "expires": conf.sweep_interval * 2},
+                # a sweep that waits longer is dropped (they do not pile up while no worker runs), but
+                # never sooner than 10 s: with a sub-second interval on a loaded machine every sweep
+                # expired before a worker took it, and nothing recovered a killed worker's notices
+                "options": {"queue": PERIODIC_QUEUE, "expires": max(conf.sweep_interval * 2, 10.0)},
             },
             "engine-tick": {  # the engine's timers: confirm/resolve delays, maintenance, auto-publish
                 "task": "notifier.engine.tick",
