@@ -52,7 +52,7 @@ def world(tmp_path: Path, redis_server: LocalRedis, redis_client: redis.Redis,
             "x": {"type": "x", "api_base_url": fx.url, "consumer_key": "${X_CONSUMER_KEY}",
                   "consumer_secret": "${X_CONSUMER_SECRET}", "access_token": "${X_ACCESS_TOKEN}",
                   "access_token_secret": "${X_ACCESS_SECRET}",
-                  "budget_per_15min": max(100, INCIDENTS), "budget_per_24h": max(10000, INCIDENTS)},
+                  "budget_per_15min": max(100, 3 * INCIDENTS), "budget_per_24h": max(10000, 3 * INCIDENTS)},
             "facebook": {"type": "facebook", "graph_url": fg.url, "page_id": PAGE_ID,
                          "page_token": "${FB_PAGE_TOKEN}"},
         })
