@@ -8,7 +8,7 @@ PYTEST_WORKERS ?= auto
 # How far the second pass of `make test` moves the wall clock ahead (days).
 TIME_SHIFT_DAYS ?= 1100
 
-.PHONY: install run test test-now test-shifted test-fast fuzz check lint types bench clean system-packages \
+.PHONY: install run test test-now test-shifted test-fast fuzz chaos check lint types bench clean system-packages \
         system-packages-test
 
 $(STAMP): pyproject.toml
@@ -59,6 +59,11 @@ test-shifted: $(STAMP) system-packages-test
 # 10,000 hostile requests over every endpoint and console form; prints the answers counted by status.
 fuzz: $(STAMP) system-packages-test
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(PYTEST) -q -s tests/integration/test_fuzz.py
+
+# The big chaos run: 1,000 notices to fake X and Graph, the worker group SIGKILLed 20 times (prints figures).
+chaos: $(STAMP) system-packages-test
+	CHAOS_INCIDENTS=$${CHAOS_INCIDENTS:-500} CHAOS_KILLS=$${CHAOS_KILLS:-20} CHAOS_SETTLE_SECONDS=$${CHAOS_SETTLE_SECONDS:-900} \
+	  $(PYTEST) -q -s -o timeout=1800 tests/chaos 2>&1 | grep -v -e "^Traceback\|^  \|ConnectionResetError\|^---\|^Exception occurred"
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q -p no:cacheprovider

@@ -201,25 +201,26 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
                                  limit=args.limit)
     now = app.clock.timestamp()
     if args.json:
-        print(json.dumps([{**r.__dict__, "state": r.state.value} for r in rows], indent=2, default=str))
+        print(json.dumps([{**r.__dict__, "state": r.state.value, "shown_state": r.shown_state}
+                          for r in rows], indent=2, default=str))
     elif not rows:
         print("no deliveries match")
     else:
         data = [
-            (r.notice_id, r.channel, r.state.value, r.attempt, ago(now - r.updated_at),
-             r.url or r.remote_id or "-", r.last_error or "")
+            (r.notice_id, r.channel, r.shown_state, r.attempt, ago(now - r.updated_at),
+             r.url or r.remote_id or "-", r.last_error or r.unverified or "")
             for r in rows
         ]
         print(table(["notice", "channel", "state", "tries", "age", "remote", "last error"], data))
         counts: dict[str, int] = {}
         for r in rows:
-            counts[r.state.value] = counts.get(r.state.value, 0) + 1
+            counts[r.shown_state] = counts.get(r.shown_state, 0) + 1
         print("\n" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-        bad = counts.get("failed", 0) + counts.get("unknown", 0)
+        bad = counts.get("failed", 0) + counts.get("unknown", 0) + counts.get("posted-unverified", 0)
         if bad:
             print(f"{bad} need attention: fix the cause shown under LAST ERROR, then "
                   "`notifier deliveries retry NOTICE`")
-    return 3 if any(r.state in (DeliveryState.FAILED, DeliveryState.UNKNOWN) for r in rows) else 0
+    return 3 if any(r.state in (DeliveryState.FAILED, DeliveryState.UNKNOWN) or r.unverified for r in rows) else 0
 
 
 def cmd_deliveries_retry(args: argparse.Namespace) -> int:

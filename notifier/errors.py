@@ -77,6 +77,11 @@ class OutcomeUnknown(DeliveryError):
     """The request may have taken effect (timeout after sending, 5xx): reconcile, never re-post blind."""
 
 
+class DuplicateRefused(OutcomeUnknown):
+    """The platform refused the post as duplicate content and the post could not be looked up. The
+    refusal is evidence that it is out there: the row is marked posted-unverified, never re-sent."""
+
+
 class CannotReconcile(DeliveryError):
     """The channel has no way to look up whether a post exists; a person must decide (retry --force)."""
 

@@ -15,6 +15,10 @@ class Dispatcher(Protocol):
     def deliver(self, notice_id: str, channel: str, countdown: float = 0) -> None:
         """Queue one notice on its channel's own queue."""
 
+    def backlog(self, channel: str) -> int | None:
+        """Tasks waiting in the channel's queue (None: cannot tell). The sweeper re-enqueues a row only
+        when this is 0: with tasks still waiting, a late task is not yet a lost one."""
+
     def wake_engine(self) -> None:
         """Ask the incident engine to process newly accepted alert events."""
 
@@ -28,6 +32,9 @@ class NullDispatcher:
 
     def deliver(self, notice_id: str, channel: str, countdown: float = 0) -> None:
         self.sent.append((notice_id, channel, countdown))
+
+    def backlog(self, channel: str) -> int | None:
+        return 0  # tests that drive services play the worker themselves; nothing waits in a broker
 
     def wake_engine(self) -> None:
         self.wakeups += 1

@@ -45,6 +45,17 @@ class CeleryDispatcher:
         except Exception as exc:  # noqa: BLE001 - the ledger row is due; the beat sweeper will enqueue it
             log.warning("could not enqueue %s (%s); the sweeper will pick it up", notice_id, exc)
 
+    def backlog(self, channel: str) -> int | None:
+        from workers.setup import queue_for
+
+        try:
+            with self.celery.connection_for_read() as conn:
+                client = conn.default_channel.client  # kombu's Redis transport: the queue is a list
+                return int(client.llen(queue_for(channel)))
+        except Exception as exc:  # noqa: BLE001 - cannot tell: the sweeper does not guess
+            log.warning("could not read the backlog of %s (%s)", channel, exc)
+            return None
+
     def wake_engine(self) -> None:
         from workers.setup import ENGINE_QUEUE
 

@@ -31,7 +31,7 @@ from pydantic import SecretStr
 from notifier.channels.base import Channel, ChannelSettings, Rendering
 from notifier.channels.http_errors import server_error, transport_error
 from notifier.domain.model import Notice, Receipt
-from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, ReconcileIncomplete, Transient
+from notifier.errors import DeliveryError, DuplicateRefused, OutcomeUnknown, Permanent, ReconcileIncomplete, Transient
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class FacebookSettings(ChannelSettings):
     reconcile_skew_seconds: float = 300.0  # ``since`` this much before the row's sending_at (clock skew)
 
 
-class DuplicatePost(OutcomeUnknown):
+class DuplicatePost(DuplicateRefused):
     """Graph error 506: the same message is already on the Page; look for it before anything else."""
 
 
@@ -230,8 +230,11 @@ class FacebookChannel(Channel):
                 data["link"] = notice.page_url
             body = self._call("POST", f"{self.settings.page_id}/feed", data=data)
             return self._receipt(notice, str(body["id"]), comment=False, message=rendering.text)
-        except DuplicatePost:
-            found = self.reconcile(notice)
+        except DuplicatePost as refused:
+            try:
+                found = self.reconcile(notice)
+            except ReconcileIncomplete as lookup:  # still evidence: posted, unverified
+                raise DuplicatePost(f"{refused.reason}; looking it up failed: {lookup.reason}") from refused
             if found is None:
                 raise
             return found

@@ -35,7 +35,7 @@ from notifier.channels.progress import ThreadProgress
 from notifier.channels.x_budget import LocalBudget, PostingBudget, Window
 from notifier.channels.x_text import MAX_WEIGHTED, compose, part_pattern, weighted_length
 from notifier.domain.model import Notice, Receipt
-from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, ReconcileIncomplete, Transient
+from notifier.errors import DeliveryError, DuplicateRefused, Permanent, ReconcileIncomplete, Transient
 
 if TYPE_CHECKING:
     from notifier.config import Settings
@@ -97,7 +97,7 @@ class _Redirect(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
-class DuplicateContent(OutcomeUnknown):
+class DuplicateContent(DuplicateRefused):
     """X refused a post as a duplicate: the same text may be out already, so look before anything else."""
 
 
@@ -237,7 +237,11 @@ class XChannel(Channel):
                     self.budget.release(slot)
                     return self._send_parts(notice, rendering, fresh=True)
                 if isinstance(error, DuplicateContent):
-                    found = self._find(notice, index + 1, total)
+                    try:
+                        found = self._find(notice, index + 1, total)
+                    except ReconcileIncomplete as lookup:  # still evidence: posted, unverified
+                        raise DuplicateContent(f"{error.reason}; looking it up failed: {lookup.reason}") from exc
+
                     if found is not None:
                         done = self._remember(notice, index, found) if total > 1 else [found]
                         reply_to = found

@@ -17,6 +17,7 @@ from notifier.domain.model import DeliveryState, Receipt
 from notifier.errors import (
     CannotReconcile,
     DeliveryError,
+    DuplicateRefused,
     NotFound,
     OutcomeUnknown,
     Permanent,
@@ -26,6 +27,7 @@ from notifier.errors import (
 )
 from notifier.failpoints import failpoint
 from notifier.services.incidents import notice_for, predecessor
+from notifier.store.ledger import UNVERIFIED
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ def deliver(app: App, notice_id: str) -> Outcome:
     if row.state in (DeliveryState.POSTED, DeliveryState.FAILED):
         return Outcome(row.state.value)
     now = app.clock.timestamp()
+    ledger.task_seen(notice_id, now)  # the sweeper's proof that this row's task is alive
     channel = app.channels.get(row.channel)
     if channel is None:
         reason = f"channel {row.channel!r} is not configured (or disabled) any more; re-enable it and run " \
@@ -125,6 +128,15 @@ def deliver(app: App, notice_id: str) -> Outcome:
         return Outcome("failed", detail=exc.reason)
     except Transient as exc:
         return _retry(app, notice_id, claim.token, claim.attempt, row.deadline, exc, DeliveryState.PENDING)
+    except DuplicateRefused as exc:
+        # the refusal is evidence the post exists; its lookup failed, so record it unverified and stop
+        reason = f"posted-unverified: {exc.reason}; the platform refused it as a duplicate, so it is out " \
+                 f"there, but its id could not be found. Check the account; `notifier deliveries mark-posted " \
+                 f"{notice_id} URL` records it"
+        ledger.mark_posted(notice_id, Receipt(remote_id="", url="", extra={UNVERIFIED: reason[:500]}),
+                           app.clock.timestamp())
+        log.warning("notice %s: %s", notice_id, reason)
+        return Outcome("posted", detail=reason)
     except OutcomeUnknown as exc:
         return _retry(app, notice_id, claim.token, claim.attempt, row.deadline, exc, DeliveryState.UNKNOWN)
     except Exception as exc:  # a bug in a channel: we cannot know whether it posted, so reconcile later
@@ -160,13 +172,23 @@ def _retry(
 
 # ---- periodic and staff operations ------------------------------------------------------------------
 def sweep(app: App) -> dict[str, int]:
-    """Beat's safety net: expire dead claims, and enqueue every due row no worker is working on."""
+    """Beat's safety net: expire dead claims, and enqueue every due row whose task is provably gone.
+
+    A task is provably gone when (a) its claim expired (the worker died holding it), or (b) all of:
+    the time its task was expected (``enqueued_at``: enqueue time, or the end of its countdown) is more
+    than ``requeue_after`` ago; no task for the row reached a worker (``task_seen_at``) within the last
+    ``requeue_after``; and the channel's broker queue is empty, so the task is not merely waiting behind
+    a backlog (a worker killed with prefetched or countdown tasks loses them until the broker's
+    visibility timeout). A late task is therefore never doubled; a stray copy that does come back finds
+    the row posted, busy or not yet due and ends (``claim`` honours ``next_at``).
+    """
     ledger = app.store.ledger
     grace = app.settings.delivery.requeue_after
     now = app.clock.timestamp()
     expired = dict(ledger.expire_claims(now))
     enqueued = 0
     failed = 0
+    backlogs: dict[str, int | None] = {}
     for nid in ledger.due(now):
         row = ledger.get(nid)
         if row is None or row.state in (DeliveryState.POSTED, DeliveryState.FAILED, DeliveryState.CLAIMED):
@@ -178,8 +200,13 @@ def sweep(app: App) -> dict[str, int]:
                               expect=DeliveryState.PENDING):
                 failed += 1
             continue
-        if nid not in expired and row.enqueued_at > now - grace:
-            continue  # a task for it is (probably) queued; the ledger makes a duplicate harmless anyway
+        if nid not in expired:
+            if row.enqueued_at > now - grace or row.task_seen_at > now - grace:
+                continue  # its task is not late yet, or one ran a moment ago: it is alive
+            if row.channel not in backlogs:
+                backlogs[row.channel] = getattr(app.dispatcher, "backlog", lambda _c: 0)(row.channel)
+            if backlogs[row.channel] != 0:
+                continue  # tasks are still waiting in the queue (or we cannot tell): late is not lost
         app.dispatcher.deliver(nid, row.channel)
         ledger.touch_enqueued(nid, now)
         enqueued += 1

@@ -112,6 +112,9 @@ return new_state
 """
 
 
+UNVERIFIED = "unverified"  # key in a posted row's extra: refused as a duplicate, its id never found
+
+
 @dataclass
 class LedgerRow:
     notice_id: str
@@ -133,6 +136,16 @@ class LedgerRow:
     last_error: str = ""
     rendered: list[str] = field(default_factory=list)
     enqueued_at: float = 0.0
+    task_seen_at: float = 0.0  # when a deliver task for this row last arrived at a worker
+
+    @property
+    def unverified(self) -> str:
+        """Why this posted row is posted-unverified ("" when verified): staff should check the account."""
+        return self.extra.get(UNVERIFIED, "") if self.state == DeliveryState.POSTED else ""
+
+    @property
+    def shown_state(self) -> str:
+        return "posted-unverified" if self.unverified else self.state.value
 
     @property
     def receipt(self) -> Receipt | None:
@@ -164,6 +177,7 @@ class LedgerRow:
             last_error=data.get("last_error", ""),
             rendered=json.loads(data.get("rendered") or "[]"),
             enqueued_at=num("enqueued_at"),
+            task_seen_at=num("task_seen_at"),
         )
 
 
@@ -282,6 +296,9 @@ class Ledger:
 
     def due(self, now: float, limit: int = 500) -> list[str]:
         return list(self.redis.zrangebyscore(self.due_key, "-inf", now, start=0, num=limit))
+
+    def task_seen(self, notice_id: str, now: float) -> None:
+        self.redis.hset(self.row_key(notice_id), "task_seen_at", now)
 
     def touch_enqueued(self, notice_id: str, now: float) -> None:
         self.redis.hset(self.row_key(notice_id), "enqueued_at", now)

@@ -272,3 +272,30 @@ def test_unknown_rows_wait_for_next_at_and_stray_tasks_end_instead_of_multiplyin
     clock.advance(1.001)
     assert delivery.deliver(app, nid).state == "posted"
     assert [p[0] for p in ScriptedChannel.posted] == [nid]
+
+
+def test_the_sweeper_re_enqueues_only_a_task_that_is_provably_gone(env, monkeypatch) -> None:
+    """Issue 10 item 3: a late task behind a backlog, or one that ran a moment ago, is not doubled;
+    with the queue empty and no task seen, it is re-enqueued once per ``requeue_after``."""
+    app, clock, dispatcher = env
+    grace = app.settings.delivery.requeue_after
+    backlog: dict[str, int | None] = {"s": 7}
+    monkeypatch.setattr(dispatcher, "backlog", lambda channel: backlog[channel], raising=False)
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["s"])
+    nid = f"{inc.updates[0].id}:s"
+    dispatcher.sent.clear()
+    clock.advance(grace + 1)
+    assert delivery.sweep(app)["enqueued"] == 0  # late, but 7 tasks wait in its queue: not lost
+    backlog["s"] = None
+    assert delivery.sweep(app)["enqueued"] == 0  # cannot tell: no guess
+    backlog["s"] = 0
+    ScriptedChannel.script = [Transient("HTTP 503", retry_after=1)]
+    delivery.deliver(app, nid)  # a task for it ran just now (and scheduled its retry)
+    dispatcher.sent.clear()
+    clock.advance(grace / 2)
+    assert delivery.sweep(app)["enqueued"] == 0  # seen a moment ago: alive
+    clock.advance(grace)
+    assert delivery.sweep(app)["enqueued"] == 1 and [n for n, _, _ in dispatcher.sent] == [nid]
+    for _ in range(5):  # the same sweep repeated within the bound adds nothing
+        assert delivery.sweep(app)["enqueued"] == 0
+    assert len(dispatcher.sent) == 1

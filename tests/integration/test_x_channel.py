@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import SecretStr
 
 from notifier.channels.x import XChannel, XSettings
+from notifier.clock import FakeClock
 from notifier.errors import OutcomeUnknown, Permanent, ReconcileIncomplete, Transient
 from tests.fakes.http_fake import Reply
 from tests.fakes.social import context, incident, notice, send_all
@@ -67,7 +70,10 @@ def test_four_updates_become_one_thread(fake: FakeXApi, make_settings) -> None:
 
 
 def test_a_rate_limit_is_waited_out(fake: FakeXApi) -> None:
-    chan = XChannel("x", oauth1(fake), context())
+    # the channel's clock starts at the real time (X's reset header is real epoch seconds) and moves
+    # only when told: waiting out the reset is an advance, not a sleep
+    clock = FakeClock(datetime.now(UTC))
+    chan = XChannel("x", oauth1(fake), dataclasses.replace(context(), clock=clock))
     note = notice(incident(UPDATES[:1]), 1, "x")
     fake.rate_limit_next(reset_in=1)
     with pytest.raises(Transient) as info:
@@ -78,7 +84,11 @@ def test_a_rate_limit_is_waited_out(fake: FakeXApi) -> None:
     with pytest.raises(Transient):
         chan.send(note, chan.render(note))
     assert len(fake.recorded("POST", "/2/tweets")) == 1
-    time.sleep(wait)
+    clock.advance(wait - 0.5)
+    with pytest.raises(Transient):  # still half a second before the reset: closed
+        chan.send(note, chan.render(note))
+    assert len(fake.recorded("POST", "/2/tweets")) == 1
+    clock.advance(0.5)
     receipt = chan.send(note, chan.render(note))
     assert [p.id for p in fake.posts()] == [receipt.remote_id]
 

@@ -186,3 +186,48 @@ def test_a_marker_pages_deep_is_still_found_so_nothing_is_posted_twice(world, re
     assert len([p for p in fg.all_posts() if "other news" not in p.message]) == 1
     assert len(fx.recorded("GET", f"/2/users/{USER_ID}/tweets")) >= 4  # it paged, with start_time
     assert all("start_time" in r.query for r in fx.recorded("GET", f"/2/users/{USER_ID}/tweets"))
+
+
+def test_a_duplicate_refusal_whose_post_cannot_be_found_is_posted_unverified(world) -> None:
+    """Issue 10 item 2: the refusal is evidence the post exists. Its lookup fails (the timeline answers
+    503/500): the row is posted-unverified, shown to staff, and nothing is sent again."""
+    import time
+
+    from notifier.services.incidents import notice_for
+    from tests.fakes.graph_api import Post
+    from tests.fakes.http_fake import Reply
+    from tests.fakes.x_api import USER_ID, Tweet
+
+    app, fx, fg, config = world
+    inc = incidents.open_incident(app, name="Mail delayed", components={"smtp": "major_outage"},
+                                  body={"en": "We are investigating."})
+    update = inc.updates[0]
+    # the same text is out already (an earlier attempt the ledger never heard back from)
+    x_text = app.channels["x"].render(notice_for(app, inc, update, "x")).parts[0]
+    fb_text = app.channels["facebook"].render(notice_for(app, inc, update, "facebook")).parts[0]
+    fx.state.tweets.append(Tweet("1860000000000009999", x_text, USER_ID, None, time.time()))
+    fg.feed.append(Post(f"{PAGE_ID}_999", fb_text, None, time.time()))
+    fx.inject("GET", f"/2/users/{USER_ID}/tweets", "reply", times=50,
+              reply=Reply(503, {"title": "Service Unavailable", "detail": "overloaded", "status": 503}))
+    fg.inject("GET", "/", "reply", times=50,
+              reply=Reply(500, {"error": {"message": "An unknown error occurred", "type": "OAuthException",
+                                          "code": 1, "is_transient": True}}))
+    outcomes = drain(app)
+    assert set(outcomes.values()) == {"posted"}, outcomes
+    rows = {r.channel: r for r in app.store.ledger.rows(incident_id=inc.id)}
+    assert rows["x"].shown_state == rows["facebook"].shown_state == "posted-unverified"
+    assert "duplicate" in rows["x"].unverified.lower() and "duplicate" in rows["facebook"].unverified.lower()
+    writes_x, writes_fb = len(fx.recorded("POST", "/2/tweets")), len(fg.recorded("POST", "/"))
+    assert writes_x == 1 and writes_fb == 1  # one refused write each, no loop
+    # every task again (at-least-once delivery): the row is settled, nothing more is written
+    for row in rows.values():
+        assert delivery.deliver(app, row.notice_id).state == "posted"
+    assert len(fx.recorded("POST", "/2/tweets")) == 1 and len(fg.recorded("POST", "/")) == 1
+    assert len(fx.posts()) == 1 and len(fg.all_posts()) == 1
+    # the X posting-budget slot of the refused write was given back
+    assert app.channels["x"].budget.acquire(app.clock.timestamp())[0] is not None
+    command = [sys.executable, "-m", "notifier", "--config", str(config), "deliveries"]
+    table = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60,
+                           env={**os.environ, **ENV, "PYTHONPATH": str(ROOT)})
+    assert table.returncode == 3, table.stderr
+    assert table.stdout.count("posted-unverified") >= 2 and "need attention" in table.stdout

@@ -1,0 +1,139 @@
+"""Chaos, counted at the receivers: notices to the fake X and Graph servers through a real Celery
+worker (and beat, for the sweeper) whose whole process group is SIGKILLed at random moments and
+restarted. Each fake counts what arrived: every notice exactly once, nothing lost, every row settled.
+
+The lean version runs in ``make test`` (50 incidents = 100 notices, 3 kills, duplicate check on and
+off). ``make chaos`` sets CHAOS_INCIDENTS=500 and CHAOS_KILLS=20 (1,000 notices) and prints figures.
+The kill moments are random but tied to progress at the fakes (after k posts arrived), so the test
+waits on events, never on a sleep standing in for one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from notifier.bootstrap import App, build
+from notifier.config import load_settings
+from notifier.domain.model import DeliveryState, marker_for
+from notifier.services import incidents
+from notifier.store.local_redis import LocalRedis
+from tests.fakes.graph_api import PAGE_ID, TOKEN, FakeGraphApi
+from tests.fakes.x_api import FakeXApi
+from tests.support import Proc, start_beat, start_worker, wait_for, write_config
+from workers.dispatch import CeleryDispatcher
+
+pytestmark = pytest.mark.integration
+
+INCIDENTS = int(os.environ.get("CHAOS_INCIDENTS", "50"))
+KILLS = int(os.environ.get("CHAOS_KILLS", "3"))
+SETTLE_BOUND = float(os.environ.get("CHAOS_SETTLE_SECONDS", "150"))  # stated bound, generous for a loaded box
+MARKER = re.compile(r"#[A-Z]+\d+\u00b7\d+")
+ENV = {"X_CONSUMER_KEY": "consumer-key-1", "X_CONSUMER_SECRET": "cs", "X_ACCESS_TOKEN": "access-token-1",
+       "X_ACCESS_SECRET": "as", "FB_PAGE_TOKEN": TOKEN}
+
+
+@pytest.fixture
+def world(tmp_path: Path, redis_server: LocalRedis, redis_client: redis.Redis,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    with FakeXApi() as fx, FakeGraphApi() as fg:
+        fx.state.post_limit_15min = 100_000  # the budget is not under test here
+        config = write_config(tmp_path / "notifier.yaml", redis_server.url, {
+            "x": {"type": "x", "api_base_url": fx.url, "consumer_key": "${X_CONSUMER_KEY}",
+                  "consumer_secret": "${X_CONSUMER_SECRET}", "access_token": "${X_ACCESS_TOKEN}",
+                  "access_token_secret": "${X_ACCESS_SECRET}",
+                  "budget_per_15min": max(100, 3 * INCIDENTS), "budget_per_24h": max(10000, 3 * INCIDENTS)},
+            "facebook": {"type": "facebook", "graph_url": fg.url, "page_id": PAGE_ID,
+                         "page_token": "${FB_PAGE_TOKEN}"},
+        })
+        settings = load_settings(config)
+        app = build(settings, dispatcher=CeleryDispatcher(settings), redis_url=redis_server.url)
+        procs: list[Proc] = []
+        try:
+            yield {"config": config, "app": app, "procs": procs, "tmp": tmp_path, "client": redis_client,
+                   "x": fx, "fb": fg}
+        finally:
+            for proc in procs:
+                proc.stop()
+
+
+def arrived(fx: FakeXApi, fg: FakeGraphApi) -> int:
+    return len(fx.posts()) + len(fg.all_posts())
+
+
+def settled(app: App, update_ids: list[str]) -> tuple[bool, Counter]:
+    """Settled: posted, or unknown/failed with a reason a person can act on (``last_error``)."""
+    rows = [r for u in update_ids for r in app.store.ledger.rows(update_id=u)]
+    states: Counter = Counter(r.state.value for r in rows)
+    done = len(rows) == 2 * len(update_ids) and all(
+        r.state == DeliveryState.POSTED
+        or (r.state in (DeliveryState.UNKNOWN, DeliveryState.FAILED) and r.last_error and r.attempt >= 3)
+        for r in rows)
+    return done, states
+
+
+@pytest.mark.parametrize("refuse_duplicates", [True, False], ids=["dup-check-on", "dup-check-off"])
+def test_random_kills_at_volume_lose_nothing_and_post_nothing_twice(world, refuse_duplicates: bool) -> None:
+    app, fx, fg, tmp, client = world["app"], world["x"], world["fb"], world["tmp"], world["client"]
+    fx.state.refuse_duplicates = refuse_duplicates
+    fg.refuse_duplicates = refuse_duplicates
+    rng = random.Random(os.environ.get("CHAOS_SEED"))
+    total = 2 * INCIDENTS
+    kill_at = sorted(rng.sample(range(max(2, total // 20), max(3, total * 9 // 10)), KILLS))
+    worker = start_worker(world["config"], client, tmp / "worker-0.log", concurrency=4)
+    world["procs"] += [worker, start_beat(world["config"], tmp / "beat-0.log", tmp)]
+    started = time.monotonic()
+    update_ids, incident_ids = [], []
+    for n in range(INCIDENTS):
+        inc = incidents.open_incident(app, name=f"Chaos {n}", components={"smtp": "major_outage"},
+                                      body={"en": f"Chaos incident {n}: we are investigating."})
+        update_ids.append(inc.updates[0].id)
+        incident_ids.append(inc.id)
+    for i, k in enumerate(kill_at, 1):
+        try:
+            wait_for(lambda k=k: arrived(fx, fg) >= k, timeout=SETTLE_BOUND, interval=0.01,
+                     what=f"{k} posts at the fakes before kill {i}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{worker.tail()}") from None
+        jitter = rng.random() * 0.05  # somewhere inside the next request rather than exactly after a post
+        deadline = time.monotonic() + jitter
+        while time.monotonic() < deadline:
+            pass
+        for proc in list(world["procs"]):
+            proc.kill()
+        worker = start_worker(world["config"], client, tmp / f"worker-{i}.log", concurrency=4)
+        world["procs"] += [worker, start_beat(world["config"], tmp / f"beat-{i}.log", tmp)]
+    try:
+        wait_for(lambda: settled(app, update_ids)[0], timeout=SETTLE_BOUND, interval=0.2,
+                 what=f"every row settled within {SETTLE_BOUND:.0f} s")
+    except AssertionError as exc:
+        rows = [(r.notice_id, r.state.value, r.attempt, r.last_error) for u in update_ids
+                for r in app.store.ledger.rows(update_id=u) if r.state != DeliveryState.POSTED]
+        raise AssertionError(f"{exc}; unsettled: {rows[:20]}; worker: {worker.tail()}") from None
+    elapsed = time.monotonic() - started
+    markers = {marker_for(i, 1) for i in incident_ids}
+    x_seen = Counter(m for t in fx.posts() for m in MARKER.findall(t.text))
+    fb_seen = Counter(m for p in fg.all_posts() for m in MARKER.findall(p.message))
+    unsettled = {marker_for(r.incident_id, 1) + ":" + r.channel for u in update_ids
+                 for r in app.store.ledger.rows(update_id=u) if r.state != DeliveryState.POSTED}
+    lost = {ch: sorted(m for m in markers if not seen[m] and f"{m}:{ch}" not in unsettled)
+            for ch, seen in (("x", x_seen), ("facebook", fb_seen))}
+    dups = {ch: {m: c for m, c in seen.items() if c > 1} for ch, seen in (("x", x_seen), ("facebook", fb_seen))}
+    states = settled(app, update_ids)[1]
+    print(f"chaos: {total} notices, {KILLS} kills at posts {kill_at}, dup check {refuse_duplicates}: "
+          f"settled in {elapsed:.1f} s, rows {dict(states)}, lost {sum(map(len, lost.values()))}, "
+          f"not posted {sorted(unsettled)}, "
+          f"duplicates {sum(len(d) for d in dups.values())}")
+    assert dups == {"x": {}, "facebook": {}}
+    assert lost == {"x": [], "facebook": []}
+    assert set(x_seen) <= markers and set(fb_seen) <= markers
