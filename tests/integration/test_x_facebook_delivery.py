@@ -109,14 +109,19 @@ def test_a_four_update_incident_is_one_thread_on_x_and_one_post_with_comments(wo
     assert len(fx.posts()) == 5 and len(fg.all_posts()) == 1 and len(fg.all_posts()[0].comments) == 3
 
 
-def test_a_timeout_after_posting_is_reconciled_by_the_ledger(world) -> None:
-    app, fx, fg, _ = world
+def open_with_answers_lost(app, fx, fg):
+    """Both fakes record the post, then stall past the client's timeout: the outcome is unknown."""
     app.channels["x"].client.session.adapters["https://api.twitter.com"].timeout = 0.5
     app.channels["facebook"].timeout = 0.5
     fx.inject("POST", "/2/tweets", "stall_after_accept", seconds=1.5)
     fg.inject("POST", "/", "stall_after_accept", seconds=1.5)
-    inc = incidents.open_incident(app, name="Mail delayed", components={"smtp": "major_outage"},
-                                  body={"en": "We are investigating."})
+    return incidents.open_incident(app, name="Mail delayed", components={"smtp": "major_outage"},
+                                   body={"en": "We are investigating."})
+
+
+def test_a_timeout_after_posting_is_reconciled_by_the_ledger(world) -> None:
+    app, fx, fg, _ = world
+    inc = open_with_answers_lost(app, fx, fg)
     first = drain(app)
     assert set(first.values()) == {"unknown"}
     # the retry (after its countdown) reconciles instead of posting again
@@ -165,12 +170,7 @@ def test_a_marker_pages_deep_is_still_found_so_nothing_is_posted_twice(world, re
 
     app, fx, fg, _ = world
     fx.state.refuse_duplicates = fg.refuse_duplicates = refuse_duplicates
-    app.channels["x"].client.session.adapters["https://api.twitter.com"].timeout = 0.5
-    app.channels["facebook"].timeout = 0.5
-    fx.inject("POST", "/2/tweets", "stall_after_accept", seconds=1.5)
-    fg.inject("POST", "/", "stall_after_accept", seconds=1.5)
-    inc = incidents.open_incident(app, name="Mail delayed", components={"smtp": "major_outage"},
-                                  body={"en": "We are investigating."})
+    inc = open_with_answers_lost(app, fx, fg)
     assert set(drain(app).values()) == {"unknown"}
     for n in range(320):  # 300-900 newer posts came in between in the issue's runs
         fx.state.tweets.append(Tweet(str(next(fx._ids)), f"other news {n}", USER_ID, None, time.time()))
