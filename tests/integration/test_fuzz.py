@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from notifier.api import create_app
 from notifier.api.auth import sign
 from tests.integration._api_support import TOKENS, ApiServer, make_app, redis_server, settings_for
+from tests.support import future_window
 
 pytestmark = pytest.mark.integration
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
@@ -65,6 +66,12 @@ def field(valid: object) -> st.SearchStrategy[object]:
     return st.one_of(st.just(valid), values)
 
 
+# Times are computed, never literals: a maintenance window must lie ahead of the clock (also in the
+# date-shifted pass), and an alert starts now.
+STARTS, ENDS = future_window(start_hour=0, minutes=120, days_ahead=30)
+NOW_ISO = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+NOW_KUMA = time.strftime("%Y-%m-%d %H:%M:%S.000", time.gmtime())
+
 NAME, BODY = "Mail down", {"en": "We are looking into it."}
 STAFF_BODIES = {
     "incidents": {"name": NAME, "body": BODY, "components": {"imap": "major_outage"}, "impact": "major",
@@ -72,17 +79,18 @@ STAFF_BODIES = {
     "updates": {"body": BODY, "status": "identified", "impact": "minor", "components": {"smtp": "partial_outage"}},
     "resolve": {"body": BODY},
     "broadcasts": {"name": NAME, "body": "Planned downtime tonight."},
-    "maintenances": {"name": NAME, "body": BODY, "components": ["imap"], "scheduled_for": "2030-01-01T00:00:00Z",
-                     "scheduled_until": "2030-01-01T02:00:00Z", "announce": ["start"]},
+    "maintenances": {"name": NAME, "body": BODY, "components": ["imap"],
+                     "scheduled_for": f"{STARTS:%Y-%m-%dT%H:%M:%SZ}", "scheduled_until": f"{ENDS:%Y-%m-%dT%H:%M:%SZ}",
+                     "announce": ["start"]},
     "retry": {"force": False},
     "merge": {"into": "inc1"},
 }
 ALERT = {"status": "firing", "labels": {"alertname": "ImapDown", "component": "imap"},
-         "annotations": {"summary": "IMAP down"}, "startsAt": "2030-01-01T00:00:00Z"}
+         "annotations": {"summary": "IMAP down"}, "startsAt": NOW_ISO}
 WEBHOOK_BODIES = {
     "alertmanager": {"version": "4", "status": "firing", "alerts": [ALERT]},
     "grafana": {"status": "firing", "alerts": [ALERT]},
-    "uptime-kuma": {"heartbeat": {"status": 0, "time": "2030-01-01 00:00:00.000", "msg": "down"},
+    "uptime-kuma": {"heartbeat": {"status": 0, "time": NOW_KUMA, "msg": "down"},
                     "monitor": {"id": 1, "name": "imap"}, "msg": "down"},
     "generic": {"alerts": [{"component": "imap", "status": "firing", "summary": "x"}]},
 }
@@ -90,7 +98,7 @@ CONSOLE_FORMS = {
     "preview": {"kind": "update", "incident_id": "inc1", "impact": "major", "status": "identified",
                 "body.en": "text", "channels": "outbox", "action": "preview"},
     "compose": {"kind": "maintenance", "name": NAME, "body.en": "text", "channels": "outbox", "action": "draft",
-                "scheduled_for": "2030-01-01T00:00", "scheduled_until": "2030-01-01T02:00",
+                "scheduled_for": f"{STARTS:%Y-%m-%dT%H:%M}", "scheduled_until": f"{ENDS:%Y-%m-%dT%H:%M}",
                 "component.imap": "under_maintenance"},
     "drafts/approve": {"update_id": "inc1.1", "back": "inc1"},
     "deliveries/retry": {"notice_id": "inc1.1:outbox", "force": "yes"},
