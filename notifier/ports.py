@@ -1,8 +1,30 @@
-"""Ports the services depend on, implemented by adapters and entry points."""
+"""Ports the services depend on, implemented by adapters and entry points.
+
+- ``Dispatcher``: hands work to the workers (Celery in ``workers/dispatch.py``; ``NullDispatcher`` here).
+- ``IncidentStore``: incidents, component status and, as attributes, the three repositories below.
+  Redis: ``store/redis_store.py``; in memory: ``store/memory.py``.
+- ``DeliveryLedger``: one row per notice (update x channel) and its state machine (``store/ledger.py``).
+- ``EngineStateRepository``: the incident engine's documents, journal, maps, logs and lock
+  (``store/engine_state.py``).
+- ``EventStream``: the accepted alert events the engine consumes (``store/events.py``).
+
+Services call only these methods; no service knows a Redis key, a pipeline or a Lua script.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from notifier.domain.model import ComponentChange, ComponentStatus, DeliveryState, Incident, IncidentUpdate, Receipt
+    from notifier.engine.state import EngineState, Window
+    from notifier.store.ledger import Claim, LedgerRow
+
+GLOBAL_LOG = "_global"  # the decision log of decisions tied to no group or maintenance
 
 
 class Dispatcher(Protocol):
@@ -38,3 +60,251 @@ class NullDispatcher:
 
     def wake_engine(self) -> None:
         self.wakeups += 1
+
+
+# ---- the incident store's unit of work ---------------------------------------------------------------
+@dataclass(frozen=True)
+class NewNotice:
+    """A ledger row to create, pending from ``now``, given up on after ``deadline`` (unix seconds)."""
+
+    notice_id: str
+    channel: str
+    update_id: str
+    incident_id: str
+    now: float
+    deadline: float
+
+
+@dataclass
+class UpdateCommit:
+    """Everything one published (or drafted) update writes, committed atomically by ``commit_update``.
+
+    ``already``: the update had been committed by an earlier attempt of the same op (the connection
+    dropped after EXEC); nothing is written. ``op``: an idempotency op id to remember for ``op_ttl``
+    seconds, mapping to the incident, in the same transaction.
+    """
+
+    incident: Incident
+    update: IncidentUpdate
+    changes: list[ComponentChange] = field(default_factory=list)
+    notices: list[NewNotice] = field(default_factory=list)
+    op: str | None = None
+    op_ttl: int = 0
+    already: bool = False
+
+
+class DeliveryLedger(Protocol):
+    """The delivery ledger: pending -> claimed -> (sending) -> posted | failed | unknown. Every method is
+    one atomic transition; see ``store/ledger.py`` for the state machine."""
+
+    def get(self, notice_id: str) -> LedgerRow | None:
+        """The row, or None."""
+
+    def claim(self, notice_id: str, now: float, lease: float) -> Claim:
+        """Take the row for ``lease`` seconds (send or reconcile), or say why not."""
+
+    def mark_sending(self, notice_id: str, token: str, now: float, rendered: list[str]) -> bool:
+        """Record that the request may leave now. False: the claim was lost; do not send."""
+
+    def mark_posted(self, notice_id: str, receipt: Receipt, now: float) -> str:
+        """Record the post, whoever holds the row: 'posted', 'already' or 'missing'."""
+
+    def release(
+        self, notice_id: str, token: str, state: DeliveryState, now: float, next_at: float | None, error: str,
+        keep_sending: bool = False, expect: DeliveryState | None = None,
+    ) -> bool:
+        """Move a held row (or, without a token, a row nobody holds) to pending/unknown/failed."""
+
+    def expire(self, notice_id: str, now: float) -> str:
+        """Expire this row's claim if its lease ran out: '', 'pending' or 'unknown'."""
+
+    def expire_claims(self, now: float) -> list[tuple[str, str]]:
+        """Expire every claim whose lease ran out: (notice id, new state)."""
+
+    def due(self, now: float, limit: int = 500) -> list[str]:
+        """Notice ids due by ``now`` (pending or unknown, next_at passed)."""
+
+    def set_deadline(self, notice_id: str, deadline: float) -> None:
+        """Give the row a new deadline (a person asked to retry it)."""
+
+    def task_seen(self, notice_id: str, now: float) -> None:
+        """A deliver task for this row reached a worker."""
+
+    def touch_enqueued(self, notice_id: str, now: float) -> None:
+        """A task for this row was enqueued (or is expected at ``now``)."""
+
+    def rows(
+        self, channel: str | None = None, state: str | None = None, update_id: str | None = None,
+        incident_id: str | None = None, limit: int | None = None,
+    ) -> list[LedgerRow]:
+        """Newest first, filtered."""
+
+
+class EngineLock(Protocol):
+    """A token lock with a TTL (redis-py's ``Lock``)."""
+
+    def acquire(self, blocking: bool | None = None) -> bool: ...
+
+    def reacquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+class EngineStateRepository(Protocol):
+    """The incident engine's durable state. ``commit`` is the one atomic write of an engine run."""
+
+    def version(self) -> str | None:
+        """Bumped by every commit and window change: an unchanged version proves a cached state current."""
+
+    def load(self) -> EngineState:
+        """Groups, component flap histories, windows and the id counter."""
+
+    def commit(
+        self, state: EngineState, decisions: list[tuple[str, dict[str, Any]]], journal: list[str],
+        ack: list[str], global_cap: int,
+    ) -> None:
+        """Atomically: save the touched documents (clearing ``touched``/``closed``), append the decision
+        lines ``(log, data)`` (the ``_global`` log capped at ``global_cap``), append the journal entries
+        and acknowledge the event ids ``ack`` on the event stream."""
+
+    def save_window(self, window: Window) -> None:
+        """Store a maintenance window (and bump the version)."""
+
+    def windows(self) -> list[Window]:
+        """Every maintenance window, in no particular order."""
+
+    def journal_head(self) -> str | None:
+        """The oldest action not yet applied (JSON), or None."""
+
+    def journal_length(self) -> int:
+        """How many actions wait in the journal."""
+
+    def journal_attempt(self) -> dict[str, str]:
+        """``{"digest", "at"}`` of the head an application was started for, or {}."""
+
+    def mark_journal_attempt(self, digest: str, at: float) -> None:
+        """Record that the head with this digest is being applied."""
+
+    def pop_journal(self) -> None:
+        """Drop the head and its attempt marker, atomically."""
+
+    def incident_of(self, group: str) -> str | None:
+        """The incident a group posts into."""
+
+    def group_of(self, incident_id: str) -> str | None:
+        """The group that stands for an incident."""
+
+    def incident_groups(self) -> dict[str, str]:
+        """Incident id -> group id, for every mapped incident."""
+
+    def link(self, group: str, incident_id: str, draft: tuple[str, str] | None = None) -> None:
+        """Map group and incident both ways (and a draft ref to its update id), atomically."""
+
+    def unlink(self, group: str, incident_id: str) -> None:
+        """Forget the group's incident and the incident's group."""
+
+    def relink(self, group: str, old_incident: str, new_incident: str) -> None:
+        """The group now stands for ``new_incident``; ``old_incident`` maps to none."""
+
+    def remember_draft(self, ref: str, update_id: str) -> None:
+        """The update id of the draft the engine knows as ``ref``."""
+
+    def draft(self, ref: str) -> str | None:
+        """The update id of a draft ref."""
+
+    def record(self, log: str, decision: dict[str, Any]) -> None:
+        """Append one line to a decision log (a group, a maintenance, or ``_global``)."""
+
+    def decisions(self, log: str) -> list[dict[str, Any]]:
+        """A decision log, oldest first."""
+
+    def lock(self, timeout: float, wait: float = 0) -> EngineLock:
+        """The engine's run lock (held for ``timeout`` seconds unless renewed; ``wait`` for a blocking acquire)."""
+
+
+class EventStream(Protocol):
+    """Accepted alert events, consumed by one consumer group; an entry is ``(id, {"event": JSON})``."""
+
+    def accept(self, events: list[tuple[str, str]], ttl: int) -> set[int]:
+        """Append each ``(event id, JSON)`` not accepted within ``ttl`` seconds, atomically with its seen
+        marker; the 1-based positions of those that were new. StoreUnavailable when it cannot."""
+
+    def append(self, event_json: str) -> str:
+        """Append one entry without the seen check; its id."""
+
+    def ensure_group(self) -> None:
+        """Create the consumer group if it does not exist."""
+
+    def read(self, consumer: str, count: int, claim_idle_ms: int) -> list[tuple[str, dict[str, str]]]:
+        """Own pending entries, else entries idle ``claim_idle_ms`` at a dead consumer, else new ones."""
+
+    def ack(self, ids: list[str]) -> None:
+        """Acknowledge entries (the engine's run does so inside ``EngineStateRepository.commit``)."""
+
+    def undelivered(self) -> bool:
+        """Entries arrived that the group has not been given yet."""
+
+    def pending(self) -> int:
+        """Entries given to a consumer and not acknowledged."""
+
+    def length(self) -> int:
+        """Entries in the stream."""
+
+    def trim(self, above: int) -> None:
+        """Once longer than ``above``, drop the entries every group has acknowledged."""
+
+
+class IncidentStore(Protocol):
+    """Incidents and component status, with the ledger, engine state and event stream beside them."""
+
+    @property
+    def ledger(self) -> DeliveryLedger:
+        """The delivery ledger."""
+
+    @property
+    def engine_state(self) -> EngineStateRepository:
+        """The incident engine's state."""
+
+    @property
+    def events(self) -> EventStream:
+        """The accepted alert events."""
+
+    def next_id(self, kind: str) -> str:
+        """``inc`` -> ``inc1``, ``inc2``, ..."""
+
+    def get_incident(self, incident_id: str) -> Incident:
+        """The incident; NotFound if there is none."""
+
+    def save_incident(self, incident: Incident) -> None:
+        """Store the incident document (and its open/closed index entries)."""
+
+    def list_incidents(
+        self, kind: str | None = None, open_only: bool = False, limit: int | None = None
+    ) -> list[Incident]:
+        """Newest first."""
+
+    def commit_update(
+        self, incident_id: str | None, prepare: Callable[[Incident | None], UpdateCommit]
+    ) -> UpdateCommit:
+        """Read the incident (None: a new one ``prepare`` brings), let ``prepare`` decide, and write the
+        result atomically; ``prepare`` runs again if the incident changed underneath."""
+
+    def op_incident(self, op: str) -> str | None:
+        """The incident an idempotent write with this op id committed to."""
+
+    def component_status(self, component_id: str) -> ComponentStatus:
+        """Current status (operational when never set)."""
+
+    def component_statuses(self, component_ids: Iterable[str] | None = None) -> dict[str, ComponentStatus]:
+        """Current statuses of these (or all known) components."""
+
+    def set_component_status(
+        self, component_id: str, status: ComponentStatus, at: datetime, incident_id: str | None = None
+    ) -> bool:
+        """Record a change and its history entry if the status differs; True when it changed."""
+
+    def component_history(self, component_id: str, since: datetime | None = None) -> list[ComponentChange]:
+        """Oldest first; with ``since`` the last change before it too."""
+
+    def ping(self) -> bool:
+        """Whether the store answers."""

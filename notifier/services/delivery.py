@@ -231,7 +231,7 @@ def retry_delivery(app: App, notice_id: str, force: bool = False) -> str:
     if row.state == DeliveryState.CLAIMED:
         raise UsageError(f"{notice_id} is being sent right now; wait a moment and look again")
     maybe_sent = row.sending_at is not None
-    app.store.redis.hset(ledger.row_key(notice_id), "deadline", now + app.settings.delivery.deadline_hours * 3600)
+    ledger.set_deadline(notice_id, now + app.settings.delivery.deadline_hours * 3600)
     if maybe_sent and not force:  # it may be out there: look for it before anything is sent again
         moved = ledger.release(notice_id, "", DeliveryState.UNKNOWN, now, now, "retry requested by staff: "
                                "reconciling first", keep_sending=True, expect=row.state)

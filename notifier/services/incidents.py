@@ -1,7 +1,7 @@
 """Use-cases for incidents, maintenances and broadcasts: the functions the CLI, the API, the console
 and the incident engine all call.
 
-Each published update is written in one Redis transaction together with its component status changes
+Each published update is written in one store transaction (``commit_update``) together with its component status changes
 and one ledger row per channel, and only then handed to the workers. A crash between the two loses
 nothing: the beat sweeper enqueues every due row the workers have not picked up.
 """
@@ -30,6 +30,7 @@ from notifier.domain.model import (
     notice_id,
 )
 from notifier.errors import NotFound, UsageError
+from notifier.ports import NewNotice, UpdateCommit
 from notifier.services import idempotent
 
 KINDS = {"incident": "inc", "maintenance": "mnt", "broadcast": "brd"}
@@ -121,40 +122,37 @@ def _commit(
     deadline = now.timestamp() + app.settings.delivery.deadline_hours * 3600
     keyed = idempotent.current_op.get()  # a staff API Idempotency-Key: this write may have happened
     op = keyed or secrets.token_hex(8)
-    op_key = app.store.key("op", op)
     if keyed:
-        earlier = _earlier(app, op, app.store.redis.get(op_key))
+        earlier = _earlier(app, op, app.store.op_incident(op))
         if earlier is not None:
             return earlier
 
-    def body(pipe: Any, incident: Incident | None) -> tuple[Incident, IncidentUpdate]:
+    def prepare(incident: Incident | None) -> UpdateCommit:
         incident = incident or new
         assert incident is not None
         done = next((u for u in incident.updates if u.op_id == op), None)
         if done is not None:  # our EXEC went through before the connection dropped: nothing to redo
-            return incident, done
+            return UpdateCommit(incident, done, already=True)
         update = make(incident)
         update.op_id = op
-        current = app.store.component_statuses(update.component_statuses) if update.component_statuses else {}
-        pipe.multi()
+        commit = UpdateCommit(incident, update)
         if keyed:  # in the write's own transaction, so a retry after a crash finds it
-            pipe.set(op_key, incident.id, ex=idempotent.KEEP_SECONDS)
+            commit.op, commit.op_ttl = op, idempotent.KEEP_SECONDS
         if not update.draft:
+            current = app.store.component_statuses(update.component_statuses) if update.component_statuses else {}
             for comp_id, status in update.component_statuses.items():
                 if current.get(comp_id) != ComponentStatus(status):
-                    change = ComponentChange(comp_id, ComponentStatus(status), now, incident.id)
-                    app.store.set_component_status_in(pipe, change)
+                    commit.changes.append(ComponentChange(comp_id, ComponentStatus(status), now, incident.id))
             for channel in _targets(app, update):
-                app.store.ledger.create_in(
-                    pipe, notice_id(update.id, channel), channel, update.id, incident.id, now.timestamp(), deadline
-                )
-        app.store._save_incident_in(pipe, incident)
-        return incident, update
+                commit.notices.append(NewNotice(
+                    notice_id(update.id, channel), channel, update.id, incident.id, now.timestamp(), deadline
+                ))
+        return commit
 
-    incident, update = app.store.transact(incident_id, body)
-    if not update.draft:
-        _enqueue(app, update)
-    return incident, update
+    commit = app.store.commit_update(incident_id, prepare)
+    if not commit.update.draft:
+        _enqueue(app, commit.update)
+    return commit.incident, commit.update
 
 
 def _earlier(app: App, op: str, incident_id: str | None) -> tuple[Incident, IncidentUpdate] | None:

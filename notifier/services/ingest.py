@@ -1,10 +1,10 @@
-"""Accept alert events: write each new one durably to the Redis event stream, drop what was seen.
+"""Accept alert events: write each new one durably to the event stream, drop what was seen.
 
-The contract with the incident engine: for each event not yet marked ``<prefix>event:seen:<id>``,
-``XADD <prefix>events * event <json>`` and mark it seen for 7 days (the effect of ``SET NX EX`` then
-``XADD``). Both happen in one Lua script, so no other client sees one without the other and a crash
-can never leave an event marked seen but not queued. Only after the script returned do
-callers answer 202; then the engine is woken (best effort: it also polls on its beat tick).
+The contract with the incident engine: each event not accepted within 7 days is appended to the
+stream together with its seen marker, atomically (``EventStream.accept``; in Redis one Lua script,
+see ``store/events.py``), so a crash can never leave an event marked seen but not queued. Only after
+that returned do callers answer 202; then the engine is woken (best effort: it also polls on its
+beat tick). ``StoreUnavailable`` when the store cannot take them (the API answers 503).
 """
 
 from __future__ import annotations
@@ -14,47 +14,21 @@ import logging
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import redis
-
 from notifier.domain.events import AlertEvent
 from notifier.domain.model import to_iso
-from notifier.errors import StoreUnavailable
+from notifier.store.events import seen_key, stream_key
+
+__all__ = ["SEEN_TTL_SECONDS", "Accepted", "accept_events", "event_json", "seen_key", "stream_key"]
 
 log = logging.getLogger(__name__)
 
 SEEN_TTL_SECONDS = 7 * 24 * 3600
-STREAM = "events"
-
-# KEYS[1] = stream, KEYS[2..n+1] = seen keys; ARGV[1] = ttl, ARGV[2..n+1] = event JSON.
-# Returns the 1-based positions of the events that were new.
-# The shebang makes Redis 7 refuse the whole script up front when it is out of memory (noeviction),
-# instead of failing half-way: a Lua script's earlier writes are not rolled back. And XADD goes before
-# the seen-marker, so even a failure between the two could only cause a duplicate, never a loss.
-_ACCEPT = """#!lua
-local fresh = {}
-for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    redis.call('XADD', KEYS[1], '*', 'event', ARGV[i])
-    redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
-    fresh[#fresh + 1] = i - 1
-  end
-end
-return fresh
-"""
 
 
 @dataclass
 class Accepted:
     accepted: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
-
-
-def stream_key(prefix: str) -> str:
-    return prefix + STREAM
-
-
-def seen_key(prefix: str, event_id: str) -> str:
-    return f"{prefix}event:seen:{event_id}"
 
 
 def accept_events(app: Any, events: list[AlertEvent], *, wake: bool = True) -> Accepted:
@@ -71,14 +45,8 @@ def accept_events(app: Any, events: list[AlertEvent], *, wake: bool = True) -> A
         else:
             unique[event.id] = event
     if unique:
-        prefix = app.settings.redis.key_prefix
         ids = list(unique)
-        keys = [stream_key(prefix), *(seen_key(prefix, i) for i in ids)]
-        args = [SEEN_TTL_SECONDS, *(event_json(unique[i], i) for i in ids)]
-        try:
-            fresh = set(_script(app)(keys=keys, args=args))
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"cannot queue alert events: {type(exc).__name__}: {exc}") from exc
+        fresh = app.store.events.accept([(i, event_json(unique[i], i)) for i in ids], SEEN_TTL_SECONDS)
         for pos, event_id in enumerate(ids, start=1):
             (result.accepted if pos in fresh else result.duplicates).append(event_id)
     if wake and result.accepted:
@@ -101,12 +69,3 @@ def event_json(event: AlertEvent, event_id: str | None = None) -> str:
         data[key] = to_iso(data[key])
     data["id"] = event_id or event.id
     return json.dumps(data, separators=(",", ":"))
-
-
-def _script(app: Any) -> Any:
-    # One registered script per client: redis-py runs EVALSHA and reloads it after a Redis restart.
-    script = app.extras.get("ingest_script")
-    if script is None or script.registered_client is not app.store.redis:
-        script = app.store.redis.register_script(_ACCEPT)
-        app.extras["ingest_script"] = script
-    return script

@@ -297,6 +297,9 @@ class Ledger:
     def due(self, now: float, limit: int = 500) -> list[str]:
         return list(self.redis.zrangebyscore(self.due_key, "-inf", now, start=0, num=limit))
 
+    def set_deadline(self, notice_id: str, deadline: float) -> None:
+        self.redis.hset(self.row_key(notice_id), "deadline", deadline)
+
     def task_seen(self, notice_id: str, now: float) -> None:
         self.redis.hset(self.row_key(notice_id), "task_seen_at", now)
 

@@ -12,6 +12,10 @@ here has returned from is on disk. Keys, all under ``redis.key_prefix`` (default
     component:<id>:history     LIST of JSON ComponentChange, oldest first
     notice:<notice id>         HASH, one ledger row (see ledger.py)
     notices / :claimed / :due  ZSET indexes of the ledger
+    op:<op id>                 incident id an idempotent write (staff API Idempotency-Key) committed to
+
+The engine's keys are documented in ``engine_state.py``, the event stream's in ``events.py``; this
+store owns both (``engine_state``, ``events``), so one client serves them all.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from redis.retry import Retry
 from notifier.config import Settings, mask_url
 from notifier.domain.model import ComponentChange, ComponentStatus, Incident
 from notifier.errors import NotFound, StoreUnavailable
+from notifier.ports import UpdateCommit
+from notifier.store.engine_state import RedisEngineState
+from notifier.store.events import RedisEventStream
 from notifier.store.ledger import Ledger
 
 T = TypeVar("T")
@@ -68,6 +75,8 @@ class RedisStore:
         self.redis: Any = client  # decode_responses=True: every reply is str, which redis-py's stubs can't say
         self.prefix = prefix
         self.ledger = Ledger(client, prefix)
+        self.engine_state = RedisEngineState(client, prefix)
+        self.events = RedisEventStream(client, prefix)
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -118,13 +127,39 @@ class RedisStore:
                     return out
         return out
 
-    def transact(self, incident_id: str | None, fn: Callable[[Any, Incident | None], T]) -> T:
-        """Optimistic transaction: ``fn(pipe, incident)`` reads, then queues writes after pipe.multi().
+    def commit_update(
+        self, incident_id: str | None, prepare: Callable[[Incident | None], UpdateCommit]
+    ) -> UpdateCommit:
+        """One atomic write of what ``prepare(incident)`` decided: the incident, its component changes,
+        its ledger rows and the idempotency op (see ``ports.UpdateCommit``).
 
-        Re-runs ``fn`` if the incident document changed underneath (another worker, the engine). redis-py
-        also reports a connection lost while watching as a WatchError, after which EXEC may or may not
-        have run: ``fn`` must therefore recognise its own earlier commit (see services/incidents.py).
+        Optimistic: ``prepare`` runs again if the incident document changed underneath (another worker,
+        the engine). redis-py also reports a connection lost while watching as a WatchError, after which
+        EXEC may or may not have run: ``prepare`` must therefore recognise its own earlier commit.
         """
+
+        def body(pipe: Any, incident: Incident | None) -> UpdateCommit:
+            commit = prepare(incident)
+            if commit.already:
+                return commit
+            pipe.multi()
+            if commit.op is not None:  # in the write's own transaction, so a retry after a crash finds it
+                pipe.set(self.key("op", commit.op), commit.incident.id, ex=commit.op_ttl)
+            for change in commit.changes:
+                self.set_component_status_in(pipe, change)
+            for n in commit.notices:
+                self.ledger.create_in(pipe, n.notice_id, n.channel, n.update_id, n.incident_id, n.now, n.deadline)
+            self._save_incident_in(pipe, commit.incident)
+            return commit
+
+        return self._transact(incident_id, body)
+
+    def op_incident(self, op: str) -> str | None:
+        """The incident an idempotent write with this op id committed to, if any."""
+        return self.redis.get(self.key("op", op))
+
+    def _transact(self, incident_id: str | None, fn: Callable[[Any, Incident | None], T]) -> T:
+        """``fn(pipe, incident)`` reads, then queues writes after pipe.multi(); re-run on WatchError."""
         watch = [self.key("incident", incident_id)] if incident_id else []
         with self.redis.pipeline() as pipe:
             while True:
