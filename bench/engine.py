@@ -9,7 +9,7 @@ alerts resolve. Every notice the engine created is delivered to outbox channels,
 really written. Each scenario runs in its own process, so peak RSS (ru_maxrss) is its own:
 
 - baseline: XADD + XREADGROUP + XACK of the same events, no engine logic;
-- engine: the same stream consumed by ``notifier.services.engine`` (grouping, flap, state, journal).
+- engine: the same stream consumed by ``notifier.services.engine_runner`` (grouping, flap, state, journal).
 
 Peak Python heap (tracemalloc) is measured in a second run of each scenario, because tracing slows
 the code it measures.
@@ -78,7 +78,8 @@ def scenario(kind: str, url: str, workdir: str, alerts: int, seconds: int, trace
     from notifier.clock import FakeClock
     from notifier.config import parse_settings
     from notifier.ports import NullDispatcher
-    from notifier.services import delivery, engine
+    from notifier.services import delivery
+    from notifier.services import engine_runner as engine
 
     client = redis.Redis.from_url(url, decode_responses=True)
     client.flushdb()

@@ -118,7 +118,7 @@ def cmd_maintenance_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_incident_show(args: argparse.Namespace) -> int:
-    from notifier.services import engine
+    from notifier.services import engine_runner as engine
 
     app = _app(args)
     inc = app.store.get_incident(args.id)  # NotFound -> exit 66 with a clear message
@@ -164,7 +164,7 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
 
 
 def cmd_engine_status(args: argparse.Namespace) -> int:
-    from notifier.services import engine
+    from notifier.services import engine_runner as engine
 
     app = _app(args)
     state = engine.load_state(app)
@@ -205,7 +205,7 @@ def cmd_engine_status(args: argparse.Namespace) -> int:
 
 
 def cmd_engine_log(args: argparse.Namespace) -> int:
-    from notifier.services import engine
+    from notifier.services import engine_runner as engine
 
     app = _app(args)
     log = engine.decisions_for(app, args.id or "_global")
@@ -218,7 +218,7 @@ def cmd_engine_log(args: argparse.Namespace) -> int:
 
 
 def cmd_engine_run_once(args: argparse.Namespace) -> int:
-    from notifier.services import engine
+    from notifier.services import engine_runner as engine
 
     app = _app(args)
     done = engine.process_events(app)

@@ -29,14 +29,14 @@ def sweep_ledger() -> dict[str, int]:
 
 @app.task(name="notifier.engine.process", ignore_result=True)
 def engine_process() -> int:
-    from notifier.services import engine
+    from notifier.services import engine_runner as engine
 
     return engine.process_events(get_app())
 
 
 @app.task(name="notifier.engine.tick", ignore_result=True)
 def engine_tick() -> None:
-    from notifier.services import engine
+    from notifier.services import engine_runner as engine
 
     engine.tick(get_app())
 

@@ -108,7 +108,7 @@ def decisions(app: Any, incident_id: str) -> list[dict[str, Any]] | None:
     Entries are ``{"at": unix seconds, "kind": "joined"|"suppressed"|..., "message": ..., "alert": ...}``.
     """
     try:
-        module = importlib.import_module("notifier.services.engine")
+        module = importlib.import_module("notifier.services.engine_runner")
     except ImportError:
         return None
     reader = getattr(module, "decisions_for", None)

@@ -7,14 +7,13 @@ starts and ends windows on time; see ``notifier.engine.core`` for what happens a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from notifier.engine.state import Window
 from notifier.errors import NotFound, UsageError
-from notifier.services import engine as engine_service
+from notifier.services import engine_runner
 
 if TYPE_CHECKING:
     from notifier.bootstrap import App
@@ -76,23 +75,19 @@ def schedule_maintenance(
         scheduled_until.timestamp(),
         [a for a in announce if a != "scheduled"],
     )
-    lock = engine_service._lock(app, wait=5)
+    lock = engine_runner.engine_lock(app, wait=5)
     if not lock.acquire():
         raise UsageError("the engine is busy; try again in a moment")
     try:
-        with engine_service._redis(app).pipeline() as pipe:
-            pipe.hset(engine_service.key(app, "engine", "windows"), window.id, json.dumps(window.to_dict()))
-            pipe.hincrby(engine_service.key(app, "engine", "meta"), "version", 1)  # invalidates cached states
-            pipe.execute()
+        app.store.engine_state.save_window(window)  # bumps the version: cached states are reloaded
     finally:
-        engine_service._release(app, lock)
+        engine_runner.release_lock(app, lock)
     return incident
 
 
 def list_maintenance(app: App, include_done: bool = False) -> list[Window]:
     """Windows by start time; finished and cancelled ones only with ``include_done``."""
-    raw = engine_service._redis(app).hgetall(engine_service.key(app, "engine", "windows"))
-    windows = sorted((Window.from_dict(json.loads(v)) for v in raw.values()), key=lambda w: w.start)
+    windows = sorted(app.store.engine_state.windows(), key=lambda w: w.start)
     return [w for w in windows if include_done or w.state in ("scheduled", "in_progress")]
 
 
@@ -103,22 +98,22 @@ def cancel_maintenance(
     from notifier.engine import texts
     from notifier.services import incidents
 
-    lock = engine_service._lock(app, wait=5)
+    lock = engine_runner.engine_lock(app, wait=5)
     if not lock.acquire():
         raise UsageError("the engine is busy; try again in a moment")
     try:
-        state = engine_service.load_state(app)
+        state = engine_runner.load_state(app)
         window = state.windows.get(maintenance_id)
         if window is None:
             raise NotFound(f"no maintenance window {maintenance_id!r}")
         if window.state not in ("scheduled", "in_progress"):
             raise UsageError(f"{maintenance_id} is already {window.state}")
-        engine = engine_service.build_engine(app)
+        engine = engine_runner.build_engine(app)
         actions = engine.cancel_window(state, maintenance_id, app.clock.timestamp())
-        engine_service._commit(app, state, actions, [])
-        engine_service._drain_journal(app)
+        engine_runner.commit_decided(app, state, actions, [])
+        engine_runner.drain_journal(app)
     finally:
-        engine_service._release(app, lock)
+        engine_runner.release_lock(app, lock)
     incidents.resolve_incident(
         app,
         maintenance_id,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from notifier.engine import actions as act
 from notifier.engine import texts
 from notifier.errors import UsageError
-from notifier.services import engine as engine_service
+from notifier.services import engine_runner
 
 if TYPE_CHECKING:
     from notifier.bootstrap import App
@@ -31,7 +31,7 @@ def merge_incidents(app: App, source_id: str, into_id: str, *, author: str = "st
             raise UsageError(f"{label}: {inc.id} is a {inc.kind}; only incidents can be merged")
         if not inc.is_open:
             raise UsageError(f"{label}: {inc.id} is already {inc.status}; only open incidents can be merged")
-    lock = engine_service._lock(app, wait=5)
+    lock = engine_runner.engine_lock(app, wait=5)
     if not lock.acquire():
         raise UsageError("the engine is busy; try again in a moment")
     app.extras["engine_lock"] = lock
@@ -48,29 +48,24 @@ def merge_incidents(app: App, source_id: str, into_id: str, *, author: str = "st
             components={}, author=author,
         )
     finally:
-        engine_service._release(app, lock)
+        engine_runner.release_lock(app, lock)
     return app.store.get_incident(into_id)
 
 
 def _merge_groups(app: App, source_id: str, into_id: str) -> None:
-    r = engine_service._redis(app)
-    k = engine_service.key
-    state = engine_service.load_state(app)
+    state = engine_runner.load_state(app)
     now = app.clock.timestamp()
-    src = engine_service.group_of(app, source_id)
-    dst = engine_service.group_of(app, into_id)
+    src = engine_runner.group_of(app, source_id)
+    dst = engine_runner.group_of(app, into_id)
     src = src if src in state.groups else None
     dst = dst if dst in state.groups else None
     if src is None:
         return  # nothing of the engine's to carry over
-    engine = engine_service.build_engine(app)
+    engine = engine_runner.build_engine(app)
     if dst is not None:
         actions = engine.merge(state, src, dst, now)
-        engine_service._commit(app, state, actions, [])
-        with r.pipeline() as pipe:
-            pipe.hdel(k(app, "engine", "incidents"), src)
-            pipe.hdel(k(app, "engine", "incident-groups"), source_id)
-            pipe.execute()
+        engine_runner.commit_decided(app, state, actions, [])
+        app.store.engine_state.unlink(src, source_id)
     else:  # the source's group now stands for the target incident
         group = state.groups[src]
         group.incident_id = into_id
@@ -78,10 +73,6 @@ def _merge_groups(app: App, source_id: str, into_id: str) -> None:
         state.touched.add("group:" + src)
         decision = act.Decision(src, now, "merged", f"{source_id} merged into {into_id} by a person: "
                                 "this group posts into the target from now on")
-        engine_service._commit(app, state, [decision], [])
-        with r.pipeline() as pipe:
-            pipe.hset(k(app, "engine", "incidents"), src, into_id)
-            pipe.hset(k(app, "engine", "incident-groups"), into_id, src)
-            pipe.hdel(k(app, "engine", "incident-groups"), source_id)
-            pipe.execute()
-    engine_service._drain_journal(app)
+        engine_runner.commit_decided(app, state, [decision], [])
+        app.store.engine_state.relink(src, source_id, into_id)
+    engine_runner.drain_journal(app)

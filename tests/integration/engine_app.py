@@ -72,7 +72,7 @@ def at(app: App) -> datetime:
 
 
 def advance(app: App, seconds: float, step: float = 5, tick: Any = None) -> None:
-    from notifier.services import engine
+    from notifier.services import engine_runner as engine
 
     clock = app.clock
     assert isinstance(clock, FakeClock)

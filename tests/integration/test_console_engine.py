@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from notifier.config import StaffSettings, StaffToken
-from notifier.services import engine
+from notifier.services import engine_runner as engine
 from tests.console_support import Served, web_app
 from tests.integration.engine_app import advance, alert, make_app, push
 

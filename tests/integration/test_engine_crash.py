@@ -18,7 +18,7 @@ from notifier.config import parse_settings
 from notifier.domain.events import AlertEvent
 from notifier.domain.model import utcnow
 from notifier.ports import NullDispatcher
-from notifier.services import engine
+from notifier.services import engine_runner as engine
 from notifier.store.local_redis import LocalRedis
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ import sys
 from notifier.bootstrap import build
 from notifier.config import load_settings
 from notifier.ports import NullDispatcher
-from notifier.services import engine
+from notifier.services import engine_runner as engine
 app = build(load_settings(sys.argv[1]), dispatcher=NullDispatcher())
 engine.process_events(app)
 """

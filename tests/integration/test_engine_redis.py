@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from notifier.services import engine, maintenance
+from notifier.services import engine_runner as engine
+from notifier.services import maintenance
 from notifier.store.local_redis import LocalRedis
 from tests.integration.engine_app import advance, alert, make_app, push
 
@@ -200,7 +201,7 @@ def test_busy_lock_defers_to_the_holder_who_rechecks_the_stream(app):
 
 def test_a_run_that_lost_the_engine_lock_stops_before_deciding_more(app) -> None:
     """Review finding: a run outliving its lock applied a journal action a second run applied too."""
-    from notifier.services.engine import LockLost, _hold, _lock
+    from notifier.services.engine_runner import LockLost, _hold, _lock
 
     mine = _lock(app)
     assert mine.acquire(blocking=False)

@@ -13,7 +13,8 @@ import pytest
 
 from notifier import cli
 from notifier.api import create_app
-from notifier.services import engine, incidents
+from notifier.services import engine_runner as engine
+from notifier.services import incidents
 from notifier.services.merge import merge_incidents
 from notifier.store.local_redis import LocalRedis
 from tests.integration._api_support import TOKENS, ApiServer, redis_server, settings_for
