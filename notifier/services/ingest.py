@@ -16,9 +16,6 @@ from typing import Any
 
 from notifier.domain.events import AlertEvent
 from notifier.domain.model import to_iso
-from notifier.store.events import seen_key, stream_key
-
-__all__ = ["SEEN_TTL_SECONDS", "Accepted", "accept_events", "event_json", "seen_key", "stream_key"]
 
 log = logging.getLogger(__name__)
 
