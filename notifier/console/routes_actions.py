@@ -6,10 +6,13 @@ on a refusal from the service it shows the error page with a 400.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
 
-from notifier.console.guards import AsPublisher, ConsoleDep
+from notifier.console.guards import AsPublisher, ConsoleDep, Posted
+from notifier.console.pages import Console
 from notifier.console.redirects import back_to
 from notifier.errors import NotifierError
 from notifier.services import delivery
@@ -23,13 +26,20 @@ def _field(posted_form: dict[str, list[str]], name: str) -> str:
     return (posted_form.get(name) or [""])[0]
 
 
-@router.post("/drafts/approve")
-async def approve(ui: ConsoleDep, posted: AsPublisher) -> Response:
+def _then_back(ui: Console, posted: Posted, done: str, call: Callable[[], object]) -> Response:
+    """Run a service call: its refusal (a NotifierError) is the error page with a 400; success goes
+    back to the page the form came from, with the ``done`` note."""
     try:
-        approve_draft(ui.app, _field(posted.form, "update_id"), approver=posted.session.member.name)
+        call()
     except NotifierError as exc:
         return ui.refuse(posted.session, 400, str(exc))
-    return RedirectResponse(back_to(posted.form, "approved"), status_code=303)
+    return RedirectResponse(back_to(posted.form, done), status_code=303)
+
+
+@router.post("/drafts/approve")
+async def approve(ui: ConsoleDep, posted: AsPublisher) -> Response:
+    update_id, approver = _field(posted.form, "update_id"), posted.session.member.name
+    return _then_back(ui, posted, "approved", lambda: approve_draft(ui.app, update_id, approver=approver))
 
 
 @router.post("/incidents/merge")
@@ -47,17 +57,11 @@ async def merge(ui: ConsoleDep, posted: AsPublisher) -> Response:
 
 @router.post("/deliveries/retry")
 async def retry(ui: ConsoleDep, posted: AsPublisher) -> Response:
-    try:
-        delivery.retry_delivery(ui.app, _field(posted.form, "notice_id"), force=_field(posted.form, "force") == "yes")
-    except NotifierError as exc:
-        return ui.refuse(posted.session, 400, str(exc))
-    return RedirectResponse(back_to(posted.form, "retried"), status_code=303)
+    notice_id, force = _field(posted.form, "notice_id"), _field(posted.form, "force") == "yes"
+    return _then_back(ui, posted, "retried", lambda: delivery.retry_delivery(ui.app, notice_id, force=force))
 
 
 @router.post("/deliveries/mark-posted")
 async def mark_posted(ui: ConsoleDep, posted: AsPublisher) -> Response:
-    try:
-        delivery.mark_posted(ui.app, _field(posted.form, "notice_id"))
-    except NotifierError as exc:
-        return ui.refuse(posted.session, 400, str(exc))
-    return RedirectResponse(back_to(posted.form, "marked"), status_code=303)
+    notice_id = _field(posted.form, "notice_id")
+    return _then_back(ui, posted, "marked", lambda: delivery.mark_posted(ui.app, notice_id))
