@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from notifier.bootstrap import App, build
 from notifier.config import Settings, parse_settings
-from notifier.console import console_router
+from notifier.console import mount
 from notifier.store.local_redis import free_port
 
 TOKENS = {"CONSOLE_PUBLISHER": "pub-token-0123456789", "CONSOLE_EDITOR": "edit-token-0123456789",
@@ -45,10 +45,11 @@ def make_app(settings: Settings, redis_url: str, **kwargs: Any) -> App:
     return build(settings, redis_url=redis_url, **kwargs)
 
 
-def web_app(app: App, **router_kwargs: Any) -> FastAPI:
-    """The smallest ASGI app around the console router, as the API app will include it."""
+def web_app(app: App, **console_options: Any) -> FastAPI:
+    """The smallest ASGI app around the console, mounted as the API app mounts it."""
     web = FastAPI()
-    web.include_router(console_router(app, **router_kwargs))
+    web.state.notifier = app
+    mount(web, **console_options)
     return web
 
 

@@ -82,9 +82,9 @@ def _include_console(api: FastAPI, app: Any) -> None:
     """The staff console (issue 6) under /console, when its package is installed."""
     if importlib.util.find_spec("notifier.console") is None:
         return
-    from notifier.console import console_router  # a broken console should fail loudly, not vanish
+    from notifier.console import mount  # a broken console should fail loudly, not vanish
 
-    api.include_router(console_router(app, trust_proxy=app.settings.api.trust_proxy))
+    mount(api, trust_proxy=app.settings.api.trust_proxy)
 
 
 def _errors(api: FastAPI) -> None:

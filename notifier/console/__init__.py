@@ -1,11 +1,10 @@
 """The staff console at ``/console``: sign-in, dashboard, composer with live preview, timelines.
 
-The API app includes it with ``api.include_router(create_router(app))`` (``create_router`` is
-``console_router`` with its defaults; see docs/console.md for the options).
+The API app serves it with ``mount(api, ...)`` (see docs/console.md for the options); the routes
+read the App from ``api.state.notifier``.
 """
 
-from notifier.console.views import console_router
+from notifier.console.pages import ConsoleOptions
+from notifier.console.router import mount, router
 
-create_router = console_router
-
-__all__ = ["console_router", "create_router"]
+__all__ = ["ConsoleOptions", "mount", "router"]

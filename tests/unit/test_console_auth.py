@@ -3,7 +3,7 @@
 import pytest
 
 from notifier.console.auth import new_token, require_role, tokens_match
-from notifier.console.views import _back, _safe_next
+from notifier.console.redirects import back_to, safe_next
 from notifier.staff import StaffMember
 
 
@@ -67,13 +67,13 @@ def test_require_role_needs_a_member_and_a_known_role():
     ],
 )
 def test_safe_next_only_stays_inside_the_console(target, safe):
-    assert _safe_next(target) == safe
+    assert safe_next(target) == safe
 
 
 def test_back_links_only_to_plain_incident_ids():
-    assert _back({"back": ["inc4"]}, "retried") == "/console/incidents/inc4?done=retried"
-    assert _back({"back": ["../../x"]}, "retried") == "/console/?done=retried"
-    assert _back({}, "approved") == "/console/?done=approved"
+    assert back_to({"back": ["inc4"]}, "retried") == "/console/incidents/inc4?done=retried"
+    assert back_to({"back": ["../../x"]}, "retried") == "/console/?done=retried"
+    assert back_to({}, "approved") == "/console/?done=approved"
 
 
 def test_a_session_stays_valid_only_while_its_token_is_configured():
