@@ -42,7 +42,7 @@ def config(server, monkeypatch: pytest.MonkeyPatch):
     import redis
 
     redis.Redis.from_url(server[1].url).flushdb()
-    assert "notifier.cli_engine" in cli.COMMAND_MODULES
+    assert "notifier.cli.engine" in cli.COMMAND_MODULES
     return server
 
 

@@ -18,7 +18,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from notifier.cli_format import ago, table
+from notifier.cli.format import ago, table
 from notifier.errors import UsageError
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")

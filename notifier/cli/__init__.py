@@ -21,14 +21,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from notifier.bootstrap import App, build
-from notifier.cli_format import ago, table
+from notifier.cli.format import ago, table
 from notifier.config import Settings, load_settings
 from notifier.domain.model import DeliveryState
 from notifier.errors import ConfigError, NotifierError
 
 # Other parts of the project add their commands here: each module has register(subparsers).
-COMMAND_MODULES: list[str] = ["notifier.cli_preview", "notifier.cli_statuspage", "notifier.cli_engine",
-                              "notifier.cli_api"]
+COMMAND_MODULES: list[str] = ["notifier.cli.preview", "notifier.cli.statuspage", "notifier.cli.engine",
+                              "notifier.cli.api"]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -244,20 +244,20 @@ def cmd_deliveries_mark_posted(args: argparse.Namespace) -> int:
 
 # ---- processes ----------------------------------------------------------------------------------------
 def cmd_worker(args: argparse.Namespace) -> int:
-    from notifier import runner
+    from notifier.cli import run as runner
 
     # prefork only: Celery's hard task_time_limit (which the lease relies on) cannot stop a thread
     return runner.exec_worker(_settings(args), args.queues, args.concurrency, args.loglevel, "prefork")
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
-    from notifier import runner
+    from notifier.cli import run as runner
 
     return runner.exec_beat(_settings(args), args.loglevel)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from notifier import runner
+    from notifier.cli import run as runner
 
     return runner.run_all(_settings(args), args)
 

@@ -158,9 +158,9 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
 
     spawn("worker", [*cli, "worker", "--concurrency", str(args.concurrency)])
     spawn("beat", [*cli, "beat"])
-    if _optional("notifier.cli_api"):
+    if _optional("notifier.cli.api"):
         spawn("api", [*cli, "api", "--host", settings.api.host, "--port", str(settings.api.port)])
-    if _optional("notifier.cli_statuspage"):
+    if _optional("notifier.cli.statuspage"):
         from urllib.parse import urlsplit
 
         port = urlsplit(settings.page.url).port or 8081
@@ -241,17 +241,17 @@ def _hints(settings: Settings, token: str | None) -> None:
         print(f"  tail -f {getattr(outbox, 'path', 'var/outbox.jsonl')}            # what the channels publish")
     print('  notifier incident open --name "IMAP login failures" --component imap -m "We are investigating."')
     print("  notifier deliveries                      # the ledger: one row per update and channel")
-    if _optional("notifier.cli_api"):
+    if _optional("notifier.cli.api"):
         api = f"http://{settings.api.host}:{settings.api.port}"
         print(f"  curl {api}/readyz                 # API docs: {api}/docs")
         if token:
-            sample = Path(__file__).resolve().parent.parent / "tests/data/alertmanager/firing-imap-two-instances.json"
+            sample = Path(__file__).resolve().parents[2] / "tests/data/alertmanager/firing-imap-two-instances.json"
             print("  # an Alertmanager alert: after the 20 s confirm delay it becomes an incident on every channel")
             print(f"  curl -H \"Authorization: Bearer $(cat var/demo-token)\" -H 'Content-Type: application/json' "
                   f"--data @{sample} {api}/webhooks/alertmanager")
             if _optional("notifier.console"):
                 print(f"  {api}/console/   # the staff console: sign in with the token in var/demo-token")
-    if _optional("notifier.cli_statuspage"):
+    if _optional("notifier.cli.statuspage"):
         print(f"  {settings.page.url}   # the status page preview")
     print("Ctrl-C stops everything.")
 
