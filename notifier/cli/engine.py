@@ -8,7 +8,7 @@
     notifier engine log [ID]             decisions of a group/incident, or of unrouted alerts
     notifier engine run-once             process queued events and tick once (no worker needed)
 
-Wired in by adding "notifier.cli_engine" to ``COMMAND_MODULES`` in ``notifier/cli.py``.
+Registered by ``notifier.cli.build_parser`` after the ``incident`` group, which ``incident show`` joins.
 """
 
 from __future__ import annotations
@@ -18,16 +18,11 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from notifier.cli.common import add_command, app_for
 from notifier.cli.format import ago, table
 from notifier.errors import UsageError
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-
-
-def _app(args: argparse.Namespace) -> Any:
-    from notifier import cli
-
-    return cli._app(args)
 
 
 def parse_time(value: str, field: str) -> datetime:
@@ -69,7 +64,7 @@ def cmd_maintenance_schedule(args: argparse.Namespace) -> int:
     if args.message_de:
         body["de"] = args.message_de
     announce = [a.strip() for a in args.announce.split(",") if a.strip()] if args.announce is not None else None
-    app = _app(args)
+    app = app_for(args)
     kwargs = {"announce": announce} if announce is not None else {}
     inc = maintenance.schedule_maintenance(
         app, args.name, args.component, start, end, body, author=args.author, **kwargs
@@ -84,7 +79,7 @@ def cmd_maintenance_schedule(args: argparse.Namespace) -> int:
 def cmd_maintenance_list(args: argparse.Namespace) -> int:
     from notifier.services import maintenance
 
-    app = _app(args)
+    app = app_for(args)
     windows = maintenance.list_maintenance(app, include_done=args.all)
     if not windows:
         print("no maintenance scheduled" if not args.all else "no maintenance windows yet")
@@ -109,7 +104,7 @@ def cmd_maintenance_cancel(args: argparse.Namespace) -> int:
     from notifier.services import maintenance
 
     body = {"en": args.message} if args.message else None
-    window = maintenance.cancel_maintenance(_app(args), args.id, body=body, author=args.author)
+    window = maintenance.cancel_maintenance(app_for(args), args.id, body=body, author=args.author)
     print(f"{window.id} cancelled ({', '.join(window.components)} back to their real state)")
     return 0
 
@@ -120,7 +115,7 @@ def cmd_maintenance_cancel(args: argparse.Namespace) -> int:
 def cmd_incident_show(args: argparse.Namespace) -> int:
     from notifier.services import engine
 
-    app = _app(args)
+    app = app_for(args)
     inc = app.store.get_incident(args.id)  # NotFound -> exit 66 with a clear message
     now = app.clock.now()
     print(f"{inc.id}  {inc.name}")
@@ -166,7 +161,7 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
 def cmd_engine_status(args: argparse.Namespace) -> int:
     from notifier.services import engine
 
-    app = _app(args)
+    app = app_for(args)
     state = engine.load_state(app)
     now = app.clock.timestamp()
     if state.groups:
@@ -207,7 +202,7 @@ def cmd_engine_status(args: argparse.Namespace) -> int:
 def cmd_engine_log(args: argparse.Namespace) -> int:
     from notifier.services import engine
 
-    app = _app(args)
+    app = app_for(args)
     log = engine.decisions_for(app, args.id or "_global")
     if not log:
         print("no decisions logged" + (f" for {args.id}" if args.id else " outside groups (no unrouted alerts)"))
@@ -220,7 +215,7 @@ def cmd_engine_log(args: argparse.Namespace) -> int:
 def cmd_engine_run_once(args: argparse.Namespace) -> int:
     from notifier.services import engine
 
-    app = _app(args)
+    app = app_for(args)
     done = engine.process_events(app)
     engine.tick(app)
     print(f"processed {done} event(s) and ticked once")
@@ -230,14 +225,9 @@ def cmd_engine_run_once(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add the engine's commands; ``incident show`` joins the lead's existing ``incident`` group."""
 
-    def add(p: Any, name: str, fn: Any, help_: str) -> argparse.ArgumentParser:
-        cmd = p.add_parser(name, help=help_, description=help_)
-        cmd.set_defaults(func=fn)
-        return cmd
-
     mnt = subparsers.add_parser("maintenance", help="schedule, list and cancel maintenance windows")
     msub = mnt.add_subparsers(dest="sub", required=True)
-    sc = add(msub, "schedule", cmd_maintenance_schedule, "schedule a maintenance window")
+    sc = add_command(msub, "schedule", cmd_maintenance_schedule, "schedule a maintenance window")
     sc.add_argument("--name", required=True, help="public title, e.g. 'Storage upgrade'")
     sc.add_argument("--component", action="append", required=True, metavar="ID", help="affected (repeat)")
     sc.add_argument("--start", required=True, help="ISO 8601 with zone, or +30m / +2h from now")
@@ -250,9 +240,9 @@ def register(subparsers: Any) -> None:
         help="comma-separated posts: scheduled,before,start,end (default scheduled,start,end; '' for none)",
     )
     sc.add_argument("--author", default="staff")
-    ls = add(msub, "list", cmd_maintenance_list, "list scheduled and running maintenance windows")
+    ls = add_command(msub, "list", cmd_maintenance_list, "list scheduled and running maintenance windows")
     ls.add_argument("--all", action="store_true", help="include completed and cancelled windows")
-    cn = add(msub, "cancel", cmd_maintenance_cancel, "cancel a scheduled or running window")
+    cn = add_command(msub, "cancel", cmd_maintenance_cancel, "cancel a scheduled or running window")
     cn.add_argument("id")
     cn.add_argument("-m", "--message", help="the cancellation text (default: a standard sentence)")
     cn.add_argument("--author", default="staff")
@@ -265,15 +255,17 @@ def register(subparsers: Any) -> None:
         inc_sub = subparsers.add_parser("incident", help="incidents").add_subparsers(dest="sub", required=True)
     # should the incident group ever get its own "show", ours stays reachable as "decisions"
     name = "decisions" if "show" in inc_sub.choices else "show"
-    sh = add(inc_sub, name, cmd_incident_show, "show an incident: updates, deliveries and the engine's decisions")
+    sh = add_command(inc_sub, name, cmd_incident_show,
+                     "show an incident: updates, deliveries and the engine's decisions")
     sh.add_argument("id")
     sh.add_argument("--limit", type=int, default=200, help="decisions to show (newest)")
     sh.add_argument("--width", type=int, default=100, help="cut decision texts at this width")
 
     eng = subparsers.add_parser("engine", help="the incident engine's state").add_subparsers(dest="sub", required=True)
-    add(eng, "status", cmd_engine_status, "open groups, flap scores, journal and stream length")
-    lg = add(eng, "log", cmd_engine_log, "decisions of a group, incident or maintenance; default: unrouted alerts")
+    add_command(eng, "status", cmd_engine_status, "open groups, flap scores, journal and stream length")
+    lg = add_command(eng, "log", cmd_engine_log,
+                     "decisions of a group, incident or maintenance; default: unrouted alerts")
     lg.add_argument("id", nargs="?", help="g3, inc12, mnt2 (default: decisions tied to no group)")
     lg.add_argument("--limit", type=int, default=100)
     lg.add_argument("--width", type=int, default=100)
-    add(eng, "run-once", cmd_engine_run_once, "process queued alert events and advance timers once")
+    add_command(eng, "run-once", cmd_engine_run_once, "process queued alert events and advance timers once")
