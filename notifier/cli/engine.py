@@ -1,14 +1,14 @@
-"""CLI commands of the incident engine: maintenance windows, an incident's decision log, engine state.
+"""CLI commands of the incident engine: maintenance windows and the engine's state and decision log.
 
     notifier maintenance schedule --name N --component ID [--component ID] --start T (--end T | --duration D)
     notifier maintenance list [--all]
     notifier maintenance cancel ID
-    notifier incident show ID            the thread, deliveries, and why the engine did what it did
     notifier engine status               open groups, flapping components, pending journal
     notifier engine log [ID]             decisions of a group/incident, or of unrouted alerts
     notifier engine run-once             process queued events and tick once (no worker needed)
 
-Registered by ``notifier.cli.build_parser`` after the ``incident`` group, which ``incident show`` joins.
+Registered by ``notifier.cli.build_parser``; ``incident show`` (which prints these decisions) lives with
+the other incident commands in ``notifier.cli.incident``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from notifier.cli.common import add_command, app_for
-from notifier.cli.format import ago, table
+from notifier.cli.format import ago, table, utc_time
 from notifier.errors import UsageError
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -44,10 +44,6 @@ def parse_duration(value: str, field: str) -> timedelta:
         raise UsageError(f"{field}: {value!r} is not a duration; use e.g. 90m, 2h, 1d")
     unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
     return timedelta(**{unit: float(match.group(1))})
-
-
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # ---- maintenance ------------------------------------------------------------------------------------
@@ -89,8 +85,8 @@ def cmd_maintenance_list(args: argparse.Namespace) -> int:
             w.id,
             w.name,
             w.state,
-            _when(w.start),
-            _when(w.end),
+            utc_time(w.start),
+            utc_time(w.end),
             ",".join(w.components),
             ",".join(w.announce) or "-",
         )
@@ -106,52 +102,6 @@ def cmd_maintenance_cancel(args: argparse.Namespace) -> int:
     body = {"en": args.message} if args.message else None
     window = maintenance.cancel_maintenance(app_for(args), args.id, body=body, author=args.author)
     print(f"{window.id} cancelled ({', '.join(window.components)} back to their real state)")
-    return 0
-
-
-# ---- incident show ----------------------------------------------------------------------------------
-
-
-def cmd_incident_show(args: argparse.Namespace) -> int:
-    from notifier.services import engine
-
-    app = app_for(args)
-    inc = app.store.get_incident(args.id)  # NotFound -> exit 66 with a clear message
-    now = app.clock.now()
-    print(f"{inc.id}  {inc.name}")
-    print(
-        f"kind {inc.kind} · status {inc.status} · impact {inc.impact.value} · components "
-        f"{', '.join(inc.components) or '-'} · opened {ago((now - inc.created_at).total_seconds())} ago"
-    )
-    print("\nUpdates")
-    rows = [
-        (
-            u.id,
-            u.created_at.strftime("%H:%M:%S"),
-            u.status,
-            "draft" if u.draft else (u.approved_by or u.author),
-            ",".join(u.channels) if u.channels is not None else "all",
-            u.text("en"),
-        )
-        for u in inc.updates
-    ]
-    print(table(["update", "at", "status", "by", "channels", "text"], rows, max_width=70))
-    ledger = app.store.ledger.rows(incident_id=inc.id)
-    if ledger:
-        print("\nDeliveries")
-        print(
-            table(
-                ["notice", "state", "attempt", "url / error"],
-                [(r.notice_id, r.state, r.attempt, r.url or r.last_error or "") for r in ledger],
-            )
-        )
-    log = engine.decisions_for(app, inc.id)
-    print("\nDecisions" + ("" if log else ": none (not opened by the engine)"))
-    if log:
-        decisions = [(_when(d["at"]), d["kind"], d.get("alert") or "", d["message"]) for d in log[-args.limit :]]
-        print(table(["at (UTC)", "decision", "alert", "why"], decisions, max_width=args.width))
-        if len(log) > args.limit:
-            print(f"({len(log) - args.limit} older decisions not shown; --limit N)")
     return 0
 
 
@@ -207,7 +157,7 @@ def cmd_engine_log(args: argparse.Namespace) -> int:
     if not log:
         print("no decisions logged" + (f" for {args.id}" if args.id else " outside groups (no unrouted alerts)"))
         return 0
-    rows = [(_when(d["at"]), d["kind"], d.get("alert") or "", d["message"]) for d in log[-args.limit :]]
+    rows = [(utc_time(d["at"]), d["kind"], d.get("alert") or "", d["message"]) for d in log[-args.limit :]]
     print(table(["at (UTC)", "decision", "alert", "why"], rows, max_width=args.width))
     return 0
 
@@ -223,7 +173,7 @@ def cmd_engine_run_once(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add the engine's commands; ``incident show`` joins the lead's existing ``incident`` group."""
+    """Add the ``maintenance`` and ``engine`` command groups."""
 
     mnt = subparsers.add_parser("maintenance", help="schedule, list and cancel maintenance windows")
     msub = mnt.add_subparsers(dest="sub", required=True)
@@ -246,20 +196,6 @@ def register(subparsers: Any) -> None:
     cn.add_argument("id")
     cn.add_argument("-m", "--message", help="the cancellation text (default: a standard sentence)")
     cn.add_argument("--author", default="staff")
-
-    incident = subparsers.choices.get("incident")
-    inc_sub = None
-    if incident is not None:
-        inc_sub = next((a for a in incident._actions if isinstance(a, argparse._SubParsersAction)), None)
-    if inc_sub is None:
-        inc_sub = subparsers.add_parser("incident", help="incidents").add_subparsers(dest="sub", required=True)
-    # should the incident group ever get its own "show", ours stays reachable as "decisions"
-    name = "decisions" if "show" in inc_sub.choices else "show"
-    sh = add_command(inc_sub, name, cmd_incident_show,
-                     "show an incident: updates, deliveries and the engine's decisions")
-    sh.add_argument("id")
-    sh.add_argument("--limit", type=int, default=200, help="decisions to show (newest)")
-    sh.add_argument("--width", type=int, default=100, help="cut decision texts at this width")
 
     eng = subparsers.add_parser("engine", help="the incident engine's state").add_subparsers(dest="sub", required=True)
     add_command(eng, "status", cmd_engine_status, "open groups, flap scores, journal and stream length")

@@ -1,5 +1,6 @@
-"""`notifier incident open|update|resolve|list|merge|approve` and `notifier broadcast`: staff write the
-public thread; each command builds the App and calls a service in ``notifier.services``."""
+"""`notifier incident open|update|resolve|list|merge|approve|show` and `notifier broadcast`: staff write
+the public thread (and read it back with the engine's decisions); each command builds the App and calls
+a service in ``notifier.services``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from notifier.cli.common import add_command, app_for, dry_app
-from notifier.cli.format import ago, table
+from notifier.cli.format import ago, table, utc_time
 
 
 def _components(values: Sequence[str] | None) -> dict[str, str] | None:
@@ -133,6 +134,49 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_incident_show(args: argparse.Namespace) -> int:
+    from notifier.services import engine
+
+    app = app_for(args)
+    inc = app.store.get_incident(args.id)  # NotFound -> exit 66 with a clear message
+    now = app.clock.now()
+    print(f"{inc.id}  {inc.name}")
+    print(
+        f"kind {inc.kind} · status {inc.status} · impact {inc.impact.value} · components "
+        f"{', '.join(inc.components) or '-'} · opened {ago((now - inc.created_at).total_seconds())} ago"
+    )
+    print("\nUpdates")
+    rows = [
+        (
+            u.id,
+            u.created_at.strftime("%H:%M:%S"),
+            u.status,
+            "draft" if u.draft else (u.approved_by or u.author),
+            ",".join(u.channels) if u.channels is not None else "all",
+            u.text("en"),
+        )
+        for u in inc.updates
+    ]
+    print(table(["update", "at", "status", "by", "channels", "text"], rows, max_width=70))
+    ledger = app.store.ledger.rows(incident_id=inc.id)
+    if ledger:
+        print("\nDeliveries")
+        print(
+            table(
+                ["notice", "state", "attempt", "url / error"],
+                [(r.notice_id, r.state, r.attempt, r.url or r.last_error or "") for r in ledger],
+            )
+        )
+    log = engine.decisions_for(app, inc.id)
+    print("\nDecisions" + ("" if log else ": none (not opened by the engine)"))
+    if log:
+        decisions = [(utc_time(d["at"]), d["kind"], d.get("alert") or "", d["message"]) for d in log[-args.limit :]]
+        print(table(["at (UTC)", "decision", "alert", "why"], decisions, max_width=args.width))
+        if len(log) > args.limit:
+            print(f"({len(log) - args.limit} older decisions not shown; --limit N)")
+    return 0
+
+
 def register(subparsers: Any) -> None:
     inc = subparsers.add_parser("incident", help="open, update, resolve and list incidents").add_subparsers(
         dest="sub", required=True)
@@ -174,6 +218,11 @@ def register(subparsers: Any) -> None:
     ap = add_command(inc, "approve", cmd_incident_approve, "publish a draft update (publisher)")
     ap.add_argument("update_id")
     ap.add_argument("--author", default="staff")
+    sh = add_command(inc, "show", cmd_incident_show,
+                     "show an incident: updates, deliveries and the engine's decisions")
+    sh.add_argument("id")
+    sh.add_argument("--limit", type=int, default=200, help="decisions to show (newest)")
+    sh.add_argument("--width", type=int, default=100, help="cut decision texts at this width")
 
     bc = add_command(subparsers, "broadcast", cmd_broadcast, "send a one-off notice to every channel")
     bc.add_argument("--dry-run", action="store_true")
