@@ -1,7 +1,13 @@
-"""The composition root: settings in, a wired ``App`` out. CLI, API, worker and tests all come here."""
+"""The composition root: settings in, a wired ``App`` out. CLI, API, worker and tests all come here.
+
+Every entry point (``notifier.cli``, ``notifier.api.app``, ``workers.runtime``) calls :func:`build`; tests
+hand it their fakes (a dispatcher, a clock, channel types or ready channels, a Redis client) instead of
+patching module globals. Celery stays out of here: the entry points pass the Celery dispatcher in.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +34,13 @@ class App:
         return self.channels[name]
 
 
-def build_channels(settings: Settings, context: ChannelContext) -> dict[str, Channel]:
+def build_channels(settings: Settings, context: ChannelContext,
+                   channel_types: Mapping[str, type[Channel]] | None = None) -> dict[str, Channel]:
+    """One channel per enabled ``channels.<name>``, its class looked up by type in the registry
+    (``channel_types`` entries take precedence: tests register their fakes there)."""
+    types = {**CHANNEL_TYPES, **(channel_types or {})}
     return {
-        name: CHANNEL_TYPES[conf.type](name, conf, context)
+        name: types[conf.type](name, conf, context)
         for name, conf in settings.channels.items()
         if conf.enabled
     }
@@ -41,9 +51,20 @@ def build(
     *,
     dispatcher: Dispatcher | None = None,
     clock: Clock | None = None,
+    channel_types: Mapping[str, type[Channel]] | None = None,
+    channels: Mapping[str, Channel] | None = None,
     redis_client: Any = None,
     redis_url: str | None = None,
 ) -> App:
+    """Wire an App for ``settings``.
+
+    dispatcher: where work goes (the entry points pass ``workers.dispatch.CeleryDispatcher``);
+        default a ``NullDispatcher`` that enqueues nothing.
+    clock: default the system clock.
+    channel_types: channel classes by type name, merged over the registry (a fake type for a test).
+    channels: ready channel instances by name; they replace (or add to) the ones built from settings.
+    redis_client / redis_url: the Redis to use; default a connection made from ``settings.redis``.
+    """
     logsafe.install(settings)
     clock = clock or SystemClock()
     redis_client = redis_client if redis_client is not None else connect(settings, redis_url)
@@ -60,7 +81,7 @@ def build(
     return App(
         settings=settings,
         store=store,
-        channels=build_channels(settings, context),
+        channels={**build_channels(settings, context, channel_types), **(channels or {})},
         clock=clock,
         dispatcher=dispatcher or NullDispatcher(),
         templates=templates,

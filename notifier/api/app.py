@@ -38,7 +38,8 @@ class TolerantJSON(JSONResponse):
 
 
 def create_app(app: Any = None, settings: Any = None, idempotency_lease: float = 60.0) -> FastAPI:
-    """An API around ``app`` (built from ``settings``, else the loaded config, when not given).
+    """An API around ``app``; without one, an App the composition root builds from ``settings`` (else
+    the config ``load_settings()`` finds), sending through a Celery dispatcher for those same settings.
 
     ``idempotency_lease``: how long an ``Idempotency-Key`` stays reserved for a request that never
     answered (a crashed API); longer than any request takes."""
@@ -46,7 +47,10 @@ def create_app(app: Any = None, settings: Any = None, idempotency_lease: float =
         from notifier.bootstrap import build
         from notifier.config import load_settings
 
-        app = build(settings or load_settings(), dispatcher=_dispatcher(settings))
+        settings = settings if settings is not None else load_settings()
+        app = build(settings, dispatcher=celery_dispatcher(settings))
+    elif settings is not None and settings is not app.settings:
+        raise ValueError("create_app: give an App or settings, not an App built from other settings")
     api = FastAPI(
         default_response_class=TolerantJSON,
         title="outage notifier",
@@ -71,11 +75,20 @@ def create_app(app: Any = None, settings: Any = None, idempotency_lease: float =
     return api
 
 
-def _dispatcher(settings: Any) -> Any:
-    """The Celery dispatcher (it reads the same config through ``$NOTIFIER_CONFIG``)."""
+def celery_dispatcher(settings: Any) -> Any:
+    """The Celery dispatcher for ``settings`` (its broker is their Redis; no environment involved)."""
     from workers.dispatch import CeleryDispatcher
 
-    return CeleryDispatcher()
+    return CeleryDispatcher(settings)
+
+
+def app_for_config(config_path: str | None = None) -> FastAPI:
+    """An ASGI factory for servers that take an import string (``uvicorn --factory``, gunicorn): the
+    config path is explicit (None: ``$NOTIFIER_CONFIG``, config/notifier.yaml, else the defaults) and
+    the App comes from the composition root like everywhere else."""
+    from notifier.config import load_settings
+
+    return create_app(settings=load_settings(config_path))
 
 
 def _include_console(api: FastAPI, app: Any) -> None:

@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import redis
@@ -17,6 +16,7 @@ import uvicorn
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from notifier.bootstrap import build
 from notifier.config import Settings, parse_settings
 from notifier.ports import NullDispatcher
 from notifier.store.local_redis import LocalRedis, free_port
@@ -90,13 +90,6 @@ def make_app(settings: Settings, port: int) -> Any:
         socket_connect_timeout=1,
         retry=Retry(NoBackoff(), 1),
     )
-    try:
-        from notifier.bootstrap import build
-    except ImportError:  # before the lead's store is merged: the parts the webhook path needs
-        store = SimpleNamespace(redis=client, key=lambda *p: settings.redis.key_prefix + ":".join(p))
-        return SimpleNamespace(
-            settings=settings, store=store, channels={}, extras={}, dispatcher=NullDispatcher()
-        )
     return build(settings, dispatcher=NullDispatcher(), redis_client=client)
 
 

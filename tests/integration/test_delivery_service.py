@@ -8,7 +8,6 @@ from typing import ClassVar
 import pytest
 
 from notifier.bootstrap import build
-from notifier.channels import CHANNEL_TYPES
 from notifier.channels.base import Channel, Rendering
 from notifier.clock import FakeClock
 from notifier.config import parse_settings
@@ -52,19 +51,34 @@ class OrderedChannel(ScriptedChannel):
     ordered = True
 
 
+class QueueDispatcher(NullDispatcher):
+    """NullDispatcher whose queues hold what a test says (``backlogs``; a channel not in it: empty)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backlogs: dict[str, int | None] = {}
+
+    def backlog(self, channel: str) -> int | None:
+        return self.backlogs.get(channel, 0)
+
+
+FAKE_TYPES: dict[str, type[Channel]] = {"scripted": ScriptedChannel, "ordered": OrderedChannel}
+
+
 @pytest.fixture
-def env(redis_server, monkeypatch):
-    monkeypatch.setitem(CHANNEL_TYPES, "scripted", ScriptedChannel)
-    monkeypatch.setitem(CHANNEL_TYPES, "ordered", OrderedChannel)
+def env(redis_server):
     ScriptedChannel.script, ScriptedChannel.posted, ScriptedChannel.found = [], [], {}
     ScriptedChannel.reconcilable, ScriptedChannel.renders = True, 0
     settings = parse_settings(
         f"redis: {{url: '{redis_server.url}'}}\ncomponents: [{{id: imap, name: IMAP}}]\n"
-        "channels: {s: {type: scripted}, o: {type: ordered}}\n"
         "delivery: {deadline_hours: 1, backoff_base: 2, backoff_max: 60}\n", "t", {})
+    # the fake types are not in the registry the config loader validates against: their channel
+    # settings are made here, and the composition root gets the classes through channel_types
+    settings.channels = {name: cls.settings_model(type=cls.type_name)
+                         for name, cls in (("s", ScriptedChannel), ("o", OrderedChannel))}
     clock = FakeClock()
-    dispatcher = NullDispatcher()
-    app = build(settings, clock=clock, dispatcher=dispatcher, redis_url=redis_server.url)
+    dispatcher = QueueDispatcher()
+    app = build(settings, clock=clock, dispatcher=dispatcher, channel_types=FAKE_TYPES, redis_url=redis_server.url)
     return app, clock, dispatcher
 
 
@@ -274,13 +288,13 @@ def test_unknown_rows_wait_for_next_at_and_stray_tasks_end_instead_of_multiplyin
     assert [p[0] for p in ScriptedChannel.posted] == [nid]
 
 
-def test_the_sweeper_re_enqueues_only_a_task_that_is_provably_gone(env, monkeypatch) -> None:
+def test_the_sweeper_re_enqueues_only_a_task_that_is_provably_gone(env) -> None:
     """Issue 10 item 3: a late task behind a backlog, or one that ran a moment ago, is not doubled;
     with the queue empty and no task seen, it is re-enqueued once per ``requeue_after``."""
     app, clock, dispatcher = env
     grace = app.settings.delivery.requeue_after
     backlog: dict[str, int | None] = {"s": 7}
-    monkeypatch.setattr(dispatcher, "backlog", lambda channel: backlog[channel], raising=False)
+    dispatcher.backlogs = backlog
     inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["s"])
     nid = f"{inc.updates[0].id}:s"
     dispatcher.sent.clear()

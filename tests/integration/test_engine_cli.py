@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from notifier import cli
+from notifier.cli import engine as engine_commands
 from notifier.domain.events import AlertEvent
 from notifier.domain.model import utcnow
 from notifier.store.local_redis import LocalRedis
@@ -42,7 +43,7 @@ def config(server, monkeypatch: pytest.MonkeyPatch):
     import redis
 
     redis.Redis.from_url(server[1].url).flushdb()
-    assert "notifier.cli_engine" in cli.COMMAND_MODULES
+    assert engine_commands in cli.COMMAND_GROUPS
     return server
 
 

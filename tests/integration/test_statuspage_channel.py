@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from notifier.bootstrap import App, build
-from notifier.cli_statuspage import register
+from notifier.cli.statuspage import register
 from notifier.clock import FakeClock
 from notifier.config import parse_settings
 from notifier.domain.model import ComponentStatus, DeliveryState

@@ -3,7 +3,7 @@ make a worker exit several times in a row; the supervisor used to stop after fiv
 
 from __future__ import annotations
 
-from notifier.runner import RestartPolicy
+from notifier.cli.run import RestartPolicy
 
 
 def test_first_exit_restarts_at_once_then_backoff_grows_to_the_cap_and_never_stops():

@@ -1,4 +1,4 @@
-"""`notifier preview` (notifier/cli_preview.py): exact texts and X weighted lengths, nothing posted."""
+"""`notifier preview` (notifier/cli/preview.py): exact texts and X weighted lengths, nothing posted."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
     path.write_text(CONFIG)
     monkeypatch.setenv("X_TOKEN", "t")
     monkeypatch.setenv("FB_TOKEN", "t")
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["notifier.cli_preview"])
 
     def invoke(*args: str) -> tuple[int, str, str]:
         code = cli.main(["--config", str(path), "preview", *args])

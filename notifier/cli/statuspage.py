@@ -1,6 +1,6 @@
 """`notifier statuspage build|publish|serve`: the status page from the command line.
 
-Wire in with ``cli_statuspage.register(subparsers)`` from ``notifier/cli.py``.
+Registered by ``notifier.cli.build_parser``.
 """
 
 from __future__ import annotations
@@ -44,10 +44,9 @@ def _config(parser: argparse.ArgumentParser) -> None:
 
 
 def _app(args: argparse.Namespace) -> App:
-    from notifier.bootstrap import build
-    from notifier.config import load_settings
+    from notifier.cli.common import local_app, settings_for
 
-    return build(load_settings(getattr(args, "config", None)))
+    return local_app(settings_for(args))
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -113,9 +112,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     channel_name = None
     if directory is None:
         try:
-            from notifier.config import load_settings
+            from notifier.cli.common import settings_for
 
-            settings = load_settings(getattr(args, "config", None))
+            settings = settings_for(args)
         except NotifierError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code

@@ -38,14 +38,13 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from notifier.bootstrap import build
-    from notifier.config import load_settings
+    from notifier.cli.common import local_app, offline_app, settings_for
     from notifier.errors import UsageError
     from notifier.services import incidents
 
-    settings = load_settings(args.config)
+    settings = settings_for(args)
     if args.incident:
-        app = build(settings)
+        app = local_app(settings)
         incident = app.store.get_incident(args.incident)
         if not incident.updates:
             raise UsageError(f"{incident.id} has no updates yet")
@@ -56,9 +55,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     else:
         if not args.message:
             raise UsageError("give the update text with --message (or --incident ID to preview a stored one)")
-        import redis
-
-        app = build(settings, redis_client=redis.Redis(host="unused.invalid"))  # rendering needs no Redis
+        app = offline_app(settings)  # rendering needs no Redis
         body = {"en": args.message}
         if args.message_de:
             body["de"] = args.message_de

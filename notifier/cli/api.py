@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 
@@ -26,11 +25,8 @@ def cmd_api(args: argparse.Namespace) -> int:
     from notifier.api import create_app
     from notifier.config import load_settings
 
-    if getattr(args, "config", None):
-        # the Celery dispatcher (workers.celery_app) reads the config through the environment
-        os.environ["NOTIFIER_CONFIG"] = str(args.config)
     settings = load_settings(getattr(args, "config", None))
-    api = create_app(settings=settings)
+    api = create_app(settings=settings)  # the composition root wires it, Celery dispatcher included
     host = args.host or settings.api.host
     port = args.port or settings.api.port
     # one process, one event loop: the request path is a few hundred microseconds of Redis work;

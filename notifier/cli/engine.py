@@ -1,14 +1,14 @@
-"""CLI commands of the incident engine: maintenance windows, an incident's decision log, engine state.
+"""CLI commands of the incident engine: maintenance windows and the engine's state and decision log.
 
     notifier maintenance schedule --name N --component ID [--component ID] --start T (--end T | --duration D)
     notifier maintenance list [--all]
     notifier maintenance cancel ID
-    notifier incident show ID            the thread, deliveries, and why the engine did what it did
     notifier engine status               open groups, flapping components, pending journal
     notifier engine log [ID]             decisions of a group/incident, or of unrouted alerts
     notifier engine run-once             process queued events and tick once (no worker needed)
 
-Wired in by adding "notifier.cli_engine" to ``COMMAND_MODULES`` in ``notifier/cli.py``.
+Registered by ``notifier.cli.build_parser``; ``incident show`` (which prints these decisions) lives with
+the other incident commands in ``notifier.cli.incident``.
 """
 
 from __future__ import annotations
@@ -18,16 +18,11 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from notifier.cli_format import ago, table
+from notifier.cli.common import add_command, app_for
+from notifier.cli.format import ago, table, utc_time
 from notifier.errors import UsageError
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-
-
-def _app(args: argparse.Namespace) -> Any:
-    from notifier import cli
-
-    return cli._app(args)
 
 
 def parse_time(value: str, field: str) -> datetime:
@@ -51,10 +46,6 @@ def parse_duration(value: str, field: str) -> timedelta:
     return timedelta(**{unit: float(match.group(1))})
 
 
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 # ---- maintenance ------------------------------------------------------------------------------------
 
 
@@ -69,7 +60,7 @@ def cmd_maintenance_schedule(args: argparse.Namespace) -> int:
     if args.message_de:
         body["de"] = args.message_de
     announce = [a.strip() for a in args.announce.split(",") if a.strip()] if args.announce is not None else None
-    app = _app(args)
+    app = app_for(args)
     kwargs = {"announce": announce} if announce is not None else {}
     inc = maintenance.schedule_maintenance(
         app, args.name, args.component, start, end, body, author=args.author, **kwargs
@@ -84,7 +75,7 @@ def cmd_maintenance_schedule(args: argparse.Namespace) -> int:
 def cmd_maintenance_list(args: argparse.Namespace) -> int:
     from notifier.services import maintenance
 
-    app = _app(args)
+    app = app_for(args)
     windows = maintenance.list_maintenance(app, include_done=args.all)
     if not windows:
         print("no maintenance scheduled" if not args.all else "no maintenance windows yet")
@@ -94,8 +85,8 @@ def cmd_maintenance_list(args: argparse.Namespace) -> int:
             w.id,
             w.name,
             w.state,
-            _when(w.start),
-            _when(w.end),
+            utc_time(w.start),
+            utc_time(w.end),
             ",".join(w.components),
             ",".join(w.announce) or "-",
         )
@@ -109,54 +100,8 @@ def cmd_maintenance_cancel(args: argparse.Namespace) -> int:
     from notifier.services import maintenance
 
     body = {"en": args.message} if args.message else None
-    window = maintenance.cancel_maintenance(_app(args), args.id, body=body, author=args.author)
+    window = maintenance.cancel_maintenance(app_for(args), args.id, body=body, author=args.author)
     print(f"{window.id} cancelled ({', '.join(window.components)} back to their real state)")
-    return 0
-
-
-# ---- incident show ----------------------------------------------------------------------------------
-
-
-def cmd_incident_show(args: argparse.Namespace) -> int:
-    from notifier.services import engine_runner as engine
-
-    app = _app(args)
-    inc = app.store.get_incident(args.id)  # NotFound -> exit 66 with a clear message
-    now = app.clock.now()
-    print(f"{inc.id}  {inc.name}")
-    print(
-        f"kind {inc.kind} · status {inc.status} · impact {inc.impact.value} · components "
-        f"{', '.join(inc.components) or '-'} · opened {ago((now - inc.created_at).total_seconds())} ago"
-    )
-    print("\nUpdates")
-    rows = [
-        (
-            u.id,
-            u.created_at.strftime("%H:%M:%S"),
-            u.status,
-            "draft" if u.draft else (u.approved_by or u.author),
-            ",".join(u.channels) if u.channels is not None else "all",
-            u.text("en"),
-        )
-        for u in inc.updates
-    ]
-    print(table(["update", "at", "status", "by", "channels", "text"], rows, max_width=70))
-    ledger = app.store.ledger.rows(incident_id=inc.id)
-    if ledger:
-        print("\nDeliveries")
-        print(
-            table(
-                ["notice", "state", "attempt", "url / error"],
-                [(r.notice_id, r.state, r.attempt, r.url or r.last_error or "") for r in ledger],
-            )
-        )
-    log = engine.decisions_for(app, inc.id)
-    print("\nDecisions" + ("" if log else ": none (not opened by the engine)"))
-    if log:
-        decisions = [(_when(d["at"]), d["kind"], d.get("alert") or "", d["message"]) for d in log[-args.limit :]]
-        print(table(["at (UTC)", "decision", "alert", "why"], decisions, max_width=args.width))
-        if len(log) > args.limit:
-            print(f"({len(log) - args.limit} older decisions not shown; --limit N)")
     return 0
 
 
@@ -166,7 +111,7 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
 def cmd_engine_status(args: argparse.Namespace) -> int:
     from notifier.services import engine_runner as engine
 
-    app = _app(args)
+    app = app_for(args)
     state = engine.load_state(app)
     now = app.clock.timestamp()
     if state.groups:
@@ -207,12 +152,12 @@ def cmd_engine_status(args: argparse.Namespace) -> int:
 def cmd_engine_log(args: argparse.Namespace) -> int:
     from notifier.services import engine_runner as engine
 
-    app = _app(args)
+    app = app_for(args)
     log = engine.decisions_for(app, args.id or "_global")
     if not log:
         print("no decisions logged" + (f" for {args.id}" if args.id else " outside groups (no unrouted alerts)"))
         return 0
-    rows = [(_when(d["at"]), d["kind"], d.get("alert") or "", d["message"]) for d in log[-args.limit :]]
+    rows = [(utc_time(d["at"]), d["kind"], d.get("alert") or "", d["message"]) for d in log[-args.limit :]]
     print(table(["at (UTC)", "decision", "alert", "why"], rows, max_width=args.width))
     return 0
 
@@ -220,7 +165,7 @@ def cmd_engine_log(args: argparse.Namespace) -> int:
 def cmd_engine_run_once(args: argparse.Namespace) -> int:
     from notifier.services import engine_runner as engine
 
-    app = _app(args)
+    app = app_for(args)
     done = engine.process_events(app)
     engine.tick(app)
     print(f"processed {done} event(s) and ticked once")
@@ -228,16 +173,11 @@ def cmd_engine_run_once(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add the engine's commands; ``incident show`` joins the lead's existing ``incident`` group."""
-
-    def add(p: Any, name: str, fn: Any, help_: str) -> argparse.ArgumentParser:
-        cmd = p.add_parser(name, help=help_, description=help_)
-        cmd.set_defaults(func=fn)
-        return cmd
+    """Add the ``maintenance`` and ``engine`` command groups."""
 
     mnt = subparsers.add_parser("maintenance", help="schedule, list and cancel maintenance windows")
     msub = mnt.add_subparsers(dest="sub", required=True)
-    sc = add(msub, "schedule", cmd_maintenance_schedule, "schedule a maintenance window")
+    sc = add_command(msub, "schedule", cmd_maintenance_schedule, "schedule a maintenance window")
     sc.add_argument("--name", required=True, help="public title, e.g. 'Storage upgrade'")
     sc.add_argument("--component", action="append", required=True, metavar="ID", help="affected (repeat)")
     sc.add_argument("--start", required=True, help="ISO 8601 with zone, or +30m / +2h from now")
@@ -250,30 +190,18 @@ def register(subparsers: Any) -> None:
         help="comma-separated posts: scheduled,before,start,end (default scheduled,start,end; '' for none)",
     )
     sc.add_argument("--author", default="staff")
-    ls = add(msub, "list", cmd_maintenance_list, "list scheduled and running maintenance windows")
+    ls = add_command(msub, "list", cmd_maintenance_list, "list scheduled and running maintenance windows")
     ls.add_argument("--all", action="store_true", help="include completed and cancelled windows")
-    cn = add(msub, "cancel", cmd_maintenance_cancel, "cancel a scheduled or running window")
+    cn = add_command(msub, "cancel", cmd_maintenance_cancel, "cancel a scheduled or running window")
     cn.add_argument("id")
     cn.add_argument("-m", "--message", help="the cancellation text (default: a standard sentence)")
     cn.add_argument("--author", default="staff")
 
-    incident = subparsers.choices.get("incident")
-    inc_sub = None
-    if incident is not None:
-        inc_sub = next((a for a in incident._actions if isinstance(a, argparse._SubParsersAction)), None)
-    if inc_sub is None:
-        inc_sub = subparsers.add_parser("incident", help="incidents").add_subparsers(dest="sub", required=True)
-    # should the incident group ever get its own "show", ours stays reachable as "decisions"
-    name = "decisions" if "show" in inc_sub.choices else "show"
-    sh = add(inc_sub, name, cmd_incident_show, "show an incident: updates, deliveries and the engine's decisions")
-    sh.add_argument("id")
-    sh.add_argument("--limit", type=int, default=200, help="decisions to show (newest)")
-    sh.add_argument("--width", type=int, default=100, help="cut decision texts at this width")
-
     eng = subparsers.add_parser("engine", help="the incident engine's state").add_subparsers(dest="sub", required=True)
-    add(eng, "status", cmd_engine_status, "open groups, flap scores, journal and stream length")
-    lg = add(eng, "log", cmd_engine_log, "decisions of a group, incident or maintenance; default: unrouted alerts")
+    add_command(eng, "status", cmd_engine_status, "open groups, flap scores, journal and stream length")
+    lg = add_command(eng, "log", cmd_engine_log,
+                     "decisions of a group, incident or maintenance; default: unrouted alerts")
     lg.add_argument("id", nargs="?", help="g3, inc12, mnt2 (default: decisions tied to no group)")
     lg.add_argument("--limit", type=int, default=100)
     lg.add_argument("--width", type=int, default=100)
-    add(eng, "run-once", cmd_engine_run_once, "process queued alert events and advance timers once")
+    add_command(eng, "run-once", cmd_engine_run_once, "process queued alert events and advance timers once")

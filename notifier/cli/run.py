@@ -1,4 +1,5 @@
-"""Running the processes: `notifier worker`, `notifier beat` and `notifier run` (everything at once).
+"""The process supervisor and its commands: `notifier worker`, `notifier beat` and `notifier run`
+(everything at once).
 
 `run` is what `make run` calls: it starts a private Redis with AOF under ./var when no redis.url is
 configured, then the worker, beat, the API and the status page preview as child processes, waits for
@@ -18,7 +19,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+from notifier.cli.common import add_command, app_for, settings_for
 from notifier.config import Settings, mask_url
 
 
@@ -123,9 +127,7 @@ class RestartPolicy:
 
 
 def run_all(settings: Settings, args: argparse.Namespace) -> int:
-    from notifier.bootstrap import build
     from notifier.store import local_redis
-    from workers.dispatch import CeleryDispatcher
 
     Path("var").mkdir(exist_ok=True)
     os.chmod("var", 0o700)  # incidents, sessions, logs and the demo token: for this user only
@@ -158,15 +160,11 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
 
     spawn("worker", [*cli, "worker", "--concurrency", str(args.concurrency)])
     spawn("beat", [*cli, "beat"])
-    if _optional("notifier.cli_api"):
-        spawn("api", [*cli, "api", "--host", settings.api.host, "--port", str(settings.api.port)])
-    if _optional("notifier.cli_statuspage"):
-        from urllib.parse import urlsplit
+    spawn("api", [*cli, "api", "--host", settings.api.host, "--port", str(settings.api.port)])
+    port = urlsplit(settings.page.url).port or 8081
+    spawn("page", [*cli, "statuspage", "serve", "--port", str(port)])
 
-        port = urlsplit(settings.page.url).port or 8081
-        spawn("page", [*cli, "statuspage", "serve", "--port", str(port)])
-
-    app = build(settings, dispatcher=CeleryDispatcher(settings))
+    app = app_for(args, settings)
     print("waiting for the worker", end="", flush=True)
     deadline = time.monotonic() + 60
     while not app.store.redis.keys(app.store.key("worker", "heartbeat", "*")):
@@ -241,18 +239,16 @@ def _hints(settings: Settings, token: str | None) -> None:
         print(f"  tail -f {getattr(outbox, 'path', 'var/outbox.jsonl')}            # what the channels publish")
     print('  notifier incident open --name "IMAP login failures" --component imap -m "We are investigating."')
     print("  notifier deliveries                      # the ledger: one row per update and channel")
-    if _optional("notifier.cli_api"):
-        api = f"http://{settings.api.host}:{settings.api.port}"
-        print(f"  curl {api}/readyz                 # API docs: {api}/docs")
-        if token:
-            sample = Path(__file__).resolve().parent.parent / "tests/data/alertmanager/firing-imap-two-instances.json"
-            print("  # an Alertmanager alert: after the 20 s confirm delay it becomes an incident on every channel")
-            print(f"  curl -H \"Authorization: Bearer $(cat var/demo-token)\" -H 'Content-Type: application/json' "
-                  f"--data @{sample} {api}/webhooks/alertmanager")
-            if _optional("notifier.console"):
-                print(f"  {api}/console/   # the staff console: sign in with the token in var/demo-token")
-    if _optional("notifier.cli_statuspage"):
-        print(f"  {settings.page.url}   # the status page preview")
+    api = f"http://{settings.api.host}:{settings.api.port}"
+    print(f"  curl {api}/readyz                 # API docs: {api}/docs")
+    if token:
+        sample = Path(__file__).resolve().parents[2] / "tests/data/alertmanager/firing-imap-two-instances.json"
+        print("  # an Alertmanager alert: after the 20 s confirm delay it becomes an incident on every channel")
+        print(f"  curl -H \"Authorization: Bearer $(cat var/demo-token)\" -H 'Content-Type: application/json' "
+              f"--data @{sample} {api}/webhooks/alertmanager")
+        if _optional("notifier.console"):
+            print(f"  {api}/console/   # the staff console: sign in with the token in var/demo-token")
+    print(f"  {settings.page.url}   # the status page preview")
     print("Ctrl-C stops everything.")
 
 
@@ -267,3 +263,30 @@ def _stop(procs: dict[str, subprocess.Popen[bytes]], redis_server: object) -> No
             proc.kill()
     if redis_server is not None:
         redis_server.stop()  # type: ignore[attr-defined]
+
+
+# ---- the commands ---------------------------------------------------------------------------------
+def cmd_worker(args: argparse.Namespace) -> int:
+    # prefork only: Celery's hard task_time_limit (which the lease relies on) cannot stop a thread
+    return exec_worker(settings_for(args), args.queues, args.concurrency, args.loglevel, "prefork")
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    return exec_beat(settings_for(args), args.loglevel)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return run_all(settings_for(args), args)
+
+
+def register(subparsers: Any) -> None:
+    wk = add_command(subparsers, "worker", cmd_worker, "run a Celery worker (all queues unless --queues)")
+    wk.add_argument("--queues", help="comma-separated, e.g. notify.x,notify.facebook")
+    wk.add_argument("--concurrency", type=int, default=4, help="processes sending at once (prefork)")
+    wk.add_argument("--loglevel", default="INFO")
+    bt = add_command(subparsers, "beat", cmd_beat, "run celery beat (periodic sweeps; safe to run two)")
+    bt.add_argument("--loglevel", default="INFO")
+    rn = add_command(subparsers, "run", cmd_run,
+                     "run the whole service: Redis (if none configured), worker, beat, API, page")
+    rn.add_argument("--demo", action="store_true", help="send a demo broadcast once everything is up")
+    rn.add_argument("--concurrency", type=int, default=4)
