@@ -22,7 +22,8 @@ from typing import Any
 
 from notifier.bootstrap import App, build
 from notifier.cli_format import ago, table
-from notifier.config import Settings, load_settings
+from notifier.config import Settings
+from notifier.config.loader import load_settings
 from notifier.domain.model import DeliveryState
 from notifier.errors import ConfigError, NotifierError
 

@@ -24,7 +24,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     from notifier import limits
     from notifier.api import create_app
-    from notifier.config import load_settings
+    from notifier.config.loader import load_settings
 
     if getattr(args, "config", None):
         # the Celery dispatcher (workers.celery_app) reads the config through the environment

@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     from notifier.bootstrap import build
-    from notifier.config import load_settings
+    from notifier.config.loader import load_settings
     from notifier.errors import UsageError
     from notifier.services import incidents
 

@@ -45,7 +45,7 @@ def _config(parser: argparse.ArgumentParser) -> None:
 
 def _app(args: argparse.Namespace) -> App:
     from notifier.bootstrap import build
-    from notifier.config import load_settings
+    from notifier.config.loader import load_settings
 
     return build(load_settings(getattr(args, "config", None)))
 
@@ -113,7 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     channel_name = None
     if directory is None:
         try:
-            from notifier.config import load_settings
+            from notifier.config.loader import load_settings
 
             settings = load_settings(getattr(args, "config", None))
         except NotifierError as exc:

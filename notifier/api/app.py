@@ -44,7 +44,7 @@ def create_app(app: Any = None, settings: Any = None, idempotency_lease: float =
     answered (a crashed API); longer than any request takes."""
     if app is None:
         from notifier.bootstrap import build
-        from notifier.config import load_settings
+        from notifier.config.loader import load_settings
 
         app = build(settings or load_settings(), dispatcher=_dispatcher(settings))
     api = FastAPI(

@@ -16,30 +16,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
+from notifier.config.settings import ChannelSettings
 from notifier.domain.model import Notice, Receipt
 
 if TYPE_CHECKING:
     from notifier.clock import Clock
     from notifier.config import PageSettings
     from notifier.templating import TemplateRenderer
-
-
-class ChannelSettings(BaseModel):
-    """Settings every channel accepts; each channel subclasses this with its own fields."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: str
-    enabled: bool = True
-    language: str | None = None  # overrides page.language for this channel
-    # auto: publish engine updates at once; approve: they become drafts a publisher approves
-    approval: Literal["auto", "approve"] = "auto"
-    # with approval=approve: publish anyway after this many minutes without an answer (None: never)
-    auto_publish_after_minutes: float | None = None
 
 
 @dataclass(frozen=True)

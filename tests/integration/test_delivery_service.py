@@ -11,7 +11,7 @@ from notifier.bootstrap import build
 from notifier.channels import CHANNEL_TYPES
 from notifier.channels.base import Channel, Rendering
 from notifier.clock import FakeClock
-from notifier.config import parse_settings
+from notifier.config.loader import parse_settings
 from notifier.domain.model import DeliveryState, Notice, Receipt
 from notifier.errors import CannotReconcile, OutcomeUnknown, Permanent, Transient, UsageError
 from notifier.ports import NullDispatcher
