@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from notifier import logsafe
-from notifier.channels import CHANNEL_TYPES, Channel, ChannelContext
+from notifier.channels.base import Channel, ChannelContext
+from notifier.channels.registry import CHANNEL_TYPES
 from notifier.clock import Clock, SystemClock
 from notifier.config import Settings
 from notifier.ports import Dispatcher, NullDispatcher

@@ -9,7 +9,7 @@ whether it threads or can re-send safely) and three methods:
 
 Library and HTTP errors are turned into the project's error tree in one function per channel
 (conventionally ``classify_error``), never scattered through ``send``.
-Channels are registered explicitly in ``notifier/channels/__init__.py``; nothing is discovered.
+Channels are registered explicitly in ``notifier/channels/registry.py``; nothing is discovered.
 """
 
 from __future__ import annotations

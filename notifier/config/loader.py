@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from notifier.channels.registry import CHANNEL_TYPES
 from notifier.config.settings import ChannelSettings, DeliverySettings, Settings
 from notifier.errors import ConfigError, ConfigProblem
 
@@ -87,8 +88,6 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
     if not isinstance(channels_raw, dict):
         problems.append(ConfigProblem("channels", "must be a mapping of channel name to settings"))
         channels_raw = {}
-    from notifier.channels import CHANNEL_TYPES  # registry imports channel modules; keep lazy
-
     for name, body in channels_raw.items():
         base = ("channels", str(name))
         if not isinstance(body, dict):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from notifier.domain.model import ComponentChange, ComponentStatus, Incident
 
-if TYPE_CHECKING:  # config imports the channel registry, which imports this package
+if TYPE_CHECKING:
     from notifier.config import ComponentSettings, PageSettings
 
 HISTORY_DAYS = 90

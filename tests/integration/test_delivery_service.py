@@ -8,8 +8,8 @@ from typing import ClassVar
 import pytest
 
 from notifier.bootstrap import build
-from notifier.channels import CHANNEL_TYPES
 from notifier.channels.base import Channel, Rendering
+from notifier.channels.registry import CHANNEL_TYPES
 from notifier.clock import FakeClock
 from notifier.config.loader import parse_settings
 from notifier.domain.model import DeliveryState, Notice, Receipt

@@ -116,9 +116,9 @@ def test_missing_bucket_is_permanent_and_a_dead_endpoint_is_transient(client: An
 
 def test_the_channel_publishes_to_s3_from_its_config_entry(endpoint: str, client: Any) -> None:
     from notifier.channels.base import ChannelContext
+    from notifier.channels.statuspage import StatuspageChannel
     from notifier.clock import FakeClock
     from notifier.config.loader import parse_settings
-    from notifier.statuspage.channel import StatuspageChannel
     from notifier.templating import TemplateRenderer
 
     client.create_bucket(Bucket="mirror")
