@@ -22,8 +22,11 @@ from notifier.config.settings import ChannelSettings
 from notifier.domain.model import Notice, Receipt
 
 if TYPE_CHECKING:
+    from notifier.channels.progress import ProgressStore
+    from notifier.channels.x_budget import BudgetStore
     from notifier.clock import Clock
     from notifier.config import PageSettings
+    from notifier.statuspage.snapshot import SnapshotReader
     from notifier.templating import TemplateRenderer
 
 
@@ -42,14 +45,20 @@ class Rendering:
 
 @dataclass
 class ChannelContext:
-    """What the composition root hands every channel."""
+    """What the composition root (``notifier.bootstrap``) hands every channel: only what channels use.
+
+    The shared-state ports are None in pure unit tests; a channel then keeps that state in its own
+    process (an in-memory budget, in-memory thread progress) or, for the status page, refuses to send.
+    """
 
     page: PageSettings
     clock: Clock
     templates: TemplateRenderer
-    redis: Any = None  # redis.Redis for shared state (rate budgets); None in pure unit tests
     http_timeout: float = 10.0
-    settings: Any = None  # the whole notifier.config.Settings (the status page needs components, prefix)
+    key_prefix: str = "notifier:"  # redis.key_prefix: every shared key a channel names starts with it
+    budgets: BudgetStore | None = None  # X posting budgets every worker shares
+    progress: ProgressStore | None = None  # which parts of a thread are out, shared by every worker
+    snapshots: SnapshotReader | None = None  # the status page's input: the store's current state
 
 
 class Channel(ABC):

@@ -135,7 +135,7 @@ channels:
 """
     settings = parse_settings(text, env={"S3_KEY": "testing-key", "S3_SECRET": "testing-secret"})
     snap = sample_snapshot()
-    context = ChannelContext(page=snap.page, clock=FakeClock(NOW), templates=TemplateRenderer(), settings=settings)
+    context = ChannelContext(page=snap.page, clock=FakeClock(NOW), templates=TemplateRenderer())
     channel = StatuspageChannel("page-s3", settings.channels["page-s3"], context)
     result = channel.publish(snap)
     assert result.target == "s3" and result.written > 20
