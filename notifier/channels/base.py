@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from notifier.config.settings import ChannelSettings
+from notifier.config import ChannelSettings
 from notifier.domain.model import Notice, Receipt
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from notifier.channels.base import Channel, ChannelContext, ChannelSettings, Rendering
+from notifier.channels.base import Channel, ChannelContext, Rendering
+from notifier.config import ChannelSettings
 from notifier.domain.model import Notice, Receipt
 from notifier.errors import Permanent
 from notifier.statuspage.generator import RenderCache, render_site

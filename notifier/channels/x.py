@@ -29,11 +29,12 @@ import tweepy
 from pydantic import SecretStr, model_validator
 from requests.adapters import HTTPAdapter
 
-from notifier.channels.base import Channel, ChannelSettings, Rendering
+from notifier.channels.base import Channel, Rendering
 from notifier.channels.http_errors import server_error, transport_error
 from notifier.channels.progress import thread_progress
 from notifier.channels.x_budget import LocalBudget, PostingBudget, Window
 from notifier.channels.x_text import MAX_WEIGHTED, compose, part_pattern, weighted_length
+from notifier.config import ChannelSettings
 from notifier.domain.model import Notice, Receipt
 from notifier.errors import DeliveryError, DuplicateRefused, Permanent, ReconcileIncomplete, Transient
 

@@ -103,3 +103,19 @@ def test_module_imports_first_in_a_fresh_interpreter(module: str, import_errors:
     assert module in import_errors, f"{module} was not tried"
     error = import_errors[module]
     assert error is None, f"import {module} fails in a fresh interpreter: {error}"
+
+
+def test_the_config_models_are_a_leaf_below_the_channels() -> None:
+    # the settings models import neither the channel registry nor any channel (the loader sits above them)
+    code = ("import sys, notifier.config, notifier.config.settings; "
+            "print(sorted(m for m in sys.modules if m.startswith(('notifier.channels', 'notifier.store', "
+            "'notifier.statuspage', 'notifier.config.loader'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_channel_package_imports_no_channel_module() -> None:
+    code = ("import sys, notifier.channels; print(sorted(m for m in sys.modules "
+            "if m.startswith('notifier.channels.') and m != 'notifier.channels.base'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
