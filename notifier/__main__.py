@@ -1,5 +1,8 @@
+"""``python -m notifier``: the same CLI as the ``notifier`` command."""
+
 import sys
 
 from notifier.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from notifier import logsafe
-from notifier.channels import CHANNEL_TYPES, Channel, ChannelContext
+from notifier.channels.base import Channel, ChannelContext
+from notifier.channels.progress import ProgressStore
+from notifier.channels.registry import CHANNEL_TYPES
+from notifier.channels.x_budget import BudgetStore
 from notifier.clock import Clock, SystemClock
 from notifier.config import Settings
 from notifier.ports import Dispatcher, NullDispatcher
+from notifier.statuspage.snapshot import StoreSnapshots
 from notifier.store.redis_store import RedisStore, connect
 from notifier.templating import TemplateRenderer
 
@@ -69,15 +73,18 @@ def build(
     clock = clock or SystemClock()
     redis_client = redis_client if redis_client is not None else connect(settings, redis_url)
     templates = TemplateRenderer(settings.templates_dir, settings.page.language)
+    store = RedisStore(redis_client, prefix=settings.redis.key_prefix)
+    prefix = settings.redis.key_prefix
     context = ChannelContext(
         page=settings.page,
         clock=clock,
         templates=templates,
-        redis=redis_client,
         http_timeout=settings.delivery.http_timeout,
-        settings=settings,
+        key_prefix=prefix,
+        budgets=BudgetStore(redis_client, prefix),
+        progress=ProgressStore(redis_client, prefix),
+        snapshots=StoreSnapshots(store, settings.page, settings.components, clock),
     )
-    store = RedisStore(redis_client, prefix=settings.redis.key_prefix)
     return App(
         settings=settings,
         store=store,

@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from notifier.bootstrap import App, build
-from notifier.config import Settings, parse_settings
+from notifier.config import Settings
+from notifier.config.loader import parse_settings
 from notifier.console import mount
 from notifier.store.local_redis import free_port
 

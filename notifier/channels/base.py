@@ -9,37 +9,25 @@ whether it threads or can re-send safely) and three methods:
 
 Library and HTTP errors are turned into the project's error tree in one function per channel
 (conventionally ``classify_error``), never scattered through ``send``.
-Channels are registered explicitly in ``notifier/channels/__init__.py``; nothing is discovered.
+Channels are registered explicitly in ``notifier/channels/registry.py``; nothing is discovered.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
+from notifier.config import ChannelSettings
 from notifier.domain.model import Notice, Receipt
 
 if TYPE_CHECKING:
+    from notifier.channels.progress import ProgressStore
+    from notifier.channels.x_budget import BudgetStore
     from notifier.clock import Clock
     from notifier.config import PageSettings
+    from notifier.statuspage.snapshot import SnapshotReader
     from notifier.templating import TemplateRenderer
-
-
-class ChannelSettings(BaseModel):
-    """Settings every channel accepts; each channel subclasses this with its own fields."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: str
-    enabled: bool = True
-    language: str | None = None  # overrides page.language for this channel
-    # auto: publish engine updates at once; approve: they become drafts a publisher approves
-    approval: Literal["auto", "approve"] = "auto"
-    # with approval=approve: publish anyway after this many minutes without an answer (None: never)
-    auto_publish_after_minutes: float | None = None
 
 
 @dataclass(frozen=True)
@@ -57,14 +45,20 @@ class Rendering:
 
 @dataclass
 class ChannelContext:
-    """What the composition root hands every channel."""
+    """What the composition root (``notifier.bootstrap``) hands every channel: only what channels use.
+
+    The shared-state ports are None in pure unit tests; a channel then keeps that state in its own
+    process (an in-memory budget, in-memory thread progress) or, for the status page, refuses to send.
+    """
 
     page: PageSettings
     clock: Clock
     templates: TemplateRenderer
-    redis: Any = None  # redis.Redis for shared state (rate budgets); None in pure unit tests
     http_timeout: float = 10.0
-    settings: Any = None  # the whole notifier.config.Settings (the status page needs components, prefix)
+    key_prefix: str = "notifier:"  # redis.key_prefix: every shared key a channel names starts with it
+    budgets: BudgetStore | None = None  # X posting budgets every worker shares
+    progress: ProgressStore | None = None  # which parts of a thread are out, shared by every worker
+    snapshots: SnapshotReader | None = None  # the status page's input: the store's current state
 
 
 class Channel(ABC):

@@ -26,9 +26,10 @@ import regex
 import requests
 from pydantic import SecretStr
 
-from notifier.channels.base import Channel, ChannelSettings, Rendering
+from notifier.channels.base import Channel, Rendering
 from notifier.channels.http_errors import server_error, transport_error
 from notifier.channels.x_text import compose
+from notifier.config import ChannelSettings
 from notifier.domain.model import Notice, Receipt
 from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, Transient
 

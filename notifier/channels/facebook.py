@@ -28,8 +28,9 @@ from typing import Any, Literal
 import requests
 from pydantic import SecretStr
 
-from notifier.channels.base import Channel, ChannelSettings, Rendering
+from notifier.channels.base import Channel, Rendering
 from notifier.channels.http_errors import server_error, transport_error
+from notifier.config import ChannelSettings
 from notifier.domain.model import Notice, Receipt
 from notifier.errors import DeliveryError, DuplicateRefused, OutcomeUnknown, Permanent, ReconcileIncomplete, Transient
 

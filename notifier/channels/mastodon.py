@@ -19,10 +19,11 @@ from typing import Any, Literal
 import requests
 from pydantic import SecretStr
 
-from notifier.channels.base import Channel, ChannelSettings, Rendering
+from notifier.channels.base import Channel, Rendering
 from notifier.channels.http_errors import server_error, transport_error
-from notifier.channels.progress import ThreadProgress
+from notifier.channels.progress import thread_progress
 from notifier.channels.x_text import compose, part_pattern
+from notifier.config import ChannelSettings
 from notifier.domain.model import Notice, Receipt
 from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, ReconcileIncomplete, Transient
 
@@ -113,9 +114,9 @@ class MastodonChannel(Channel):
         self.session.headers["Authorization"] = f"Bearer {self.settings.access_token.get_secret_value()}"
         self.timeout = self.settings.timeout or self.context.http_timeout
         self._account_id: str | None = None
-        prefix = self.context.settings.redis.key_prefix if self.context.settings is not None else "notifier:"
+
         # the Idempotency-Key only lasts about an hour; this makes a later retry continue, not restart
-        self.progress = ThreadProgress(self.context.redis, prefix, f"mastodon:{self.name}")
+        self.progress = thread_progress(self.context.progress, self.context.key_prefix, f"mastodon:{self.name}")
 
     def render(self, notice: Notice) -> Rendering:
         body = self.context.templates.render(

@@ -11,7 +11,8 @@ import json
 import os
 from pathlib import Path
 
-from notifier.channels.base import Channel, ChannelSettings, Rendering
+from notifier.channels.base import Channel, Rendering
+from notifier.config import ChannelSettings
 from notifier.domain.model import Notice, Receipt, to_iso
 from notifier.errors import OutcomeUnknown, Permanent
 

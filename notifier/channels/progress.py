@@ -14,6 +14,23 @@ from typing import Any
 TTL_SECONDS = 14 * 86400
 
 
+class ProgressStore:
+    """Thread progress in one Redis, under the installation's key prefix (the composition root makes it)."""
+
+    def __init__(self, redis: Any, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def for_channel(self, channel: str) -> ThreadProgress:
+        """The progress of one channel's threads; ``channel`` is e.g. ``x:<name>``."""
+        return ThreadProgress(self.redis, self.prefix, channel)
+
+
+def thread_progress(store: ProgressStore | None, prefix: str, channel: str) -> ThreadProgress:
+    """``channel``'s progress from ``store``, or kept in this process when there is none (unit tests)."""
+    return store.for_channel(channel) if store is not None else ThreadProgress(None, prefix, channel)
+
+
 class ThreadProgress:
     def __init__(self, redis: Any, prefix: str, channel: str) -> None:
         self.redis = redis

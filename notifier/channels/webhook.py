@@ -19,8 +19,9 @@ from typing import Any
 import requests
 from pydantic import SecretStr, field_validator
 
-from notifier.channels.base import Channel, ChannelSettings, Rendering
+from notifier.channels.base import Channel, Rendering
 from notifier.channels.http import request_error
+from notifier.config import ChannelSettings
 from notifier.domain.model import Notice, Receipt, to_iso
 from notifier.errors import CannotReconcile, DeliveryError, OutcomeUnknown, Permanent, Transient
 

@@ -29,11 +29,12 @@ import tweepy
 from pydantic import SecretStr, model_validator
 from requests.adapters import HTTPAdapter
 
-from notifier.channels.base import Channel, ChannelSettings, Rendering
+from notifier.channels.base import Channel, Rendering
 from notifier.channels.http_errors import server_error, transport_error
-from notifier.channels.progress import ThreadProgress
+from notifier.channels.progress import thread_progress
 from notifier.channels.x_budget import LocalBudget, PostingBudget, Window
 from notifier.channels.x_text import MAX_WEIGHTED, compose, part_pattern, weighted_length
+from notifier.config import ChannelSettings
 from notifier.domain.model import Notice, Receipt
 from notifier.errors import DeliveryError, DuplicateRefused, Permanent, ReconcileIncomplete, Transient
 
@@ -174,15 +175,10 @@ class XChannel(Channel):
         timeout = s.timeout or self.context.http_timeout
         self.client.session.mount(TWITTER_HOST, _Redirect(s.api_base_url, timeout))
         windows = [Window(900, s.budget_per_15min), Window(86400, s.budget_per_24h)]
-        redis = self.context.redis
-        prefix = self.context.settings.redis.key_prefix if self.context.settings is not None else "notifier:"
-        # under redis.key_prefix like every other key, so two installations on one Redis never share it
-        self.budget: PostingBudget = (
-            PostingBudget(redis, f"{prefix}x:{self.name}:budget", windows) if redis is not None
-            else LocalBudget(windows)
-        )
+        budgets = self.context.budgets  # keyed under redis.key_prefix, shared by every worker
+        self.budget: PostingBudget = budgets.budget(self.name, windows) if budgets is not None else LocalBudget(windows)
         self._user_id = s.user_id
-        self.progress = ThreadProgress(self.context.redis, prefix, f"x:{self.name}")
+        self.progress = thread_progress(self.context.progress, self.context.key_prefix, f"x:{self.name}")
 
     # -- rendering --------------------------------------------------------------------------------
 

@@ -178,6 +178,19 @@ class LocalBudget(PostingBudget):
                 for i, w in enumerate(self.windows)}
 
 
+class BudgetStore:
+    """Posting budgets in one Redis, each keyed ``<prefix>x:<channel>:budget`` under the installation's
+    ``redis.key_prefix``, so two installations sharing one Redis never share a budget."""
+
+    def __init__(self, redis: Any, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def budget(self, channel: str, windows: list[Window]) -> PostingBudget:
+        """The budget every worker posting as ``channel`` shares."""
+        return PostingBudget(self.redis, f"{self.prefix}x:{channel}:budget", windows)
+
+
 BACKOFF_429_BASE = 60.0
 BACKOFF_429_MAX = 3600.0
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from notifier.bootstrap import App, build
-from notifier.config import Settings, load_settings
+from notifier.config import Settings
+from notifier.config.loader import load_settings
 
 
 def settings_for(args: argparse.Namespace) -> Settings:

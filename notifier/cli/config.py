@@ -14,7 +14,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     settings = settings_for(args)  # raises ConfigError -> exit 78 with every problem listed
     warnings: list[str] = []
     for name, channel in settings.channels.items():
-        from notifier.channels import CHANNEL_TYPES
+        from notifier.channels.registry import CHANNEL_TYPES
 
         check = getattr(sys.modules[CHANNEL_TYPES[channel.type].__module__], "config_warnings", None)
         if check is not None:

@@ -86,7 +86,7 @@ def demo_settings(settings: Settings) -> tuple[Settings, str | None]:
         return settings, None
     import secrets
 
-    from notifier.config import DEFAULTS_FILE, load_settings
+    from notifier.config.loader import DEFAULTS_FILE, load_settings
 
     token = os.environ.get("NOTIFIER_DEMO_TOKEN") or secrets.token_urlsafe(18)
     os.environ["NOTIFIER_DEMO_TOKEN"] = token  # inherited by the children only

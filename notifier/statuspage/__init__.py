@@ -6,7 +6,9 @@
     json_api.py   api/v2/*.json in Statuspage's shapes
     feeds.py      history.atom, history.rss
     publish.py    DirectoryTarget (atomic symlink flip), S3Target (any S3-compatible store)
-    channel.py    the ``statuspage`` channel: one configured target per channel entry
     heartbeat.py  republish(app): the periodic refresh
     serve.py      a small static server for previews and tests
+
+The ``statuspage`` channel (one configured target per channel entry) is ``notifier/channels/statuspage.py``;
+it delegates to snapshot, generator and publish here.
 """

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from notifier.channels.statuspage import StatuspageChannel
 from notifier.errors import DeliveryError
-from notifier.statuspage.channel import StatuspageChannel
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from notifier.domain.model import ComponentChange, ComponentStatus, Incident
 
-if TYPE_CHECKING:  # config imports the channel registry, which imports this package
+if TYPE_CHECKING:
+    from notifier.clock import Clock
     from notifier.config import ComponentSettings, PageSettings
 
 HISTORY_DAYS = 90
@@ -74,3 +75,24 @@ def load_snapshot(
         if visible is not None:
             incidents.append(visible)
     return Snapshot(page=page, components=list(components), statuses=statuses, history=history, incidents=incidents)
+
+
+class SnapshotReader(Protocol):
+    """What the statuspage channel reads its input from."""
+
+    def read(self, channel: str | None = None) -> Snapshot:
+        """Everything the page shows now, as ``channel`` may show it (None: every public update)."""
+        ...
+
+
+class StoreSnapshots:
+    """The SnapshotReader of the app: ``load_snapshot`` from the store, at the clock's now."""
+
+    def __init__(self, store: Any, page: PageSettings, components: list[ComponentSettings], clock: Clock) -> None:
+        self.store = store
+        self.page = page
+        self.components = components
+        self.clock = clock
+
+    def read(self, channel: str | None = None) -> Snapshot:
+        return load_snapshot(self.store, self.page, self.components, self.clock.now(), channel=channel)

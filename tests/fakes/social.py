@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from notifier.channels.base import Channel, ChannelContext, Rendering
+from notifier.channels.progress import ProgressStore
+from notifier.channels.x_budget import BudgetStore
 from notifier.clock import FakeClock, SystemClock
 from notifier.config import PageSettings
 from notifier.domain.model import Impact, Incident, IncidentUpdate, Notice, Receipt
@@ -28,11 +30,14 @@ def incident(bodies: list[str], incident_id: str = "inc42", name: str = "Mail de
 
 
 def context(redis: Any = None, language: str = "en", timeout: float = 5.0, fake_clock: bool = False,
-            templates_dir: str | None = None) -> ChannelContext:
+            templates_dir: str | None = None, key_prefix: str = "notifier:") -> ChannelContext:
+    """A channel context; with ``redis``, budgets and thread progress live there under ``key_prefix``."""
     page = PageSettings(url="https://status.example.com/", language=language)  # type: ignore[call-arg]
     return ChannelContext(page=page, clock=FakeClock() if fake_clock else SystemClock(),
-                          templates=TemplateRenderer(templates_dir, language), redis=redis,
-                          http_timeout=timeout)
+                          templates=TemplateRenderer(templates_dir, language), http_timeout=timeout,
+                          key_prefix=key_prefix,
+                          budgets=BudgetStore(redis, key_prefix) if redis is not None else None,
+                          progress=ProgressStore(redis, key_prefix) if redis is not None else None)
 
 
 def notice(inc: Incident, number: int, channel: str, previous: dict[str, str] | None = None) -> Notice:

@@ -17,7 +17,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from notifier.bootstrap import build
-from notifier.config import Settings, parse_settings
+from notifier.config import Settings
+from notifier.config.loader import parse_settings
 from notifier.ports import NullDispatcher
 from notifier.store.local_redis import LocalRedis, free_port
 

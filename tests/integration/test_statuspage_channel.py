@@ -15,7 +15,7 @@ import redis
 from notifier.bootstrap import App, build
 from notifier.cli.statuspage import register
 from notifier.clock import FakeClock
-from notifier.config import parse_settings
+from notifier.config.loader import parse_settings
 from notifier.domain.model import ComponentStatus, DeliveryState
 from notifier.services.delivery import deliver
 from notifier.services.incidents import open_incident, update_incident

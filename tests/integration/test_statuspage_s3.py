@@ -116,9 +116,9 @@ def test_missing_bucket_is_permanent_and_a_dead_endpoint_is_transient(client: An
 
 def test_the_channel_publishes_to_s3_from_its_config_entry(endpoint: str, client: Any) -> None:
     from notifier.channels.base import ChannelContext
+    from notifier.channels.statuspage import StatuspageChannel
     from notifier.clock import FakeClock
-    from notifier.config import parse_settings
-    from notifier.statuspage.channel import StatuspageChannel
+    from notifier.config.loader import parse_settings
     from notifier.templating import TemplateRenderer
 
     client.create_bucket(Bucket="mirror")
@@ -135,7 +135,7 @@ channels:
 """
     settings = parse_settings(text, env={"S3_KEY": "testing-key", "S3_SECRET": "testing-secret"})
     snap = sample_snapshot()
-    context = ChannelContext(page=snap.page, clock=FakeClock(NOW), templates=TemplateRenderer(), settings=settings)
+    context = ChannelContext(page=snap.page, clock=FakeClock(NOW), templates=TemplateRenderer())
     channel = StatuspageChannel("page-s3", settings.channels["page-s3"], context)
     result = channel.publish(snap)
     assert result.target == "s3" and result.written > 20

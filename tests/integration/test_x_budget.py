@@ -99,12 +99,9 @@ def test_four_processes_sending_200_notices_stay_within_the_shared_budget(redis_
 
 
 def test_a_429_closes_the_account_for_every_process_and_the_key_honours_the_prefix(client: redis.Redis) -> None:
-    from types import SimpleNamespace
-
     with FakeXApi() as fake:
         settings = XSettings(type="x", api_base_url=fake.url, user_token=SecretStr("oauth2-user-token-1"))
-        ctx = context(redis=client)
-        ctx.settings = SimpleNamespace(redis=SimpleNamespace(key_prefix="site-a:"))
+        ctx = context(redis=client, key_prefix="site-a:")
         first, second = XChannel("x", settings, ctx), XChannel("x", settings, ctx)  # two workers
         assert first.budget.key == "site-a:x:x:budget"
         fake.rate_limit_next(reset_in=120)

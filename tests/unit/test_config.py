@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from notifier.config import load_settings, mask_url, parse_settings
+from notifier.config import mask_url
+from notifier.config.loader import load_settings, parse_settings
 from notifier.errors import ConfigError
 
 BAD = """\

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from notifier.config import parse_settings
+from notifier.channels.statuspage import StatuspageChannel, StatuspageSettings
+from notifier.config.loader import parse_settings
 from notifier.errors import ConfigError
-from notifier.statuspage.channel import StatuspageChannel, StatuspageSettings
 
 GOOD = """
 channels:

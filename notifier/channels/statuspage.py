@@ -5,7 +5,8 @@
       page-s3:    {type: statuspage, target: s3, bucket: status, endpoint_url: https://s3.example,
                    access_key_id: ${S3_KEY}, secret_access_key: ${S3_SECRET}}
 
-``send`` ignores the notice's text: it reads the whole current state from the store, builds the
+``send`` ignores the notice's text: it reads the whole current state (the context's snapshot reader,
+``notifier.statuspage.snapshot.StoreSnapshots`` in the app), builds the
 site and publishes it to this channel's one target. Publishing is a function of state, so the
 channel is ``idempotent``: an unknown outcome is simply sent again, and a later update's publish
 also carries every earlier one.
@@ -17,12 +18,13 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from notifier.channels.base import Channel, ChannelContext, ChannelSettings, Rendering
+from notifier.channels.base import Channel, ChannelContext, Rendering
+from notifier.config import ChannelSettings
 from notifier.domain.model import Notice, Receipt
 from notifier.errors import Permanent
 from notifier.statuspage.generator import RenderCache, render_site
 from notifier.statuspage.publish import DirectoryTarget, PublishResult, S3Target, s3_client
-from notifier.statuspage.snapshot import Snapshot, load_snapshot
+from notifier.statuspage.snapshot import Snapshot
 
 
 class StatuspageSettings(ChannelSettings):
@@ -82,16 +84,13 @@ class StatuspageChannel(Channel):
 
     # ---- the work --------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
-        settings = getattr(self.context, "settings", None)
-        if settings is None or self.context.redis is None:
+        """The current state as this channel may show it (updates aimed at other channels left out)."""
+        if self.context.snapshots is None:
             raise Permanent(
-                "the statuspage channel needs the app's settings and Redis in its ChannelContext; "
+                "the statuspage channel needs a snapshot reader in its ChannelContext; "
                 "build it with notifier.bootstrap.build"
             )
-        from notifier.store.redis_store import RedisStore
-
-        store = RedisStore(self.context.redis, prefix=settings.redis.key_prefix)
-        return load_snapshot(store, settings.page, settings.components, self.context.clock.now(), channel=self.name)
+        return self.context.snapshots.read(channel=self.name)
 
     def publish(self, snap: Snapshot | None = None) -> PublishResult:
         """Build the site from ``snap`` (default: the store's current state) and publish it here."""

@@ -1,0 +1,204 @@
+"""The settings models: what a valid configuration is, with no knowledge of where it comes from.
+
+A leaf: this module imports pydantic, the domain and the sources' own settings, never the channel
+registry. Reading, interpolating and validating a file (including each channel entry against its
+channel type's ``settings_model``) is ``notifier.config.loader``'s job.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+
+from notifier.domain.model import ComponentStatus
+from notifier.errors import ConfigProblem
+from notifier.sources.settings import SourcesSettings
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PageSettings(_Strict):
+    id: str = "status"
+    name: str = "Example Service"
+    url: str = Field("http://127.0.0.1:8081/", description="public base URL of the status page")
+    language: str = "en"
+    languages: list[str] = ["en", "de"]
+    time_zone: str = "UTC"
+    # The page warns visitors when it was last published longer ago than this
+    stale_after_minutes: float = 15
+    # Seconds between republishing the page's heartbeat; None: a third of stale_after_minutes (5..300 s)
+    heartbeat_seconds: float | None = Field(None, gt=0)
+
+    def heartbeat(self) -> float:
+        if self.heartbeat_seconds is not None:
+            return self.heartbeat_seconds
+        return max(min(self.stale_after_minutes * 60 / 3, 300.0), 5.0)
+
+    @field_validator("url")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value if value.endswith("/") else value + "/"
+
+    def incident_url(self, incident_id: str) -> str:
+        return f"{self.url}incidents/{incident_id}.html"
+
+
+class RedisSettings(_Strict):
+    # None: start a private redis-server with AOF under data_dir (make run, demos)
+    url: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            raw = value.get_secret_value()
+            scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+            if not re.fullmatch(r"[a-z][a-z0-9+.-]{0,15}", scheme):  # never echo the rest: it may hold a password
+                raise ValueError("not a URL; write redis://[:password@]host:port/db, rediss://... or unix://...")
+            if scheme not in ("redis", "rediss", "unix"):
+                raise ValueError(f"scheme {scheme!r} is not supported; use redis://, rediss:// or unix:// "
+                                 "(Sentinel is not supported yet: give the primary's address)")
+        return value
+    data_dir: str = "var/redis"
+    key_prefix: str = "notifier:"
+
+
+class ComponentSettings(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str
+    group: str | None = None
+    description: str = ""
+    # the name in other page languages, e.g. {de: Startseite}; ``name`` is the fallback
+    names: dict[str, str] = {}
+    # an internal system: alerts may route to it, it is never shown or named; see docs/engine.md
+    hidden: bool = False
+    # public component id -> the status an outage of this (hidden) component causes there
+    affects: dict[str, ComponentStatus] = {}
+
+    def name_in(self, language: str) -> str:
+        return self.names.get(language) or self.name
+
+
+class DeliverySettings(_Strict):
+    lease_seconds: float = Field(120, gt=0, description="a claim older than this is presumed dead")
+    task_time_limit: float = Field(60, gt=0, description="hard limit for one send, HTTP included")
+    http_timeout: float = Field(10, gt=0)
+    deadline_hours: float = Field(24, gt=0, description="after this a notice becomes failed")
+    backoff_base: float = Field(2, gt=0)
+    backoff_max: float = Field(600, gt=0, description="longest wait between two tries")
+    sweep_interval: float = Field(15, gt=0, description="seconds between ledger sweeps (beat)")
+    visibility_timeout: float = Field(7200, gt=0, description="Redis broker redelivery timeout")
+    requeue_after: float = Field(30, gt=0, description="sweeper re-enqueues a due notice untouched this long")
+
+    def check_invariants(self) -> list[ConfigProblem]:
+        problems = []
+        if self.lease_seconds <= self.task_time_limit:
+            problems.append(
+                ConfigProblem(
+                    "delivery.lease_seconds",
+                    "must exceed delivery.task_time_limit, or a live send could be presumed dead",
+                )
+            )
+        if self.http_timeout >= self.task_time_limit:
+            problems.append(ConfigProblem("delivery.http_timeout", "must be below delivery.task_time_limit"))
+        if self.visibility_timeout <= self.backoff_max + self.task_time_limit:
+            problems.append(
+                ConfigProblem(
+                    "delivery.visibility_timeout",
+                    "must exceed delivery.backoff_max + delivery.task_time_limit, or Redis redelivers "
+                    "tasks that are merely waiting for their countdown",
+                )
+            )
+        return problems
+
+
+class ApiSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Behind a TLS-terminating proxy: believe its X-Forwarded-Proto/-For, so console cookies are Secure
+    # and the sign-in limit counts real clients, not the proxy. Only the proxy's own addresses count.
+    trust_proxy: bool = False
+    forwarded_allow_ips: list[str] = ["127.0.0.1"]
+
+
+class StaffToken(_Strict):
+    name: str
+    token: SecretStr  # must be a ${ENV_VAR} reference
+    role: str = Field(pattern=r"^(viewer|editor|publisher)$")
+
+
+class StaffSettings(_Strict):
+    tokens: list[StaffToken] = []
+
+
+class ChannelSettings(BaseModel):
+    """Settings every channel accepts; each channel subclasses this with its own fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    enabled: bool = True
+    language: str | None = None  # overrides page.language for this channel
+    # auto: publish engine updates at once; approve: they become drafts a publisher approves
+    approval: Literal["auto", "approve"] = "auto"
+    # with approval=approve: publish anyway after this many minutes without an answer (None: never)
+    auto_publish_after_minutes: float | None = None
+
+
+class Settings(_Strict):
+    page: PageSettings = PageSettings()  # type: ignore[call-arg]
+    redis: RedisSettings = RedisSettings()
+    components: list[ComponentSettings] = []
+    channels: dict[str, ChannelSettings] = {}
+    delivery: DeliverySettings = DeliverySettings()  # type: ignore[call-arg]
+    api: ApiSettings = ApiSettings()
+    templates_dir: str | None = None
+    # Sections owned by other parts (sources, engine) validate themselves;
+    # unknown top-level keys are still an error.
+    sources: SourcesSettings = SourcesSettings()  # type: ignore[call-arg]
+    engine: dict[str, Any] = {}
+    staff: StaffSettings = StaffSettings()
+    source_path: str = "<embedded defaults>"
+    _references: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
+
+    def component(self, component_id: str) -> ComponentSettings | None:
+        return next((c for c in self.components if c.id == component_id), None)
+
+    def redacted(self) -> dict[str, Any]:
+        """A dump safe to print: SecretStr fields come out as '**********', and every value that came
+        from the environment as its ${VAR} reference, never the value (it may hold a credential)."""
+        data = self.model_dump(mode="json", exclude={"source_path"}, by_alias=True)
+        data["channels"] = {n: c.model_dump(mode="json") for n, c in self.channels.items()}
+        for path, text in self._references.items():
+            node: Any = data
+            for key in path[:-1]:
+                node = node.get(key) if isinstance(node, dict) else (
+                    node[int(key)] if isinstance(node, list) and key.isdigit() and int(key) < len(node) else None)
+                if node is None:
+                    break
+            if isinstance(node, dict) and path[-1] in node:
+                node[path[-1]] = text
+            elif isinstance(node, list) and path[-1].isdigit() and int(path[-1]) < len(node):
+                node[int(path[-1])] = text
+        return data
+
+
+def mask_url(url: str) -> str:
+    """redis://:s3cret@host:6379/0 -> redis://:***@host:6379/0; a ?password=... is masked too."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{hostport}"
+    query = "&".join(
+        f"{k}=***" if k.lower() == "password" else f"{k}={v}" for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
