@@ -53,22 +53,12 @@ def _remind(step: Step, win: Window) -> None:
         and win.start - remind <= step.now < win.start
     ):
         win.reminded = True
-        step.touch("window", win.id)
-        step.emit(MaintenanceUpdate(win.id, "scheduled", texts.maintenance(win.name, "before"), None))
+        _announce(step, win, "before", {})
 
 
 def _start(step: Step, win: Window) -> None:
     win.state = "in_progress"
-    step.touch("window", win.id)
-    step.emit(
-        MaintenanceUpdate(
-            win.id,
-            "in_progress",
-            texts.maintenance(win.name, "start"),
-            None if "start" in win.announce else [],
-            {c: ComponentStatus.UNDER_MAINTENANCE.value for c in win.components},
-        )
-    )
+    _announce(step, win, "start", {c: ComponentStatus.UNDER_MAINTENANCE.value for c in win.components})
     step.decide(
         None,
         "maintenance",
@@ -79,17 +69,8 @@ def _start(step: Step, win: Window) -> None:
 
 def _end(step: Step, win: Window) -> None:
     win.state = "completed"
-    step.touch("window", win.id)
     down = step.state.problem_components()
-    step.emit(
-        MaintenanceUpdate(
-            win.id,
-            "completed",
-            texts.maintenance(win.name, "end"),
-            None if "end" in win.announce else [],
-            {c: ComponentStatus.OPERATIONAL.value for c in win.components if c not in down},
-        )
-    )
+    _announce(step, win, "end", {c: ComponentStatus.OPERATIONAL.value for c in win.components if c not in down})
     for comp in win.components:
         if comp in down:
             step.decide(
@@ -98,6 +79,18 @@ def _end(step: Step, win: Window) -> None:
                 f"{comp} still down when window {win.id} ended: it now counts as a real problem",
                 maintenance=win.id,
             )
+
+
+_EDGE_STATUS = {"before": "scheduled", "start": "in_progress", "end": "completed"}
+
+
+def _announce(step: Step, win: Window, edge: str, components: dict[str, str]) -> None:
+    """Update the window's maintenance record at one edge: on every channel where ``announce`` names the
+    edge, else on the status page only."""
+    step.touch("window", win.id)
+    body = texts.maintenance(win.name, edge)
+    channels: list[str] | None = None if edge in win.announce else []
+    step.emit(MaintenanceUpdate(win.id, _EDGE_STATUS[edge], body, channels, components))
 
 
 def cancel(step: Step, window_id: str) -> None:
