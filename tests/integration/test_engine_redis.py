@@ -5,31 +5,15 @@ from __future__ import annotations
 import json
 import threading
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from notifier.services import engine_runner as engine
 from notifier.services import maintenance
-from notifier.store.local_redis import LocalRedis
 from tests.integration.engine_app import advance, alert, make_app, push
+from tests.integration.engine_fixtures import app_fixture, redis_url_fixture  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory):
-    server = LocalRedis(tmp_path_factory.mktemp("redis")).start()
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture
-def app(redis_url: str, tmp_path: Path, request: pytest.FixtureRequest):
-    app = make_app(redis_url, tmp_path, prefix=f"t{abs(hash(request.node.name))}:")
-    yield app
-    for k in app.store.redis.scan_iter(app.settings.redis.key_prefix + "*"):
-        app.store.redis.delete(k)
 
 
 def test_storm_in_the_stream_becomes_one_incident_with_ledger_rows(app):

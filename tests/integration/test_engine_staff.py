@@ -16,27 +16,12 @@ from notifier.api import create_app
 from notifier.services import engine_runner as engine
 from notifier.services import incidents
 from notifier.services.merge import merge_incidents
-from notifier.store.local_redis import LocalRedis
 from tests.integration._api_support import TOKENS, ApiServer, redis_server, settings_for
 from tests.integration._api_support import make_app as make_api_app
-from tests.integration.engine_app import advance, alert, make_app, push
+from tests.integration.engine_app import advance, alert, push
+from tests.integration.engine_fixtures import app_fixture, redis_url_fixture  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory):
-    server = LocalRedis(tmp_path_factory.mktemp("redis")).start()
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture
-def app(redis_url: str, tmp_path: Path, request: pytest.FixtureRequest):
-    app = make_app(redis_url, tmp_path, prefix=f"s{abs(hash(request.node.name))}:")
-    yield app
-    for k in app.store.redis.scan_iter(app.settings.redis.key_prefix + "*"):
-        app.store.redis.delete(k)
 
 
 def _staff_incident(app, comp: str = "imap"):
