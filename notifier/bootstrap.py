@@ -18,7 +18,7 @@ from notifier.channels.registry import CHANNEL_TYPES
 from notifier.channels.x_budget import BudgetStore
 from notifier.clock import Clock, SystemClock
 from notifier.config import Settings
-from notifier.ports import Dispatcher, NullDispatcher
+from notifier.ports import Dispatcher, IncidentStore, NullDispatcher
 from notifier.statuspage.snapshot import StoreSnapshots
 from notifier.store.redis_store import RedisStore, connect
 from notifier.templating import TemplateRenderer
@@ -26,16 +26,36 @@ from notifier.templating import TemplateRenderer
 
 @dataclass
 class App:
+    """What every entry point and service works with.
+
+    ``store`` is the port the services speak (incidents, ledger, engine state, event stream): the Redis
+    store in production, ``notifier.store.memory.MemoryStore`` in unit tests. ``redis`` is the raw client
+    for the adapters that keep their own keys next to the store (console sessions and sign-in limits, the
+    API's idempotency records and readiness probe, worker heartbeats, queue-depth metrics); it is None on
+    the in-memory store, and those adapters then say so.
+    """
+
     settings: Settings
-    store: RedisStore
+    store: IncidentStore
     channels: dict[str, Channel]
     clock: Clock
     dispatcher: Dispatcher
     templates: TemplateRenderer
+    redis: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def channel(self, name: str) -> Channel:
         return self.channels[name]
+
+    def key(self, *parts: str) -> str:
+        """A Redis key under the configured prefix (for the adapters that use ``redis``)."""
+        return self.settings.redis.key_prefix + ":".join(parts)
+
+    def require_redis(self) -> Any:
+        if self.redis is None:
+            raise RuntimeError("this part of the service needs Redis; build the App with a Redis store "
+                               "(notifier.bootstrap.build without store=)")
+        return self.redis
 
 
 def build_channels(settings: Settings, context: ChannelContext,
@@ -57,6 +77,7 @@ def build(
     clock: Clock | None = None,
     channel_types: Mapping[str, type[Channel]] | None = None,
     channels: Mapping[str, Channel] | None = None,
+    store: IncidentStore | None = None,
     redis_client: Any = None,
     redis_url: str | None = None,
 ) -> App:
@@ -67,27 +88,31 @@ def build(
     clock: default the system clock.
     channel_types: channel classes by type name, merged over the registry (a fake type for a test).
     channels: ready channel instances by name; they replace (or add to) the ones built from settings.
+    store: a ready store (``MemoryStore`` for unit tests); then no Redis is connected, and X budgets and
+        thread progress live in memory.
     redis_client / redis_url: the Redis to use; default a connection made from ``settings.redis``.
     """
     logsafe.install(settings)
     clock = clock or SystemClock()
-    redis_client = redis_client if redis_client is not None else connect(settings, redis_url)
     templates = TemplateRenderer(settings.templates_dir, settings.page.language)
-    store = RedisStore(redis_client, prefix=settings.redis.key_prefix)
     prefix = settings.redis.key_prefix
+    if store is None:
+        redis_client = redis_client if redis_client is not None else connect(settings, redis_url)
+        store = RedisStore(redis_client, prefix=prefix)
     context = ChannelContext(
         page=settings.page,
         clock=clock,
         templates=templates,
         http_timeout=settings.delivery.http_timeout,
         key_prefix=prefix,
-        budgets=BudgetStore(redis_client, prefix),
-        progress=ProgressStore(redis_client, prefix),
+        budgets=BudgetStore(redis_client, prefix) if redis_client is not None else None,
+        progress=ProgressStore(redis_client, prefix) if redis_client is not None else None,
         snapshots=StoreSnapshots(store, settings.page, settings.components, clock),
     )
     return App(
         settings=settings,
         store=store,
+        redis=redis_client,
         channels={**build_channels(settings, context, channel_types), **(channels or {})},
         clock=clock,
         dispatcher=dispatcher or NullDispatcher(),

@@ -83,7 +83,7 @@ class StoreCollector(Collector):
         depth = GaugeMetricFamily(
             "notifier_queue_depth", "Tasks waiting in each Celery queue", labels=["queue"]
         )
-        broker = self.app.extras.get("broker_redis") or store.redis
+        broker = self.app.extras.get("broker_redis") or self.app.require_redis()
         names = sorted(set(self.app.channels) | {r.channel for r in rows})
         if names:
             with broker.pipeline(transaction=False) as pipe:

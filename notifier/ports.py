@@ -100,6 +100,9 @@ class DeliveryLedger(Protocol):
     def get(self, notice_id: str) -> LedgerRow | None:
         """The row, or None."""
 
+    def get_many(self, notice_ids: list[str]) -> list[LedgerRow | None]:
+        """The rows of these notices, in order (None where there is none), in one round trip."""
+
     def claim(self, notice_id: str, now: float, lease: float) -> Claim:
         """Take the row for ``lease`` seconds (send or reconcile), or say why not."""
 

@@ -40,7 +40,7 @@ def get_app() -> App:
 
 
 def heartbeat_key(app: App) -> str:
-    return app.store.key("worker", "heartbeat", socket.gethostname())
+    return app.key("worker", "heartbeat", socket.gethostname())
 
 
 def note_received() -> None:
@@ -76,8 +76,8 @@ def start_heartbeat(stop: threading.Event) -> threading.Thread:
         while True:
             try:
                 app = get_app()
-                app.store.redis.set(heartbeat_key(app), "1", ex=HEARTBEAT_TTL)
-                waiting = sum(int(app.store.redis.llen(q)) for q in _queues)
+                app.require_redis().set(heartbeat_key(app), "1", ex=HEARTBEAT_TTL)
+                waiting = sum(int(app.require_redis().llen(q)) for q in _queues)
             except Exception:  # noqa: BLE001 - Redis may be restarting; look again next round
                 waiting = 0
             now = time.monotonic()

@@ -67,7 +67,7 @@ def create_app(app: Any = None, settings: Any = None, idempotency_lease: float =
     _include_console(api, app)
     _errors(api)
     api.add_middleware(IdempotencyGate, principal=lambda token: authenticate(app.settings, token),
-                       store=lambda: app.store, lease_seconds=idempotency_lease)
+                       store=lambda: app, lease_seconds=idempotency_lease)
     api.add_middleware(BodyLimit, limit=limits.MAX_BODY_BYTES, skip_prefixes=("/webhooks/",))
     # added last, so it runs first: headers and the staff token are checked before any body is read
     api.add_middleware(RequestGate, authenticate=lambda token: authenticate(app.settings, token))

@@ -55,7 +55,7 @@ class IdempotencyGate:
                  lease_seconds: float = 60.0, prefix: str = "/api/v1/") -> None:
         self.app = app
         self.principal = principal  # bearer token -> StaffMember | None
-        self.store = store  # -> the notifier Store (its redis client and key())
+        self.store = store  # -> the App (its redis client and key())
         self.lease_ms = int(lease_seconds * 1000)
         self.prefix = prefix
 
@@ -79,10 +79,11 @@ class IdempotencyGate:
         fingerprint = hashlib.sha256(b"\0".join(
             [scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body])).hexdigest()
         op = op_for(member.name, key)
-        store = self.store()
-        record_key = store.key("idempotency", op)
+        app = self.store()
+        client = app.require_redis()
+        record_key = app.key("idempotency", op)
         try:
-            replay = await self._claim(store.redis, record_key, fingerprint, send)
+            replay = await self._claim(client, record_key, fingerprint, send)
         except redis.RedisError as exc:
             log.warning("idempotency: redis error: %s", exc)
             await _json(send, 503, "store unavailable; retry later with the same Idempotency-Key",
@@ -119,9 +120,9 @@ class IdempotencyGate:
                 ctype = dict(out_headers).get(b"content-type", b"application/json").decode("latin-1")
                 done = {"state": "done", "fp": fingerprint, "status": status, "type": ctype,
                         "body": b"".join(chunks).decode("utf-8", "replace")}
-                store.redis.set(record_key, json.dumps(done), ex=KEEP_SECONDS)
+                client.set(record_key, json.dumps(done), ex=KEEP_SECONDS)
             else:  # not kept: the retry runs again (and finds the write, if it was committed)
-                store.redis.delete(record_key)
+                client.delete(record_key)
         except redis.RedisError as exc:  # the lease runs out by itself
             log.warning("idempotency: could not record %s: %s", op, exc)
 

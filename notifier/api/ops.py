@@ -22,7 +22,7 @@ def readiness(app: Any) -> tuple[bool, dict[str, Any]]:
     """Redis reachable, and at least one worker heartbeat key (``<prefix>worker:heartbeat:<host>``)."""
     checks: dict[str, Any] = {}
     try:
-        app.store.redis.ping()
+        app.require_redis().ping()
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"unreachable: {type(exc).__name__}"
@@ -30,7 +30,7 @@ def readiness(app: Any) -> tuple[bool, dict[str, Any]]:
         return False, checks
     pattern = app.settings.redis.key_prefix + "worker:heartbeat:*"
     # SCAN walks the keyspace; stop at the first live worker instead of listing them all
-    found = next(iter(app.store.redis.scan_iter(match=pattern, count=1000)), None)
+    found = next(iter(app.require_redis().scan_iter(match=pattern, count=1000)), None)
     checks["workers"] = f"alive ({found.rsplit(':', 1)[-1]}, ...)" if found else "none alive (no heartbeat key)"
     return found is not None, checks
 

@@ -143,8 +143,8 @@ def cmd_engine_status(args: argparse.Namespace) -> int:
                 [(c.id, f"{c.score:g}", "yes" if c.flapping else "", len(c.changes)) for c in flaps],
             )
         )
-    journal = app.store.redis.llen(engine.key(app, "engine", "journal"))
-    lag = app.store.redis.xlen(engine.stream_key(app))
+    journal = app.store.engine_state.journal_length()
+    lag = app.store.events.length()
     print(f"\njournal: {journal} action(s) not yet applied · events stream length: {lag}")
     return 0
 

@@ -167,7 +167,7 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
     app = app_for(args, settings)
     print("waiting for the worker", end="", flush=True)
     deadline = time.monotonic() + 60
-    while not app.store.redis.keys(app.store.key("worker", "heartbeat", "*")):
+    while not app.require_redis().keys(app.key("worker", "heartbeat", "*")):
         if time.monotonic() > deadline or procs["worker"].poll() is not None:
             print("\nerror: the worker did not start; see var/log/worker.log", file=sys.stderr)
             _stop(procs, redis_server)

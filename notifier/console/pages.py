@@ -95,7 +95,7 @@ class Console:
 
     def sessions(self) -> SessionStore:
         """The sessions, in the App's Redis under its key prefix."""
-        return SessionStore(self.app.store.redis, self.app.store.prefix, self.options.session_ttl)
+        return SessionStore(self.app.require_redis(), self.app.settings.redis.key_prefix, self.options.session_ttl)
 
     def is_https(self) -> bool:
         """Whether the browser talks TLS to us (directly, or to a trusted proxy)."""

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from notifier.domain.model import ComponentStatus, Incident, IncidentUpdate, notice_id
-from notifier.store.ledger import LedgerRow
 
 STATE_LABELS = {
     "pending": "Pending",
@@ -65,12 +64,9 @@ def deliveries(app: Any, updates: list[IncidentUpdate]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {u.id: [] for u in updates}
     if not wanted:
         return out
-    pipe = app.store.redis.pipeline(transaction=False)
-    for _, nid in wanted:
-        pipe.hgetall(ledger.row_key(nid))
-    for (update_id, _), data in zip(wanted, pipe.execute(), strict=True):
-        if data:
-            out[update_id].append(LedgerRow.from_hash(data))
+    for (update_id, _), row in zip(wanted, ledger.get_many([nid for _, nid in wanted]), strict=True):
+        if row is not None:
+            out[update_id].append(row)
     return out
 
 

@@ -38,7 +38,8 @@ def login_form(ui: ConsoleDep, session: SessionDep) -> Response:
 async def login(ui: ConsoleDep) -> Response:
     """Sign in with a staff token: rate-limited per address, the form's own double-submit CSRF check."""
     options = ui.options
-    limiter = SignInLimiter(ui.app.store.redis, ui.app.store.prefix, options.signin_limit, options.signin_window)
+    limiter = SignInLimiter(ui.app.require_redis(), ui.app.settings.redis.key_prefix,
+                            options.signin_limit, options.signin_window)
     verdict = limiter.hit(ui.client_address())
     if not verdict.allowed:
         until = datetime.fromtimestamp(time.time() + verdict.retry_after, UTC).strftime("%H:%M:%S UTC")

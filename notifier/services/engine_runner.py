@@ -89,15 +89,6 @@ def _events(app: App) -> EventStream:
     return app.store.events
 
 
-def key(app: App, *parts: str) -> str:
-    """A key under the configured prefix (for tools that look at Redis; the services do not)."""
-    return app.settings.redis.key_prefix + ":".join(parts)
-
-
-def stream_key(app: App) -> str:
-    return key(app, "events")
-
-
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 

@@ -244,6 +244,15 @@ class Ledger:
         data = self.redis.hgetall(self.row_key(notice_id))
         return LedgerRow.from_hash(data) if data else None
 
+    def get_many(self, notice_ids: list[str]) -> list[LedgerRow | None]:
+        if not notice_ids:
+            return []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for nid in notice_ids:
+                pipe.hgetall(self.row_key(nid))
+            found = pipe.execute()
+        return [LedgerRow.from_hash(data) if data else None for data in found]
+
     def claim(self, notice_id: str, now: float, lease: float) -> Claim:
         token = secrets.token_hex(8)
         mode, value = self._claim(keys=self._keys(notice_id), args=[now, lease, token, notice_id])

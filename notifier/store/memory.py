@@ -67,6 +67,9 @@ class MemoryLedger:
         data = self.hashes.get(notice_id)
         return LedgerRow.from_hash(dict(data)) if data else None
 
+    def get_many(self, notice_ids: list[str]) -> list[LedgerRow | None]:
+        return [self.get(nid) for nid in notice_ids]
+
     def claim(self, notice_id: str, now: float, lease: float) -> Claim:
         with self._lock:
             row = self.hashes.get(notice_id)

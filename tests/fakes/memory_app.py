@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from notifier.bootstrap import App
+from notifier.bootstrap import App, build
 from notifier.channels.base import Channel, Rendering
 from notifier.clock import FakeClock
 from notifier.config.loader import parse_settings
@@ -14,7 +14,6 @@ from notifier.domain.model import Notice, Receipt
 from notifier.ports import NullDispatcher
 from notifier.services import engine_runner
 from notifier.store.memory import MemoryStore
-from notifier.templating import TemplateRenderer
 
 CONFIG = """
 page: {name: Example Mail, url: "http://status.test/"}
@@ -66,10 +65,9 @@ def memory_app(**channels: RecordingChannel) -> App:
     settings = parse_settings(CONFIG, "test", env={})
     clock = FakeClock()
     chans: dict[str, Any] = channels or {"statuspage": RecordingChannel("statuspage"), "x": RecordingChannel("x")}
-    return App(
-        settings=settings, store=MemoryStore(clock), channels=chans, clock=clock,
-        dispatcher=NullDispatcher(), templates=TemplateRenderer(None, "en"),
-    )
+    # the given channels are the App's only ones: drop the configured channels they do not name
+    settings.channels = {name: conf for name, conf in settings.channels.items() if name in chans}
+    return build(settings, store=MemoryStore(clock), channels=chans, clock=clock, dispatcher=NullDispatcher())
 
 
 def alert(app: App, fp: str, status: str = "firing", **labels: str) -> AlertEvent:

@@ -64,3 +64,20 @@ def test_ready_channels_replace_and_add_to_the_built_ones() -> None:
 def test_without_a_dispatcher_nothing_is_enqueued_anywhere() -> None:
     app = build(parse_settings(CONFIG, "test", env={}), redis_client=offline())
     assert isinstance(app.dispatcher, NullDispatcher)
+
+
+def test_build_on_the_memory_store_connects_no_redis_and_the_redis_adapters_say_so() -> None:
+    from notifier.store.memory import MemoryStore
+
+    settings = parse_settings(CONFIG, "test", env={})
+    clock = FakeClock()
+    store = MemoryStore(clock)
+    app = build(settings, store=store, clock=clock)
+    assert app.store is store and app.redis is None
+    assert app.key("worker", "heartbeat") == settings.redis.key_prefix + "worker:heartbeat"
+    try:
+        app.require_redis()
+    except RuntimeError as exc:
+        assert "needs Redis" in str(exc)
+    else:
+        raise AssertionError("require_redis() returned on an App without Redis")
