@@ -26,7 +26,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from notifier.bootstrap import build  # noqa: E402
-from notifier.config.loader import load_settings  # noqa: E402
+from notifier.config_loader import load_settings  # noqa: E402
 from notifier.services import incidents  # noqa: E402
 from notifier.store.local_redis import LocalRedis  # noqa: E402
 from tests.fakes.webhook_receiver import WebhookReceiver  # noqa: E402

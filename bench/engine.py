@@ -76,7 +76,7 @@ def scenario(kind: str, url: str, workdir: str, alerts: int, seconds: int, trace
 
     from notifier.bootstrap import build
     from notifier.clock import FakeClock
-    from notifier.config.loader import parse_settings
+    from notifier.config_loader import parse_settings
     from notifier.ports import NullDispatcher
     from notifier.services import delivery
     from notifier.services import engine_runner as engine

@@ -43,7 +43,7 @@ def serve(config: str, port: int) -> None:
 
     from notifier.api import create_app
     from notifier.bootstrap import build
-    from notifier.config.loader import load_settings
+    from notifier.config_loader import load_settings
     from notifier.ports import NullDispatcher
 
     settings = load_settings(config)

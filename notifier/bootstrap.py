@@ -8,10 +8,10 @@ patching module globals. Celery stays out of here: the entry points pass the Cel
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from notifier import logsafe
+from notifier.app import App
 from notifier.channels.base import Channel, ChannelContext
 from notifier.channels.progress import ProgressStore
 from notifier.channels.registry import CHANNEL_TYPES
@@ -22,40 +22,6 @@ from notifier.ports import Dispatcher, IncidentStore, NullDispatcher
 from notifier.statuspage.snapshot import StoreSnapshots
 from notifier.store.redis_store import RedisStore, connect
 from notifier.templating import TemplateRenderer
-
-
-@dataclass
-class App:
-    """What every entry point and service works with.
-
-    ``store`` is the port the services speak (incidents, ledger, engine state, event stream): the Redis
-    store in production, ``notifier.store.memory.MemoryStore`` in unit tests. ``redis`` is the raw client
-    for the adapters that keep their own keys next to the store (console sessions and sign-in limits, the
-    API's idempotency records and readiness probe, worker heartbeats, queue-depth metrics); it is None on
-    the in-memory store, and those adapters then say so.
-    """
-
-    settings: Settings
-    store: IncidentStore
-    channels: dict[str, Channel]
-    clock: Clock
-    dispatcher: Dispatcher
-    templates: TemplateRenderer
-    redis: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def channel(self, name: str) -> Channel:
-        return self.channels[name]
-
-    def key(self, *parts: str) -> str:
-        """A Redis key under the configured prefix (for the adapters that use ``redis``)."""
-        return self.settings.redis.key_prefix + ":".join(parts)
-
-    def require_redis(self) -> Any:
-        if self.redis is None:
-            raise RuntimeError("this part of the service needs Redis; build the App with a Redis store "
-                               "(notifier.bootstrap.build without store=)")
-        return self.redis
 
 
 def build_channels(settings: Settings, context: ChannelContext,
@@ -118,3 +84,5 @@ def build(
         dispatcher=dispatcher or NullDispatcher(),
         templates=templates,
     )
+
+__all__ = ["App", "build", "build_channels"]

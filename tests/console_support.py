@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from notifier.bootstrap import App, build
 from notifier.config import Settings
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.console import mount
 from notifier.store.local_redis import free_port
 

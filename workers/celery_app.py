@@ -6,7 +6,7 @@ Only worker and beat processes import this module; everything else uses ``worker
 from __future__ import annotations
 
 from notifier import logsafe
-from notifier.config.loader import load_settings
+from notifier.config_loader import load_settings
 from workers.setup import make_celery
 
 settings = load_settings()

@@ -43,7 +43,7 @@ def engine_tick() -> None:
 
 @app.task(name="notifier.statuspage.heartbeat", ignore_result=True)
 def statuspage_heartbeat() -> dict[str, str]:
-    from notifier.statuspage.heartbeat import republish
+    from notifier.services.statuspage import republish
 
     return republish(get_app())
 

@@ -45,7 +45,7 @@ def create_app(app: Any = None, settings: Any = None, idempotency_lease: float =
     answered (a crashed API); longer than any request takes."""
     if app is None:
         from notifier.bootstrap import build
-        from notifier.config.loader import load_settings
+        from notifier.config_loader import load_settings
 
         settings = settings if settings is not None else load_settings()
         app = build(settings, dispatcher=celery_dispatcher(settings))
@@ -86,7 +86,7 @@ def app_for_config(config_path: str | None = None) -> FastAPI:
     """An ASGI factory for servers that take an import string (``uvicorn --factory``, gunicorn): the
     config path is explicit (None: ``$NOTIFIER_CONFIG``, config/notifier.yaml, else the defaults) and
     the App comes from the composition root like everywhere else."""
-    from notifier.config.loader import load_settings
+    from notifier.config_loader import load_settings
 
     return create_app(settings=load_settings(config_path))
 

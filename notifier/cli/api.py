@@ -23,7 +23,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     from notifier import limits
     from notifier.api import create_app
-    from notifier.config.loader import load_settings
+    from notifier.config_loader import load_settings
 
     settings = load_settings(getattr(args, "config", None))
     api = create_app(settings=settings)  # the composition root wires it, Celery dispatcher included

@@ -8,7 +8,7 @@ from typing import Any
 
 from notifier.bootstrap import App, build
 from notifier.config import Settings
-from notifier.config.loader import load_settings
+from notifier.config_loader import load_settings
 
 
 def settings_for(args: argparse.Namespace) -> Settings:

@@ -86,7 +86,7 @@ def demo_settings(settings: Settings) -> tuple[Settings, str | None]:
         return settings, None
     import secrets
 
-    from notifier.config.loader import DEFAULTS_FILE, load_settings
+    from notifier.config_loader import DEFAULTS_FILE, load_settings
 
     token = os.environ.get("NOTIFIER_DEMO_TOKEN") or secrets.token_urlsafe(18)
     os.environ["NOTIFIER_DEMO_TOKEN"] = token  # inherited by the children only
@@ -211,7 +211,7 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo(app: object) -> None:
-    from notifier.bootstrap import App
+    from notifier.app import App
     from notifier.services import incidents
 
     assert isinstance(app, App)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from notifier.errors import NotifierError
 
 if TYPE_CHECKING:
-    from notifier.bootstrap import App
+    from notifier.app import App
 
 
 def register(subparsers: Any) -> None:
@@ -68,7 +68,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from notifier.errors import DeliveryError
-    from notifier.statuspage.heartbeat import statuspage_channels
+    from notifier.services.statuspage import statuspage_channels
 
     try:
         app = _app(args)

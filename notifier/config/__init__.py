@@ -1,7 +1,7 @@
-"""Configuration: the settings models (``settings``) and the loader that reads a file into them.
+"""Configuration: the settings models, a leaf every layer may import.
 
 This package's namespace re-exports the models only, so ``from notifier.config import Settings`` works
-anywhere without importing the channel registry. Reading a file is ``notifier.config.loader``
+anywhere without importing the channel registry. Reading a file is ``notifier.config_loader``
 (``load_settings``, ``parse_settings``), which sits above the registry: it validates each channel
 entry with its channel type's settings model.
 """

@@ -2,7 +2,7 @@
 
 A leaf: this module imports pydantic, the domain and the sources' own settings, never the channel
 registry. Reading, interpolating and validating a file (including each channel entry against its
-channel type's ``settings_model``) is ``notifier.config.loader``'s job.
+channel type's ``settings_model``) is ``notifier.config_loader``'s job.
 """
 
 from __future__ import annotations

@@ -85,6 +85,11 @@ class DeliveryState(StrEnum):
     FAILED = "failed"
 
 
+# Key in a posted row's receipt extra: the channel refused the post as a duplicate and its id was never
+# found, so the row is posted but unverified (shown as ``posted-unverified``).
+UNVERIFIED = "unverified"
+
+
 def utcnow() -> datetime:
     """Only for defaults at the edges (CLI, API); services take time from their injected clock."""
     return datetime.now(UTC)

@@ -11,9 +11,9 @@ import logging
 import random
 from dataclasses import dataclass
 
-from notifier.bootstrap import App
+from notifier.app import App
 from notifier.channels.base import Rendering
-from notifier.domain.model import DeliveryState, Receipt
+from notifier.domain.model import UNVERIFIED, DeliveryState, Receipt
 from notifier.errors import (
     CannotReconcile,
     DeliveryError,
@@ -27,7 +27,6 @@ from notifier.errors import (
 )
 from notifier.failpoints import failpoint
 from notifier.services.incidents import notice_for, predecessor
-from notifier.store.ledger import UNVERIFIED
 
 log = logging.getLogger(__name__)
 

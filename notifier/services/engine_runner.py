@@ -35,7 +35,7 @@ from notifier.failpoints import failpoint
 from notifier.ports import GLOBAL_LOG, EngineLock, EngineStateRepository, EventStream
 
 if TYPE_CHECKING:
-    from notifier.bootstrap import App
+    from notifier.app import App
 
 log = logging.getLogger(__name__)
 AUTHOR = "engine"

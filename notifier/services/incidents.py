@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from notifier import limits
-from notifier.bootstrap import App
+from notifier.app import App
 from notifier.channels.base import Rendering
 from notifier.domain.model import (
     ComponentChange,

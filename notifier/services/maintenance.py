@@ -16,7 +16,7 @@ from notifier.errors import NotFound, UsageError
 from notifier.services import engine_runner
 
 if TYPE_CHECKING:
-    from notifier.bootstrap import App
+    from notifier.app import App
     from notifier.domain.model import Incident
 
 ANNOUNCE = ("scheduled", "before", "start", "end")

@@ -6,7 +6,7 @@
     json_api.py   api/v2/*.json in Statuspage's shapes
     feeds.py      history.atom, history.rss
     publish.py    DirectoryTarget (atomic symlink flip), S3Target (any S3-compatible store)
-    heartbeat.py  republish(app): the periodic refresh
+    (the periodic refresh, republish(app), is a service: notifier/services/statuspage.py)
     serve.py      a small static server for previews and tests
 
 The ``statuspage`` channel (one configured target per channel entry) is ``notifier/channels/statuspage.py``;

@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from notifier.domain.model import DeliveryState, Receipt
+from notifier.domain.model import UNVERIFIED, DeliveryState, Receipt
 
 _CLAIM = """
 local row, claimed_z, due_z = KEYS[1], KEYS[2], KEYS[3]
@@ -112,7 +112,6 @@ return new_state
 """
 
 
-UNVERIFIED = "unverified"  # key in a posted row's extra: refused as a duplicate, its id never found
 
 
 @dataclass

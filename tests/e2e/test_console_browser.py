@@ -16,7 +16,7 @@ import redis
 
 from notifier.api.app import create_app
 from notifier.bootstrap import build
-from notifier.config.loader import load_settings
+from notifier.config_loader import load_settings
 from notifier.store.local_redis import LocalRedis
 from tests.console_support import TOKENS, Served
 from tests.fakes.graph_api import PAGE_ID, FakeGraphApi

@@ -8,7 +8,7 @@ from typing import Any
 from notifier.bootstrap import App, build
 from notifier.channels.base import Channel, Rendering
 from notifier.clock import FakeClock
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.domain.events import AlertEvent
 from notifier.domain.model import Notice, Receipt
 from notifier.ports import NullDispatcher

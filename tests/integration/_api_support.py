@@ -18,7 +18,7 @@ from redis.retry import Retry
 
 from notifier.bootstrap import build
 from notifier.config import Settings
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.ports import NullDispatcher
 from notifier.store.local_redis import LocalRedis, free_port
 

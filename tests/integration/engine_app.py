@@ -11,7 +11,7 @@ import redis
 
 from notifier.bootstrap import App, build
 from notifier.clock import FakeClock
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.domain.events import AlertEvent
 from notifier.ports import NullDispatcher
 

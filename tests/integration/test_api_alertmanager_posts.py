@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from notifier.api import create_app
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.services import delivery, engine
 from tests.integration._api_support import TOKENS, ApiServer, free_port, make_app, redis_server, wait_for
 from tests.integration.test_api_alertmanager import CONFIG as AM_CONFIG

@@ -224,7 +224,7 @@ def test_metrics_count_outcomes(stack):
 
 
 def test_unconfigured_source_is_404(tmp_path):
-    from notifier.config.loader import parse_settings
+    from notifier.config_loader import parse_settings
     from tests.integration._api_support import free_port
 
     settings = parse_settings("redis: {key_prefix: 'u:'}\n", env={})

@@ -6,7 +6,7 @@ import pytest
 
 from notifier.api.app import app_for_config, create_app
 from notifier.bootstrap import build
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from workers.dispatch import CeleryDispatcher
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from workers.beat import LockedScheduler
 from workers.setup import PERIODIC_QUEUE, make_celery
 

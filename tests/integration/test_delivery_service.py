@@ -10,7 +10,7 @@ import pytest
 from notifier.bootstrap import build
 from notifier.channels.base import Channel, Rendering
 from notifier.clock import FakeClock
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.domain.model import DeliveryState, Notice, Receipt
 from notifier.errors import CannotReconcile, OutcomeUnknown, Permanent, Transient, UsageError
 from notifier.ports import NullDispatcher

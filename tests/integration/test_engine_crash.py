@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from notifier.bootstrap import build
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.domain.events import AlertEvent
 from notifier.domain.model import utcnow
 from notifier.ports import NullDispatcher
@@ -37,7 +37,7 @@ engine:
 WORKER = """
 import sys
 from notifier.bootstrap import build
-from notifier.config.loader import load_settings
+from notifier.config_loader import load_settings
 from notifier.ports import NullDispatcher
 from notifier.services import engine_runner as engine
 app = build(load_settings(sys.argv[1]), dispatcher=NullDispatcher())

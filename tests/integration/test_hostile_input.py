@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from notifier.api import create_app
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.errors import ConfigError, UsageError
 from notifier.services import incidents
 from notifier.statuspage.generator import render_site

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from notifier.bootstrap import build
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.ports import NullDispatcher
 from notifier.services import incidents
 

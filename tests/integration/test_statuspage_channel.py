@@ -15,11 +15,11 @@ import redis
 from notifier.bootstrap import App, build
 from notifier.cli.statuspage import register
 from notifier.clock import FakeClock
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.domain.model import ComponentStatus, DeliveryState
 from notifier.services.delivery import deliver
 from notifier.services.incidents import open_incident, update_incident
-from notifier.statuspage.heartbeat import republish
+from notifier.services.statuspage import republish
 from notifier.store.local_redis import LocalRedis
 from tests.fakes.statuspage_model import NOW
 

@@ -118,7 +118,7 @@ def test_the_channel_publishes_to_s3_from_its_config_entry(endpoint: str, client
     from notifier.channels.base import ChannelContext
     from notifier.channels.statuspage import StatuspageChannel
     from notifier.clock import FakeClock
-    from notifier.config.loader import parse_settings
+    from notifier.config_loader import parse_settings
     from notifier.templating import TemplateRenderer
 
     client.create_bucket(Bucket="mirror")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from notifier.bootstrap import build
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.ports import NullDispatcher
 from notifier.services import incidents
 

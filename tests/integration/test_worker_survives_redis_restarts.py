@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from notifier.bootstrap import App, build
-from notifier.config.loader import load_settings
+from notifier.config_loader import load_settings
 from notifier.domain.model import DeliveryState
 from notifier.services import incidents
 from notifier.store.local_redis import LocalRedis

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from notifier.bootstrap import App, build
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.domain.model import DeliveryState
 from notifier.ports import NullDispatcher
 from notifier.services import delivery, incidents

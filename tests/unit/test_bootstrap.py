@@ -8,7 +8,7 @@ from notifier.bootstrap import build
 from notifier.channels.base import Channel, Rendering
 from notifier.channels.outbox import OutboxChannel
 from notifier.clock import FakeClock
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.domain.model import Notice, Receipt
 from notifier.ports import NullDispatcher
 

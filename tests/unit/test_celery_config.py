@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from workers.setup import all_queues, make_celery
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from notifier.config import mask_url
-from notifier.config.loader import load_settings, parse_settings
+from notifier.config_loader import load_settings, parse_settings
 from notifier.errors import ConfigError
 
 BAD = """\

@@ -77,7 +77,7 @@ def test_back_links_only_to_plain_incident_ids():
 
 
 def test_a_session_stays_valid_only_while_its_token_is_configured():
-    from notifier.config.loader import parse_settings
+    from notifier.config_loader import parse_settings
     from notifier.console.auth import still_valid, token_fingerprint
 
     text = 'staff: {tokens: [{name: Pia, token: "${A}", role: publisher}, {name: Ed, token: "${B}", role: editor}]}'

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.engine.actions import OpenIncident, PostUpdate, ResolveIncident, SetComponentStatus
 from notifier.engine.core import ComponentInfo, Engine
 from notifier.engine.settings import parse_engine

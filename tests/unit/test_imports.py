@@ -109,7 +109,7 @@ def test_the_config_models_are_a_leaf_below_the_channels() -> None:
     # the settings models import neither the channel registry nor any channel (the loader sits above them)
     code = ("import sys, notifier.config, notifier.config.settings; "
             "print(sorted(m for m in sys.modules if m.startswith(('notifier.channels', 'notifier.store', "
-            "'notifier.statuspage', 'notifier.config.loader'))))")
+            "'notifier.statuspage', 'notifier.config_loader'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]", out.stdout
 

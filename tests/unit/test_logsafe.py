@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 
 from notifier import logsafe
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 
 
 def test_every_configured_secret_is_masked_in_any_log_record(caplog) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.errors import ConfigError
 
 ENV = {"AM_TOKEN": "s3cret", "HMAC": "k3y"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from notifier.channels.statuspage import StatuspageChannel, StatuspageSettings
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.errors import ConfigError
 
 GOOD = """

@@ -12,7 +12,7 @@ from pydantic import SecretStr, ValidationError
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from notifier.channels.x import DuplicateContent, ParentGone, XSettings, classify_error, config_warnings
-from notifier.config.loader import parse_settings
+from notifier.config_loader import parse_settings
 from notifier.errors import OutcomeUnknown, Permanent, Transient
 
 NOW = 1_800_000_000.0

@@ -27,7 +27,7 @@ from notifier.config.settings import ChannelSettings, DeliverySettings, Settings
 from notifier.errors import ConfigError, ConfigProblem
 
 M = typing.TypeVar("M", bound=BaseModel)
-DEFAULTS_FILE = Path(__file__).parent.parent / "defaults.yaml"
+DEFAULTS_FILE = Path(__file__).parent / "defaults.yaml"
 DEFAULT_PATH = Path("config/notifier.yaml")
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
