@@ -8,7 +8,7 @@ PYTEST_WORKERS ?= auto
 # How far the second pass of `make test` moves the wall clock ahead (days).
 TIME_SHIFT_DAYS ?= 1100
 
-.PHONY: install run test test-now test-shifted test-fast fuzz chaos check lint types bench clean system-packages \
+.PHONY: install run test test-now test-shifted test-fast fuzz chaos check lint types imports bench clean system-packages \
         system-packages-test
 
 $(STAMP): pyproject.toml
@@ -68,11 +68,14 @@ chaos: $(STAMP) system-packages-test
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q -p no:cacheprovider
 
-check: lint types
+check: lint types imports
 lint: $(STAMP)
 	$(BIN)/ruff check notifier workers tests bench
 types: $(STAMP)
 	$(BIN)/mypy
+# The layering contracts of .importlinter (drawn in docs/architecture.md); tests/unit/test_architecture.py runs them too.
+imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP) system-packages
 	$(BIN)/python bench/run_all.py
