@@ -15,7 +15,8 @@ import pytest
 
 from notifier.api import create_app
 from notifier.config_loader import parse_settings
-from notifier.services import delivery, engine
+from notifier.services import delivery
+from notifier.services import engine_runner as engine
 from tests.integration._api_support import TOKENS, ApiServer, free_port, make_app, redis_server, wait_for
 from tests.integration.test_api_alertmanager import CONFIG as AM_CONFIG
 from tests.integration.test_api_alertmanager import alert

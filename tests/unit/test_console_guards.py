@@ -1,6 +1,7 @@
 """The console's guard dependencies, in process: the order of the checks and what each refusal says.
 
-The App is a hand-written fake (settings parsed from YAML, a dict for Redis); the routes run in
+The App is a real one from the composition root, on the in-memory store, with a dict standing in for the
+Redis the session store uses; the routes run in
 process through httpx's ASGI transport. The integration tests drive the same routes over a real server and Redis.
 """
 
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +16,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from notifier.app import App
+from notifier.bootstrap import build
+from notifier.clock import SystemClock
 from notifier.console import mount
 from notifier.console.auth import SESSION_COOKIE, SessionStore, token_fingerprint
 from notifier.console.guards import needs_role
 from notifier.staff import StaffMember
+from notifier.store.memory import MemoryStore
 from tests.console_support import TOKENS, make_settings
-
-PREFIX = "test:"
 
 
 class DictRedis:
@@ -41,16 +43,10 @@ class DictRedis:
         self.data.pop(key, None)
 
 
-@dataclass
-class FakeStore:
-    redis: DictRedis = field(default_factory=DictRedis)
-    prefix: str = PREFIX
-
-
-@dataclass
-class FakeApp:
-    settings: Any
-    store: FakeStore = field(default_factory=FakeStore)
+def console_app(settings: Any) -> App:
+    """A real App on the in-memory store; the console's sessions go to a dict standing in for Redis."""
+    clock = SystemClock()  # the session TTLs are checked against time.time()
+    return build(settings, store=MemoryStore(clock), redis_client=DictRedis(), clock=clock)
 
 
 class Browser:
@@ -74,21 +70,21 @@ class Browser:
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> FakeApp:
-    return FakeApp(make_settings(tmp_path / "outbox.jsonl"))
+def app(tmp_path: Path) -> App:
+    return console_app(make_settings(tmp_path / "outbox.jsonl"))
 
 
 @pytest.fixture
-def client(app: FakeApp) -> Browser:
+def client(app: App) -> Browser:
     web = FastAPI()
     web.state.notifier = app
     mount(web)
     return Browser(web)
 
 
-def signed_in(client: Browser, app: FakeApp, name: str, role: str, token: str) -> str:
+def signed_in(client: Browser, app: App, name: str, role: str, token: str) -> str:
     """Open a session for the member as the sign-in form would; return its CSRF token."""
-    session = SessionStore(app.store.redis, PREFIX).create(StaffMember(name, role), time.time(),
+    session = SessionStore(app.redis, app.settings.redis.key_prefix).create(StaffMember(name, role), time.time(),
                                                             token_fingerprint(token))
     client.cookies.set(SESSION_COOKIE, session.id, domain="console.test")
     return session.csrf
@@ -134,7 +130,7 @@ def test_a_revoked_token_ends_the_session_it_opened(client, app):
     csrf = signed_in(client, app, "Vi Viewer", "viewer", "a-token-no-longer-configured")
     response = client.post("/console/logout", data={"csrf": csrf})
     assert response.status_code == 401
-    assert app.store.redis.data == {}  # the guard deleted the session, not only refused it
+    assert app.redis.data == {}  # the guard deleted the session, not only refused it
 
 
 def test_a_member_passing_every_guard_reaches_the_route(client, app):
@@ -142,7 +138,7 @@ def test_a_member_passing_every_guard_reaches_the_route(client, app):
     response = client.post("/console/logout", data={"csrf": csrf})
     assert response.status_code == 303
     assert response.headers["location"] == "/console/login?done=signed_out"
-    assert app.store.redis.data == {}
+    assert app.redis.data == {}
 
 
 def test_an_unknown_role_fails_when_the_route_is_declared():
