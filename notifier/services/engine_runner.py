@@ -30,9 +30,10 @@ from notifier.engine import actions as act
 from notifier.engine.core import ChannelPolicy, ComponentInfo, Engine
 from notifier.engine.settings import EngineSettings, parse_engine
 from notifier.engine.state import EngineState
-from notifier.errors import NotifierError
+from notifier.errors import NotifierError, UsageError
 from notifier.failpoints import failpoint
 from notifier.ports import GLOBAL_LOG, EngineLock, EngineStateRepository, EventStream
+from notifier.services import incidents
 
 if TYPE_CHECKING:
     from notifier.app import App
@@ -334,8 +335,6 @@ def drain_journal(app: App) -> None:
     to be retried by the next run; the attempt marker lets that retry see whether the first attempt
     had taken effect after all, so a crash never opens an incident or posts an update twice.
     """
-    from notifier.errors import UsageError
-
     repo = _repo(app)
     while True:
         _hold(app)
@@ -432,8 +431,6 @@ def decisions_for(app: App, ident: str) -> list[dict[str, Any]]:
 
 
 def _apply(app: App, action: act.Action) -> None:
-    from notifier.services import incidents  # the lead's services import the app; keep lazy
-
     repo = _repo(app)
     if isinstance(action, act.OpenIncident):
         inc = incidents.open_incident(
