@@ -38,6 +38,20 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         time.sleep(interval)
 
 
+def advance(app: Any, seconds: float, step: float = 5, tick: Callable[[Any], Any] | None = None) -> None:
+    """Move the App's FakeClock on in steps, with a beat tick of the engine (or ``tick``) after each."""
+    from notifier.clock import FakeClock
+    from notifier.services import engine_runner
+
+    clock = app.clock
+    assert isinstance(clock, FakeClock)
+    left = seconds
+    while left > 0:
+        clock.advance(min(step, left))
+        left -= step
+        (tick or engine_runner.tick)(app)
+
+
 def write_config(path: Path, redis_url: str, channels: dict[str, Any], **sections: Any) -> Path:
     """A config for tests: fast leases and sweeps so crash recovery happens in seconds."""
     delivery = {

@@ -12,8 +12,8 @@ from notifier.config_loader import parse_settings
 from notifier.domain.events import AlertEvent
 from notifier.domain.model import Notice, Receipt
 from notifier.ports import NullDispatcher
-from notifier.services import engine_runner
 from notifier.store.memory import MemoryStore
+from tests.support import advance as advance  # re-exported: the engine tests import it from here
 
 CONFIG = """
 page: {name: Example Mail, url: "http://status.test/"}
@@ -80,13 +80,3 @@ def push(app: App, events: list[AlertEvent]) -> list[str]:
     """What the API does for accepted events: append them to the stream."""
     return [app.store.events.append(json.dumps(e.to_dict())) for e in events]
 
-
-def advance(app: App, seconds: float, step: float = 5) -> None:
-    """Move the clock on in steps, with a beat tick after each."""
-    clock = app.clock
-    assert isinstance(clock, FakeClock)
-    left = seconds
-    while left > 0:
-        clock.advance(min(step, left))
-        left -= step
-        engine_runner.tick(app)

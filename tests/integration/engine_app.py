@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import redis
 
@@ -14,6 +13,7 @@ from notifier.clock import FakeClock
 from notifier.config_loader import parse_settings
 from notifier.domain.events import AlertEvent
 from notifier.ports import NullDispatcher
+from tests.support import advance as advance  # re-exported: the engine tests import it from here
 
 CONFIG = """
 page: {{name: Example Mail, url: "http://127.0.0.1:8081/"}}
@@ -71,13 +71,3 @@ def at(app: App) -> datetime:
     return app.clock.now().astimezone(UTC)
 
 
-def advance(app: App, seconds: float, step: float = 5, tick: Any = None) -> None:
-    from notifier.services import engine_runner as engine
-
-    clock = app.clock
-    assert isinstance(clock, FakeClock)
-    left = seconds
-    while left > 0:
-        clock.advance(min(step, left))
-        left -= step
-        (tick or engine.tick)(app)
