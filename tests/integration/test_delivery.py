@@ -84,7 +84,11 @@ def test_worker_killed_at_each_point_posts_exactly_once(setup, receiver: Webhook
                           extra_env={"NOTIFIER_FAILPOINT": point, "NOTIFIER_FAILPOINT_DIR": str(marks)})
     inc = incidents.open_incident(app, name="Mail delayed", components=["smtp"], body="Investigating.")
     update_id = inc.updates[0].id
-    wait_for(lambda: len(list(marks.iterdir())) >= 2, what=f"both notices frozen at {point}")
+    try:  # the worker starts in a few seconds on an idle machine; the deadline is for a loaded one
+        wait_for(lambda: len(list(marks.iterdir())) >= 2, timeout=120, what=f"both notices frozen at {point}")
+    except AssertionError as exc:
+        log = (tmp / "doomed.log").read_text(errors="replace")[-3000:] if (tmp / "doomed.log").exists() else ""
+        raise AssertionError(f"{exc}; frozen: {sorted(p.name for p in marks.iterdir())}; worker log: {log}") from None
     doomed.kill()
     rows = {r.channel: r for r in app.store.ledger.rows(update_id=update_id)}
     if point == "after_send":
