@@ -133,6 +133,8 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
     problems.extend(check_engine(raw.get("engine"), comp_ids, set(channels_raw), lines))
     problems.extend(_check_hidden(raw.get("components") or [], lines))
     if settings is not None:
+        problems.extend(_check_probes(settings, lines))
+    if settings is not None:
         from notifier.engine.settings import check_timers
 
         problems.extend(check_timers(raw.get("engine"), settings.page.heartbeat(), settings.page.stale_after_minutes))
@@ -142,6 +144,38 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
     settings.channels = channels
     settings._references = {path: text for path, text in _reference_texts(raw_text_tree, ()).items()}
     return settings
+
+
+def _check_probes(settings: Settings, lines: dict[tuple[str, ...], int]) -> list[ConfigProblem]:
+    """Each probe names a configured component, and the engine maps some severity to its statuses."""
+    from notifier.engine.settings import parse_engine
+    from notifier.probes.verdict import severity_for
+
+    problems: list[ConfigProblem] = []
+    conf = settings.probes
+    if conf.checks and conf.location not in conf.locations:
+        loc_path: tuple[str, ...] = ("probes", "location")
+        problems.append(ConfigProblem(".".join(loc_path), f"{conf.location!r} is not in probes.locations "
+                                      f"({', '.join(conf.locations)}); add it there", lines.get(loc_path)))
+    try:
+        smap = parse_engine(settings.engine).severity.map
+    except ValidationError:
+        smap = {}  # the engine section's own problems are reported by check_engine
+    ids = {c.id for c in settings.components}
+    for i, probe in enumerate(conf.checks):
+        base = ("probes", "checks", str(i))
+        if probe.component not in ids:
+            path: tuple[str, ...] = (*base, "component")
+            problems.append(ConfigProblem(".".join(path), f"unknown component {probe.component!r}; "
+                                          f"components: {', '.join(sorted(ids)) or 'none'}", lines.get(path)))
+        for key in ("down_status", "slow_status"):
+            status = getattr(probe, key)
+            if smap and severity_for(status, smap) is None:
+                path = (*base, key)
+                problems.append(ConfigProblem(".".join(path), f"no severity in engine.severity.map gives "
+                                              f"{status.value}; add one (e.g. probe_{status.value}: "
+                                              f"{status.value})", lines.get(path)))
+    return problems
 
 
 def _check_hidden(components: list[Any], lines: dict[tuple[str, ...], int]) -> list[ConfigProblem]:
