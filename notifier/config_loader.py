@@ -132,8 +132,7 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
     comp_ids = {str(c.get("id")) for c in raw.get("components") or [] if isinstance(c, dict)}
     problems.extend(check_engine(raw.get("engine"), comp_ids, set(channels_raw), lines))
     problems.extend(_check_hidden(raw.get("components") or [], lines))
-    if settings is not None:
-        problems.extend(_check_probes(settings, lines))
+    problems.extend(_check_probes(raw, lines))
     if settings is not None:
         from notifier.engine.settings import check_timers
 
@@ -146,30 +145,46 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
     return settings
 
 
-def _check_probes(settings: Settings, lines: dict[tuple[str, ...], int]) -> list[ConfigProblem]:
-    """Each probe names a configured component, and the engine maps some severity to its statuses."""
+def _check_probes(raw: dict[str, Any], lines: dict[tuple[str, ...], int]) -> list[ConfigProblem]:
+    """Each probe names a configured component, and the engine maps some severity to its statuses.
+
+    Reads the raw sections, so these are reported together with the probes' own field errors."""
+    from notifier.domain.model import ComponentStatus
     from notifier.engine.settings import parse_engine
     from notifier.probes.verdict import severity_for
 
+    section = raw.get("probes")
+    if not isinstance(section, dict):
+        return []
     problems: list[ConfigProblem] = []
-    conf = settings.probes
-    if conf.checks and conf.location not in conf.locations:
+    found = section.get("checks")
+    probes = found if isinstance(found, list) else []
+    location, locations = section.get("location", "local"), section.get("locations", ["local"])
+    if probes and isinstance(locations, list) and location not in locations:
         loc_path: tuple[str, ...] = ("probes", "location")
-        problems.append(ConfigProblem(".".join(loc_path), f"{conf.location!r} is not in probes.locations "
-                                      f"({', '.join(conf.locations)}); add it there", lines.get(loc_path)))
+        problems.append(ConfigProblem(".".join(loc_path), f"{location!r} is not in probes.locations "
+                                      f"({', '.join(map(str, locations))}); add it there", lines.get(loc_path)))
     try:
-        smap = parse_engine(settings.engine).severity.map
+        smap = parse_engine(raw.get("engine")).severity.map
     except ValidationError:
         smap = {}  # the engine section's own problems are reported by check_engine
-    ids = {c.id for c in settings.components}
-    for i, probe in enumerate(conf.checks):
+    ids = {str(c.get("id")) for c in raw.get("components") or [] if isinstance(c, dict)}
+    defaults = {"down_status": "major_outage", "slow_status": "degraded_performance"}
+    for i, probe in enumerate(probes):
+        if not isinstance(probe, dict):
+            continue
         base = ("probes", "checks", str(i))
-        if probe.component not in ids:
+        if "component" in probe and str(probe["component"]) not in ids:
             path: tuple[str, ...] = (*base, "component")
-            problems.append(ConfigProblem(".".join(path), f"unknown component {probe.component!r}; "
+            problems.append(ConfigProblem(".".join(path), f"unknown component {probe['component']!r}; "
                                           f"components: {', '.join(sorted(ids)) or 'none'}", lines.get(path)))
-        for key in ("down_status", "slow_status"):
-            status = getattr(probe, key)
+        for key, default in defaults.items():
+            try:
+                status = ComponentStatus(probe.get(key, default))
+            except ValueError:
+                continue  # reported by the model
+            if status in (ComponentStatus.OPERATIONAL, ComponentStatus.UNDER_MAINTENANCE):
+                continue  # reported by the model: not a problem status
             if smap and severity_for(status, smap) is None:
                 path = (*base, key)
                 problems.append(ConfigProblem(".".join(path), f"no severity in engine.severity.map gives "
