@@ -4,7 +4,7 @@ One beat tick per location (task ``notifier.probes.tick`` on queue ``notifier.pr
 calls ``run_due``: it reads every probe's last run in one round trip, takes a per-probe lock
 (``SET NX PX``) for each due one, so a probe never runs twice at once at one location even when
 ticks overlap, and runs them on a thread pool of ``probes.concurrency`` threads: hundreds of probes
-cost threads of one process, not processes. Each finished run updates the location's state and vote;
+cost threads of one process, not processes. Each run, in its thread, updates the location's state and vote;
 then the votes of all locations are tallied against ``probes.quorum`` and a state change becomes
 ``AlertEvent``s, which go to ``accept`` (``services.ingest.accept_events``) *before* the new agreed
 state is saved: a crash in between re-emits the same events next run, and the event stream drops
@@ -21,8 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,24 +113,31 @@ class ProbeRunner:
         if not locked:
             return report
         workers = min(self.settings.probes.concurrency, len(locked))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as pool:
-            futures = {pool.submit(self.check, probe, now): (probe, token) for probe, token in locked}
-            for future in as_completed(futures):
-                probe, token = futures[future]
-                try:
-                    result = future.result()
-                    report.states[probe.name] = self.record(probe, result, accept, report)
+        lock = threading.Lock()
+
+        def one(probe: ProbeSettings, token: str) -> None:
+            # check and record in the same thread: the Redis round trips of hundreds of probes overlap too
+            try:
+                result = self.check(probe, now)
+                state = self.record(probe, result, accept, report, lock)
+                with lock:
+                    report.states[probe.name] = state
                     report.ran.append(probe.name)
-                except Exception:  # one probe's trouble (or Redis's) never stops the others
-                    log.exception("probe %s failed to record its run", probe.name)
-                finally:
-                    try:
-                        self._release(keys=[self.key(probe.name, "lock", self.location)], args=[token])
-                    except Exception:  # the lock expires by itself
-                        log.warning("could not release the lock of probe %s", probe.name, exc_info=True)
+            except Exception:  # one probe's trouble (or Redis's) never stops the others
+                log.exception("probe %s failed to record its run", probe.name)
+            finally:
+                try:
+                    self._release(keys=[self.key(probe.name, "lock", self.location)], args=[token])
+                except Exception:  # the lock expires by itself
+                    log.warning("could not release the lock of probe %s", probe.name, exc_info=True)
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as pool:
+            for future in [pool.submit(one, probe, token) for probe, token in locked]:
+                future.result()
         return report
 
-    def record(self, probe: ProbeSettings, result: Result, accept: Accept, report: TickReport | None = None) -> str:
+    def record(self, probe: ProbeSettings, result: Result, accept: Accept, report: TickReport | None = None,
+               lock: threading.Lock | None = None) -> str:
         """Store one run's outcome for this location, tally the votes, emit events; the agreed state."""
         now_dt = self.app.clock.now()
         now = now_dt.timestamp()
@@ -144,10 +152,10 @@ class ProbeRunner:
         pipe.lpush(self.key(probe.name, "latency", self.location), json.dumps([now, latency, state.last_outcome]))
         pipe.ltrim(self.key(probe.name, "latency", self.location), 0, HISTORY - 1)
         pipe.execute()
-        return self.agree(probe, accept, now_dt, result.detail, report)
+        return self.agree(probe, accept, now_dt, result.detail, report, lock)
 
     def agree(self, probe: ProbeSettings, accept: Accept, now_dt: Any, detail: str,
-              report: TickReport | None = None) -> str:
+              report: TickReport | None = None, lock: threading.Lock | None = None) -> str:
         """Tally every location's fresh vote; on a change of the agreed state, emit and then save it."""
         now = now_dt.timestamp()
         conf = self.settings.probes
@@ -173,7 +181,8 @@ class ProbeRunner:
             if events:
                 accept(events)  # durable before the new state is saved: a crash re-emits, never loses
                 if report is not None:
-                    report.events += len(events)
+                    with lock or threading.Lock():
+                        report.events += len(events)
             if new is not previous:
                 self.redis.set(state_key, json.dumps(new.to_dict()))
             return new.state
