@@ -211,3 +211,26 @@ def test_due_probes_run_concurrently_and_a_locked_probe_is_not_run_twice(
     assert app.require_redis().get(app.key("probe", "w0", "lock", "local")) == "another-run"  # not ours to free
     assert not app.require_redis().exists(app.key("probe", "w1", "lock", "local"))  # ours are released
     assert runner.run_due(seen.extend).ran == []  # nothing is due again before its interval
+
+
+def test_probe_list_shows_the_agreed_state_and_each_locations_last_run(
+        redis_url: str, tmp_path: Path, smtp: SmtpServer, http: HttpServer, capsys: pytest.CaptureFixture[str],
+        cleanup: list[App]) -> None:
+    from notifier.cli import main
+    from notifier.config_loader import load_settings
+
+    text = CONFIG.format(dir=tmp_path, smtp=smtp.target, http=http.url, locations="[local]", quorum=1,
+                         location="local")
+    path = tmp_path / "notifier.yaml"
+    path.write_text(text + f"redis: {{url: \"{redis_url}\", key_prefix: \"list{tmp_path.name}:\"}}\n")
+    app = build(load_settings(path), dispatcher=NullDispatcher(), clock=FakeClock(),
+                redis_client=redis.Redis.from_url(redis_url, decode_responses=True))
+    cleanup.append(app)
+    assert main(["--config", str(path), "probe", "list"]) == 0
+    assert "never ran" in capsys.readouterr().out
+    smtp.stop()
+    ProbeRunner(app).run_due(Feed(app))
+    assert main(["--config", str(path), "probe", "list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "up (up," in rows["web"] and "HTTP 200" in rows["web"]
+    assert "up (down," in rows["mx"] and "connection refused" in rows["mx"]  # one failure: within retries
