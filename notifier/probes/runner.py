@@ -102,17 +102,25 @@ class ProbeRunner:
     def run_due(self, accept: Accept) -> TickReport:
         now = self.app.clock.timestamp()
         report = TickReport()
+        due = self.due(now)
+        if not due:
+            return report
+        workers = min(self.settings.probes.concurrency, len(due))
+        # a run makes at most a handful of timed operations, and waits behind at most len/workers others
+        batches = -(-len(due) // workers)
+        ttl_ms = int((max(p.timeout for p in due) * 6 + 30) * batches * 1000)
+        tokens = [secrets.token_hex(8) for _ in due]
+        pipe = self.redis.pipeline(transaction=False)  # one round trip for all the locks
+        for probe, token in zip(due, tokens, strict=True):
+            pipe.set(self.key(probe.name, "lock", self.location), token, nx=True, px=ttl_ms)
         locked: list[tuple[ProbeSettings, str]] = []
-        for probe in self.due(now):
-            token = secrets.token_hex(8)
-            ttl_ms = int((probe.timeout * 6 + 30) * 1000)  # a run makes at most a handful of timed operations
-            if self.redis.set(self.key(probe.name, "lock", self.location), token, nx=True, px=ttl_ms):
+        for probe, token, got in zip(due, tokens, pipe.execute(), strict=True):
+            if got:
                 locked.append((probe, token))
             else:
                 report.skipped_locked.append(probe.name)
         if not locked:
             return report
-        workers = min(self.settings.probes.concurrency, len(locked))
         lock = threading.Lock()
 
         def one(probe: ProbeSettings, token: str) -> None:
