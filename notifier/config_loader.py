@@ -132,6 +132,7 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
     comp_ids = {str(c.get("id")) for c in raw.get("components") or [] if isinstance(c, dict)}
     problems.extend(check_engine(raw.get("engine"), comp_ids, set(channels_raw), lines))
     problems.extend(_check_hidden(raw.get("components") or [], lines))
+    problems.extend(_check_probes(raw, lines))
     if settings is not None:
         from notifier.engine.settings import check_timers
 
@@ -142,6 +143,54 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
     settings.channels = channels
     settings._references = {path: text for path, text in _reference_texts(raw_text_tree, ()).items()}
     return settings
+
+
+def _check_probes(raw: dict[str, Any], lines: dict[tuple[str, ...], int]) -> list[ConfigProblem]:
+    """Each probe names a configured component, and the engine maps some severity to its statuses.
+
+    Reads the raw sections, so these are reported together with the probes' own field errors."""
+    from notifier.domain.model import ComponentStatus
+    from notifier.engine.settings import parse_engine
+    from notifier.probes.verdict import severity_for
+
+    section = raw.get("probes")
+    if not isinstance(section, dict):
+        return []
+    problems: list[ConfigProblem] = []
+    found = section.get("checks")
+    probes = found if isinstance(found, list) else []
+    location, locations = section.get("location", "local"), section.get("locations", ["local"])
+    if probes and isinstance(locations, list) and location not in locations:
+        loc_path: tuple[str, ...] = ("probes", "location")
+        problems.append(ConfigProblem(".".join(loc_path), f"{location!r} is not in probes.locations "
+                                      f"({', '.join(map(str, locations))}); add it there", lines.get(loc_path)))
+    try:
+        smap = parse_engine(raw.get("engine")).severity.map
+    except ValidationError:
+        smap = {}  # the engine section's own problems are reported by check_engine
+    ids = {str(c.get("id")) for c in raw.get("components") or [] if isinstance(c, dict)}
+    defaults = {"down_status": "major_outage", "slow_status": "degraded_performance"}
+    for i, probe in enumerate(probes):
+        if not isinstance(probe, dict):
+            continue
+        base = ("probes", "checks", str(i))
+        if "component" in probe and str(probe["component"]) not in ids:
+            path: tuple[str, ...] = (*base, "component")
+            problems.append(ConfigProblem(".".join(path), f"unknown component {probe['component']!r}; "
+                                          f"components: {', '.join(sorted(ids)) or 'none'}", lines.get(path)))
+        for key, default in defaults.items():
+            try:
+                status = ComponentStatus(probe.get(key, default))
+            except ValueError:
+                continue  # reported by the model
+            if status in (ComponentStatus.OPERATIONAL, ComponentStatus.UNDER_MAINTENANCE):
+                continue  # reported by the model: not a problem status
+            if smap and severity_for(status, smap) is None:
+                path = (*base, key)
+                problems.append(ConfigProblem(".".join(path), f"no severity in engine.severity.map gives "
+                                              f"{status.value}; add one (e.g. probe_{status.value}: "
+                                              f"{status.value})", lines.get(path)))
+    return problems
 
 
 def _check_hidden(components: list[Any], lines: dict[tuple[str, ...], int]) -> list[ConfigProblem]:

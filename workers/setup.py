@@ -31,8 +31,33 @@ def queue_for(channel: str) -> str:
     return f"notify.{channel}"
 
 
+def probe_queue(location: str) -> str:
+    """Each location's probes have their own queue, consumed only by a worker of that location."""
+    return f"notifier.probes.{location}"
+
+
 def all_queues(settings: Settings) -> list[str]:
+    """The queues a plain ``notifier worker`` consumes. Not the probes queue: probes run in a worker of
+    their own (``notifier run`` starts one; elsewhere ``notifier worker --queues notifier.probes.<location>``)
+    so a slow probe never holds a process a delivery is waiting for."""
     return [queue_for(name) for name, c in settings.channels.items() if c.enabled] + [ENGINE_QUEUE, PERIODIC_QUEUE]
+
+
+def probe_schedule(settings: Settings) -> dict[str, dict[str, object]]:
+    """One beat entry per location: a tick that runs that location's due probes (none without probes)."""
+    if not settings.probes.checks:
+        return {}
+    tick = settings.probes.tick_seconds
+    return {
+        f"probes-tick-{loc}": {
+            "task": "notifier.probes.tick",
+            "schedule": tick,
+            "args": [loc],
+            # a tick no worker took in time is dropped: the next one runs whatever is due
+            "options": {"queue": probe_queue(loc), "expires": max(2 * tick, 10.0)},
+        }
+        for loc in settings.probes.locations
+    }
 
 
 def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
@@ -57,7 +82,8 @@ def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         task_default_queue=PERIODIC_QUEUE,
-        task_queues=[Queue(q) for q in all_queues(settings)],
+        task_queues=[Queue(q) for q in all_queues(settings)]
+        + [Queue(probe_queue(loc)) for loc in settings.probes.locations],
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         beat_scheduler="workers.beat:LockedScheduler",
@@ -80,7 +106,7 @@ def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
                 "schedule": heartbeat,
                 "options": {"queue": PERIODIC_QUEUE, "expires": heartbeat},
             },
-        },
+        } | probe_schedule(settings),
     )
     app.conf.notifier_settings = settings
     return app

@@ -48,6 +48,16 @@ def statuspage_heartbeat() -> dict[str, str]:
     return republish(get_app())
 
 
+@app.task(name="notifier.probes.tick", ignore_result=True, time_limit=900, soft_time_limit=880)
+def probes_tick(location: str) -> dict[str, int]:
+    from notifier.probes.runner import run_due
+    from notifier.services.ingest import accept_events
+
+    notifier = get_app()
+    report = run_due(notifier, lambda events: accept_events(notifier, events), location)
+    return {"ran": len(report.ran), "locked": len(report.skipped_locked), "events": report.events}
+
+
 @worker_ready.connect
 def _on_ready(sender: object = None, **_: object) -> None:
     consumer = getattr(sender, "task_consumer", None)

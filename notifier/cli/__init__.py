@@ -2,7 +2,7 @@
 
 Exit codes (also in the README):
     0   done
-    1   unexpected error (a bug: please report it with the output)
+    1   unexpected error (a bug: please report it with the output); `probe run`: the probe is down
     2   the command line itself is wrong (argparse)
     3   `config check`/`deliveries` found problems (failed or unknown deliveries)
     64  bad input: unknown component or channel, empty message, wrong status
@@ -18,11 +18,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from notifier.cli import api, config, deliveries, engine, incident, preview, run, statuspage
+from notifier.cli import api, config, deliveries, engine, incident, preview, probe, run, statuspage
 from notifier.errors import ConfigError, NotifierError
 
 # One module per command group, in the order of `notifier --help`; each has register(subparsers).
-COMMAND_GROUPS = (config, incident, deliveries, run, preview, statuspage, engine, api)
+COMMAND_GROUPS = (config, incident, deliveries, run, preview, statuspage, engine, probe, api)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -77,6 +77,10 @@ staff:
 engine:
   routing: {component_label: service}     # Alertmanager's service="imap" -> component imap
   confirm: {seconds: 20, component_status_seconds: 5}
+probes:                                   # outside-in: the status page preview, fetched as a visitor would
+  checks:
+    - {name: status-page, component: webmail, type: http, target: "http://127.0.0.1:8081/",
+       interval: 30, timeout: 5, retries: 1, slow_ms: 2000}
 """
 
 
@@ -159,6 +163,10 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{name:<9} started (pid {procs[name].pid}), log: var/log/{name}.log")
 
     spawn("worker", [*cli, "worker", "--concurrency", str(args.concurrency)])
+    if settings.probes.checks:  # a worker of their own: a slow probe never holds a delivery's process
+        from workers.setup import probe_queue
+
+        spawn("probes", [*cli, "worker", "--queues", probe_queue(settings.probes.location), "--concurrency", "1"])
     spawn("beat", [*cli, "beat"])
     spawn("api", [*cli, "api", "--host", settings.api.host, "--port", str(settings.api.port)])
     port = urlsplit(settings.page.url).port or 8081
@@ -239,6 +247,9 @@ def _hints(settings: Settings, token: str | None) -> None:
         print(f"  tail -f {getattr(outbox, 'path', 'var/outbox.jsonl')}            # what the channels publish")
     print('  notifier incident open --name "IMAP login failures" --component imap -m "We are investigating."')
     print("  notifier deliveries                      # the ledger: one row per update and channel")
+    if settings.probes.checks:
+        print(f"  notifier probe list                      # the probes' last results "
+              f"({', '.join(p.name for p in settings.probes.checks)})")
     api = f"http://{settings.api.host}:{settings.api.port}"
     print(f"  curl {api}/readyz                 # API docs: {api}/docs")
     if token:

@@ -11,7 +11,16 @@ import re
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from notifier.domain.model import ComponentStatus
 from notifier.errors import ConfigProblem
@@ -152,6 +161,115 @@ class ChannelSettings(BaseModel):
     auto_publish_after_minutes: float | None = None
 
 
+ProbeKind = Literal["http", "tcp", "smtp", "dns", "imap", "pop3"]
+_DEFAULT_PORTS = {"smtp": 25, "imap": 143, "pop3": 110}
+
+
+class ProbeSettings(_Strict):
+    """One outside-in check of one component (see README "Probes"); failures feed the engine as source ``probe``."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    component: str
+    type: ProbeKind
+    # http(s): a URL; tcp/smtp/imap/pop3: host:port (or host: the protocol's port); dns: the name to resolve
+    target: str
+    interval: float = Field(30, gt=0, description="seconds between two runs from one location")
+    timeout: float = Field(10, gt=0, le=120, description="seconds for one run, connect to last byte")
+    retries: int = Field(2, ge=0, le=20, description="failed runs tolerated before the location votes down")
+    slow_ms: float | None = Field(None, gt=0, description="a run slower than this is slow (degraded)")
+    down_status: ComponentStatus = ComponentStatus.MAJOR_OUTAGE
+    slow_status: ComponentStatus = ComponentStatus.DEGRADED_PERFORMANCE
+    # http: accepted status codes (default 200-399), a text the body must contain, TLS days-left floor
+    expect_status: list[int] = []
+    keyword: str | None = None
+    tls_min_days: float | None = Field(None, ge=0, description="https: fewer days left on the cert is down")
+    verify_tls: bool = True
+    # smtp/imap/pop3: STARTTLS after the greeting; tls: implicit TLS from the first byte (465/993/995)
+    starttls: bool = False
+    tls: bool = False
+    # imap/pop3: a canary login; both must be ${ENV} references
+    username: SecretStr | None = None
+    password: SecretStr | None = None
+    # dns: addresses the name must resolve to (any of them); empty: resolving at all is enough
+    expect_addresses: list[str] = []
+
+    @field_validator("down_status", "slow_status")
+    @classmethod
+    def _problem_status(cls, value: ComponentStatus) -> ComponentStatus:
+        if value in (ComponentStatus.OPERATIONAL, ComponentStatus.UNDER_MAINTENANCE):
+            raise ValueError("must be degraded_performance, partial_outage or major_outage")
+        return value
+
+    @field_validator("target")
+    @classmethod
+    def _target_fits_type(cls, value: str, info: ValidationInfo) -> str:
+        kind = info.data.get("type")
+        if kind == "http":
+            if not value.startswith(("http://", "https://")) or not urlsplit(value).hostname:
+                raise ValueError("an http probe needs an http:// or https:// URL")
+        elif kind == "dns":
+            if not value or "/" in value or ":" in value:
+                raise ValueError("a dns probe needs a host name, e.g. mail.example.com")
+        elif kind is not None:
+            host, port = _host_port(value, kind)
+            if not host or port is None or not 0 < port < 65536:
+                raise ValueError(f"a {kind} probe needs host:port, e.g. mail.example.com:25")
+        return value
+
+    @model_validator(mode="after")
+    def _options_fit(self) -> ProbeSettings:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password: give both or neither")
+        if self.username is not None and self.type not in ("imap", "pop3"):
+            raise ValueError("username/password: only imap and pop3 probes log in")
+        if self.starttls and self.tls:
+            raise ValueError("starttls and tls: choose one (tls is implicit TLS, starttls upgrades)")
+        return self
+
+    def host_port(self) -> tuple[str, int | None]:
+        return _host_port(self.target, self.type)
+
+
+def _host_port(target: str, kind: str) -> tuple[str, int | None]:
+    host, sep, port = target.rpartition(":")
+    if not sep:
+        return target, _DEFAULT_PORTS.get(kind)
+    return host.strip("[]"), int(port) if port.isdigit() else None
+
+
+class ProbesSettings(_Strict):
+    """Outside-in probes: run on the workers (queue ``notifier.probes.<location>``) through beat."""
+
+    # where this process probes from: each worker host sets its own (e.g. ${NOTIFIER_LOCATION:-local})
+    location: str = Field("local", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    # every location that probes; beat sends each its tick. A component is down once `quorum` of them agree
+    locations: list[str] = ["local"]
+    quorum: int = Field(1, ge=1)
+    tick_seconds: float = Field(5, gt=0, le=60, description="how often beat looks for due probes")
+    concurrency: int = Field(32, ge=1, le=512, description="threads one tick runs probes on")
+    checks: list[ProbeSettings] = []
+
+    @field_validator("quorum")
+    @classmethod
+    def _quorum_reachable(cls, value: int, info: ValidationInfo) -> int:
+        locations = info.data.get("locations")
+        if locations is not None and value > len(locations):
+            raise ValueError(f"{value} is more than the {len(locations)} locations in probes.locations")
+        return value
+
+    @field_validator("checks")
+    @classmethod
+    def _unique_names(cls, value: list[ProbeSettings]) -> list[ProbeSettings]:
+        names = [c.name for c in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate probe name {', '.join(dupes)}")
+        return value
+
+    def get(self, name: str) -> ProbeSettings | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+
 class Settings(_Strict):
     page: PageSettings = PageSettings()  # type: ignore[call-arg]
     redis: RedisSettings = RedisSettings()
@@ -165,6 +283,7 @@ class Settings(_Strict):
     sources: SourcesSettings = SourcesSettings()  # type: ignore[call-arg]
     engine: dict[str, Any] = {}
     staff: StaffSettings = StaffSettings()
+    probes: ProbesSettings = ProbesSettings()  # type: ignore[call-arg]
     source_path: str = "<embedded defaults>"
     _references: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
 

@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from notifier import cli
-from notifier.cli import api, config, deliveries, engine, incident, preview, run, statuspage
+from notifier.cli import api, config, deliveries, engine, incident, preview, probe, run, statuspage
 
 EXPECTED = {
     config: ["config"],
@@ -17,6 +17,7 @@ EXPECTED = {
     preview: ["preview"],
     statuspage: ["statuspage"],
     engine: ["maintenance", "engine"],
+    probe: ["probe"],
     api: ["api"],
 }
 
