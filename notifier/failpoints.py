@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-POINTS = ("before_claim", "after_claim", "after_send")
+POINTS = ("before_claim", "after_claim", "after_send", "retry_after_release", "idempotency_before_record")
 
 
 def failpoint(name: str) -> None:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from notifier.domain.model import ComponentChange, ComponentStatus, DeliveryState, Incident, IncidentUpdate, Receipt
     from notifier.engine.state import EngineState, Window
@@ -81,7 +81,8 @@ class UpdateCommit:
 
     ``already``: the update had been committed by an earlier attempt of the same op (the connection
     dropped after EXEC); nothing is written. ``op``: an idempotency op id to remember for ``op_ttl``
-    seconds, mapping to the incident, in the same transaction.
+    seconds, mapping to the incident, in the same transaction. ``also``: other incident documents written
+    in the same transaction (a merge's target); ``commit_update`` must have been told to watch them.
     """
 
     incident: Incident
@@ -91,6 +92,7 @@ class UpdateCommit:
     op: str | None = None
     op_ttl: int = 0
     already: bool = False
+    also: list[Incident] = field(default_factory=list)
 
 
 class DeliveryLedger(Protocol):
@@ -117,6 +119,16 @@ class DeliveryLedger(Protocol):
         keep_sending: bool = False, expect: DeliveryState | None = None,
     ) -> bool:
         """Move a held row (or, without a token, a row nobody holds) to pending/unknown/failed."""
+
+    def release_for_op(
+        self, notice_id: str, state: DeliveryState, now: float, next_at: float | None, error: str, *,
+        keep_sending: bool, expect: DeliveryState, op: str, result: str, ttl: int,
+    ) -> bool:
+        """``release`` without a token and, only if the row moved, ``op`` -> ``result`` kept for ``ttl``
+        seconds, in the same atomic step (a staff request's ``Idempotency-Key``)."""
+
+    def op_result(self, op: str, now: float) -> str | None:
+        """The ``result`` a committed ``release_for_op`` recorded for ``op`` (until its ttl ran out)."""
 
     def expire(self, notice_id: str, now: float) -> str:
         """Expire this row's claim if its lease ran out: '', 'pending' or 'unknown'."""
@@ -287,10 +299,12 @@ class IncidentStore(Protocol):
         """Newest first."""
 
     def commit_update(
-        self, incident_id: str | None, prepare: Callable[[Incident | None], UpdateCommit]
+        self, incident_id: str | None, prepare: Callable[[Incident | None], UpdateCommit],
+        also_watch: Sequence[str] = (),
     ) -> UpdateCommit:
         """Read the incident (None: a new one ``prepare`` brings), let ``prepare`` decide, and write the
-        result atomically; ``prepare`` runs again if the incident changed underneath."""
+        result atomically; ``prepare`` runs again if the incident (or one in ``also_watch``, which
+        ``prepare`` reads itself and may return in ``UpdateCommit.also``) changed underneath."""
 
     def op_incident(self, op: str) -> str | None:
         """The incident an idempotent write with this op id committed to."""

@@ -16,6 +16,10 @@ write itself records the key in its own Redis transaction (``notifier.services.i
 ``op`` this module sets for the request). So when the API dies, or Redis goes away, between the write
 and the answer, a retry with the same key finds the committed write and answers with it instead of
 writing again: one publish, whatever the client saw. A 5xx answer is not kept (the client may retry).
+Every keyed write does so: the incident writes (``services.incidents._commit``), merge
+(``services.merge``: the source's resolution, the target's components and the op in one transaction)
+and a delivery retry (``services.delivery.retry_delivery``: the row's move and the op in one ledger
+script).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 
 import redis
 
+from notifier.failpoints import failpoint
 from notifier.services.idempotent import KEEP_SECONDS, current_op
 
 log = logging.getLogger(__name__)
@@ -106,6 +111,7 @@ class IdempotencyGate:
             nonlocal status, out_headers
             if msg["type"] == "http.response.start":
                 status, out_headers = msg["status"], msg.get("headers", [])
+                failpoint("idempotency_before_record")  # the crash tests: the write is done, nothing answered
             elif msg["type"] == "http.response.body":
                 chunks.append(msg.get("body", b""))
             await send(msg)

@@ -212,11 +212,14 @@ def approve(request: Request, update_id: UpdateId, member: StaffMember = publish
 
 @router.get("/deliveries", summary="Ledger rows (one per notice), newest first")
 def list_deliveries(request: Request, channel: Short | None = None,
-                    state: Literal["pending", "claimed", "posted", "unknown", "failed"] | None = None,
+                    state: Literal["pending", "claimed", "posted", "posted-unverified", "unknown", "failed"] | None
+                    = Query(None, description="posted-unverified: posted rows whose post could not be looked up "
+                                              "(the platform refused a re-send as a duplicate); check the account"),
                     incident_id: Short | None = None, limit: int = Query(100, ge=1, le=5000),
                     member: StaffMember = viewer) -> list[dict[str, Any]]:
-    rows = _app(request).store.ledger.rows(channel=channel, state=state, incident_id=incident_id, limit=limit)
-    return [_row(r) for r in rows]
+    stored = "posted" if state == "posted-unverified" else state
+    rows = _app(request).store.ledger.rows(channel=channel, state=stored, incident_id=incident_id, limit=limit)
+    return [_row(r) for r in rows if state != "posted-unverified" or r.unverified]
 
 
 @router.post("/deliveries/{notice_id}/retry", summary="Try a failed or unknown notice again")
@@ -231,6 +234,9 @@ def _row(row: Any) -> dict[str, Any]:
             "last_error", "created_at", "updated_at", "posted_at")
     out = {k: getattr(row, k, None) for k in keys}
     out["state"] = str(getattr(out["state"], "value", out["state"]))
+    # what staff should read: "posted-unverified" for a posted row whose post could not be looked up
+    out["shown_state"] = row.shown_state
+    out["unverified"] = row.unverified
     return out
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ from requests.adapters import HTTPAdapter
 from notifier.channels.base import Channel, Rendering
 from notifier.channels.http_errors import server_error, transport_error
 from notifier.channels.progress import thread_progress
-from notifier.channels.x_budget import LocalBudget, PostingBudget, Window
+from notifier.channels.x_budget import BUSY, LocalBudget, PostingBudget, Window
 from notifier.channels.x_text import MAX_WEIGHTED, compose, part_pattern, weighted_length
 from notifier.config import ChannelSettings
 from notifier.domain.model import Notice, Receipt
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 TWITTER_HOST = "https://api.twitter.com"
 RATE_LIMIT_FALLBACK = 60.0  # a 429 without x-rate-limit-reset: wait this long, never loop tightly
 MAX_WAIT = 24 * 3600.0
+GATE_WAIT = 10.0  # seconds a write waits for the account's in-flight write before it is rescheduled
 
 
 class XSettings(ChannelSettings):
@@ -176,7 +178,9 @@ class XChannel(Channel):
         self.client.session.mount(TWITTER_HOST, _Redirect(s.api_base_url, timeout))
         windows = [Window(900, s.budget_per_15min), Window(86400, s.budget_per_24h)]
         budgets = self.context.budgets  # keyed under redis.key_prefix, shared by every worker
-        self.budget: PostingBudget = budgets.budget(self.name, windows) if budgets is not None else LocalBudget(windows)
+        gate = min(5.0, timeout) + timeout + 5.0  # a write's longest life; a dead worker's gate opens after it
+        self.budget: PostingBudget = (budgets.budget(self.name, windows, gate) if budgets is not None
+                                      else LocalBudget(windows, gate))
         self._user_id = s.user_id
         self.progress = thread_progress(self.context.progress, self.context.key_prefix, f"x:{self.name}")
 
@@ -207,25 +211,25 @@ class XChannel(Channel):
             if index < len(done):
                 reply_to = done[index]
                 continue
+            slot = self._take_slot()
             now = self.context.clock.timestamp()
-            slot, wait = self.budget.acquire(now)
-            if slot is None:
-                raise Transient(f"the shared X posting budget is spent; next slot in {wait:.0f}s",
-                                retry_after=wait)
             try:
                 response = self.client.create_tweet(text=text, in_reply_to_tweet_id=reply_to,
                                                     user_auth=self.user_auth)
             except (tweepy.TweepyException, requests.RequestException) as exc:
-                error = classify_error(exc, writing=True, now=self.context.clock.timestamp(),
-                                       channel=self.name)
-                if isinstance(error, Transient | DuplicateContent):
-                    self.budget.release(slot)  # provably not posted by this request: the slot was not spent
-                if isinstance(exc, tweepy.TooManyRequests):
-                    if exc.reset_time is None:  # no reset given: back off exponentially, shared by all workers
-                        error = Transient(error.reason, retry_after=self.budget.backoff_429(now))
-                    if isinstance(error, Transient) and error.retry_after:
-                        # closed for every process before anyone's next acquire, not only for this row
-                        self.budget.block_until(now + error.retry_after)
+                try:
+                    error = classify_error(exc, writing=True, now=self.context.clock.timestamp(),
+                                           channel=self.name)
+                    if isinstance(error, Transient | DuplicateContent):
+                        self.budget.release(slot)  # provably not posted by this request: the slot was not spent
+                    if isinstance(exc, tweepy.TooManyRequests):
+                        if exc.reset_time is None:  # no reset given: back off exponentially, shared by all workers
+                            error = Transient(error.reason, retry_after=self.budget.backoff_429(now))
+                        if isinstance(error, Transient) and error.retry_after:
+                            # closed for every process before the gate opens for the next write
+                            self.budget.block_until(now + error.retry_after)
+                finally:
+                    self.budget.end_write(slot)
                 if isinstance(error, ParentGone) and reply_to is not None and index == 0 and not fresh:
                     # someone deleted the incident's last post: carry on as a new thread, don't fail
                     log.warning("%s: previous post %s is gone; %s starts a new thread", self.name, reply_to,
@@ -243,12 +247,33 @@ class XChannel(Channel):
                         reply_to = found
                         continue
                 raise error from exc
-            self.budget.sync(response.headers, self.context.clock.timestamp())
-            self.budget.clear_429()
+            except BaseException:
+                self.budget.end_write(slot)
+                raise
+            try:
+                self.budget.sync(response.headers, self.context.clock.timestamp())
+                self.budget.clear_429()
+            finally:
+                self.budget.end_write(slot)
             tweet_id = str(response.json()["data"]["id"])
             done = self._remember(notice, index, tweet_id) if total > 1 else [tweet_id]
             reply_to = tweet_id
         return self._receipt(notice, done, fresh=fresh)
+
+    def _take_slot(self) -> str:
+        """A budget slot, holding the account's one-write gate; waits (up to GATE_WAIT) while another
+        worker's write is in flight, raises Transient when the budget is spent or closed by a 429."""
+        give_up = time.monotonic() + GATE_WAIT
+        while True:
+            slot, wait = self.budget.acquire(self.context.clock.timestamp())
+            if slot is not None:
+                return slot
+            if wait != BUSY:
+                raise Transient(f"the shared X posting budget is spent; next slot in {wait:.0f}s", retry_after=wait)
+            if time.monotonic() >= give_up:
+                raise Transient("another write to this X account is still in flight; trying again shortly",
+                                retry_after=2.0)
+            time.sleep(0.02)  # the holder's answer takes a round trip to X
 
     def _receipt(self, notice: Notice, ids: list[str], fresh: bool = False) -> Receipt:
         root = (None if fresh else notice.previous.get("root_id")) or ids[0]

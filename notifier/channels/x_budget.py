@@ -8,6 +8,10 @@ every window and takes a slot atomically, so two workers can never both take the
 X's answers keep the budget honest: when a response says ``x-rate-limit-remaining: 0`` (or the
 24-hour ``x-user-limit-24hour-remaining: 0``), or X answers 429, the budget is closed until the
 ``reset`` time X gave, whatever our own count says (another tool may post on the same account).
+
+One write per account is in flight at a time (the ``gate``, taken in the same script as the slot and
+opened by ``end_write`` once the answer is read), so writes that already passed the budget cannot
+reach X behind a 429: they wait at the gate and then find the account closed.
 """
 
 from __future__ import annotations
@@ -20,16 +24,17 @@ from dataclasses import dataclass
 from typing import Any
 
 _ACQUIRE = """
--- KEYS: blocked-until key, then one sorted set per window
--- ARGV: now, member, then (window seconds, limit) pairs in KEYS order
+-- KEYS: blocked-until key, the in-flight gate, then one sorted set per window
+-- ARGV: now, member, gate lease in ms (0: no gate), then (window seconds, limit) pairs in KEYS order
 local now = tonumber(ARGV[1])
 local member = ARGV[2]
+local gate_ms = tonumber(ARGV[3])
 local wait = 0
 local blocked = tonumber(redis.call('GET', KEYS[1]) or '0')
 if blocked > now then wait = blocked - now end
-for i = 2, #KEYS do
-  local window = tonumber(ARGV[1 + 2 * (i - 1)])
-  local limit = tonumber(ARGV[2 + 2 * (i - 1)])
+for i = 3, #KEYS do
+  local window = tonumber(ARGV[2 + 2 * (i - 2)])
+  local limit = tonumber(ARGV[3 + 2 * (i - 2)])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
   if redis.call('ZCARD', KEYS[i]) >= limit then
     local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
@@ -38,8 +43,11 @@ for i = 2, #KEYS do
   end
 end
 if wait > 0 then return tostring(wait) end
-for i = 2, #KEYS do
-  local window = tonumber(ARGV[1 + 2 * (i - 1)])
+-- one write in flight per account: whoever holds the gate answers before anyone else may write, so a
+-- 429 it gets closes the account (blocked-until) before the next writer even looks
+if gate_ms > 0 and not redis.call('SET', KEYS[2], member, 'NX', 'PX', gate_ms) then return 'busy' end
+for i = 3, #KEYS do
+  local window = tonumber(ARGV[2 + 2 * (i - 2)])
   redis.call('ZADD', KEYS[i], now, member)
   redis.call('EXPIRE', KEYS[i], math.ceil(window) + 60)
 end
@@ -56,6 +64,14 @@ end
 return 1
 """
 
+_END_WRITE = """
+-- KEYS[1]: the in-flight gate; ARGV[1]: the slot that took it. Opens the gate only for its holder.
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+BUSY = -1.0  # acquire's wait when another write of the account is in flight: ask again in a moment
+
 
 @dataclass(frozen=True)
 class Window:
@@ -64,33 +80,51 @@ class Window:
 
 
 class PostingBudget:
-    """Take a slot before each post; give it back if the post provably did not happen."""
+    """Take a slot before each post; give it back if the post provably did not happen.
 
-    def __init__(self, redis: Any, key: str, windows: list[Window]) -> None:
+    With a ``gate`` (seconds), a slot also holds the account's in-flight gate until ``end_write``
+    (or for at most ``gate`` seconds, should its worker die): one write per account at a time, so
+    that once X answers 429 no other write reaches it before the reset, not even one that had
+    already passed the budget. ``acquire`` answers ``(None, BUSY)`` while another write is in flight.
+    """
+
+    def __init__(self, redis: Any, key: str, windows: list[Window], gate: float = 0.0) -> None:
         self.redis = redis
         self.key = key
         self.windows = [w for w in windows if w.limit > 0]
+        self.gate = gate
         self._acquire = redis.register_script(_ACQUIRE)
         self._block = redis.register_script(_BLOCK)
+        self._end_write = redis.register_script(_END_WRITE)
 
     def _keys(self) -> list[str]:
-        return [f"{self.key}:blocked"] + [f"{self.key}:w{int(w.seconds)}" for w in self.windows]
+        return [f"{self.key}:blocked", f"{self.key}:inflight"] + [f"{self.key}:w{int(w.seconds)}"
+                                                                  for w in self.windows]
 
     def acquire(self, now: float) -> tuple[str | None, float]:
-        """Take one slot: (slot id, 0) on success, (None, seconds to wait) when the budget is spent."""
+        """Take one slot: (slot id, 0) on success, (None, seconds to wait) when the budget is spent,
+        (None, BUSY) when the gate is held by another write."""
         member = f"{now:.6f}:{uuid.uuid4().hex[:12]}"
-        args: list[Any] = [now, member]
+        args: list[Any] = [now, member, int(self.gate * 1000)]
         for w in self.windows:
             args += [w.seconds, w.limit]
-        wait = float(self._acquire(keys=self._keys(), args=args))
+        answer = self._acquire(keys=self._keys(), args=args)
+        if answer == "busy":
+            return None, BUSY
+        wait = float(answer)
         return (None, wait) if wait > 0 else (member, 0.0)
+
+    def end_write(self, slot: str | None) -> None:
+        """The write that took ``slot`` has its answer (and any block it implies is set): open the gate."""
+        if slot is not None and self.gate > 0:
+            self._end_write(keys=[f"{self.key}:inflight"], args=[slot])
 
     def release(self, slot: str | None) -> None:
         """Return a slot whose post provably did not take effect (refused connection, 429)."""
         if slot is None:
             return
         pipe = self.redis.pipeline()
-        for key in self._keys()[1:]:
+        for key in self._keys()[2:]:
             pipe.zrem(key, slot)
         pipe.execute()
 
@@ -126,7 +160,7 @@ class PostingBudget:
     def used(self, now: float) -> dict[int, int]:
         """Slots taken per window (for `notifier preview`, docs and tests)."""
         out = {}
-        for w, key in zip(self.windows, self._keys()[1:], strict=True):
+        for w, key in zip(self.windows, self._keys()[2:], strict=True):
             out[int(w.seconds)] = int(self.redis.zcount(key, now - w.seconds, "+inf"))
         return out
 
@@ -134,11 +168,13 @@ class PostingBudget:
 class LocalBudget(PostingBudget):
     """Same rules in process memory, for unit tests and previews without Redis (not shared!)."""
 
-    def __init__(self, windows: list[Window]) -> None:  # noqa: D107 - no Redis on purpose
+    def __init__(self, windows: list[Window], gate: float = 0.0) -> None:  # noqa: D107 - no Redis on purpose
         self.key = "local"
         self.windows = [w for w in windows if w.limit > 0]
+        self.gate = gate
         self._slots: dict[int, list[tuple[float, str]]] = {i: [] for i in range(len(self.windows))}
         self._blocked = 0.0
+        self._inflight: tuple[str, float] | None = None  # (slot, until)
         self._lock = threading.Lock()
 
     def acquire(self, now: float) -> tuple[str | None, float]:
@@ -150,10 +186,19 @@ class LocalBudget(PostingBudget):
                     wait = max(wait, self._slots[i][0][0] + w.seconds - now)
             if wait > 0:
                 return None, wait
+            if self.gate > 0 and self._inflight is not None and self._inflight[1] > now:
+                return None, BUSY
             member = f"{now:.6f}:{uuid.uuid4().hex[:12]}"
+            if self.gate > 0:
+                self._inflight = (member, now + self.gate)
             for i in self._slots:
                 self._slots[i].append((now, member))
             return member, 0.0
+
+    def end_write(self, slot: str | None) -> None:
+        with self._lock:
+            if self._inflight is not None and self._inflight[0] == slot:
+                self._inflight = None
 
     def release(self, slot: str | None) -> None:
         with self._lock:
@@ -186,9 +231,10 @@ class BudgetStore:
         self.redis = redis
         self.prefix = prefix
 
-    def budget(self, channel: str, windows: list[Window]) -> PostingBudget:
-        """The budget every worker posting as ``channel`` shares."""
-        return PostingBudget(self.redis, f"{self.prefix}x:{channel}:budget", windows)
+    def budget(self, channel: str, windows: list[Window], gate: float = 0.0) -> PostingBudget:
+        """The budget (and, with ``gate``, the one-write-at-a-time gate) every worker posting as
+        ``channel`` shares."""
+        return PostingBudget(self.redis, f"{self.prefix}x:{channel}:budget", windows, gate)
 
 
 BACKOFF_429_BASE = 60.0

@@ -15,6 +15,7 @@ STATE_LABELS = {
     "pending": "Pending",
     "claimed": "Sending",
     "posted": "Posted",
+    "posted-unverified": "Posted, unverified",
     "unknown": "Unknown",
     "failed": "Failed",
 }

@@ -7,6 +7,7 @@ channel (timeout, 5xx, a worker killed after ``mark_sending``) is reconciled, ne
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from notifier.errors import (
     UsageError,
 )
 from notifier.failpoints import failpoint
+from notifier.services import idempotent
 from notifier.services.incidents import notice_for, predecessor
 
 log = logging.getLogger(__name__)
@@ -218,9 +220,17 @@ def retry_delivery(app: App, notice_id: str, force: bool = False) -> str:
     A notice that may have gone out (it was marked sending) is reconciled first, whatever state it is in;
     ``force`` sends it without asking the channel, for when a person has checked that it is not there.
     Returns "unknown" when it will be reconciled, else the state it was in.
+
+    Under a staff API ``Idempotency-Key`` the row's move and the key are one atomic ledger step
+    (``release_for_op``): a repeat after a crash answers as the first request did and moves nothing.
     """
     ledger = app.store.ledger
     now = app.clock.timestamp()
+    op = idempotent.current_op.get()
+    if op:
+        earlier = ledger.op_result(op, now)
+        if earlier is not None:
+            return _retried_before(app, notice_id, earlier)
     ledger.expire(notice_id, now)  # a claim whose worker died counts as what it was: sent or not
     row = ledger.get(notice_id)
     if row is None:
@@ -230,19 +240,38 @@ def retry_delivery(app: App, notice_id: str, force: bool = False) -> str:
     if row.state == DeliveryState.CLAIMED:
         raise UsageError(f"{notice_id} is being sent right now; wait a moment and look again")
     maybe_sent = row.sending_at is not None
+    reconcile = maybe_sent and not force  # it may be out there: look for it before anything is sent again
+    was = "unknown" if reconcile else row.state.value
     ledger.set_deadline(notice_id, now + app.settings.delivery.deadline_hours * 3600)
-    if maybe_sent and not force:  # it may be out there: look for it before anything is sent again
-        moved = ledger.release(notice_id, "", DeliveryState.UNKNOWN, now, now, "retry requested by staff: "
-                               "reconciling first", keep_sending=True, expect=row.state)
+    if reconcile:
+        new_state, error, keep = DeliveryState.UNKNOWN, "retry requested by staff: reconciling first", True
     else:
-        moved = ledger.release(notice_id, "", DeliveryState.PENDING, now, now,
-                               f"retry requested by staff ({row.last_error})", keep_sending=False, expect=row.state)
+        new_state, error, keep = DeliveryState.PENDING, f"retry requested by staff ({row.last_error})", False
+    if op:
+        moved = ledger.release_for_op(notice_id, new_state, now, now, error, keep_sending=keep, expect=row.state,
+                                      op=op, result=json.dumps({"was": was, "at": now}),
+                                      ttl=idempotent.KEEP_SECONDS)
+    else:
+        moved = ledger.release(notice_id, "", new_state, now, now, error, keep_sending=keep, expect=row.state)
     if not moved:
         raise UsageError(f"{notice_id} changed while we looked (now {ledger.get(notice_id).state.value}); "  # type: ignore[union-attr]
                          "look again with `notifier deliveries`")
+    failpoint("retry_after_release")
     app.dispatcher.deliver(notice_id, row.channel)
     ledger.touch_enqueued(notice_id, now)
-    return "unknown" if maybe_sent and not force else row.state.value
+    return was
+
+
+def _retried_before(app: App, notice_id: str, recorded: str) -> str:
+    """A repeat of a committed retry: its first answer. The row is handed to the workers again only if
+    the first request died before it did so (nothing enqueued it since the retry moved it)."""
+    first = json.loads(recorded)
+    row = app.store.ledger.get(notice_id)
+    if row is not None and row.state in (DeliveryState.PENDING, DeliveryState.UNKNOWN) \
+            and row.enqueued_at < float(first["at"]):
+        app.dispatcher.deliver(notice_id, row.channel)
+        app.store.ledger.touch_enqueued(notice_id, app.clock.timestamp())
+    return str(first["was"])
 
 
 def mark_posted(app: App, notice_id: str, url: str = "") -> None:

@@ -9,7 +9,7 @@ nothing: the beat sweeper enqueues every due row the workers have not picked up.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -112,11 +112,14 @@ def _impact(impact: str | Impact) -> Impact:
 
 # ---- writing ---------------------------------------------------------------------------------------
 def _commit(
-    app: App, incident_id: str | None, make: Any, new: Incident | None = None
+    app: App, incident_id: str | None, make: Any, new: Incident | None = None,
+    also: tuple[list[str], Callable[[Incident], list[Incident]]] | None = None,
 ) -> tuple[Incident, IncidentUpdate]:
     """Append the update ``make(incident)`` returns, atomically with its status changes and ledger rows.
 
     ``new``: an incident not stored yet; it is written in the same transaction as its first update.
+    ``also``: (ids, change): the incidents with these ids are watched, and the documents
+    ``change(incident)`` returns are written in the same transaction (a merge's target).
     """
     now = app.clock.now()
     deadline = now.timestamp() + app.settings.delivery.deadline_hours * 3600
@@ -135,7 +138,7 @@ def _commit(
             return UpdateCommit(incident, done, already=True)
         update = make(incident)
         update.op_id = op
-        commit = UpdateCommit(incident, update)
+        commit = UpdateCommit(incident, update, also=also[1](incident) if also else [])
         if keyed:  # in the write's own transaction, so a retry after a crash finds it
             commit.op, commit.op_ttl = op, idempotent.KEEP_SECONDS
         if not update.draft:
@@ -149,10 +152,15 @@ def _commit(
                 ))
         return commit
 
-    commit = app.store.commit_update(incident_id, prepare)
+    commit = app.store.commit_update(incident_id, prepare, also_watch=also[0] if also else ())
     if not commit.update.draft:
         _enqueue(app, commit.update)
     return commit.incident, commit.update
+
+
+def committed(app: App, op: str) -> tuple[Incident, IncidentUpdate] | None:
+    """The write a staff request with this idempotency op committed (handed to the workers again), if any."""
+    return _earlier(app, op, app.store.op_incident(op))
 
 
 def _earlier(app: App, op: str, incident_id: str | None) -> tuple[Incident, IncidentUpdate] | None:
@@ -240,6 +248,32 @@ def update_incident(
 
     A resolved (completed) incident still takes a closing note or postmortem: an update whose status is
     the final one (or not given) is appended without reopening it or touching any component."""
+    make = _update_maker(app, status=status, body=body, components=components, impact=impact, author=author,
+                         channels=channels, draft=draft)
+    return _commit(app, incident_id, make)[1]
+
+
+def close_into(app: App, source_id: str, into_id: str, *, body: Mapping[str, str] | str,
+               author: str = "staff") -> IncidentUpdate:
+    """A merge's one write: resolve ``source_id`` with ``body`` (no component changes), and in the same
+    transaction (with the request's idempotency op) add its components to ``into_id``."""
+
+    def join(source: Incident) -> list[Incident]:
+        into = app.store.get_incident(into_id)  # read after the watch: a change underneath re-runs this
+        added = [c for c in source.components if c not in into.components]
+        into.components.extend(added)
+        return [into] if added else []
+
+    make = _update_maker(app, status="resolved", body=body, components={}, impact=None, author=author,
+                         channels=None, draft=False)
+    return _commit(app, source_id, make, also=([into_id], join))[1]
+
+
+def _update_maker(
+    app: App, *, status: str | None, body: Mapping[str, str] | str,
+    components: Mapping[str, str] | Iterable[str] | None, impact: str | Impact | None,
+    author: str, channels: Iterable[str] | None, draft: bool,
+) -> Callable[[Incident], IncidentUpdate]:
     text = _body(body)
     chosen = _channels(app, channels)
     imp = _impact(impact) if impact is not None else None
@@ -258,7 +292,7 @@ def update_incident(
             _apply(inc, upd, imp, app.clock.now())
         return upd
 
-    return _commit(app, incident_id, make)[1]
+    return make
 
 
 def _apply(inc: Incident, upd: IncidentUpdate, impact: Impact | None, now: datetime) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from notifier.engine import actions as act
 from notifier.engine import texts
 from notifier.errors import UsageError
-from notifier.services import engine_runner
+from notifier.services import engine_runner, idempotent
 
 if TYPE_CHECKING:
     from notifier.app import App
@@ -20,9 +20,18 @@ if TYPE_CHECKING:
 
 
 def merge_incidents(app: App, source_id: str, into_id: str, *, author: str = "staff") -> Incident:
-    """Merge ``source_id`` into ``into_id``; returns the target incident. Both must be open incidents."""
+    """Merge ``source_id`` into ``into_id``; returns the target incident. Both must be open incidents.
+
+    The merge's write (the source resolved with its note, its components added to the target, and a
+    staff API ``Idempotency-Key``'s op) is one transaction, after the engine's groups were joined (which
+    a second run finds already done). A repeat of a committed request answers with the target instead of
+    merging (or refusing) again.
+    """
     from notifier.services import incidents
 
+    op = idempotent.current_op.get()
+    if op and incidents.committed(app, op) is not None:
+        return app.store.get_incident(into_id)  # the key's fingerprint pins the request: same source, same target
     if source_id == into_id:
         raise UsageError("into: an incident cannot be merged into itself; give two different incident ids")
     source, into = app.store.get_incident(source_id), app.store.get_incident(into_id)
@@ -37,16 +46,9 @@ def merge_incidents(app: App, source_id: str, into_id: str, *, author: str = "st
     app.extras["engine_lock"] = lock
     try:
         _merge_groups(app, source_id, into_id)
-        into = app.store.get_incident(into_id)
-        for comp in source.components:
-            if comp not in into.components:
-                into.components.append(comp)
-        app.store.save_incident(into)
         # under the lock: the engine's next run must not take this resolution for a person closing a group
-        incidents.update_incident(
-            app, source_id, status="resolved", body=texts.merged(into.id, {"en": into.name, **into.names}),
-            components={}, author=author,
-        )
+        incidents.close_into(app, source_id, into_id, body=texts.merged(into.id, {"en": into.name, **into.names}),
+                             author=author)
     finally:
         engine_runner.release_lock(app, lock)
     return app.store.get_incident(into_id)

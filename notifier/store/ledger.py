@@ -96,6 +96,16 @@ end
 return 1
 """
 
+# ``_RELEASE`` and, only when the row moved, the staff request's idempotency op recorded in the same
+# atomic step (KEYS[4] = the op's key, ARGV[9] = what the request answered, ARGV[10] = seconds to keep it).
+# The release body runs unchanged inside a function: its ``return``s become the function's result.
+_RELEASE_FOR_OP = "local function release()\n" + _RELEASE + """
+end
+local moved = release()
+if moved == 1 then redis.call('SET', KEYS[4], ARGV[9], 'EX', ARGV[10]) end
+return moved
+"""
+
 # An expired claim: never marked sending -> pending (provably not sent); else unknown (maybe sent).
 _EXPIRE = """
 local row, claimed_z, due_z, id, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2])
@@ -202,6 +212,7 @@ class Ledger:
         self._sending = redis.register_script(_MARK_SENDING)
         self._posted = redis.register_script(_MARK_POSTED)
         self._release = redis.register_script(_RELEASE)
+        self._release_for_op = redis.register_script(_RELEASE_FOR_OP)
         self._expire = redis.register_script(_EXPIRE)
 
     # keys
@@ -288,6 +299,29 @@ class Ledger:
                       expect.value if expect else ""],
             )
         )
+
+    def op_key(self, op: str) -> str:
+        return f"{self.prefix}notice-op:{op}"
+
+    def release_for_op(
+        self, notice_id: str, state: DeliveryState, now: float, next_at: float | None, error: str, *,
+        keep_sending: bool, expect: DeliveryState, op: str, result: str, ttl: int,
+    ) -> bool:
+        """``release`` without a token (a person's retry) that, when the row moved, records ``op`` ->
+        ``result`` for ``ttl`` seconds in the same script: a retry of the request after a crash finds it."""
+        nxt = "inf" if next_at is None else repr(next_at)
+        return bool(
+            self._release_for_op(
+                keys=[*self._keys(notice_id), self.op_key(op)],
+                args=[notice_id, "", state.value, now, nxt, error[:500], "1" if keep_sending else "0",
+                      expect.value, result, max(1, int(ttl))],
+            )
+        )
+
+    def op_result(self, op: str, now: float) -> str | None:
+        """What the request with this idempotency op answered, if its release was committed."""
+        raw = self.redis.get(self.op_key(op))
+        return None if raw is None else str(raw)
 
     def expire(self, notice_id: str, now: float) -> str:
         """Expire this row's claim if its lease ran out: '' (nothing to do), 'pending' or 'unknown'."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -50,6 +50,7 @@ class MemoryLedger:
         self.index: dict[str, float] = {}
         self.claimed: dict[str, float] = {}
         self.due_at: dict[str, float] = {}
+        self.ops: dict[str, tuple[str, float]] = {}  # idempotency op -> (result, expiry)
 
     def create(self, n: NewNotice) -> None:
         with self._lock:
@@ -144,6 +145,20 @@ class MemoryLedger:
             else:
                 self.due_at.pop(notice_id, None)
             return True
+
+    def release_for_op(
+        self, notice_id: str, state: DeliveryState, now: float, next_at: float | None, error: str, *,
+        keep_sending: bool, expect: DeliveryState, op: str, result: str, ttl: int,
+    ) -> bool:
+        with self._lock:
+            moved = self.release(notice_id, "", state, now, next_at, error, keep_sending=keep_sending, expect=expect)
+            if moved:
+                self.ops[op] = (result, now + max(1, int(ttl)))
+            return moved
+
+    def op_result(self, op: str, now: float) -> str | None:
+        found = self.ops.get(op)
+        return found[0] if found and found[1] > now else None
 
     def expire(self, notice_id: str, now: float) -> str:
         with self._lock:
@@ -547,7 +562,8 @@ class MemoryStore:
         return out
 
     def commit_update(
-        self, incident_id: str | None, prepare: Callable[[Incident | None], UpdateCommit]
+        self, incident_id: str | None, prepare: Callable[[Incident | None], UpdateCommit],
+        also_watch: Sequence[str] = (),
     ) -> UpdateCommit:
         with self._lock:  # holding the lock is what WATCH/MULTI is to the Redis store: nobody changes it meanwhile
             incident = self.get_incident(incident_id) if incident_id else None
@@ -563,7 +579,10 @@ class MemoryStore:
                 self._history.setdefault(change.component_id, []).append(line)
             for notice in commit.notices:
                 self.ledger.create(notice)
+            others = [(o, json.dumps(o.to_dict(), ensure_ascii=False)) for o in commit.also]
             self._put(commit.incident, doc)
+            for other, other_doc in others:
+                self._put(other, other_doc)
             return commit
 
     def op_incident(self, op: str) -> str | None:

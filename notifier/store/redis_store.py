@@ -21,7 +21,7 @@ store owns both (``engine_state``, ``events``), so one client serves them all.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -128,7 +128,8 @@ class RedisStore:
         return out
 
     def commit_update(
-        self, incident_id: str | None, prepare: Callable[[Incident | None], UpdateCommit]
+        self, incident_id: str | None, prepare: Callable[[Incident | None], UpdateCommit],
+        also_watch: Sequence[str] = (),
     ) -> UpdateCommit:
         """One atomic write of what ``prepare(incident)`` decided: the incident, its component changes,
         its ledger rows and the idempotency op (see ``ports.UpdateCommit``).
@@ -150,17 +151,23 @@ class RedisStore:
             for n in commit.notices:
                 self.ledger.create_in(pipe, n.notice_id, n.channel, n.update_id, n.incident_id, n.now, n.deadline)
             self._save_incident_in(pipe, commit.incident)
+            for other in commit.also:
+                self._save_incident_in(pipe, other)
             return commit
 
-        return self._transact(incident_id, body)
+        return self._transact(incident_id, body, [self.key("incident", i) for i in also_watch])
 
     def op_incident(self, op: str) -> str | None:
         """The incident an idempotent write with this op id committed to, if any."""
         return self.redis.get(self.key("op", op))
 
-    def _transact(self, incident_id: str | None, fn: Callable[[Any, Incident | None], T]) -> T:
-        """``fn(pipe, incident)`` reads, then queues writes after pipe.multi(); re-run on WatchError."""
+    def _transact(
+        self, incident_id: str | None, fn: Callable[[Any, Incident | None], T], also: Sequence[str] = ()
+    ) -> T:
+        """``fn(pipe, incident)`` reads, then queues writes after pipe.multi(); re-run on WatchError.
+        ``also``: more keys to watch (``fn`` reads them itself)."""
         watch = [self.key("incident", incident_id)] if incident_id else []
+        watch += [k for k in also if k not in watch]
         with self.redis.pipeline() as pipe:
             while True:
                 try:

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from notifier.api import create_app
+from notifier.domain.model import UNVERIFIED, Receipt
 from notifier.services import delivery, maintenance
 from tests.integration._api_support import TOKENS, ApiServer, make_app, redis_server, settings_for
 from tests.support import future_window
@@ -176,6 +177,26 @@ def test_deliveries_list_and_retry(stack):
     assert [r["notice_id"] for r in posted] == [notice]
     resp = http.post(f"/api/v1/deliveries/{notice}/retry", headers=auth("publisher"))
     assert resp.status_code == 422 and "already posted" in resp.json()["detail"]
+
+
+def test_a_posted_row_whose_post_was_not_found_is_listed_as_posted_unverified(stack):
+    app, http = stack
+    first = http.post("/api/v1/incidents", json=INCIDENT, headers=auth("publisher")).json()
+    second = http.post("/api/v1/broadcasts", json={"body": "again"}, headers=auth("publisher")).json()
+    verified, unverified = f"{first['id']}.1:outbox", f"{second['id']}.1:outbox"
+    delivery.deliver(app, verified)
+    # what delivery records when the platform refused a re-send as a duplicate and the lookup failed
+    reason = "posted-unverified: the timeline lookup failed (HTTP 503)"
+    assert app.store.ledger.mark_posted(unverified, Receipt("", "", {UNVERIFIED: reason}), app.clock.timestamp()) \
+        == "posted"
+    rows = {r["notice_id"]: r for r in http.get("/api/v1/deliveries", headers=auth("viewer")).json()}
+    assert (rows[unverified]["state"], rows[unverified]["shown_state"]) == ("posted", "posted-unverified")
+    assert rows[unverified]["unverified"] == reason
+    assert (rows[verified]["shown_state"], rows[verified]["unverified"]) == ("posted", "")
+    only = http.get("/api/v1/deliveries", params={"state": "posted-unverified"}, headers=auth("viewer")).json()
+    assert [r["notice_id"] for r in only] == [unverified]
+    posted = http.get("/api/v1/deliveries", params={"state": "posted"}, headers=auth("viewer")).json()
+    assert sorted(r["notice_id"] for r in posted) == sorted([verified, unverified])
 
 
 def test_staff_bodies_over_one_mib_are_refused_after_auth_before_parsing(stack):

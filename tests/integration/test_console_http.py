@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from notifier.domain.model import DeliveryState
+from notifier.domain.model import UNVERIFIED, DeliveryState, Receipt
 from notifier.services import delivery
 from notifier.store.local_redis import LocalRedis
 from tests.console_support import TOKENS, Served, make_app, make_settings, web_app
@@ -221,6 +221,18 @@ def test_publisher_publishes_and_sees_delivery_states(served, app):
     assert 'data-channel="hook" data-state="failed"' in dashboard
     assert "HTTP 400 from receiver: unknown field: text" in dashboard
     assert "Retry hook" in dashboard
+
+
+def test_a_post_that_could_not_be_verified_is_shown_as_such(served, app):
+    client, csrf = sign_in(served.url)
+    client.post("/console/compose", data={**INCIDENT, "channels": ["outbox"], "action": "publish", "csrf": csrf})
+    reason = "posted-unverified: <lookup> failed (HTTP 503)"
+    assert app.store.ledger.mark_posted("inc1.1:outbox", Receipt("", "", {UNVERIFIED: reason}),
+                                        app.clock.timestamp()) == "posted"
+    for page in (client.get("/console/incidents/inc1").text, client.get("/console/").text):
+        assert 'data-channel="outbox" data-state="posted-unverified"' in page
+        assert "Posted, unverified" in page and html.escape(reason, quote=False) in page
+        assert 'data-state="posted"' not in page
 
 
 def test_failed_delivery_is_retried_from_the_page(served, app):

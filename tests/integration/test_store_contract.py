@@ -188,6 +188,43 @@ def test_release_without_a_token_moves_only_a_row_nobody_holds_from_the_expected
     assert ledger.claim("inc1.1:x", 1e12, 30).mode == "early"
 
 
+def test_a_release_for_an_op_records_the_op_only_when_the_row_moved(store: Any) -> None:
+    ledger = _row(store)
+    kw: dict[str, Any] = {"keep_sending": False, "op": "op1", "result": "first", "ttl": 60}
+    assert ledger.release_for_op("inc1.1:x", DeliveryState.PENDING, 110.0, 110.0, "retry",
+                                 expect=DeliveryState.FAILED, **kw) is False  # it is pending, not failed
+    assert ledger.op_result("op1", 110.0) is None
+    assert ledger.release_for_op("inc1.1:x", DeliveryState.FAILED, 110.0, None, "by hand",
+                                 expect=DeliveryState.PENDING, **kw) is True
+    assert ledger.op_result("op1", 110.0) == "first"
+    assert ledger.op_result("op2", 110.0) is None
+    row = ledger.get("inc1.1:x")
+    assert (row.state, row.last_error) == (DeliveryState.FAILED, "by hand")
+    assert ledger.due(1e12) == []
+
+
+def test_a_commit_writes_the_other_incidents_it_brings_in_the_same_transaction(store: Any) -> None:
+    _publish(store, None, _incident(store), ["x"])
+    other = Incident(id=store.next_id("inc"), name="Mail", status="investigating", impact=Impact.MAJOR,
+                     created_at=T0, components=["smtp"])
+    store.save_incident(other)
+
+    def prepare(incident: Incident | None) -> UpdateCommit:
+        assert incident is not None
+        upd = IncidentUpdate(id="inc1.2", incident_id="inc1", number=2, status="resolved", body={"en": "merged"},
+                             created_at=T0)
+        incident.updates.append(upd)
+        incident.status = "resolved"
+        target = store.get_incident(other.id)
+        target.components.append("imap")
+        return UpdateCommit(incident, upd, op="op9", op_ttl=60, also=[target])
+
+    store.commit_update("inc1", prepare, also_watch=[other.id])
+    assert store.get_incident(other.id).components == ["smtp", "imap"]
+    assert not store.get_incident("inc1").is_open
+    assert store.op_incident("op9") == "inc1"
+
+
 def test_ledger_rows_filter_newest_first_and_bookkeeping_fields(store: Any) -> None:
     _publish(store, None, _incident(store), ["x", "statuspage"])
     _publish(store, None, _incident(store), ["x"])

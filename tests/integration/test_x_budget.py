@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
 from pydantic import SecretStr
 
 from notifier.channels.x import XChannel, XSettings
-from notifier.channels.x_budget import PostingBudget, Window
+from notifier.channels.x_budget import BUSY, LocalBudget, PostingBudget, Window
 from notifier.errors import Transient
 from tests.fakes.redis_server import redis_server
 from tests.fakes.social import context, incident, notice
 from tests.fakes.x_api import FakeXApi
+from tests.integration._api_support import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +117,59 @@ def test_a_429_closes_the_account_for_every_process_and_the_key_honours_the_pref
         assert info.value.retry_after > 100
         assert len(fake.recorded("POST", "/2/tweets")) == 1
         assert client.exists("site-a:x:x:budget:blocked") and not client.keys("notifier:x:*")
+
+
+def _racer(redis_url: str, api_url: str, worker: int, barrier: Any, queue: multiprocessing.Queue) -> None:
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    settings = XSettings(type="x", api_base_url=api_url, user_token=SecretStr("oauth2-user-token-1"))
+    chan = XChannel("x", settings, context(redis=conn))
+    note = notice(incident([f"Racer {worker}"], incident_id=f"inc9{worker:02d}"), 1, "x")
+    rendering = chan.render(note)
+    barrier.wait(60)  # every worker ready: they all write at once
+    try:
+        chan.send(note, rendering)
+        queue.put(("posted", 0.0))
+    except Transient as exc:
+        queue.put(("deferred", exc.retry_after or 0.0))
+
+
+def test_writes_in_flight_when_x_answers_429_do_not_reach_x(redis_url: str, client: redis.Redis) -> None:
+    """Four workers write to one account at the same moment and X answers the first with a 429: with
+    one write in flight per account, nothing else reaches X before the reset (without the gate, the
+    other three had passed the budget already and arrived while the 429 was on its way)."""
+    ctx = multiprocessing.get_context("spawn")
+    queue, barrier = ctx.Queue(), ctx.Barrier(5)
+    with FakeXApi() as fake:
+        fake.latency = 0.3  # each answer takes a while, as X's do under load
+        fake.rate_limit_next(reset_in=120)
+        procs = [ctx.Process(target=_racer, args=(redis_url, fake.url, w, barrier, queue)) for w in range(4)]
+        for proc in procs:
+            proc.start()
+        barrier.wait(120)
+        results = [queue.get(timeout=120) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=30)
+        writes = fake.recorded("POST", "/2/tweets")
+        posts = fake.posts()
+    assert len(writes) == 1 and posts == []  # the 429 was the only write X saw
+    assert [r[0] for r in results] == ["deferred"] * 4
+    assert all(r[1] > 100 for r in results)  # all told to come back after X's reset
+    assert not client.exists("notifier:x:x:budget:inflight")  # the gate is open again
+
+
+@pytest.mark.parametrize("kind", ["redis", "local"])
+def test_one_write_in_flight_per_account_and_a_dead_holders_gate_opens_by_itself(kind: str,
+                                                                                 client: redis.Redis) -> None:
+    windows = [Window(900, 100)]
+    budget = PostingBudget(client, "t:gate", windows, gate=0.2) if kind == "redis" else LocalBudget(windows, 0.2)
+    now = 1_800_000_000.0
+    first, _ = budget.acquire(now)
+    assert first is not None
+    assert budget.acquire(now) == (None, BUSY)  # the first write has no answer yet
+    budget.end_write("someone else's slot")  # only the holder opens it
+    assert budget.acquire(now) == (None, BUSY)
+    budget.end_write(first)
+    second, _ = budget.acquire(now)
+    assert second is not None
+    # the holder dies: the gate opens after its lease (Redis: its PX; local: the clock given)
+    wait_for(lambda: budget.acquire(now + 0.5)[0] is not None, timeout=10, what="the dead holder's gate to open")
