@@ -106,7 +106,8 @@ class DeliveryLedger(Protocol):
         """The rows of these notices, in order (None where there is none), in one round trip."""
 
     def claim(self, notice_id: str, now: float, lease: float) -> Claim:
-        """Take the row for ``lease`` seconds (send or reconcile), or say why not."""
+        """Take the row for ``lease`` seconds (send or reconcile), or say why not. On any row not posted
+        or failed it also records, in the same write, that a task reached a worker (``task_seen_at``)."""
 
     def mark_sending(self, notice_id: str, token: str, now: float, rendered: list[str]) -> bool:
         """Record that the request may leave now. False: the claim was lost; do not send."""
@@ -116,9 +117,10 @@ class DeliveryLedger(Protocol):
 
     def release(
         self, notice_id: str, token: str, state: DeliveryState, now: float, next_at: float | None, error: str,
-        keep_sending: bool = False, expect: DeliveryState | None = None,
+        keep_sending: bool = False, expect: DeliveryState | None = None, enqueued_at: float | None = None,
     ) -> bool:
-        """Move a held row (or, without a token, a row nobody holds) to pending/unknown/failed."""
+        """Move a held row (or, without a token, a row nobody holds) to pending/unknown/failed; with
+        ``enqueued_at``, also record when its next task is expected (in the same atomic write)."""
 
     def release_for_op(
         self, notice_id: str, state: DeliveryState, now: float, next_at: float | None, error: str, *,
@@ -145,8 +147,12 @@ class DeliveryLedger(Protocol):
     def task_seen(self, notice_id: str, now: float) -> None:
         """A deliver task for this row reached a worker."""
 
-    def touch_enqueued(self, notice_id: str, now: float) -> None:
-        """A task for this row was enqueued (or is expected at ``now``)."""
+    def touch_enqueued(self, notice_id: str, now: float, seen: float | None = None) -> None:
+        """A task for this row was enqueued (or is expected at ``now``); with ``seen``, also record
+        ``task_seen_at`` in the same write."""
+
+    def touch_enqueued_many(self, notice_ids: list[str], now: float) -> None:
+        """``touch_enqueued`` for many rows in one round trip (not atomic across rows)."""
 
     def rows(
         self, channel: str | None = None, state: str | None = None, update_id: str | None = None,

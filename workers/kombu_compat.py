@@ -36,7 +36,9 @@ transport (the regression test above fails without this work-around; run it afte
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 _MARK = "_notifier_detached_transport_guard"
@@ -69,4 +71,38 @@ def install() -> bool:
 
     setattr(_connparams, _MARK, True)
     setattr(channel, "_connparams", _connparams)  # noqa: B010 - mypy forbids assigning to a method
+    _install_client_reuse(channel)
     return True
+
+
+def _install_client_reuse(channel: Any) -> None:
+    """kombu's ``Channel.conn_or_acquire()`` builds a new ``redis.Redis`` object on every call (every ack,
+    every publish's pipeline): constructing one copies its response-callback tables, a measurable share
+    of the worker main process's CPU per task (issue 14). A Redis client over a connection pool is
+    thread-safe and holds no connection of its own, so one per channel and pool does the same work.
+
+    Same behaviour otherwise: a new pool (kombu replaced it) gets a new client, and a channel whose
+    transport was detached goes through kombu's own path, where the guard above raises the connection
+    error Celery recovers from (a cached client must not paper over a lost broker)."""
+    original = channel.__dict__.get("conn_or_acquire")
+    if original is None or getattr(original, _MARK, False):
+        return
+
+    @contextlib.contextmanager
+    def conn_or_acquire(self: Any, client: Any = None) -> Iterator[Any]:
+        if client:
+            yield client
+            return
+        transport = getattr(self, "connection", None)
+        if transport is None or getattr(transport, "client", None) is None:
+            yield self._create_client()  # kombu's path: _connparams raises for a detached transport
+            return
+        cached = self.__dict__.get("_notifier_client")
+        pool = self.__dict__.get("_pool")
+        if cached is None or pool is None or cached.connection_pool is not pool:
+            cached = self._create_client()  # sets self._pool when there was none
+            self._notifier_client = cached
+        yield cached
+
+    setattr(conn_or_acquire, _MARK, True)
+    setattr(channel, "conn_or_acquire", conn_or_acquire)  # noqa: B010

@@ -27,6 +27,7 @@ import requests
 from pydantic import SecretStr
 
 from notifier.channels.base import Channel, Rendering
+from notifier.channels.http import ChannelSession
 from notifier.channels.http_errors import server_error, transport_error
 from notifier.channels.x_text import compose
 from notifier.config import ChannelSettings
@@ -111,7 +112,7 @@ class BlueskyChannel(Channel):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.session = requests.Session()
+        self.session = ChannelSession()  # reads the proxy environment once per host
         self.timeout = self.settings.timeout or self.context.http_timeout
         self._auth: dict[str, str] | None = None
         self._lock = threading.Lock()

@@ -29,6 +29,7 @@ import requests
 from pydantic import SecretStr
 
 from notifier.channels.base import Channel, Rendering
+from notifier.channels.http import ChannelSession
 from notifier.channels.http_errors import server_error, transport_error
 from notifier.config import ChannelSettings
 from notifier.domain.model import Notice, Receipt
@@ -148,7 +149,7 @@ class FacebookChannel(Channel):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.session = requests.Session()
+        self.session = ChannelSession()  # reads the proxy environment once per host
         self.timeout = self.settings.timeout or self.context.http_timeout
 
     # -- rendering --------------------------------------------------------------------------------

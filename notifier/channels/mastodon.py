@@ -20,6 +20,7 @@ import requests
 from pydantic import SecretStr
 
 from notifier.channels.base import Channel, Rendering
+from notifier.channels.http import ChannelSession
 from notifier.channels.http_errors import server_error, transport_error
 from notifier.channels.progress import thread_progress
 from notifier.channels.x_text import compose, part_pattern
@@ -110,7 +111,7 @@ class MastodonChannel(Channel):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.session = requests.Session()
+        self.session = ChannelSession()  # reads the proxy environment once per host
         self.session.headers["Authorization"] = f"Bearer {self.settings.access_token.get_secret_value()}"
         self.timeout = self.settings.timeout or self.context.http_timeout
         self._account_id: str | None = None

@@ -20,7 +20,7 @@ import requests
 from pydantic import SecretStr, field_validator
 
 from notifier.channels.base import Channel, Rendering
-from notifier.channels.http import request_error
+from notifier.channels.http import ChannelSession, request_error
 from notifier.config import ChannelSettings
 from notifier.domain.model import Notice, Receipt, to_iso
 from notifier.errors import CannotReconcile, DeliveryError, OutcomeUnknown, Permanent, Transient
@@ -94,7 +94,7 @@ class WebhookChannel(Channel):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.session = requests.Session()
+        self.session = ChannelSession()  # reads the proxy environment once per host
 
     def render(self, notice: Notice) -> Rendering:
         text = self.context.templates.render(

@@ -31,6 +31,7 @@ from pydantic import SecretStr, model_validator
 from requests.adapters import HTTPAdapter
 
 from notifier.channels.base import Channel, Rendering
+from notifier.channels.http import ChannelSession
 from notifier.channels.http_errors import server_error, transport_error
 from notifier.channels.progress import thread_progress
 from notifier.channels.x_budget import BUSY, LocalBudget, PostingBudget, Window
@@ -175,6 +176,7 @@ class XChannel(Channel):
                 return_type=requests.Response, wait_on_rate_limit=False,
             )
         timeout = s.timeout or self.context.http_timeout
+        self.client.session = ChannelSession()  # tweepy's own is a plain Session: proxy env read per request
         self.client.session.mount(TWITTER_HOST, _Redirect(s.api_base_url, timeout))
         windows = [Window(900, s.budget_per_15min), Window(86400, s.budget_per_24h)]
         budgets = self.context.budgets  # keyed under redis.key_prefix, shared by every worker

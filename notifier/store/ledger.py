@@ -26,6 +26,8 @@ local now, lease, token, id = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARG
 local state = redis.call('HGET', row, 'state')
 if not state then return {'missing', ''} end
 if state == 'posted' or state == 'failed' then return {state, ''} end
+-- a task for this row reached a worker: the sweeper's proof that it is alive (in the same write as the claim)
+redis.call('HSET', row, 'task_seen_at', ARGV[1])
 if state == 'claimed' then
   local lease_until = tonumber(redis.call('HGET', row, 'lease_until'))
   if lease_until > now then return {'busy', tostring(lease_until)} end
@@ -75,7 +77,7 @@ return 'posted'
 _RELEASE = """
 local row, claimed_z, due_z, id = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local token, new_state, now, next_at, err = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local keep_sending, expect = ARGV[7] == '1', ARGV[8]
+local keep_sending, expect, enqueued_at = ARGV[7] == '1', ARGV[8], ARGV[9]
 local state = redis.call('HGET', row, 'state')
 if not state or state == 'posted' then return 0 end
 if expect ~= '' and state ~= expect then return 0 end
@@ -87,6 +89,7 @@ end
 redis.call('HSET', row, 'state', new_state, 'next_at', next_at, 'last_error', err, 'updated_at', now,
            'token', '')
 if not keep_sending then redis.call('HSET', row, 'sending_at', '') end
+if enqueued_at ~= '' then redis.call('HSET', row, 'enqueued_at', enqueued_at) end
 redis.call('ZREM', claimed_z, id)
 if (new_state == 'pending' or new_state == 'unknown') and next_at ~= 'inf' then
   redis.call('ZADD', due_z, next_at, id)
@@ -264,6 +267,7 @@ class Ledger:
         return [LedgerRow.from_hash(data) if data else None for data in found]
 
     def claim(self, notice_id: str, now: float, lease: float) -> Claim:
+        """Also records ``task_seen_at = now`` on any row not yet posted or failed (one write, not two)."""
         token = secrets.token_hex(8)
         mode, value = self._claim(keys=self._keys(notice_id), args=[now, lease, token, notice_id])
         if mode in ("send", "reconcile"):
@@ -284,19 +288,21 @@ class Ledger:
 
     def release(
         self, notice_id: str, token: str, state: DeliveryState, now: float, next_at: float | None, error: str,
-        keep_sending: bool = False, expect: DeliveryState | None = None,
+        keep_sending: bool = False, expect: DeliveryState | None = None, enqueued_at: float | None = None,
     ) -> bool:
         """Move a held row to pending/unknown (due at ``next_at``; None = wait for a person) or failed.
 
         With an empty ``token`` (a person, the sweeper) it moves only a row no live claim holds, only
         from ``expect`` when given, and false is returned when the row was not in that state.
+        ``enqueued_at``: also record, in the same write, when the row's next task is expected (only if
+        the row moved).
         """
         nxt = "inf" if next_at is None else repr(next_at)
         return bool(
             self._release(
                 keys=self._keys(notice_id),
                 args=[notice_id, token, state.value, now, nxt, error[:500], "1" if keep_sending else "0",
-                      expect.value if expect else ""],
+                      expect.value if expect else "", "" if enqueued_at is None else repr(enqueued_at)],
             )
         )
 
@@ -345,8 +351,19 @@ class Ledger:
     def task_seen(self, notice_id: str, now: float) -> None:
         self.redis.hset(self.row_key(notice_id), "task_seen_at", now)
 
-    def touch_enqueued(self, notice_id: str, now: float) -> None:
-        self.redis.hset(self.row_key(notice_id), "enqueued_at", now)
+    def touch_enqueued(self, notice_id: str, now: float, seen: float | None = None) -> None:
+        mapping: dict[str, float] = {"enqueued_at": now}
+        if seen is not None:
+            mapping["task_seen_at"] = seen
+        self.redis.hset(self.row_key(notice_id), mapping=mapping)
+
+    def touch_enqueued_many(self, notice_ids: list[str], now: float) -> None:
+        if not notice_ids:
+            return
+        with self.redis.pipeline(transaction=False) as pipe:
+            for nid in notice_ids:
+                pipe.hset(self.row_key(nid), "enqueued_at", now)
+            pipe.execute()
 
     def rows(
         self, channel: str | None = None, state: str | None = None, update_id: str | None = None,

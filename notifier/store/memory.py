@@ -79,6 +79,7 @@ class MemoryLedger:
             state = row["state"]
             if state in ("posted", "failed"):
                 return Claim(state)
+            row["task_seen_at"] = _arg(now)
             if state == "claimed":
                 lease_until = float(row["lease_until"])
                 if lease_until > now:
@@ -121,7 +122,7 @@ class MemoryLedger:
 
     def release(
         self, notice_id: str, token: str, state: DeliveryState, now: float, next_at: float | None, error: str,
-        keep_sending: bool = False, expect: DeliveryState | None = None,
+        keep_sending: bool = False, expect: DeliveryState | None = None, enqueued_at: float | None = None,
     ) -> bool:
         with self._lock:
             row = self.hashes.get(notice_id)
@@ -139,6 +140,8 @@ class MemoryLedger:
             row.update(state=state.value, next_at=nxt, last_error=error[:500], updated_at=_arg(now), token="")
             if not keep_sending:
                 row["sending_at"] = ""
+            if enqueued_at is not None:
+                row["enqueued_at"] = _arg(enqueued_at)
             self.claimed.pop(notice_id, None)
             if state in (DeliveryState.PENDING, DeliveryState.UNKNOWN) and next_at is not None:
                 self.due_at[notice_id] = next_at
@@ -194,9 +197,16 @@ class MemoryLedger:
         with self._lock:
             self.hashes.setdefault(notice_id, {})["task_seen_at"] = _arg(now)
 
-    def touch_enqueued(self, notice_id: str, now: float) -> None:
+    def touch_enqueued(self, notice_id: str, now: float, seen: float | None = None) -> None:
         with self._lock:
-            self.hashes.setdefault(notice_id, {})["enqueued_at"] = _arg(now)
+            row = self.hashes.setdefault(notice_id, {})
+            row["enqueued_at"] = _arg(now)
+            if seen is not None:
+                row["task_seen_at"] = _arg(seen)
+
+    def touch_enqueued_many(self, notice_ids: list[str], now: float) -> None:
+        for nid in notice_ids:
+            self.touch_enqueued(nid, now)
 
     def rows(
         self, channel: str | None = None, state: str | None = None, update_id: str | None = None,

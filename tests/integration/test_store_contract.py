@@ -239,6 +239,27 @@ def test_ledger_rows_filter_newest_first_and_bookkeeping_fields(store: Any) -> N
     assert (row.task_seen_at, row.enqueued_at, row.attempt) == (150.0, 160.0, 0)
 
 
+def test_claim_records_the_task_sighting_and_a_retry_release_its_expected_task_in_the_same_write(
+        store: Any) -> None:
+    ledger = _row(store)
+    claim = ledger.claim("inc1.1:x", 100.0, 30)
+    assert ledger.get("inc1.1:x").task_seen_at == 100.0
+    assert ledger.claim("inc1.1:x", 101.0, 30).mode == "busy"
+    assert ledger.get("inc1.1:x").task_seen_at == 101.0  # a busy copy is a live task too
+    assert ledger.release("inc1.1:x", claim.token, DeliveryState.PENDING, 102.0, 110.0, "503",
+                          enqueued_at=110.0) is True
+    assert ledger.get("inc1.1:x").enqueued_at == 110.0
+    assert ledger.release("inc1.1:x", "stale", DeliveryState.PENDING, 103.0, 120.0, "x", enqueued_at=120.0) is False
+    assert ledger.get("inc1.1:x").enqueued_at == 110.0  # a release that did not move the row writes nothing
+    ledger.touch_enqueued("inc1.1:x", 130.0, seen=125.0)
+    ledger.touch_enqueued_many(["inc1.1:x"], 140.0)
+    row = ledger.get("inc1.1:x")
+    assert (row.enqueued_at, row.task_seen_at) == (140.0, 125.0)
+    ledger.mark_posted("inc1.1:x", Receipt("r1", "https://x/r1"), 150.0)
+    ledger.claim("inc1.1:x", 160.0, 30)
+    assert ledger.get("inc1.1:x").task_seen_at == 125.0  # a posted row is not written by a stray task
+
+
 # ---- the event stream -------------------------------------------------------------------------------
 def _event(n: int) -> tuple[str, str]:
     return f"e{n}", json.dumps({"n": n})

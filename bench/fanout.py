@@ -1,0 +1,215 @@
+"""Benchmark: fan-out of N updates x 3 channels (X, Facebook, webhook) through the service as shipped.
+
+Shipped path: a real redis-server with ``appendfsync always`` (what ``notifier.store.local_redis`` runs by
+default), the real ``CeleryDispatcher`` (one Celery publish per notice), a real Celery worker
+(``-P prefork``, the compose default pool) running ``workers.tasks.deliver_notice``, the real X (tweepy,
+OAuth 2.0 user token), Facebook and webhook channels. The fakes answer after ``--latency`` seconds (X and
+Facebook in their own processes, the webhook receiver in this one).
+
+All updates are accepted first; then the worker starts and drains. Reported: wall time from the worker's
+heartbeat to the last post seen at the fakes, worker CPU (main process + pool children, from /proc) per
+delivery, worker RSS at the end. The floor (labelled as such, it is not the service): the same 3 x N
+POSTs from a plain thread pool of the same size with ``requests``, no queue, no ledger.
+
+    .venv/bin/python bench/fanout.py [--updates 1000] [--concurrency 4] [--latency 0.1] [--no-floor]
+
+``--paced N`` measures the urgent path instead: N single broadcasts, each waited for until it is on all
+three fakes (0 ms unless ``--latency``), p50/p99 against the floor of the same three posts sent directly
+and in parallel (3 threads, one plain ``requests`` POST each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import redis
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.channels import FakeInProcess  # noqa: E402
+from notifier.bootstrap import build  # noqa: E402
+from notifier.config_loader import load_settings  # noqa: E402
+from notifier.services import incidents  # noqa: E402
+from notifier.store.local_redis import LocalRedis  # noqa: E402
+from tests.fakes.graph_api import PAGE_ID, TOKEN  # noqa: E402
+from tests.fakes.webhook_receiver import WebhookReceiver  # noqa: E402
+from tests.support import start_worker, write_config  # noqa: E402
+from workers.dispatch import CeleryDispatcher  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def group_usage(pgid: int) -> tuple[float, float]:
+    """(CPU seconds, RSS MB) of every live process in the process group ``pgid``."""
+    cpu = rss = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[2]) != pgid:
+                continue
+            cpu += (int(fields[11]) + int(fields[12])) / TICK
+            rss += int(Path(f"/proc/{entry}/statm").read_text().split()[1]) * PAGE / 2**20
+        except (OSError, ValueError, IndexError):
+            continue
+    return cpu, rss
+
+
+def floor(x_url: str, fb_url: str, hook_url: str, n: int, concurrency: int) -> float:
+    one = floor_sender(x_url, fb_url, hook_url)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(n)))
+    return time.perf_counter() - t0
+
+
+def floor_sender(x_url: str, fb_url: str, hook_url: str) -> object:
+    local = threading.local()
+
+    def one(i: int) -> None:
+        session = getattr(local, "s", None) or requests.Session()
+        local.s = session
+        kind = i % 3
+        if kind == 0:
+            r = session.post(f"{x_url}/2/tweets", json={"text": f"Floor notice {i} #INC{i}·1"}, timeout=10,
+                             headers={"Authorization": "Bearer oauth2-user-token-1"})
+        elif kind == 1:
+            r = session.post(f"{fb_url}/v21.0/{PAGE_ID}/feed", timeout=10,
+                             data={"message": f"Floor notice {i}", "access_token": TOKEN})
+        else:
+            r = session.post(hook_url, json={"notice_id": f"f{i}", "text": "x" * 120}, timeout=10,
+                             headers={"Idempotency-Key": f"f{i}"})
+        r.raise_for_status()
+
+    return one
+
+
+def pct(values: list[float], q: int) -> float:
+    import statistics
+
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def paced(app: object, n: int, done: object, floor_one: object) -> list[tuple[str, str, str, str, str]]:
+    samples: list[float] = []
+    for i in range(n):
+        before = done()  # type: ignore[operator]
+        t0 = time.perf_counter()
+        incidents.broadcast(app, body=f"Urgent notice {i}: mail is down.")  # type: ignore[arg-type]
+        while done() < before + 3:  # type: ignore[operator]
+            time.sleep(0.0005)
+        samples.append(time.perf_counter() - t0)
+    direct: list[float] = []
+    with ThreadPoolExecutor(3) as pool:
+        for i in range(n):
+            t0 = time.perf_counter()
+            list(pool.map(floor_one, [3 * i, 3 * i + 1, 3 * i + 2]))  # type: ignore[arg-type]
+            direct.append(time.perf_counter() - t0)
+    return [(label, str(len(xs)), f"{pct(xs, 50) * 1000:.1f}", f"{pct(xs, 99) * 1000:.1f}", f"{max(xs) * 1000:.1f}")
+            for label, xs in (("notifier: broadcast -> on x, facebook, webhook", samples),
+                              ("FLOOR: the 3 posts sent directly, in parallel", direct))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--updates", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--no-floor", action="store_true")
+    parser.add_argument("--label", default="notifier (this tree)")
+    parser.add_argument("--paced", type=int, default=0, help="urgent path: N single updates, each waited for")
+    args = parser.parse_args()
+    os.environ.update(BENCH_X_TOKEN="oauth2-user-token-1", BENCH_FB_TOKEN=TOKEN)  # the worker inherits them
+    tmp = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
+    server = LocalRedis(tmp / "redis", appendfsync="always").start()
+    try:
+        with FakeInProcess("x", args.latency) as fx, FakeInProcess("fb", args.latency) as fg, \
+                WebhookReceiver() as hook:
+            hook.delay = args.latency
+            client = redis.Redis.from_url(server.url, decode_responses=True)
+            config = write_config(tmp / "n.yaml", server.url, {
+                "x": {"type": "x", "api_base_url": fx.url, "user_token": "${BENCH_X_TOKEN}",
+                      "budget_per_15min": 10**6, "budget_per_24h": 10**6},
+                "facebook": {"type": "facebook", "graph_url": fg.url, "page_id": PAGE_ID,
+                             "page_token": "${BENCH_FB_TOKEN}"},
+                "hook": {"type": "webhook", "url": hook.url},
+            }, delivery={"lease_seconds": 120, "task_time_limit": 60, "http_timeout": 10, "requeue_after": 30,
+                         "sweep_interval": 15})
+            settings = load_settings(config)
+            app = build(settings, dispatcher=CeleryDispatcher(settings), redis_url=server.url)
+            if args.paced:
+                worker = start_worker(config, client, tmp / "worker.log", concurrency=args.concurrency)
+                try:
+                    prows = paced(app, args.paced, lambda: fx.count() + fg.count() + len(hook.keys()),
+                                  floor_sender(fx.url, fg.url, hook.url))
+                finally:
+                    worker.stop()
+                print("path | updates | p50 ms | p99 ms | max ms")
+                print("--- | ---: | ---: | ---: | ---:")
+                for r in prows:
+                    print(" | ".join(r))
+                print(f"\nprefork {args.concurrency}, fakes answer after {args.latency * 1000:.0f} ms, appendfsync "
+                      "always, real CeleryDispatcher; measured at the fakes")
+                return
+            t0 = time.perf_counter()
+            for i in range(args.updates):
+                incidents.broadcast(app, body=f"Benchmark notice {i}: mail is slow for some users.")
+            accept = time.perf_counter() - t0
+            total = args.updates * 3
+
+            def done() -> int:
+                return fx.count() + fg.count() + len(hook.keys())
+
+            worker = start_worker(config, client, tmp / "worker.log", concurrency=args.concurrency)
+            try:
+                cpu0, _ = group_usage(worker.proc.pid)  # imports and start-up are not per delivery
+                t0 = time.perf_counter()
+                deadline = t0 + 1800
+                while (got := done()) < total and time.perf_counter() < deadline:
+                    print(f"\r  {got}/{total}", end="", file=sys.stderr, flush=True)
+                    time.sleep(0.2)
+                wall = time.perf_counter() - t0
+                cpu, rss = group_usage(worker.proc.pid)
+                cpu -= cpu0
+                settle = time.perf_counter() + 30  # the last mark_posted lands just after its request
+                while time.perf_counter() < settle and sum(
+                        1 for r in app.store.ledger.rows() if r.state.value == "posted") < total:
+                    time.sleep(0.2)
+            finally:
+                worker.stop()
+            print(file=sys.stderr)
+            posted = sum(1 for r in app.store.ledger.rows() if r.state.value == "posted")
+            dupes = len(hook.keys()) - len(set(hook.keys()))
+            rows = [(args.label, f"prefork {args.concurrency}", f"{wall:.1f}", f"{total / wall:.1f}",
+                     f"{cpu / total * 1000:.2f}", f"{rss:.0f}", f"{posted}/{total}, {dupes} dup")]
+            if not args.no_floor:
+                fwall = floor(fx.url, fg.url, hook.url, total, args.concurrency)
+                rows.append(("FLOOR: threads + requests, no queue/ledger", f"{args.concurrency} threads",
+                             f"{fwall:.1f}", f"{total / fwall:.1f}", "-", "-", "-"))
+    finally:
+        server.stop()
+    head = ("system", "concurrency", "wall s", "deliveries/s", "worker CPU ms/delivery", "worker RSS MB",
+            "posted")
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    print(" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
+    print("-|-".join("-" * w for w in widths))
+    for r in rows:
+        print(" | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+    print(f"\n{args.updates} updates x 3 channels (x, facebook, webhook), fakes answer after "
+          f"{args.latency * 1000:.0f} ms, appendfsync always, real CeleryDispatcher; accept: "
+          f"{accept / args.updates * 1000:.1f} ms per update")
+
+
+if __name__ == "__main__":
+    main()
