@@ -100,12 +100,13 @@ return 1
 """
 
 # ``_RELEASE`` and, only when the row moved, the staff request's idempotency op recorded in the same
-# atomic step (KEYS[4] = the op's key, ARGV[9] = what the request answered, ARGV[10] = seconds to keep it).
+# atomic step (KEYS[4] = the op's key, ARGV[10] = what the request answered, ARGV[11] = seconds to keep it;
+# ARGV[9] is the release's own ``enqueued_at``).
 # The release body runs unchanged inside a function: its ``return``s become the function's result.
 _RELEASE_FOR_OP = "local function release()\n" + _RELEASE + """
 end
 local moved = release()
-if moved == 1 then redis.call('SET', KEYS[4], ARGV[9], 'EX', ARGV[10]) end
+if moved == 1 then redis.call('SET', KEYS[4], ARGV[10], 'EX', ARGV[11]) end
 return moved
 """
 
@@ -320,7 +321,7 @@ class Ledger:
             self._release_for_op(
                 keys=[*self._keys(notice_id), self.op_key(op)],
                 args=[notice_id, "", state.value, now, nxt, error[:500], "1" if keep_sending else "0",
-                      expect.value, result, max(1, int(ttl))],
+                      expect.value, "", result, max(1, int(ttl))],
             )
         )
 
