@@ -197,7 +197,7 @@ class ReplicatedEventStream(RedisEventStream):
 
 
 class ReplicatedLedger(Ledger):
-    """'posted' counts once it reached ``min_replicas`` replicas. When WAIT falls short the transition is
+    """'sending' and 'posted' count once they reached ``min_replicas`` replicas. When WAIT falls short the transition is
     retried (it is idempotent: 'already' when the master kept it, 'posted' again when a failover lost
     it), up to ``attempts`` times; then NotReplicated, and the task's retry / the sweeper repeat it."""
 
@@ -206,6 +206,14 @@ class ReplicatedLedger(Ledger):
     def __init__(self, client: Any, prefix: str, replication: Replication) -> None:
         super().__init__(client, prefix)
         self.replication = replication
+
+    def mark_sending(self, notice_id: str, token: str, now: float, rendered: list[str]) -> bool:
+        """The fence: a send starts only once 'sending' is on the replicas, so after a failover the new
+        master knows it may have gone out (and reconciles) instead of sending it again."""
+        marked = super().mark_sending(notice_id, token, now, rendered)
+        if marked:
+            self.replication.confirm()  # NotReplicated: no send; the lease runs out and a retry reconciles
+        return marked
 
     def mark_posted(self, notice_id: str, receipt: Receipt, now: float) -> str:
         result = super().mark_posted(notice_id, receipt, now)
