@@ -68,7 +68,10 @@ _CLIENT_OPTIONS: dict[str, Any] = {
 def sentinel_of(settings: Settings, timeout: float = 2.0) -> Sentinel:
     """A Sentinel client for ``redis.sentinels`` (Sentinel's own AUTH from ``redis.sentinel_password``)."""
     conf = settings.redis
-    sentinel_kwargs: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    # no retries with backoff on a Sentinel (redis-py's default): with all of them down, asking took 25 s
+    # and the API's answer timed out; one pass over the list is the retry
+    sentinel_kwargs: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
+                                       "retry": Retry(NoBackoff(), 0)}
     if conf.sentinel_password is not None:
         sentinel_kwargs["password"] = conf.sentinel_password.get_secret_value()
     password = conf.password.get_secret_value() if conf.password is not None else None

@@ -75,12 +75,13 @@ class SentinelProc:
 
 
 class SentinelCluster:
-    """``servers[0]`` starts as master, ``servers[1]`` as its replica; three Sentinels, quorum 2."""
+    """``servers[0]`` starts as master, the others as its replicas; three Sentinels, quorum 2."""
 
-    def __init__(self, data_dir: Path, sentinel_password: str | None = None) -> None:
-        master = LocalRedis(data_dir / "redis-a")
-        replica = LocalRedis(data_dir / "redis-b", extra_args=["--replicaof", "127.0.0.1", str(master.port)])
-        self.servers = [master, replica]
+    def __init__(self, data_dir: Path, sentinel_password: str | None = None, replicas: int = 1) -> None:
+        master = LocalRedis(data_dir / "redis-0")
+        self.servers = [master] + [
+            LocalRedis(data_dir / f"redis-{i + 1}", extra_args=["--replicaof", "127.0.0.1", str(master.port)])
+            for i in range(replicas)]
         self.sentinels = [SentinelProc(data_dir / f"sentinel-{i}", master.port, 2, sentinel_password)
                           for i in range(3)]
         self.sentinel_password = sentinel_password
@@ -88,7 +89,8 @@ class SentinelCluster:
     def start(self) -> SentinelCluster:
         for server in self.servers:
             server.start()
-        wait_for(lambda: self.replicas_of(self.servers[0]) >= 1, timeout=15, what="the replica's first sync")
+        wait_for(lambda: self.replicas_of(self.servers[0]) >= len(self.servers) - 1, timeout=15,
+                 what="the replicas' first sync")
         for s in self.sentinels:
             s.start()
         # every Sentinel has found the replica and its two peers: only then can a quorum elect a leader
@@ -103,7 +105,8 @@ class SentinelCluster:
     def _sees_all(self, s: SentinelProc) -> bool:
         with contextlib.suppress(redis.RedisError), s.client() as c:
             info = c.sentinel_master(MASTER_NAME)
-            return int(info.get("num-slaves", 0)) >= 1 and int(info.get("num-other-sentinels", 0)) >= 2
+            return (int(info.get("num-slaves", 0)) >= len(self.servers) - 1
+                    and int(info.get("num-other-sentinels", 0)) >= 2)
         return False
 
     @staticmethod
@@ -148,8 +151,9 @@ class SentinelCluster:
 
 
 @contextlib.contextmanager
-def sentinel_cluster(data_dir: Path, sentinel_password: str | None = None) -> Iterator[SentinelCluster]:
-    cluster = SentinelCluster(data_dir, sentinel_password)
+def sentinel_cluster(data_dir: Path, sentinel_password: str | None = None,
+                     replicas: int = 1) -> Iterator[SentinelCluster]:
+    cluster = SentinelCluster(data_dir, sentinel_password, replicas)
     try:
         yield cluster.start()
     finally:

@@ -11,7 +11,11 @@ master then comes back as the new master's replica and acknowledgements resume.
 
 from __future__ import annotations
 
+import functools
 import json
+import subprocess
+import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,16 +26,18 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import yaml
 
 from notifier.api import create_app
 from notifier.bootstrap import build
 from notifier.config_loader import load_settings
-from notifier.store.events import seen_key
+from notifier.ports import NullDispatcher
+from notifier.store.events import seen_key, stream_key
 from notifier.store.redis_store import connect
 from tests.fakes.sentinel import MASTER_NAME, SentinelCluster, sentinel_cluster
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.integration._api_support import ApiServer
-from tests.support import Proc, start_beat, start_worker, wait_for, write_config
+from tests.support import ROOT, Proc, env_for, start_beat, start_worker, wait_for, write_config
 from workers.dispatch import CeleryDispatcher
 
 pytestmark = pytest.mark.integration
@@ -43,7 +49,15 @@ PUBLISHER = {"Authorization": "Bearer publisher-token"}
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[SentinelCluster]:
+    """Two redis-servers (master + replica) and three Sentinels."""
     with sentinel_cluster(tmp_path / "ha", sentinel_password="sentinel-s3cret") as c:
+        yield c
+
+
+@pytest.fixture
+def three_hosts(tmp_path: Path) -> Iterator[SentinelCluster]:
+    """The documented three-host layout: a master, two replicas and three Sentinels."""
+    with sentinel_cluster(tmp_path / "ha3", sentinel_password="sentinel-s3cret", replicas=2) as c:
         yield c
 
 
@@ -65,7 +79,14 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PUBLISHER_TOKEN", "publisher-token")
 
 
+def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "notifier", "--config", str(config), *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60, env=env_for(config))
+
+
+@functools.cache
 def alert(n: int) -> bytes:
+    """Alert n, the same bytes on every retry (its event id comes from its fingerprint and times)."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return json.dumps({"version": "4", "groupKey": '{}:{alertname="ProbeFailed"}', "receiver": "notifier",
                        "status": "firing", "groupLabels": {"alertname": "ProbeFailed"}, "commonLabels": {},
@@ -76,8 +97,9 @@ def alert(n: int) -> bytes:
         "fingerprint": f"fp{n:06d}"}]}).encode()
 
 
-def test_master_sigkill_loses_nothing_and_doubles_nothing(tmp_path: Path, cluster: SentinelCluster, env: None,
+def test_master_sigkill_loses_nothing_and_doubles_nothing(tmp_path: Path, three_hosts: SentinelCluster, env: None,
                                                           receiver: WebhookReceiver) -> None:
+    cluster = three_hosts
     config = sentinel_config(tmp_path, cluster, receiver, min_replicas=1, wait_timeout_ms=300)
     settings = load_settings(config)
     app = build(settings, dispatcher=CeleryDispatcher(settings))  # connects through the Sentinels
@@ -124,23 +146,25 @@ def test_master_sigkill_loses_nothing_and_doubles_nothing(tmp_path: Path, cluste
             killed_at = time.monotonic()
             cluster.server_on(old_port).kill()
             new_port, promoted_at = cluster.wait_failover(old_port)
-            # no replica behind the new master: acknowledging now would be a promise a second failure
-            # could break, so the API refuses (503), and nothing it refused is counted as sent
-            refused = http.post("/webhooks/alertmanager", content=alert(10_000), headers=AM)
-            assert refused.status_code == 503 and refused.headers.get("Retry-After")
-            cluster.server_on(old_port).start()  # Sentinel turns the old master into the new one's replica
             delivered_before = len(receiver.keys())
+            first: list[float] = []
+            watcher = threading.Thread(target=lambda: first.append(wait_for(
+                lambda: len(receiver.keys()) > delivered_before and time.monotonic(), timeout=90, interval=0.01,
+                what="a delivery through the new master")), daemon=True)
+            watcher.start()
             for n in range(BEFORE, BEFORE + AFTER):
                 webhook(n)
                 broadcast(n)
-            webhook(10_000)  # the refused one, retried: now acknowledged
-            wait_for(lambda: len(receiver.keys()) > delivered_before, timeout=60,
-                     what="a delivery through the new master")
-            first_delivery = time.monotonic()
+            old = cluster.server_on(old_port).start()  # Sentinel makes the old master a replica of the new one
+            watcher.join(90)
+            assert first, "no delivery through the new master"
+            first_delivery = first[0]
             expected = {f"{u}:hook" for u in acked_updates}
             wait_for(lambda: expected <= set(receiver.keys()), timeout=90,
                      what="every acknowledged broadcast at the receiver")
             assert procs[0].proc.poll() is None, "the worker survived the failover without a restart"
+            wait_for(lambda: redis.Redis(port=old.port).info("replication")["role"] == "slave", timeout=60,
+                     what="the old master to rejoin as a replica")
     finally:
         for proc in procs:
             proc.stop()
@@ -155,3 +179,67 @@ def test_master_sigkill_loses_nothing_and_doubles_nothing(tmp_path: Path, cluste
     assert doubled == [], f"posted twice: {doubled}"
     assert lost == [], f"acknowledged events missing on the new master: {lost}"
     assert new_master.info("replication")["role"] == "master" and new_port != old_port
+
+
+def test_too_few_replicas_or_no_sentinel_quorum_give_503_and_lose_nothing(
+        tmp_path: Path, cluster: SentinelCluster, env: None, receiver: WebhookReceiver) -> None:
+    """A replica partitioned away (stopped): min_replicas cannot be met, so webhooks and staff writes get
+    503 + Retry-After, never 202/201 for a write only the master holds, and never a 500. Then every
+    Sentinel and the master gone: still 503s. Everything comes back: the retried requests are accepted,
+    each event queued once."""
+    config = sentinel_config(tmp_path, cluster, receiver, min_replicas=1, wait_timeout_ms=200)
+    settings = load_settings(config)
+    app = build(settings, dispatcher=NullDispatcher())
+    master, replica = cluster.servers
+    with ApiServer(create_app(app)) as api, httpx.Client(base_url=api.url, timeout=10) as http:
+        assert http.post("/webhooks/alertmanager", content=alert(1), headers=AM).status_code == 202
+        replica.stop()
+        refused = http.post("/webhooks/alertmanager", content=alert(2), headers=AM)
+        assert refused.status_code == 503 and refused.headers["Retry-After"], refused.text
+        staff = http.post("/api/v1/broadcasts", json={"body": "held"},
+                          headers={**PUBLISHER, "Idempotency-Key": "held-1"})
+        assert staff.status_code == 503 and staff.headers["Retry-After"], staff.text
+
+        for s in cluster.sentinels:  # no Sentinel to ask, and the master gone too
+            s.kill()
+        master.kill()
+        app.store.redis.connection_pool.disconnect()  # the pool's live connections died with the master
+        no_quorum = http.post("/webhooks/alertmanager", content=alert(3), headers=AM)
+        assert no_quorum.status_code == 503 and no_quorum.headers["Retry-After"], no_quorum.text
+
+        master.start()
+        replica.start()
+        for s in cluster.sentinels:
+            s.start()
+        for n in (2, 3):  # the monitor's retries
+            wait_for(lambda n=n: http.post("/webhooks/alertmanager", content=alert(n), headers=AM).status_code == 202,
+                     timeout=30, interval=0.2, what=f"webhook {n} accepted once the replica is back")
+        again = http.post("/api/v1/broadcasts", json={"body": "held"},
+                          headers={**PUBLISHER, "Idempotency-Key": "held-1"})
+        assert again.status_code == 201, again.text
+    entries = [json.loads(fields["event"])["id"] for _, fields in
+               redis.Redis(port=master.port, decode_responses=True).xrange(stream_key(settings.redis.key_prefix))]
+    assert sorted(Counter(entries).values()) == [1, 1, 1], f"each accepted event queued once: {entries}"
+    held = [i for i in app.store.list_incidents(kind="broadcast") if i.updates[0].body.get("en") == "held"]
+    assert len(held) == 1, "the refused staff write, retried with its key, made one broadcast"
+
+
+def test_config_check_names_a_wrong_master_and_a_dead_sentinel(tmp_path: Path, cluster: SentinelCluster,
+                                                               env: None, receiver: WebhookReceiver) -> None:
+    good = sentinel_config(tmp_path, cluster, receiver)
+    ok = run_cli(good, "config", "check")
+    assert ok.returncode == 0, ok.stderr
+    cluster.sentinels[2].kill()
+    doc = yaml.safe_load(good.read_text())
+    doc["redis"]["master_name"] = "notifer"  # a typo
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    result = run_cli(bad, "config", "check")
+    assert result.returncode == 78, result.stdout + result.stderr
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("redis.")]
+    dead = cluster.addresses[2]
+    assert any(line.startswith("redis.sentinels.2:") and dead in line and "unreachable" in line
+               for line in lines), lines
+    assert any(line.startswith("redis.master_name:") and "'notifer'" in line and MASTER_NAME in line
+               for line in lines), lines
+    assert len(lines) == 2, f"one line each: {lines}"
