@@ -8,10 +8,10 @@ channel type's ``settings_model``) is ``notifier.config_loader``'s job.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
 from notifier.domain.model import ComponentStatus
 from notifier.errors import ConfigProblem
@@ -50,12 +50,19 @@ class PageSettings(_Strict):
         return f"{self.url}incidents/{incident_id}.html"
 
 
+def _host_port(entry: str) -> str:
+    host, sep, port = entry.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{entry!r} is not host:port (e.g. 10.0.0.1:26379)")
+    return entry
+
+
 class RedisSettings(_Strict):
     # None (and no sentinels): start a private redis-server with AOF under data_dir (make run, demos)
     url: SecretStr | None = None
     # Redis Sentinel: host:port of each Sentinel; the master's address is asked from them (and asked
     # again after a failover). Set master_name too; url then only may carry the master's password/db.
-    sentinels: list[str] = []
+    sentinels: list[Annotated[str, AfterValidator(_host_port)]] = []
     master_name: str | None = Field(default=None, min_length=1)
     # the password of the Redis servers behind Sentinel (and AUTH of redis.url), a ${ENV} reference
     password: SecretStr | None = None
@@ -81,15 +88,6 @@ class RedisSettings(_Strict):
             if scheme not in ("redis", "rediss", "unix"):
                 raise ValueError(f"scheme {scheme!r} is not supported; use redis://, rediss:// or unix://, "
                                  "or redis.sentinels + redis.master_name for Sentinel")
-        return value
-
-    @field_validator("sentinels")
-    @classmethod
-    def _hostports(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            host, sep, port = entry.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError(f"{entry!r} is not host:port (e.g. 10.0.0.1:26379)")
         return value
 
     @property
