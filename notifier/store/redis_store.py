@@ -393,3 +393,44 @@ class RedisStore:
             return bool(self.redis.ping())
         except redis.RedisError:
             return False
+
+
+def replication_status(client: Any) -> dict[str, Any]:
+    """The connected master's view: its address and offset, and each replica's state, offset and lag
+    (bytes behind, and seconds since it last acknowledged)."""
+    info = client.info("replication")
+    offset = int(info.get("master_repl_offset", 0))
+    replicas = []
+    for key, value in sorted(info.items()):
+        if key.startswith("slave") and isinstance(value, dict):
+            replicas.append({"address": f"{value.get('ip')}:{value.get('port')}", "state": value.get("state", "?"),
+                             "offset": int(value.get("offset", 0)), "behind": offset - int(value.get("offset", 0)),
+                             "lag": int(value.get("lag", -1))})
+    pool = client.connection_pool
+    kwargs = getattr(pool, "connection_kwargs", {})
+    address = f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+    if hasattr(pool, "get_master_address"):
+        host, port = pool.get_master_address()
+        address = f"{host}:{port}"
+    return {"role": info.get("role", "?"), "address": address, "offset": offset, "replicas": replicas}
+
+
+def sentinel_status(settings: Settings) -> list[dict[str, Any]]:
+    """What each configured Sentinel says: the master's address, its replica and peer counts, or why not."""
+    conf = settings.redis
+    out = []
+    for host, port in conf.sentinel_addresses():
+        node = redis.Redis(host=host, port=port, socket_timeout=2, socket_connect_timeout=2, decode_responses=True,
+                           password=conf.sentinel_password.get_secret_value() if conf.sentinel_password else None)
+        row: dict[str, Any] = {"address": f"{host}:{port}"}
+        try:
+            info = node.sentinel_master(conf.master_name)
+            row.update(master=f"{info.get('ip')}:{info.get('port')}", replicas=int(info.get("num-slaves", 0)),
+                       sentinels=int(info.get("num-other-sentinels", 0)) + 1, quorum=int(info.get("quorum", 0)),
+                       flags=str(info.get("flags", "")))
+        except redis.RedisError as exc:
+            row["error"] = exc.__class__.__name__
+        finally:
+            node.close()
+        out.append(row)
+    return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -68,7 +69,10 @@ def sentinel_config(tmp_path: Path, cluster: SentinelCluster, receiver: WebhookR
     }, redis={"sentinels": cluster.addresses, "master_name": MASTER_NAME,
               "sentinel_password": "${SENTINEL_PASSWORD}", **redis_extra},
         sources={"alertmanager": {"auth": "bearer", "token": "${AM_TOKEN}"}},
-        staff={"tokens": [{"name": "pia", "role": "publisher", "token": "${PUBLISHER_TOKEN}"}]})
+        staff={"tokens": [{"name": "pia", "role": "publisher", "token": "${PUBLISHER_TOKEN}"}]},
+        # room for an engine pass that meets the failover (3 s killed one mid-way, and billiard's pool then
+        # died of a corrupt result pipe: UnpicklingError); sends still time out after http_timeout 1 s
+        delivery={"task_time_limit": 10, "lease_seconds": 12})
 
 
 @pytest.fixture
@@ -165,6 +169,16 @@ def test_master_sigkill_loses_nothing_and_doubles_nothing(tmp_path: Path, three_
             assert procs[0].proc.poll() is None, "the worker survived the failover without a restart"
             wait_for(lambda: redis.Redis(port=old.port).info("replication")["role"] == "slave", timeout=60,
                      what="the old master to rejoin as a replica")
+            wait_for(lambda: len(probe.info("replication").get("slave1", {})) > 0, timeout=30,
+                     what="both replicas behind the new master")
+            status = run_cli(config, "status")
+            assert status.returncode == 0, status.stdout + status.stderr
+            out = status.stdout
+            print("\n`notifier status` after the failover:\n" + out)
+            assert f"master   127.0.0.1:{new_port}" in out, out
+            assert out.count("replica  127.0.0.1:") == 2 and f"127.0.0.1:{old_port}" in out, out
+            assert procs[0].node in out and "notify.hook" in out, out
+            assert "beat lock: held by " + socket.gethostname() in out, out
     finally:
         for proc in procs:
             proc.stop()
