@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -43,7 +44,9 @@ from workers.dispatch import CeleryDispatcher
 
 pytestmark = pytest.mark.integration
 
-BEFORE, AFTER = 15, 15  # webhooks and broadcasts each side of the kill (`make chaos` runs 1,000)
+# webhooks and broadcasts each side of the kill; `make chaos` sets SENTINEL_EVENTS=500: 1,000 of each
+BEFORE = AFTER = int(os.environ.get("SENTINEL_EVENTS", "15"))
+SETTLE = float(os.environ.get("SENTINEL_SETTLE_SECONDS", "90"))
 AM = {"Authorization": "Bearer am-token", "Content-Type": "application/json"}
 PUBLISHER = {"Authorization": "Bearer publisher-token"}
 
@@ -164,7 +167,7 @@ def test_master_sigkill_loses_nothing_and_doubles_nothing(tmp_path: Path, three_
             assert first, "no delivery through the new master"
             first_delivery = first[0]
             expected = {f"{u}:hook" for u in acked_updates}
-            wait_for(lambda: expected <= set(receiver.keys()), timeout=90,
+            wait_for(lambda: expected <= set(receiver.keys()), timeout=SETTLE, interval=0.2,
                      what="every acknowledged broadcast at the receiver")
             assert procs[0].proc.poll() is None, "the worker survived the failover without a restart"
             wait_for(lambda: redis.Redis(port=old.port).info("replication")["role"] == "slave", timeout=60,
