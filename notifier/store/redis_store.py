@@ -20,6 +20,7 @@ store owns both (``engine_state``, ``events``), so one client serves them all.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -31,7 +32,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from notifier.config import Settings, mask_url
-from notifier.domain.model import ComponentChange, ComponentStatus, Incident, Receipt
+from notifier.domain.model import ComponentChange, ComponentStatus, DeliveryState, Incident, Receipt
 from notifier.errors import ConfigProblem, NotFound, StoreUnavailable
 from notifier.ports import UpdateCommit
 from notifier.store.engine_state import RedisEngineState
@@ -215,7 +216,17 @@ class ReplicatedLedger(Ledger):
         master knows it may have gone out (and reconciles) instead of sending it again."""
         marked = super().mark_sending(notice_id, token, now, rendered)
         if marked:
-            self.replication.confirm()  # NotReplicated: no send; the lease runs out and a retry reconciles
+            try:
+                self.replication.confirm()
+            except NotReplicated as exc:
+                # nothing left: give the row back as pending, due in a few seconds (so a channel that cannot
+                # reconcile does not end up 'unknown', waiting for a person, over a slow replica). If this
+                # release is lost to a failover too, the new master has the claim or 'sending': the lease
+                # runs out and the notice is reconciled, never sent blind.
+                with contextlib.suppress(redis.RedisError):
+                    super().release(notice_id, token, DeliveryState.PENDING, now, now + 5.0,
+                                    f"not sent: {exc}")
+                raise
         return marked
 
     def mark_posted(self, notice_id: str, receipt: Receipt, now: float) -> str:

@@ -33,9 +33,10 @@ import yaml
 from notifier.api import create_app
 from notifier.bootstrap import build
 from notifier.config_loader import load_settings
+from notifier.domain.model import DeliveryState
 from notifier.ports import NullDispatcher
 from notifier.store.events import seen_key, stream_key
-from notifier.store.redis_store import connect
+from notifier.store.redis_store import NotReplicated, connect
 from tests.fakes.sentinel import MASTER_NAME, SentinelCluster, sentinel_cluster
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.integration._api_support import ApiServer
@@ -210,7 +211,19 @@ def test_too_few_replicas_or_no_sentinel_quorum_give_503_and_lose_nothing(
     master, replica = cluster.servers
     with ApiServer(create_app(app)) as api, httpx.Client(base_url=api.url, timeout=10) as http:
         assert http.post("/webhooks/alertmanager", content=alert(1), headers=AM).status_code == 202
+        sent = http.post("/api/v1/broadcasts", json={"body": "to send"}, headers=PUBLISHER)
+        assert sent.status_code == 201, sent.text
+        notice_id = sent.json()["updates"][0]["id"] + ":hook"
+        now = app.clock.timestamp()
+        claim = app.store.ledger.claim(notice_id, now, settings.delivery.lease_seconds)
+        assert claim.mode == "send", claim
         replica.stop()
+        # the fence before a send cannot be replicated: no send, the row goes back to pending, due soon
+        with pytest.raises(NotReplicated):
+            app.store.ledger.mark_sending(notice_id, claim.token, now, ["text"])
+        row = app.store.ledger.get(notice_id)
+        assert row is not None and row.state == DeliveryState.PENDING and not row.sending_at, row
+        assert now < row.next_at <= now + 10, "due again in seconds, not waiting for a person"
         refused = http.post("/webhooks/alertmanager", content=alert(2), headers=AM)
         assert refused.status_code == 503 and refused.headers["Retry-After"], refused.text
         staff = http.post("/api/v1/broadcasts", json={"body": "held"},
