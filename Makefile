@@ -64,6 +64,9 @@ fuzz: $(STAMP) system-packages-test
 chaos: $(STAMP) system-packages-test
 	CHAOS_INCIDENTS=$${CHAOS_INCIDENTS:-500} CHAOS_KILLS=$${CHAOS_KILLS:-20} CHAOS_SETTLE_SECONDS=$${CHAOS_SETTLE_SECONDS:-900} \
 	  $(PYTEST) -q -s -o timeout=1800 tests/chaos
+	# Redis Sentinel: the master SIGKILLed during 1,000 webhooks and 1,000 staff broadcasts (prints figures)
+	SENTINEL_EVENTS=$${SENTINEL_EVENTS:-500} SENTINEL_SETTLE_SECONDS=$${SENTINEL_SETTLE_SECONDS:-900} \
+	  $(PYTEST) -q -s -o timeout=1800 tests/integration/test_sentinel_failover.py -k sigkill
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q -p no:cacheprovider

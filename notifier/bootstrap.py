@@ -64,7 +64,8 @@ def build(
     prefix = settings.redis.key_prefix
     if store is None:
         redis_client = redis_client if redis_client is not None else connect(settings, redis_url)
-        store = RedisStore(redis_client, prefix=prefix)
+        store = RedisStore(redis_client, prefix=prefix, min_replicas=settings.redis.min_replicas,
+                           wait_timeout_ms=settings.redis.wait_timeout_ms)
     context = ChannelContext(
         page=settings.page,
         clock=clock,

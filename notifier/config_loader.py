@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from notifier.channels.registry import CHANNEL_TYPES
-from notifier.config.settings import ChannelSettings, DeliverySettings, Settings
+from notifier.config.settings import ChannelSettings, DeliverySettings, RedisSettings, Settings
 from notifier.errors import ConfigError, ConfigProblem
 
 M = typing.TypeVar("M", bound=BaseModel)
@@ -112,6 +112,10 @@ def parse_settings(text: str, label: str = "config", env: Mapping[str, str] | No
     delivery = settings.delivery if settings is not None else _try(DeliverySettings, raw.get("delivery"))
     if delivery is not None:  # checked even when other sections are broken: report everything at once
         problems.extend(delivery.check_invariants())
+    redis_conf = settings.redis if settings is not None else _try(RedisSettings, raw.get("redis"))
+    if redis_conf is not None:
+        problems.extend(ConfigProblem(p.path, p.message, lines.get(tuple(p.path.split(".")), lines.get(("redis",))))
+                        for p in redis_conf.check_invariants())
     seen: set[str] = set()
     for i, comp in enumerate(raw.get("components") or []):
         comp_id = comp.get("id") if isinstance(comp, dict) else None

@@ -6,13 +6,15 @@ renew script; if the holder dies, another beat takes over within ``LOCK_TTL`` se
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 from typing import Any
 
 import redis
 from celery.beat import Scheduler
 
-from notifier.store.redis_store import redis_url_of
+from notifier.store.redis_store import client_for
 
 LOCK_TTL = 30.0
 _RENEW = """
@@ -27,9 +29,10 @@ class LockedScheduler(Scheduler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         settings = self.app.conf.notifier_settings
-        self._redis = redis.Redis.from_url(redis_url_of(settings), decode_responses=True, socket_timeout=5)
+        self._redis = client_for(settings, socket_timeout=5)  # follows a Sentinel failover by itself
         self._key = f"{settings.redis.key_prefix}beat:leader"
-        self._token = secrets.token_hex(8)
+        # who holds the lock, for `notifier status`: host, pid and a random part (two beats on one host differ)
+        self._token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._renew = self._redis.register_script(_RENEW)
 
     def is_leader(self) -> bool:

@@ -16,6 +16,9 @@ these helpers never needs a configured Redis.
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import quote
+
 from celery import Celery
 from kombu import Queue
 
@@ -60,13 +63,33 @@ def probe_schedule(settings: Settings) -> dict[str, dict[str, object]]:
     }
 
 
+def broker_of(settings: Settings, broker_url: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The broker URL and its transport options. With ``redis.sentinels``: kombu's Sentinel transport,
+    ``sentinel://:<master password>@host:port/db;sentinel://...`` (one per Sentinel, tried in turn),
+    ``master_name`` and ``sentinel_kwargs`` (Sentinel's own password) in the transport options; kombu
+    asks the Sentinels again on reconnect, so a worker follows a failover without a restart."""
+    conf = settings.redis
+    options: dict[str, Any] = {"visibility_timeout": settings.delivery.visibility_timeout}
+    if broker_url or not conf.sentinels:
+        return broker_url or redis_url_of(settings), options
+    auth = f":{quote(conf.password.get_secret_value(), safe='')}@" if conf.password is not None else ""
+    url = ";".join(f"sentinel://{auth}{entry}/{conf.db}" for entry in conf.sentinels)
+    options["master_name"] = conf.master_name
+    sentinel_kwargs: dict[str, Any] = {"socket_timeout": 2, "socket_connect_timeout": 2}
+    if conf.sentinel_password is not None:
+        sentinel_kwargs["password"] = conf.sentinel_password.get_secret_value()
+    options["sentinel_kwargs"] = sentinel_kwargs
+    return url, options
+
+
 def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
     kombu_compat.install()  # before any broker connection exists; idempotent
     conf = settings.delivery
     # Republish well inside the page's staleness bound, so visitors only see the warning when we are down.
     heartbeat = settings.page.heartbeat()
     tick = float((settings.engine or {}).get("tick_seconds", 5.0))
-    app = Celery("notifier", broker=broker_url or redis_url_of(settings), include=["workers.tasks"])
+    broker, transport_options = broker_of(settings, broker_url)
+    app = Celery("notifier", broker=broker, include=["workers.tasks"])
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -77,7 +100,7 @@ def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_time_limit=conf.task_time_limit,
         task_soft_time_limit=max(conf.task_time_limit - 5, conf.http_timeout + 1),
-        broker_transport_options={"visibility_timeout": conf.visibility_timeout},
+        broker_transport_options=transport_options,
         broker_connection_retry=True,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,

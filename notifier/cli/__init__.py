@@ -18,11 +18,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from notifier.cli import api, config, deliveries, engine, incident, preview, probe, run, statuspage
+from notifier.cli import api, config, deliveries, engine, incident, preview, probe, run, status, statuspage
 from notifier.errors import ConfigError, NotifierError
 
 # One module per command group, in the order of `notifier --help`; each has register(subparsers).
-COMMAND_GROUPS = (config, incident, deliveries, run, preview, statuspage, engine, probe, api)
+COMMAND_GROUPS = (config, status, incident, deliveries, run, preview, statuspage, engine, probe, api)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,13 @@ from notifier.cli.common import add_command, settings_for
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     settings = settings_for(args)  # raises ConfigError -> exit 78 with every problem listed
+    if settings.redis.sentinels:  # ask the Sentinels: a wrong master name or a dead Sentinel, one line each
+        from notifier.errors import ConfigError
+        from notifier.store.redis_store import sentinel_problems
+
+        problems = sentinel_problems(settings)
+        if problems:
+            raise ConfigError(problems, settings.source_path)
     warnings: list[str] = []
     for name, channel in settings.channels.items():
         from notifier.channels.registry import CHANNEL_TYPES

@@ -137,7 +137,7 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
     os.chmod("var", 0o700)  # incidents, sessions, logs and the demo token: for this user only
     settings, demo_token = demo_settings(settings)
     redis_server = None
-    if settings.redis.url is None:
+    if settings.redis.private:
         redis_server = local_redis.ensure_private(settings)
         url = mask_url(local_redis.private_url(settings))
         print(f"redis     private, AOF in {local_redis.private_dir(settings)}/ ({url}, password in its password file)")

@@ -8,10 +8,11 @@ channel type's ``settings_model``) is ``notifier.config_loader``'s job.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -59,9 +60,29 @@ class PageSettings(_Strict):
         return f"{self.url}incidents/{incident_id}.html"
 
 
+def _sentinel_address(entry: str) -> str:
+    host, sep, port = entry.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{entry!r} is not host:port (e.g. 10.0.0.1:26379)")
+    return entry
+
+
 class RedisSettings(_Strict):
-    # None: start a private redis-server with AOF under data_dir (make run, demos)
+    # None (and no sentinels): start a private redis-server with AOF under data_dir (make run, demos)
     url: SecretStr | None = None
+    # Redis Sentinel: host:port of each Sentinel; the master's address is asked from them (and asked
+    # again after a failover). Set master_name too; url then only may carry the master's password/db.
+    sentinels: list[Annotated[str, AfterValidator(_sentinel_address)]] = []
+    master_name: str | None = Field(default=None, min_length=1)
+    # the password of the Redis servers behind Sentinel (and AUTH of redis.url), a ${ENV} reference
+    password: SecretStr | None = None
+    # Sentinel's own password (its requirepass), a ${ENV} reference; None: Sentinels without AUTH
+    sentinel_password: SecretStr | None = None
+    db: int = Field(default=0, ge=0)
+    # Acknowledged means replicated: a webhook's 202, a staff write's 201 and a ledger 'posted' are
+    # answered only after WAIT saw this many replicas take the write (0: do not wait, one-host setups)
+    min_replicas: int = Field(default=0, ge=0)
+    wait_timeout_ms: int = Field(default=1000, gt=0, description="how long WAIT waits for min_replicas")
 
     @field_validator("url")
     @classmethod
@@ -71,10 +92,35 @@ class RedisSettings(_Strict):
             scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
             if not re.fullmatch(r"[a-z][a-z0-9+.-]{0,15}", scheme):  # never echo the rest: it may hold a password
                 raise ValueError("not a URL; write redis://[:password@]host:port/db, rediss://... or unix://...")
+            if scheme == "sentinel":
+                raise ValueError("for Redis Sentinel, list the Sentinels under redis.sentinels (host:port) and "
+                                 "name the master in redis.master_name; leave redis.url out")
             if scheme not in ("redis", "rediss", "unix"):
-                raise ValueError(f"scheme {scheme!r} is not supported; use redis://, rediss:// or unix:// "
-                                 "(Sentinel is not supported yet: give the primary's address)")
+                raise ValueError(f"scheme {scheme!r} is not supported; use redis://, rediss:// or unix://, "
+                                 "or redis.sentinels + redis.master_name for Sentinel")
         return value
+
+    @property
+    def private(self) -> bool:
+        """Neither redis.url nor redis.sentinels: `notifier run` starts a private redis-server."""
+        return self.url is None and not self.sentinels
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        return [(e.rpartition(":")[0].strip("[]"), int(e.rpartition(":")[2])) for e in self.sentinels]
+
+    def check_invariants(self) -> list[ConfigProblem]:
+        problems = []
+        if self.sentinels and not self.master_name:
+            problems.append(ConfigProblem("redis.master_name", "required with redis.sentinels: the name the "
+                                          "Sentinels monitor the master under (`sentinel monitor <name> ...`)"))
+        if self.master_name and not self.sentinels:
+            problems.append(ConfigProblem("redis.sentinels", "required with redis.master_name: list the "
+                                          "Sentinels as host:port"))
+        if self.sentinels and self.url is not None:
+            problems.append(ConfigProblem("redis.url", "leave it out with redis.sentinels: the Sentinels tell "
+                                          "where the master is (put its password in redis.password)"))
+        return problems
+
     data_dir: str = "var/redis"
     key_prefix: str = "notifier:"
 

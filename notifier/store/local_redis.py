@@ -34,11 +34,12 @@ def free_port() -> int:
 
 class LocalRedis:
     def __init__(self, data_dir: str | Path, port: int | None = None, appendfsync: str = "always",
-                 password: str | None = None) -> None:
+                 password: str | None = None, extra_args: list[str] | None = None) -> None:
         self.dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.appendfsync = appendfsync
         self.password = password  # None: no AUTH (the tests' throwaway servers)
+        self.extra_args = list(extra_args or [])  # e.g. --replicaof 127.0.0.1 <port> (Sentinel setups)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -54,7 +55,7 @@ class LocalRedis:
             binary, *([str(self._auth_file())] if self.password else []),
             "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
             "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
-            "--maxmemory-policy", "noeviction", "--logfile", str(self.dir / "redis.log"),
+            "--maxmemory-policy", "noeviction", "--logfile", str(self.dir / "redis.log"), *self.extra_args,
         ]
 
     def _auth_file(self) -> Path:

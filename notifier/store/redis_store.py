@@ -20,6 +20,7 @@ store owns both (``engine_state``, ``events``), so one client serves them all.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -28,10 +29,11 @@ from typing import Any, TypeVar
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from notifier.config import Settings, mask_url
-from notifier.domain.model import ComponentChange, ComponentStatus, Incident
-from notifier.errors import NotFound, StoreUnavailable
+from notifier.domain.model import ComponentChange, ComponentStatus, DeliveryState, Incident, Receipt
+from notifier.errors import ConfigProblem, NotFound, StoreUnavailable
 from notifier.ports import UpdateCommit
 from notifier.store.engine_state import RedisEngineState
 from notifier.store.events import RedisEventStream
@@ -41,42 +43,218 @@ T = TypeVar("T")
 
 
 def redis_url_of(settings: Settings, override: str | None = None) -> str:
+    """The one Redis URL (for display too). With Sentinel, a ``sentinel://`` description of where the
+    master is found; ``client_for`` asks the Sentinels themselves."""
     if override:
         return override
-    if settings.redis.url is not None:
-        return settings.redis.url.get_secret_value()
+    conf = settings.redis
+    if conf.sentinels:
+        return f"sentinel://{','.join(conf.sentinels)}/{conf.master_name}"
+    if conf.url is not None:
+        return conf.url.get_secret_value()
     from notifier.store.local_redis import private_url
 
     return private_url(settings)
 
 
+# No automatic retries: redis-py re-sends a command (or a whole MULTI) when a reply is lost, and a
+# transaction that did commit would then run twice (a duplicate update, a second incident). Callers
+# see the error instead; the ledger, the sweeper and the engine's journal recover from it.
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "decode_responses": True, "socket_connect_timeout": 3, "health_check_interval": 30,
+    "retry_on_timeout": False,
+}
+
+
+def sentinel_of(settings: Settings, timeout: float = 2.0) -> Sentinel:
+    """A Sentinel client for ``redis.sentinels`` (Sentinel's own AUTH from ``redis.sentinel_password``)."""
+    conf = settings.redis
+    # no retries with backoff on a Sentinel (redis-py's default): with all of them down, asking took 25 s
+    # and the API's answer timed out; one pass over the list is the retry
+    sentinel_kwargs: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
+                                       "retry": Retry(NoBackoff(), 0)}
+    if conf.sentinel_password is not None:
+        sentinel_kwargs["password"] = conf.sentinel_password.get_secret_value()
+    password = conf.password.get_secret_value() if conf.password is not None else None
+    return Sentinel(conf.sentinel_addresses(), sentinel_kwargs=sentinel_kwargs, password=password, db=conf.db,
+                    **_CLIENT_OPTIONS)
+
+
+def client_for(settings: Settings, url: str | None = None, socket_timeout: float = 10) -> redis.Redis:
+    """A client (no round trip yet). With Sentinel it asks them for the master on every new connection,
+    so after a failover the next command reaches the new master without a restart."""
+    retry = Retry(NoBackoff(), 0)
+    if settings.redis.sentinels and not url:
+        master_name = settings.redis.master_name or ""
+        client: redis.Redis = sentinel_of(settings).master_for(
+            master_name, redis_class=redis.Redis, socket_timeout=socket_timeout, retry=retry)
+        return client
+    return redis.Redis.from_url(redis_url_of(settings, url), socket_timeout=socket_timeout, retry=retry,
+                                **_CLIENT_OPTIONS)
+
+
 def connect(settings: Settings, url: str | None = None) -> redis.Redis:
     """A client for the configured Redis; StoreUnavailable (URL shown masked) if it does not answer."""
     target = redis_url_of(settings, url)
-    # No automatic retries: redis-py re-sends a command (or a whole MULTI) when a reply is lost, and a
-    # transaction that did commit would then run twice (a duplicate update, a second incident). Callers
-    # see the error instead; the ledger, the sweeper and the engine's journal recover from it.
-    client = redis.Redis.from_url(
-        target, decode_responses=True, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30,
-        retry=Retry(NoBackoff(), 0), retry_on_timeout=False,
-    )
+    client = client_for(settings, url)
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise StoreUnavailable(
-            f"cannot reach Redis at {mask_url(target)} ({exc.__class__.__name__}); start it, or set "
-            "redis.url in the config (make run starts a private one under ./var)"
-        ) from exc
+        hint = ("check redis.sentinels and redis.master_name (`notifier config check` asks the Sentinels)"
+                if settings.redis.sentinels and not url else
+                "start it, or set redis.url in the config (make run starts a private one under ./var)")
+        raise StoreUnavailable(f"cannot reach Redis at {mask_url(target)} ({exc.__class__.__name__}); {hint}") from exc
     return client
 
 
+def sentinel_problems(settings: Settings) -> list[ConfigProblem]:
+    """What `config check` says about a Sentinel setup, one line per problem: each unreachable
+    Sentinel, a master name no Sentinel knows, no master, a quorum not reached."""
+    conf = settings.redis
+    if not conf.sentinels:
+        return []
+    problems: list[ConfigProblem] = []
+    known = 0
+    unknown_at: list[str] = []
+    names: set[str] = set()
+    for i, (host, port) in enumerate(conf.sentinel_addresses()):
+        kwargs: dict[str, Any] = {"socket_timeout": 2, "socket_connect_timeout": 2, "decode_responses": True}
+        if conf.sentinel_password is not None:
+            kwargs["password"] = conf.sentinel_password.get_secret_value()
+        node = redis.Redis(host=host, port=port, **kwargs)
+        try:
+            masters = node.sentinel_masters()
+        except redis.AuthenticationError:
+            problems.append(ConfigProblem(f"redis.sentinels.{i}", f"Sentinel {host}:{port} refused our password; "
+                                          "check redis.sentinel_password"))
+            continue
+        except redis.RedisError as exc:
+            problems.append(ConfigProblem(f"redis.sentinels.{i}", f"Sentinel {host}:{port} is unreachable "
+                                          f"({exc.__class__.__name__}); is redis-sentinel running there?"))
+            continue
+        finally:
+            node.close()
+        if conf.master_name not in masters:
+            unknown_at.append(f"{host}:{port}")
+            names |= set(masters)
+            continue
+        known += 1
+    if unknown_at:
+        problems.append(ConfigProblem("redis.master_name", f"no master named {conf.master_name!r} at Sentinel "
+                                      f"{', '.join(unknown_at)} (they monitor: {', '.join(sorted(names)) or 'none'}); "
+                                      "fix redis.master_name or the Sentinels' `sentinel monitor` line"))
+    if known == 0 and problems:
+        return problems
+    try:
+        connect(settings)
+    except StoreUnavailable as exc:
+        problems.append(ConfigProblem("redis.master_name", str(exc)))
+    return problems
+
+
+class NotReplicated(StoreUnavailable):
+    """The write is on the master, but fewer than ``redis.min_replicas`` replicas confirmed it within
+    ``redis.wait_timeout_ms``: not acknowledged (the API answers 503 with Retry-After). Every write
+    behind it was one MULTI or one script, so it is whole on the master or (after a failover that lost
+    it) wholly absent; the client's retry finds it (a duplicate, the same Idempotency-Key) or makes it."""
+
+
+class Replication:
+    """``WAIT min_replicas timeout`` after an acknowledged write. WAIT counts the writes of its own
+    connection only, and a pool hands out any connection: so one small write (INCR of a probe key) goes
+    first on the same connection. The replication stream is ordered, so a replica that confirmed the
+    probe has every write that returned before it, whichever connection made it."""
+
+    def __init__(self, client: Any, prefix: str, min_replicas: int = 0, timeout_ms: int = 1000) -> None:
+        self.client = client
+        self.key = prefix + "replication:probe"
+        self.min_replicas = min_replicas
+        self.timeout_ms = timeout_ms
+
+    def confirm(self) -> None:
+        if self.min_replicas <= 0:
+            return
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.incr(self.key)
+                pipe.execute_command("WAIT", self.min_replicas, self.timeout_ms)
+                _, acked = pipe.execute()
+        except redis.RedisError as exc:
+            raise NotReplicated(f"could not confirm replication ({exc.__class__.__name__})") from exc
+        if int(acked) < self.min_replicas:
+            raise NotReplicated(f"only {acked} of redis.min_replicas={self.min_replicas} replicas confirmed "
+                                f"the write within {self.timeout_ms} ms")
+
+
+class ReplicatedEventStream(RedisEventStream):
+    """An event is accepted (202) only once it reached ``min_replicas`` replicas; a retry of the same
+    webhook, which finds its events already seen, waits for them too before its 202."""
+
+    def __init__(self, client: Any, prefix: str, replication: Replication) -> None:
+        super().__init__(client, prefix)
+        self.replication = replication
+
+    def accept(self, events: list[tuple[str, str]], ttl: int) -> set[int]:
+        fresh = super().accept(events, ttl)
+        self.replication.confirm()
+        return fresh
+
+
+class ReplicatedLedger(Ledger):
+    """'sending' and 'posted' count once they reached ``min_replicas`` replicas. When WAIT falls short the transition is
+    retried (it is idempotent: 'already' when the master kept it, 'posted' again when a failover lost
+    it), up to ``attempts`` times; then NotReplicated, and the task's retry / the sweeper repeat it."""
+
+    attempts = 3
+
+    def __init__(self, client: Any, prefix: str, replication: Replication) -> None:
+        super().__init__(client, prefix)
+        self.replication = replication
+
+    def mark_sending(self, notice_id: str, token: str, now: float, rendered: list[str]) -> bool:
+        """The fence: a send starts only once 'sending' is on the replicas, so after a failover the new
+        master knows it may have gone out (and reconciles) instead of sending it again."""
+        marked = super().mark_sending(notice_id, token, now, rendered)
+        if marked:
+            try:
+                self.replication.confirm()
+            except NotReplicated as exc:
+                # nothing left: give the row back as pending, due in a few seconds (so a channel that cannot
+                # reconcile does not end up 'unknown', waiting for a person, over a slow replica). If this
+                # release is lost to a failover too, the new master has the claim or 'sending': the lease
+                # runs out and the notice is reconciled, never sent blind.
+                with contextlib.suppress(redis.RedisError):
+                    super().release(notice_id, token, DeliveryState.PENDING, now, now + 5.0,
+                                    f"not sent: {exc}")
+                raise
+        return marked
+
+    def mark_posted(self, notice_id: str, receipt: Receipt, now: float) -> str:
+        result = super().mark_posted(notice_id, receipt, now)
+        for attempt in range(self.attempts):
+            try:
+                self.replication.confirm()
+                return result
+            except NotReplicated:
+                if attempt == self.attempts - 1:
+                    raise
+            super().mark_posted(notice_id, receipt, now)
+        return result
+
+
 class RedisStore:
-    def __init__(self, client: redis.Redis, prefix: str = "notifier:") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "notifier:", min_replicas: int = 0,
+                 wait_timeout_ms: int = 1000) -> None:
         self.redis: Any = client  # decode_responses=True: every reply is str, which redis-py's stubs can't say
         self.prefix = prefix
-        self.ledger = Ledger(client, prefix)
+        self.replication = Replication(client, prefix, min_replicas, wait_timeout_ms)
+        if min_replicas > 0:
+            self.ledger: Ledger = ReplicatedLedger(client, prefix, self.replication)
+            self.events: RedisEventStream = ReplicatedEventStream(client, prefix, self.replication)
+        else:
+            self.ledger = Ledger(client, prefix)
+            self.events = RedisEventStream(client, prefix)
         self.engine_state = RedisEngineState(client, prefix)
-        self.events = RedisEventStream(client, prefix)
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -97,6 +275,7 @@ class RedisStore:
         with self.redis.pipeline() as pipe:
             self._save_incident_in(pipe, incident)
             pipe.execute()
+        self.replication.confirm()
 
     def _save_incident_in(self, pipe: Any, incident: Incident) -> None:
         pipe.set(self.key("incident", incident.id), json.dumps(incident.to_dict(), ensure_ascii=False))
@@ -155,7 +334,9 @@ class RedisStore:
                 self._save_incident_in(pipe, other)
             return commit
 
-        return self._transact(incident_id, body, [self.key("incident", i) for i in also_watch])
+        commit = self._transact(incident_id, body, [self.key("incident", i) for i in also_watch])
+        self.replication.confirm()  # a staff write's 201 means replicated (redis.min_replicas)
+        return commit
 
     def op_incident(self, op: str) -> str | None:
         """The incident an idempotent write with this op id committed to, if any."""
@@ -230,3 +411,44 @@ class RedisStore:
             return bool(self.redis.ping())
         except redis.RedisError:
             return False
+
+
+def replication_status(client: Any) -> dict[str, Any]:
+    """The connected master's view: its address and offset, and each replica's state, offset and lag
+    (bytes behind, and seconds since it last acknowledged)."""
+    info = client.info("replication")
+    offset = int(info.get("master_repl_offset", 0))
+    replicas = []
+    for key, value in sorted(info.items()):
+        if key.startswith("slave") and isinstance(value, dict):
+            replicas.append({"address": f"{value.get('ip')}:{value.get('port')}", "state": value.get("state", "?"),
+                             "offset": int(value.get("offset", 0)), "behind": offset - int(value.get("offset", 0)),
+                             "lag": int(value.get("lag", -1))})
+    pool = client.connection_pool
+    kwargs = getattr(pool, "connection_kwargs", {})
+    address = f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+    if hasattr(pool, "get_master_address"):
+        host, port = pool.get_master_address()
+        address = f"{host}:{port}"
+    return {"role": info.get("role", "?"), "address": address, "offset": offset, "replicas": replicas}
+
+
+def sentinel_status(settings: Settings) -> list[dict[str, Any]]:
+    """What each configured Sentinel says: the master's address, its replica and peer counts, or why not."""
+    conf = settings.redis
+    out = []
+    for host, port in conf.sentinel_addresses():
+        node = redis.Redis(host=host, port=port, socket_timeout=2, socket_connect_timeout=2, decode_responses=True,
+                           password=conf.sentinel_password.get_secret_value() if conf.sentinel_password else None)
+        row: dict[str, Any] = {"address": f"{host}:{port}"}
+        try:
+            info = node.sentinel_master(conf.master_name)
+            row.update(master=f"{info.get('ip')}:{info.get('port')}", replicas=int(info.get("num-slaves", 0)),
+                       sentinels=int(info.get("num-other-sentinels", 0)) + 1, quorum=int(info.get("quorum", 0)),
+                       flags=str(info.get("flags", "")))
+        except redis.RedisError as exc:
+            row["error"] = exc.__class__.__name__
+        finally:
+            node.close()
+        out.append(row)
+    return out

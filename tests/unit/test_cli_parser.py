@@ -7,10 +7,11 @@ import argparse
 import pytest
 
 from notifier import cli
-from notifier.cli import api, config, deliveries, engine, incident, preview, probe, run, statuspage
+from notifier.cli import api, config, deliveries, engine, incident, preview, probe, run, status, statuspage
 
 EXPECTED = {
     config: ["config"],
+    status: ["status"],
     incident: ["incident", "broadcast"],
     deliveries: ["deliveries"],
     run: ["worker", "beat", "run"],
