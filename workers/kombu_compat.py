@@ -94,7 +94,7 @@ def _install_client_reuse(channel: Any) -> None:
             yield client
             return
         transport = getattr(self, "connection", None)
-        if transport is None or getattr(transport, "client", None) is None:
+        if transport is None or getattr(transport, "client", None) is None or _follows_sentinel(self):
             yield self._create_client()  # kombu's path: _connparams raises for a detached transport
             return
         cached = self.__dict__.get("_notifier_client")
@@ -106,3 +106,10 @@ def _install_client_reuse(channel: Any) -> None:
 
     setattr(conn_or_acquire, _MARK, True)
     setattr(channel, "conn_or_acquire", conn_or_acquire)  # noqa: B010
+
+
+def _follows_sentinel(channel: Any) -> bool:
+    """A Sentinel channel keeps kombu's own client per call: after a failover kombu asks the Sentinels for
+    the new master when it builds a client, and a cached one kept talking to the old address (the Sentinel
+    failover test found no delivery through the new master with the cache on)."""
+    return type(channel).__name__ == "SentinelChannel"

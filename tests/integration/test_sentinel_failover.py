@@ -175,11 +175,15 @@ def test_master_sigkill_loses_nothing_and_doubles_nothing(tmp_path: Path, three_
                      what="the old master to rejoin as a replica")
             wait_for(lambda: len(probe.info("replication").get("slave1", {})) > 0, timeout=30,
                      what="both replicas behind the new master")
+            # on a loaded machine Sentinel (down-after 1 s here) may fail over once more; what must hold is
+            # that the status names the master the Sentinels name now, and that it is not the killed one
+            current = cluster.master_port()
+            assert current is not None and current != old_port
             status = run_cli(config, "status")
             assert status.returncode == 0, status.stdout + status.stderr
             out = status.stdout
             print("\n`notifier status` after the failover:\n" + out)
-            assert f"master   127.0.0.1:{new_port}" in out, out
+            assert f"master   127.0.0.1:{cluster.master_port()}" in out, out
             assert out.count("replica  127.0.0.1:") == 2 and f"127.0.0.1:{old_port}" in out, out
             assert procs[0].node in out and "notify.hook" in out, out
             assert "beat lock: held by " + socket.gethostname() in out, out
@@ -188,7 +192,7 @@ def test_master_sigkill_loses_nothing_and_doubles_nothing(tmp_path: Path, three_
             proc.stop()
     keys = receiver.keys()
     doubled = [k for k, c in Counter(keys).items() if c > 1]
-    new_master = redis.Redis(port=new_port, decode_responses=True)
+    new_master = redis.Redis(port=current, decode_responses=True)
     lost = [e for e in acked_events if not new_master.exists(seen_key(settings.redis.key_prefix, e))]
     print(f"\nsentinel failover: kill -> promoted {promoted_at - killed_at:.2f} s, kill -> first delivery on the "
           f"new master {first_delivery - killed_at:.2f} s; {len(acked_events)} events and {len(acked_updates)} "
@@ -196,7 +200,7 @@ def test_master_sigkill_loses_nothing_and_doubles_nothing(tmp_path: Path, three_
           f"write 503s retried; {len(keys)} posts at the receiver, {len(doubled)} doubled, {len(lost)} events lost")
     assert doubled == [], f"posted twice: {doubled}"
     assert lost == [], f"acknowledged events missing on the new master: {lost}"
-    assert new_master.info("replication")["role"] == "master" and new_port != old_port
+    assert new_master.info("replication")["role"] == "master" and new_port != old_port and current != old_port
 
 
 def test_too_few_replicas_or_no_sentinel_quorum_give_503_and_lose_nothing(
