@@ -137,12 +137,9 @@ def send_with_kills(world, post, accepted_status: int, retry_statuses: tuple[int
     return len(kill_at), counts["refused"]
 
 
-def test_redis_killed_during_intake_every_accepted_event_is_delivered_once(world, receiver) -> None:
-    """Each sender repeats its event until it is accepted, as Alertmanager does."""
-    app, http = world["app"], world["http"]
-    kills, refused = send_with_kills(
-        world, lambda n: http.post("/webhooks/alertmanager", content=event(app, n), headers=AM).status_code,
-        202, (503,))
+def wait_all_posted(world, what: str) -> None:
+    """Wait until every ledger row (at least EVENTS of them) is posted; on a timeout, show the rest."""
+    app = world["app"]
 
     def delivered() -> bool:
         rows = app.store.ledger.rows(limit=10 * EVENTS)
@@ -150,11 +147,21 @@ def test_redis_killed_during_intake_every_accepted_event_is_delivered_once(world
 
     try:
         wait_for(delivered, timeout=SETTLE_BOUND, interval=0.2,
-                 what=f"every accepted event posted within {SETTLE_BOUND:.0f} s")
+                 what=f"every {what} posted within {SETTLE_BOUND:.0f} s")
     except AssertionError as exc:
         rows = [(r.notice_id, r.state.value, r.last_error) for r in app.store.ledger.rows(limit=10 * EVENTS)
                 if r.state != DeliveryState.POSTED]
         raise AssertionError(f"{exc}; unsettled {rows[:10]}; worker: {world['procs'][0].tail()}") from None
+
+
+def test_redis_killed_during_intake_every_accepted_event_is_delivered_once(world, receiver) -> None:
+    """Each sender repeats its event until it is accepted, as Alertmanager does."""
+    app, http = world["app"], world["http"]
+    kills, refused = send_with_kills(
+        world, lambda n: http.post("/webhooks/alertmanager", content=event(app, n), headers=AM).status_code,
+        202, (503,))
+
+    wait_all_posted(world, "accepted event")
     opened = [i for i in app.store.list_incidents() if i.kind == "incident"]
     per_component = Counter(c for i in opened for c in i.components)
     posts = Counter(receiver.keys())
@@ -179,17 +186,7 @@ def test_redis_killed_during_staff_broadcasts_each_is_published_once(world, rece
 
     kills, refused = send_with_kills(world, post, 201, (503, 409))
 
-    def delivered() -> bool:
-        rows = app.store.ledger.rows(limit=10 * EVENTS)
-        return len(rows) >= EVENTS and all(r.state == DeliveryState.POSTED for r in rows)
-
-    try:
-        wait_for(delivered, timeout=SETTLE_BOUND, interval=0.2,
-                 what=f"every acknowledged broadcast posted within {SETTLE_BOUND:.0f} s")
-    except AssertionError as exc:
-        rows = [(r.notice_id, r.state.value, r.last_error) for r in app.store.ledger.rows(limit=10 * EVENTS)
-                if r.state != DeliveryState.POSTED]
-        raise AssertionError(f"{exc}; unsettled {rows[:10]}; worker: {world['procs'][0].tail()}") from None
+    wait_all_posted(world, "acknowledged broadcast")
     published = [i for i in app.store.list_incidents(kind="broadcast")]
     posts = Counter(receiver.keys())
     print(f"chaos: {EVENTS} staff broadcasts, Redis SIGKILLed {kills} times, {refused} requests refused and "
