@@ -8,7 +8,7 @@ from typing import Any
 from notifier.channels.base import Channel
 from notifier.clock import Clock
 from notifier.config import Settings
-from notifier.ports import Dispatcher, IncidentStore
+from notifier.ports import Dispatcher, IncidentStore, SubscriberRepository
 from notifier.templating import TemplateRenderer
 
 
@@ -30,6 +30,7 @@ class App:
     dispatcher: Dispatcher
     templates: TemplateRenderer
     redis: Any = None
+    subscribers: SubscriberRepository | None = None  # e-mail subscribers (None without Redis)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def channel(self, name: str) -> Channel:

@@ -21,6 +21,7 @@ from notifier.config import Settings
 from notifier.ports import Dispatcher, IncidentStore, NullDispatcher
 from notifier.statuspage.snapshot import StoreSnapshots
 from notifier.store.redis_store import RedisStore, connect
+from notifier.store.subscribers import RedisSubscribers
 from notifier.templating import TemplateRenderer
 
 
@@ -66,6 +67,7 @@ def build(
         redis_client = redis_client if redis_client is not None else connect(settings, redis_url)
         store = RedisStore(redis_client, prefix=prefix, min_replicas=settings.redis.min_replicas,
                            wait_timeout_ms=settings.redis.wait_timeout_ms)
+    subscribers = RedisSubscribers(redis_client, prefix) if redis_client is not None else None
     context = ChannelContext(
         page=settings.page,
         clock=clock,
@@ -75,6 +77,9 @@ def build(
         budgets=BudgetStore(redis_client, prefix) if redis_client is not None else None,
         progress=ProgressStore(redis_client, prefix) if redis_client is not None else None,
         snapshots=StoreSnapshots(store, settings.page, settings.components, clock),
+        task_time_limit=settings.delivery.task_time_limit,
+        subscribers=subscribers,
+        mail=settings.subscribers,
     )
     return App(
         settings=settings,
@@ -84,6 +89,7 @@ def build(
         clock=clock,
         dispatcher=dispatcher or NullDispatcher(),
         templates=templates,
+        subscribers=subscribers,
     )
 
 __all__ = ["App", "build", "build_channels"]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from notifier.domain.model import ComponentChange, ComponentStatus, DeliveryState, Incident, IncidentUpdate, Receipt
+    from notifier.domain.subscribers import Subscriber
     from notifier.engine.state import EngineState, Window
     from notifier.store.ledger import Claim, LedgerRow
 
@@ -331,3 +332,26 @@ class IncidentStore(Protocol):
 
     def ping(self) -> bool:
         """Whether the store answers."""
+
+
+class SubscriberRepository(Protocol):
+    """Confirmed e-mail subscribers (only address, scope, language and the two times) and the public
+    sign-up endpoint's counters. Redis: ``store/subscribers.py``."""
+
+    def save(self, subscriber: Subscriber) -> bool:
+        """Store or replace a confirmed subscriber; True when the address was new."""
+
+    def get(self, address: str) -> Subscriber | None:
+        """The subscriber with this (normalised) address, or None."""
+
+    def delete(self, address: str) -> bool:
+        """Forget the address entirely; True when it was there."""
+
+    def all(self) -> list[Subscriber]:
+        """Every confirmed subscriber, ordered by address."""
+
+    def count(self) -> int:
+        """How many confirmed subscribers there are."""
+
+    def hit(self, kind: str, key: str, limit: int, window: float) -> float | None:
+        """Count one request; None while within ``limit`` per ``window`` seconds, else seconds to wait."""

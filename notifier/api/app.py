@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from notifier import limits
-from notifier.api import ops, staff, webhooks
+from notifier.api import ops, staff, subscribe, webhooks
 from notifier.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from notifier.api.idempotency import IdempotencyGate
 from notifier.api.limits import BodyLimit, RequestGate
@@ -64,6 +64,7 @@ def create_app(app: Any = None, settings: Any = None, idempotency_lease: float =
     api.include_router(webhooks.router())
     api.include_router(staff.router)
     api.include_router(ops.router)
+    api.include_router(subscribe.router)
     _include_console(api, app)
     _errors(api)
     api.add_middleware(IdempotencyGate, principal=lambda token: authenticate(app.settings, token),

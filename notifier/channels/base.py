@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from notifier.channels.x_budget import BudgetStore
     from notifier.clock import Clock
     from notifier.config import PageSettings
+    from notifier.config.settings import SubscribersSettings
     from notifier.statuspage.snapshot import SnapshotReader
+    from notifier.store.subscribers import RedisSubscribers
     from notifier.templating import TemplateRenderer
 
 
@@ -59,6 +61,9 @@ class ChannelContext:
     budgets: BudgetStore | None = None  # X posting budgets every worker shares
     progress: ProgressStore | None = None  # which parts of a thread are out, shared by every worker
     snapshots: SnapshotReader | None = None  # the status page's input: the store's current state
+    task_time_limit: float = 60.0  # delivery.task_time_limit: a long send (e-mail) ends in time
+    subscribers: RedisSubscribers | None = None  # e-mail subscribers and each notice's recipients
+    mail: SubscribersSettings | None = None  # the relay and the links' secret (e-mail channel)
 
 
 class Channel(ABC):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from notifier.channels.base import Channel
 from notifier.channels.bluesky import BlueskyChannel
+from notifier.channels.email import EmailChannel
 from notifier.channels.facebook import FacebookChannel
 from notifier.channels.mastodon import MastodonChannel
 from notifier.channels.outbox import OutboxChannel
@@ -26,6 +27,7 @@ CHANNEL_TYPES: dict[str, type[Channel]] = {
         MastodonChannel,
         BlueskyChannel,
         StatuspageChannel,
+        EmailChannel,
     )
 }
 

@@ -18,11 +18,23 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from notifier.cli import api, config, deliveries, engine, incident, preview, probe, run, status, statuspage
+from notifier.cli import (
+    api,
+    config,
+    deliveries,
+    engine,
+    incident,
+    preview,
+    probe,
+    run,
+    status,
+    statuspage,
+    subscribers,
+)
 from notifier.errors import ConfigError, NotifierError
 
 # One module per command group, in the order of `notifier --help`; each has register(subparsers).
-COMMAND_GROUPS = (config, status, incident, deliveries, run, preview, statuspage, engine, probe, api)
+COMMAND_GROUPS = (config, status, incident, deliveries, run, preview, statuspage, engine, probe, subscribers, api)
 
 
 def build_parser() -> argparse.ArgumentParser:

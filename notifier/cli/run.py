@@ -84,11 +84,17 @@ probes:                                   # outside-in: the status page preview,
 """
 
 
+DEMO_SINK_PORT = 8025
+DEMO_MAILDIR = "var/mail"
+
+
 def demo_settings(settings: Settings) -> tuple[Settings, str | None]:
     """On the embedded defaults, a derived config with demo sources and a fresh random token."""
     if settings.source_path != "<embedded defaults>":
         return settings, None
     import secrets
+
+    import yaml
 
     from notifier.config_loader import DEFAULTS_FILE, load_settings
 
@@ -98,8 +104,19 @@ def demo_settings(settings: Settings) -> tuple[Settings, str | None]:
     os.fchmod(fd, 0o600)  # also when the file already existed with looser permissions
     with os.fdopen(fd, "w") as fh:
         fh.write(token + "\n")
+    # e-mail subscribers through the embedded relay (a local SMTP sink writing var/mail/), links signed
+    # with a secret of this run's environment only
+    os.environ.setdefault("NOTIFIER_DEMO_MAIL_SECRET", secrets.token_urlsafe(24))
+    merged = yaml.safe_load(DEFAULTS_FILE.read_text())
+    api = f"http://{settings.api.host}:{settings.api.port}"
+    merged["page"]["subscribe_url"] = f"{api}/subscribe"
+    merged["channels"]["subscribers"] = {"type": "email"}
+    merged["subscribers"] = {"secret": "${NOTIFIER_DEMO_MAIL_SECRET}",
+                             "relay": {"host": "127.0.0.1", "port": DEMO_SINK_PORT, "security": "none",
+                                       "from_address": "status@example.invalid"}}
     path = Path("var/demo.yaml").resolve()
-    path.write_text(DEFAULTS_FILE.read_text() + DEMO_SECTIONS)
+    path.write_text("# made by `notifier run` from the embedded defaults\n" + yaml.safe_dump(merged, sort_keys=False)
+                    + DEMO_SECTIONS)
     return load_settings(path), token
 
 
@@ -162,6 +179,8 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
         started[name] = time.monotonic()
         print(f"{name:<9} started (pid {procs[name].pid}), log: var/log/{name}.log")
 
+    if demo_token is not None:  # the embedded relay: every mail to subscribers lands in var/mail/new/
+        spawn("mailsink", [*cli, "subscribers", "sink", "--dir", DEMO_MAILDIR, "--port", str(DEMO_SINK_PORT)])
     spawn("worker", [*cli, "worker", "--concurrency", str(args.concurrency)])
     if settings.probes.checks:  # a worker of their own: a slow probe never holds a delivery's process
         from workers.setup import probe_queue
@@ -260,6 +279,10 @@ def _hints(settings: Settings, token: str | None) -> None:
         if _optional("notifier.console"):
             print(f"  {api}/console/   # the staff console: sign in with the token in var/demo-token")
     print(f"  {settings.page.url}   # the status page preview")
+    if token and settings.page.subscribe_url:
+        maildir = Path(DEMO_MAILDIR).resolve()
+        print(f"  # subscribe on the preview page; its mails (the confirmation first) arrive in {maildir}/new/")
+        print("  notifier subscribers count                # confirmed subscribers per component")
     print("Ctrl-C stops everything.")
 
 

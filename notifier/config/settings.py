@@ -43,6 +43,9 @@ class PageSettings(_Strict):
     stale_after_minutes: float = 15
     # Seconds between republishing the page's heartbeat; None: a third of stale_after_minutes (5..300 s)
     heartbeat_seconds: float | None = Field(None, gt=0)
+    # The notifier's public subscribe endpoint (on the notifier host, not the page host), e.g.
+    # https://notifier.example.net/subscribe: the page shows a sign-up form posting there. None: no form.
+    subscribe_url: str | None = None
 
     def heartbeat(self) -> float:
         if self.heartbeat_seconds is not None:
@@ -55,6 +58,20 @@ class PageSettings(_Strict):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("subscribe_url")
+    @classmethod
+    def _subscribe_url(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith(("http://", "https://")) or not urlsplit(value).hostname):
+            raise ValueError("must be an http:// or https:// URL (the notifier's /subscribe endpoint)")
+        return value.rstrip("/") if value is not None else None
+
+    def subscribe_origin(self) -> str | None:
+        """scheme://host[:port] of ``subscribe_url``: the page's CSP allows its form to post there."""
+        if self.subscribe_url is None:
+            return None
+        parts = urlsplit(self.subscribe_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     def incident_url(self, incident_id: str) -> str:
         return f"{self.url}incidents/{incident_id}.html"
@@ -181,6 +198,52 @@ class ApiSettings(_Strict):
     # and the sign-in limit counts real clients, not the proxy. Only the proxy's own addresses count.
     trust_proxy: bool = False
     forwarded_allow_ips: list[str] = ["127.0.0.1"]
+
+
+class RelaySettings(_Strict):
+    """The mail relay subscribers' mail leaves through: any provider's SMTP endpoint, sharing nothing
+    with the mail servers of the service the page is about."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(25, gt=0, lt=65536)
+    # starttls: upgrade after EHLO (587); tls: implicit TLS from the first byte (465); none: loopback sinks only
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: SecretStr | None = None  # ${ENV} references, both or neither
+    password: SecretStr | None = None
+    from_address: str = "status@example.com"
+    from_name: str | None = None  # default page.name
+    timeout: float = Field(10, gt=0, le=120, description="seconds per SMTP command")
+    # messages carried by one connection before it is closed and a new one opened (relays limit this)
+    messages_per_connection: int = Field(100, ge=1, le=10000)
+    verify_tls: bool = True
+
+    @model_validator(mode="after")
+    def _credentials(self) -> RelaySettings:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password: give both or neither")
+        if "@" not in self.from_address or any(c in self.from_address for c in "\r\n <>"):
+            raise ValueError("from_address must be a plain address like status@example.com")
+        return self
+
+
+class SubscribersSettings(_Strict):
+    """Self-service e-mail subscribers (README "Subscribers"): sign-up on the page, double opt-in."""
+
+    # signs confirmation, unsubscribe and manage links (HMAC-SHA256); a ${ENV} reference, 16+ characters
+    secret: SecretStr | None = None
+    confirm_hours: float = Field(48, gt=0, description="a confirmation link expires after this")
+    relay: RelaySettings = RelaySettings()  # type: ignore[call-arg]
+    # the public sign-up endpoint's limits (fixed windows): per client address and per e-mail address
+    per_client: int = Field(10, ge=1, description="sign-ups one client may make per window")
+    per_address: int = Field(3, ge=1, description="confirmation mails one address gets per window")
+    window_seconds: float = Field(3600, gt=0)
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (a random string: `openssl rand -hex 32`)")
+        return value
 
 
 class StaffToken(_Strict):
@@ -330,6 +393,7 @@ class Settings(_Strict):
     engine: dict[str, Any] = {}
     staff: StaffSettings = StaffSettings()
     probes: ProbesSettings = ProbesSettings()  # type: ignore[call-arg]
+    subscribers: SubscribersSettings = SubscribersSettings()  # type: ignore[call-arg]
     source_path: str = "<embedded defaults>"
     _references: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
 

@@ -33,7 +33,7 @@ from notifier.statuspage.uptime import Bars, compute_bars
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
-TEMPLATE_VERSION = "1"
+TEMPLATE_VERSION = "2"
 # One-letter classes keep 50 components x 90 days of bars small (see static/style.css)
 BAR_CLASS = {
     ComponentStatus.OPERATIONAL: "o",

@@ -40,6 +40,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "major": "Partial System Outage",
         "critical": "Major System Outage",
         "maint_desc": "Service Under Maintenance",
+        "subscribe": "Get updates by e-mail",
+        "sub_email": "E-mail address",
+        "sub_all": "All components",
+        "sub_some": "Only the components ticked below",
+        "sub_submit": "Subscribe",
+        "sub_note": "We send a confirmation link first. Every mail has a link to unsubscribe.",
     },
     "de": {
         "lang_name": "Deutsch",
@@ -78,6 +84,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "major": "Teilweiser Ausfall",
         "critical": "Schwerer Ausfall",
         "maint_desc": "Wartungsarbeiten",
+        "subscribe": "Meldungen per E-Mail erhalten",
+        "sub_email": "E-Mail-Adresse",
+        "sub_all": "Alle Komponenten",
+        "sub_some": "Nur die unten angekreuzten Komponenten",
+        "sub_submit": "Abonnieren",
+        "sub_note": "Wir senden zuerst einen Bestätigungslink. Jede Mail enthält einen Link zum Abbestellen.",
     },
 }
 

@@ -7,7 +7,19 @@ import argparse
 import pytest
 
 from notifier import cli
-from notifier.cli import api, config, deliveries, engine, incident, preview, probe, run, status, statuspage
+from notifier.cli import (
+    api,
+    config,
+    deliveries,
+    engine,
+    incident,
+    preview,
+    probe,
+    run,
+    status,
+    statuspage,
+    subscribers,
+)
 
 EXPECTED = {
     config: ["config"],
@@ -19,6 +31,7 @@ EXPECTED = {
     statuspage: ["statuspage"],
     engine: ["maintenance", "engine"],
     probe: ["probe"],
+    subscribers: ["subscribers"],
     api: ["api"],
 }
 

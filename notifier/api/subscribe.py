@@ -1,0 +1,255 @@
+"""The public subscriber endpoints, for the status page's sign-up form and the links in every mail.
+
+``POST /subscribe`` takes the page's plain form (no JavaScript, another origin: a top-level form
+navigation needs no CORS) and answers with a small page in the form's language. Every route here is
+public, so each is limited per client (and a sign-up also per address), bodies over 4 KiB get a 413,
+and only ``application/x-www-form-urlencoded`` is read. Links from mails open a page with a button
+(``GET``); only the ``POST`` changes anything, so a mail scanner that fetches links confirms nothing.
+``POST /subscribe/unsubscribe?token=...`` is RFC 8058's one-click unsubscribe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+import jinja2
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+
+from notifier.domain.subscribers import ALL, BadToken
+from notifier.services import subscriptions
+from notifier.services.subscriptions import InvalidField, RateLimited, Unavailable
+
+MAX_FORM = 4096
+router = APIRouter(tags=["subscribers"], include_in_schema=True)
+
+WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Subscription", "check_mail": "Check your mail",
+        "sent": "If the address can receive mail, a confirmation link is on its way. Nothing is sent until "
+                "you confirm.",
+        "invalid": "Please correct the form", "limited": "Too many requests; please try again later.",
+        "unavailable": "Subscriptions are not available right now; please try again later.",
+        "confirm": "Confirm subscription", "confirmed": "Subscribed: you will get updates by e-mail.",
+        "unsubscribe": "Unsubscribe", "unsubscribed": "Unsubscribed: this address is deleted.",
+        "manage": "Change subscription", "saved": "Saved.", "not_subscribed": "This address is not subscribed.",
+        "all": "All components", "some": "Only these components:", "language": "Language", "save": "Save",
+        "bad_link": "This link does not work", "back": "Back to the status page",
+    },
+    "de": {
+        "title": "Abonnement", "check_mail": "Bitte sehen Sie in Ihr Postfach",
+        "sent": "Falls die Adresse Mail empfangen kann, ist ein Bestätigungslink unterwegs. Vor der Bestätigung "
+                "wird nichts gesendet.",
+        "invalid": "Bitte korrigieren Sie das Formular",
+        "limited": "Zu viele Anfragen; bitte versuchen Sie es später noch einmal.",
+        "unavailable": "Abonnements sind gerade nicht möglich; bitte versuchen Sie es später.",
+        "confirm": "Abonnement bestätigen", "confirmed": "Abonniert: Sie erhalten Meldungen per Mail.",
+        "unsubscribe": "Abbestellen", "unsubscribed": "Abbestellt: diese Adresse ist gelöscht.",
+        "manage": "Abonnement ändern", "saved": "Gespeichert.", "not_subscribed": "Diese Adresse ist nicht abonniert.",
+        "all": "Alle Komponenten", "some": "Nur diese Komponenten:", "language": "Sprache", "save": "Speichern",
+        "bad_link": "Dieser Link funktioniert nicht", "back": "Zurück zur Statusseite",
+    },
+}
+
+PAGE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
+<html lang="{{ lang }}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{{ heading }} – {{ page.name }}</title></head>
+<body><main>
+<h1>{{ heading }}</h1>
+{% if message %}<p id="message"{% if field %} data-field="{{ field }}"{% endif %}>{{ message }}</p>{% endif %}
+{% if action %}<form method="post" action="{{ action }}">
+<input type="hidden" name="token" value="{{ token }}">
+{% if components %}
+<p><label><input type="radio" name="scope" value="all"{% if all %} checked{% endif %}> {{ w.all }}</label></p>
+<p><label><input type="radio" name="scope" value="some"{% if not all %} checked{% endif %}> {{ w.some }}</label></p>
+<ul>{% for id, name in components %}<li><label><input type="checkbox" name="components" value="{{ id }}"
+{%- if id in chosen %} checked{% endif %}> {{ name }}</label></li>{% endfor %}</ul>
+<p><label>{{ w.language }} <select name="language">{% for code in languages %}<option value="{{ code }}"
+{%- if code == chosen_lang %} selected{% endif %}>{{ code }}</option>{% endfor %}</select></label></p>
+{% endif %}
+<button type="submit">{{ button }}</button></form>{% endif %}
+<p><a href="{{ page.url }}">{{ w.back }}</a></p>
+</main></body></html>""")
+
+
+def _page(app: Any, lang: str, status: int, heading: str, message: str = "", **extra: Any) -> HTMLResponse:
+    lang = lang if lang in WORDS else "en"
+    body = PAGE.render(lang=lang, page=app.settings.page, heading=heading, message=message, w=WORDS[lang],
+                       action=extra.pop("action", None), **extra)
+    headers = {"Content-Security-Policy": "default-src 'none'; form-action 'self'; base-uri 'none'; "
+                                          "frame-ancestors 'none'",
+               "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", **extra.pop("headers", {})}
+    return HTMLResponse(body, status_code=status, headers=headers)
+
+
+async def _form(request: Request) -> dict[str, list[str]] | None:
+    body = await request.body()
+    if len(body) > MAX_FORM:
+        return None
+    try:
+        return parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=64)
+    except (UnicodeDecodeError, ValueError):
+        return {}
+
+
+def _one(form: dict[str, list[str]], name: str, default: str = "") -> str:
+    return (form.get(name) or [default])[0]
+
+
+def _scope(form: dict[str, list[str]]) -> list[str] | None:
+    if _one(form, "scope", "all") == "all" and "components" not in form:
+        return None
+    return None if _one(form, "scope") == "all" else form.get("components", [])
+
+
+def _lang_of(app: Any, form: dict[str, list[str]]) -> str:
+    lang = _one(form, "language", app.settings.page.language)
+    return lang if lang in app.settings.page.languages else app.settings.page.language
+
+
+async def _guard(request: Request, lang: str) -> HTMLResponse | None:
+    """Every public route: a per-client limit (five times the sign-up limit, for the mail links)."""
+    app = request.app.state.notifier
+    conf = app.settings.subscribers
+    try:
+        repo = subscriptions.setup(app).repo
+    except Unavailable:
+        return _page(app, lang, 503, WORDS.get(lang, WORDS["en"])["unavailable"])
+    client = request.client.host if request.client else "-"
+    wait = await run_in_threadpool(repo.hit, "public", client, conf.per_client * 5, conf.window_seconds)
+    if wait is not None:
+        return _page(app, lang, 429, WORDS.get(lang, WORDS["en"])["limited"], headers={"Retry-After": str(int(wait))})
+    return None
+
+
+def _problem(app: Any, lang: str, exc: Exception) -> HTMLResponse:
+    w = WORDS.get(lang, WORDS["en"])
+    if isinstance(exc, InvalidField):
+        return _page(app, lang, 422, w["invalid"], str(exc), field=exc.field)
+    if isinstance(exc, RateLimited):
+        return _page(app, lang, 429, w["limited"], headers={"Retry-After": str(int(exc.retry_after))})
+    if isinstance(exc, BadToken):
+        return _page(app, lang, 400, w["bad_link"], str(exc))
+    return _page(app, lang, 503, w["unavailable"], headers={"Retry-After": "60"})
+
+
+@router.post("/subscribe", response_class=HTMLResponse, summary="Public: sign up for e-mail updates (a form post)")
+async def subscribe(request: Request) -> HTMLResponse:
+    app = request.app.state.notifier
+    lang = app.settings.page.language
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return _page(app, lang, 415, WORDS[lang if lang in WORDS else "en"]["invalid"],
+                     "send the form as application/x-www-form-urlencoded")
+    form = await _form(request)
+    if form is None:
+        return _page(app, lang, 413, WORDS[lang if lang in WORDS else "en"]["invalid"], f"form over {MAX_FORM} bytes")
+    lang = _lang_of(app, form)
+    blocked = await _guard(request, lang)
+    if blocked is not None:
+        return blocked
+    client = request.client.host if request.client else "-"
+    try:
+        await run_in_threadpool(subscriptions.request, app, _one(form, "email"), _scope(form),
+                                _one(form, "language", app.settings.page.language), client)
+    except (InvalidField, RateLimited, Unavailable) as exc:
+        return _problem(app, lang, exc)
+    w = WORDS.get(lang, WORDS["en"])
+    return _page(app, lang, 200, w["check_mail"], w["sent"])
+
+
+def _token_page(name: str, button: str) -> Any:
+    async def show(request: Request, token: str = "") -> HTMLResponse:
+        app = request.app.state.notifier
+        lang = app.settings.page.language
+        blocked = await _guard(request, lang)
+        if blocked is not None:
+            return blocked
+        w = WORDS.get(lang, WORDS["en"])
+        extra: dict[str, Any] = {}
+        if name == "manage":
+            try:
+                current = await run_in_threadpool(subscriptions.current, app, token)
+            except BadToken as exc:
+                return _problem(app, lang, exc)
+            if current is None:
+                return _page(app, lang, 404, w["manage"], w["not_subscribed"])
+            lang = current.language
+            w = WORDS.get(lang, WORDS["en"])
+            extra = {"components": [(c.id, c.name_in(lang)) for c in app.settings.components if not c.hidden],
+                     "all": current.scope == ALL, "chosen": () if current.scope == ALL else current.scope,
+                     "languages": app.settings.page.languages, "chosen_lang": current.language}
+        return _page(app, lang, 200, w[button], action=f"{app.settings.page.subscribe_url}/{name}",
+                     token=token, button=w[button], **extra)
+
+    return show
+
+
+async def _token_from(request: Request) -> tuple[str, dict[str, list[str]] | None]:
+    form = await _form(request)
+    token = request.query_params.get("token") or (_one(form, "token") if form else "")
+    return token, form
+
+
+@router.post("/subscribe/confirm", response_class=HTMLResponse, summary="Public: confirm a sign-up")
+async def confirm(request: Request) -> HTMLResponse:
+    app = request.app.state.notifier
+    token, form = await _token_from(request)
+    if form is None:
+        return _page(app, app.settings.page.language, 413, "413", f"form over {MAX_FORM} bytes")
+    blocked = await _guard(request, app.settings.page.language)
+    if blocked is not None:
+        return blocked
+    try:
+        subscriber = await run_in_threadpool(subscriptions.confirm, app, token)
+    except (BadToken, Unavailable) as exc:
+        return _problem(app, app.settings.page.language, exc)
+    w = WORDS.get(subscriber.language, WORDS["en"])
+    return _page(app, subscriber.language, 200, w["confirm"], w["confirmed"])
+
+
+@router.post("/subscribe/unsubscribe", response_class=HTMLResponse,
+             summary="Public: one-click unsubscribe (RFC 8058): the address is deleted")
+async def unsubscribe(request: Request) -> HTMLResponse:
+    app = request.app.state.notifier
+    lang = app.settings.page.language
+    token, form = await _token_from(request)
+    if form is None:
+        return _page(app, lang, 413, "413", f"form over {MAX_FORM} bytes")
+    blocked = await _guard(request, lang)
+    if blocked is not None:
+        return blocked
+    try:
+        await run_in_threadpool(subscriptions.unsubscribe, app, token)
+    except (BadToken, Unavailable) as exc:
+        return _problem(app, lang, exc)
+    w = WORDS.get(lang, WORDS["en"])
+    return _page(app, lang, 200, w["unsubscribe"], w["unsubscribed"])
+
+
+@router.post("/subscribe/manage", response_class=HTMLResponse, summary="Public: change components or language")
+async def manage(request: Request) -> HTMLResponse:
+    app = request.app.state.notifier
+    token, form = await _token_from(request)
+    if form is None:
+        return _page(app, app.settings.page.language, 413, "413", f"form over {MAX_FORM} bytes")
+    lang = _lang_of(app, form)
+    blocked = await _guard(request, lang)
+    if blocked is not None:
+        return blocked
+    try:
+        changed = await run_in_threadpool(subscriptions.manage, app, token, _scope(form),
+                                          _one(form, "language", app.settings.page.language))
+    except (BadToken, InvalidField, Unavailable) as exc:
+        return _problem(app, lang, exc)
+    w = WORDS.get(lang, WORDS["en"])
+    return _page(app, lang, 200 if changed else 404, w["manage"], w["saved"] if changed else w["not_subscribed"])
+
+
+router.add_api_route("/subscribe/confirm", _token_page("confirm", "confirm"), methods=["GET"],
+                     response_class=HTMLResponse, summary="Public: the confirmation link's page (a button)")
+router.add_api_route("/subscribe/unsubscribe", _token_page("unsubscribe", "unsubscribe"), methods=["GET"],
+                     response_class=HTMLResponse, summary="Public: the unsubscribe link's page (a button)")
+router.add_api_route("/subscribe/manage", _token_page("manage", "manage"), methods=["GET"],
+                     response_class=HTMLResponse, summary="Public: the manage link's page (a form)")

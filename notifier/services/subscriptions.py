@@ -1,0 +1,194 @@
+"""Subscribers' use-cases: sign up (double opt-in), confirm, manage, unsubscribe; staff counts and export.
+
+A sign-up stores nothing: it sends a confirmation mail whose signed, expiring link carries the address,
+scope and language. Confirming stores the subscriber. Unsubscribing deletes the address. The public
+endpoint answers a sign-up the same way whether or not the address is already subscribed (it always
+sends a confirmation mail, limited per client and per address), so it tells nobody who subscribes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from notifier.app import App
+from notifier.channels.email import links
+from notifier.channels.mail import RelayConnection, compose
+from notifier.domain.subscribers import (
+    ALL,
+    CONFIRM,
+    MANAGE,
+    BadToken,
+    Subscriber,
+    address_hash,
+    confirm_token,
+    normalise_address,
+    verify,
+)
+from notifier.errors import DeliveryError, NotifierError, UsageError
+from notifier.ports import SubscriberRepository
+
+
+class InvalidField(UsageError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class RateLimited(NotifierError):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many sign-ups; try again in {int(retry_after)} s")
+        self.retry_after = retry_after
+
+
+class Unavailable(NotifierError):
+    """Subscriptions are not configured, or the relay cannot take the confirmation mail now."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    repo: SubscriberRepository
+    secret: bytes
+    subscribe_url: str
+
+
+def setup(app: App) -> Setup:
+    conf, page = app.settings.subscribers, app.settings.page
+    if app.subscribers is None or conf.secret is None or page.subscribe_url is None:
+        raise Unavailable("subscriptions need Redis, subscribers.secret and page.subscribe_url")
+    return Setup(app.subscribers, conf.secret.get_secret_value().encode(), page.subscribe_url)
+
+
+def public_components(app: App) -> list[str]:
+    return [c.id for c in app.settings.components if not c.hidden]
+
+
+def check_choice(app: App, components: list[str] | None, language: str) -> tuple[tuple[str, ...] | str, str]:
+    """The scope (ALL, or component ids) and language a form asked for, or InvalidField."""
+    known = public_components(app)
+    if components is None:
+        scope: tuple[str, ...] | str = ALL
+    else:
+        unknown = [c for c in components if c not in known]
+        if unknown or not components:
+            raise InvalidField("components", "choose one or more of " + ", ".join(known) if not unknown
+                               else f"no such component {unknown[0][:40]!r}")
+        scope = tuple(sorted(set(components)))
+    if language not in app.settings.page.languages:
+        raise InvalidField("language", "one of " + ", ".join(app.settings.page.languages))
+    return scope, language
+
+
+def request(app: App, raw_address: str, components: list[str] | None, language: str, client: str) -> None:
+    """A sign-up from the public form: validate, count against the limits, send the confirmation mail."""
+    s = setup(app)
+    try:
+        address = normalise_address(raw_address)
+    except ValueError as exc:
+        raise InvalidField("email", str(exc)) from None
+    scope, language = check_choice(app, components, language)
+    conf = app.settings.subscribers
+    for kind, key, limit in (("client", client, conf.per_client), ("address", address_hash(address), conf.per_address)):
+        wait = s.repo.hit(kind, key, limit, conf.window_seconds)
+        if wait is not None:
+            raise RateLimited(wait)
+    now = app.clock.timestamp()
+    token = confirm_token(s.secret, address, scope, language, now)
+    unsubscribe, _ = links(s.subscribe_url, s.secret, address)
+    page = app.settings.page
+    names = {c.id: c.name_in(language) for c in app.settings.components}
+    described = ", ".join(names[c] for c in scope) if scope != ALL else {"de": "alle Komponenten"}.get(
+        language, "all components")
+    text = app.templates.render("email", "confirm", language, page=page, scope=described,
+                                hours=f"{conf.confirm_hours:g}", confirm_url=f"{s.subscribe_url}/confirm?token={token}",
+                                unsubscribe_url=unsubscribe)
+    subject, _, body = text.partition("\n")
+    message = compose(conf.relay, page.name, address, subject.strip(), body.strip() + "\n", None,
+                      message_id=f"<confirm.{address_hash(address)}.{int(now)}@{conf.relay.from_address.rpartition('@')[2]}>",
+                      language=language, unsubscribe_url=unsubscribe, date=now)
+    try:
+        with RelayConnection(conf.relay) as conn:
+            conn.send(address, message)
+    except DeliveryError as exc:
+        raise Unavailable(f"the confirmation mail could not be sent now ({exc.reason})") from exc
+
+
+def confirm(app: App, token: str) -> Subscriber:
+    """Store the subscriber a valid, unexpired confirmation link names (again: it may change scope)."""
+    s = setup(app)
+    now = app.clock.timestamp()
+    payload = verify(s.secret, token, CONFIRM, now, max_age=app.settings.subscribers.confirm_hours * 3600)
+    raw_scope = payload.get("s")
+    scope: tuple[str, ...] | str = ALL if raw_scope == ALL else tuple(
+        c for c in (raw_scope if isinstance(raw_scope, list) else []) if c in public_components(app))
+    if scope == ():
+        raise BadToken("the components of this link no longer exist")
+    language = str(payload.get("l"))
+    if language not in app.settings.page.languages:
+        language = app.settings.page.language
+    subscriber = Subscriber(address=str(payload["a"]), scope=scope, language=language,
+                            requested_at=float(payload["t"]), confirmed_at=now)  # type: ignore[arg-type]
+    s.repo.save(subscriber)
+    return subscriber
+
+
+def address_of(app: App, token: str) -> str:
+    """The address an unsubscribe/manage link was made for (those links do not expire)."""
+    s = setup(app)
+    return str(verify(s.secret, token, MANAGE, app.clock.timestamp())["a"])
+
+
+def unsubscribe(app: App, token: str) -> bool:
+    """One-click: delete the address. True when it was subscribed (the answer is the same either way)."""
+    s = setup(app)
+    return s.repo.delete(address_of(app, token))
+
+
+def current(app: App, token: str) -> Subscriber | None:
+    return setup(app).repo.get(address_of(app, token))
+
+
+def manage(app: App, token: str, components: list[str] | None, language: str) -> Subscriber | None:
+    """Change a subscriber's components or language; None when the address is not subscribed."""
+    s = setup(app)
+    existing = s.repo.get(address_of(app, token))
+    if existing is None:
+        return None
+    scope, language = check_choice(app, components, language)
+    changed = Subscriber(existing.address, scope, language, existing.requested_at, existing.confirmed_at)
+    s.repo.save(changed)
+    return changed
+
+
+# ---- staff ---------------------------------------------------------------------------------------
+def counts(app: App) -> dict[str, int]:
+    """Confirmed subscribers: ``total``, ``all`` (every component) and one count per public component
+    (those who get its updates: the all-subscribers included)."""
+    subscribers = setup(app).repo.all()
+    out = {"total": len(subscribers), "all": sum(1 for s in subscribers if s.scope == ALL)}
+    for component in public_components(app):
+        out[component] = sum(1 for s in subscribers if s.scope == ALL or component in s.scope)
+    return out
+
+
+def export_csv(app: App) -> str:
+    """Every confirmed subscriber as CSV: address, components (``*`` = all), language, both times."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["address", "components", "language", "requested_at", "confirmed_at"])
+    for s in setup(app).repo.all():
+        # a leading =, +, - or @ would start a formula in a spreadsheet (and local parts may start so)
+        cell = "'" + s.address if s.address[0] in "=+-@" else s.address
+        writer.writerow([cell, s.scope if s.scope == ALL else " ".join(s.scope), s.language,
+                         int(s.requested_at), int(s.confirmed_at)])
+    return buf.getvalue()
+
+
+def remove(app: App, raw_address: str) -> bool:
+    """Staff: forget an address. True when it was subscribed."""
+    try:
+        address = normalise_address(raw_address)
+    except ValueError as exc:
+        raise InvalidField("address", str(exc)) from None
+    return setup(app).repo.delete(address)

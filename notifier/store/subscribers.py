@@ -1,0 +1,81 @@
+"""Subscribers in Redis, and the e-mail channel's per-notice recipient lists and progress.
+
+Keys (under ``redis.key_prefix``):
+
+- ``subscribers``: hash, address -> JSON {scope, language, requested_at, confirmed_at}. Only confirmed
+  subscribers are here; nothing else about them is stored.
+- ``subscribers:limit:<kind>:<key>``: fixed-window counters of the public sign-up endpoint.
+- ``mail:rcpt:<notice id>``: the recipients of one notice (JSON ``[[address, language], ...]``), fixed
+  the first time the notice is sent (SET NX), so a resumed send goes to the same people in the same order.
+- ``mail:done:<notice id>``: how many of them the relay has accepted (written after each 250).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from notifier.domain.subscribers import Subscriber
+
+KEEP_SECONDS = 14 * 86400  # recipient lists and progress outlive any notice's deadline
+
+
+class RedisSubscribers:
+    def __init__(self, redis: Any, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.key = f"{prefix}subscribers"
+
+    # ---- the subscribers --------------------------------------------------------------------------
+    def save(self, subscriber: Subscriber) -> bool:
+        """Store (or replace) a confirmed subscriber; True when the address was new."""
+        return bool(self.redis.hset(self.key, subscriber.address, subscriber.to_json()))
+
+    def get(self, address: str) -> Subscriber | None:
+        raw = self.redis.hget(self.key, address)
+        return Subscriber.from_json(address, raw) if raw is not None else None
+
+    def delete(self, address: str) -> bool:
+        return bool(self.redis.hdel(self.key, address))
+
+    def all(self) -> list[Subscriber]:
+        """Every confirmed subscriber, ordered by address."""
+        rows = self.redis.hgetall(self.key)
+        out = [Subscriber.from_json(_text(a), raw) for a, raw in rows.items()]
+        return sorted(out, key=lambda s: s.address)
+
+    def count(self) -> int:
+        return int(self.redis.hlen(self.key))
+
+    # ---- the public endpoint's limits -------------------------------------------------------------
+    def hit(self, kind: str, key: str, limit: int, window: float) -> float | None:
+        """Count one request of ``kind`` by ``key``; None if within ``limit`` per ``window``, else the
+        seconds until the window ends."""
+        name = f"{self.key}:limit:{kind}:{key}"
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.incr(name)
+        pipe.expire(name, max(int(window), 1), nx=True)
+        pipe.ttl(name)
+        count, _, ttl = pipe.execute()
+        return None if int(count) <= limit else float(max(int(ttl), 1))
+
+    # ---- one notice's recipients and progress (the e-mail channel) ---------------------------------
+    def recipients(self, notice_id: str, make: Any) -> list[tuple[str, str]]:
+        """The recipients fixed for ``notice_id``; the first call stores ``make()``'s list."""
+        name = f"{self.prefix}mail:rcpt:{notice_id}"
+        raw = self.redis.get(name)
+        if raw is None:
+            self.redis.set(name, json.dumps(make(), separators=(",", ":")), nx=True, ex=KEEP_SECONDS)
+            raw = self.redis.get(name)
+        return [(str(a), str(lang)) for a, lang in json.loads(raw)]
+
+    def done(self, notice_id: str) -> int:
+        raw = self.redis.get(f"{self.prefix}mail:done:{notice_id}")
+        return int(raw) if raw is not None else 0
+
+    def set_done(self, notice_id: str, count: int) -> None:
+        self.redis.set(f"{self.prefix}mail:done:{notice_id}", count, ex=KEEP_SECONDS)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
