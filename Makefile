@@ -63,9 +63,11 @@ test-shifted: $(STAMP) system-packages-test
 fuzz: $(STAMP) system-packages-test
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(PYTEST) -q -s tests/integration/test_fuzz.py
 
-# The big chaos run: 1,000 notices to fake X and Graph, the worker group SIGKILLed 20 times (prints figures).
+# The big chaos run: 1,000 notices to fake X and Graph, the worker group SIGKILLed 20 times, and one update to
+# 1,000 e-mail subscribers with 5 kills (prints figures).
 chaos: $(STAMP) system-packages-test
 	CHAOS_INCIDENTS=$${CHAOS_INCIDENTS:-500} CHAOS_KILLS=$${CHAOS_KILLS:-20} CHAOS_SETTLE_SECONDS=$${CHAOS_SETTLE_SECONDS:-900} \
+	  SUBSCRIBER_KILL_N=$${SUBSCRIBER_KILL_N:-1000} SUBSCRIBER_KILLS=$${SUBSCRIBER_KILLS:-5} \
 	  $(PYTEST) -q -s -o timeout=1800 tests/chaos
 	# Redis Sentinel: the master SIGKILLed during 1,000 webhooks and 1,000 staff broadcasts (prints figures)
 	SENTINEL_EVENTS=$${SENTINEL_EVENTS:-500} SENTINEL_SETTLE_SECONDS=$${SENTINEL_SETTLE_SECONDS:-900} \
