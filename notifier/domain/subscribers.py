@@ -69,14 +69,14 @@ def normalise_address(raw: str) -> str:
     local, sep, domain = value.rpartition("@")
     if not sep or not local or not domain:
         raise ValueError("is not an e-mail address like name@example.com")
-    if len(local) > 64 or not _LOCAL.match(local):
+    if len(local) > 64 or not _LOCAL.fullmatch(local):
         raise ValueError("has a part before the @ that mail servers do not accept")
     try:
         ascii_domain = domain.encode("idna").decode("ascii").lower()
     except UnicodeError:
         raise ValueError("has a domain that is not a valid host name") from None
     labels = ascii_domain.split(".")
-    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels) or labels[-1].isdigit():
+    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels) or labels[-1].isdigit():
         raise ValueError("has a domain that is not a valid host name")
     return f"{local}@{ascii_domain}"
 

@@ -98,7 +98,7 @@ def test_example_config_is_valid() -> None:
 def _example_env(text: str) -> dict[str, str]:
     import re
 
-    return {name: "placeholder" for name in re.findall(r"\$\{([A-Z0-9_]+)", text) if name != "REDIS_URL"}
+    return {name: "placeholder-value-16+" for name in re.findall(r"\$\{([A-Z0-9_]+)", text) if name != "REDIS_URL"}
 
 
 def test_a_default_inside_a_reference_cannot_smuggle_a_literal_secret() -> None:
