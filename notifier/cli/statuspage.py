@@ -110,6 +110,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     directory = args.dir
     channel_name = None
+    form_action = None
     if directory is None:
         try:
             from notifier.cli.common import settings_for
@@ -118,6 +119,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except NotifierError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code
+        form_action = settings.page.subscribe_origin()
         targets = [
             (name, str(getattr(c, "path", "")))
             for name, c in settings.channels.items()
@@ -138,7 +140,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if cmd_publish(args) != 0:  # a first publish so the preview has something to show
             print(f"warning: {directory} is not published yet; it appears after the first publish", file=sys.stderr)
     try:
-        server = make_server(directory, args.host, args.port)
+        server = make_server(directory, args.host, args.port, form_action)
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}; choose --port", file=sys.stderr)
         return 69

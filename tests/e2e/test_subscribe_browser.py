@@ -43,7 +43,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
         snap = StoreSnapshots(app.store, app.settings.page, app.settings.components, app.clock).read()
         now = app.clock.now()
         DirectoryTarget(tmp_path / "site").publish(render_site(snap, now), now)
-        page_server = serve_in_thread(tmp_path / "site")
+        page_server = serve_in_thread(tmp_path / "site", form_action=app.settings.page.subscribe_origin())
         try:
             with api:
                 yield {"app": app, "sink": sink, "page": f"http://127.0.0.1:{page_server.server_address[1]}/",
@@ -80,6 +80,7 @@ def test_subscribe_from_the_page_on_another_origin_then_confirm(browser: Any, wo
         page.close()
     stored = app.subscribers.get("visitor@example.org")
     assert stored is not None and stored.scope == ("imap",) and stored.language == "de"
-    # the page's CSP lets its form post to the API's origin, and nowhere else
-    csp = httpx.get(world["page"] + "index.html").text
-    assert f"form-action {world['api']}" in csp
+    # the page's CSP (meta and the preview server's header) lets its form post to the API's origin only
+    index = httpx.get(world["page"] + "index.html")
+    assert f"form-action {world['api']};" in index.headers["Content-Security-Policy"]
+    assert f"form-action {world['api']}\">" in index.text

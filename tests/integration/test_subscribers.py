@@ -10,11 +10,11 @@ import httpx
 import pytest
 
 from notifier.api import create_app
+from notifier.config_loader import parse_settings
 from notifier.domain.subscribers import confirm_token, sign
 from notifier.services import delivery, incidents, subscriptions
 from tests.fakes.smtp_sink import SmtpSink
 from tests.integration._api_support import ApiServer, make_app, redis_server
-from notifier.config_loader import parse_settings
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +118,8 @@ def test_double_opt_in_scope_languages_headers_and_threading(stack, sink):
     subscribe(stack, sink, "cy@example.org")  # every component, English
     sink.clear()
 
-    second = incidents.update_incident(app, incident.id, status="identified", body={"en": "Found it.", "de": "Gefunden."})
+    second = incidents.update_incident(app, incident.id, status="identified",
+                                       body={"en": "Found it.", "de": "Gefunden."})
     deliver_all(app, second)
     third = incidents.update_incident(app, incident.id, status="monitoring", body={"en": "Fixed.", "de": "Behoben."})
     deliver_all(app, third)
@@ -126,7 +127,8 @@ def test_double_opt_in_scope_languages_headers_and_threading(stack, sink):
     assert sink.to("bob@example.org") == []  # subscribed to smtp only
     ana, cy = sink.to("Ana@example.org"), sink.to("cy@example.org")
     assert len(ana) == 2 and len(cy) == 2
-    assert "Gefunden." in ana[0].get_body(("plain",)).get_content() and "Gefunden." in ana[0].get_body(("html",)).get_content()
+    assert "Gefunden." in ana[0].get_body(("plain",)).get_content()
+    assert "Gefunden." in ana[0].get_body(("html",)).get_content()
     assert "Found it." in cy[0].get_body(("plain",)).get_content() and ana[0]["Content-Language"] == "de"
     for first, later in (ana, cy):
         assert first["Message-ID"] != later["Message-ID"]

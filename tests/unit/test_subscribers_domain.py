@@ -37,8 +37,10 @@ def test_addresses_are_normalised_or_refused(raw: str, expected: str | None) -> 
         assert normalise_address(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["", "@x.org", "a@", "a@x", "a@x..org", "a@1.2.3.4", "a\n@x.org", "a@x.org\r\nBcc: b@y.org",
-                                 "a;b@x.org", '"q"@x.org', "a@" + "x" * 64 + ".org", ".a@x.org"])
+@pytest.mark.parametrize("raw", [
+    "", "@x.org", "a@", "a@x", "a@x..org", "a@1.2.3.4", "a\n@x.org", "a@x.org\r\nBcc: b@y.org",
+    "a;b@x.org", '"q"@x.org', "a@" + "x" * 64 + ".org", ".a@x.org",
+])
 def test_malformed_addresses_are_refused(raw: str) -> None:
     with pytest.raises(ValueError):
         normalise_address(raw)
