@@ -76,20 +76,28 @@ class EmailChannel(Channel):
 
     def _setup(self) -> tuple[Any, Any, bytes, str]:
         store, conf, page = self.context.subscribers, self.context.mail, self.context.page
-        if store is None or conf is None or conf.secret is None or page.subscribe_url is None:
-            raise Permanent("e-mail needs Redis, subscribers.secret and page.subscribe_url; set them and run "
-                            "`notifier deliveries retry`")
+        if conf is None or conf.secret is None or page.subscribe_url is None:
+            raise Permanent("e-mail to subscribers needs subscribers.secret and page.subscribe_url (their links); "
+                            "set them and run `notifier deliveries retry`")
         return store, conf, conf.secret.get_secret_value().encode(), page.subscribe_url
+
+    def _recipients(self, notice: Notice) -> list[tuple[str, str]]:
+        store = self.context.subscribers
+        if store is None:  # no Redis (pure unit tests): nobody can have subscribed
+            return []
+        return store.recipients(notice.id, lambda: self._select(notice, store))
 
     def _select(self, notice: Notice, store: Any) -> list[tuple[str, str]]:
         components = list(notice.incident.components)
         return [(s.address, s.language) for s in store.all() if s.wants(components)]
 
     def send(self, notice: Notice, rendering: Rendering) -> Receipt:
-        store, conf, secret, subscribe_url = self._setup()
-        recipients = store.recipients(notice.id, lambda: self._select(notice, store))
-        done = store.done(notice.id)
+        recipients = self._recipients(notice)
         total = len(recipients)
+        if not total:  # nobody to write to: nothing else (secret, relay) is needed
+            return Receipt(remote_id="0 recipients", url="", extra={"recipients": "0"})
+        store, conf, secret, subscribe_url = self._setup()
+        done = store.done(notice.id)
         budget_end = time.monotonic() + max(self.context.task_time_limit / 2 - conf.relay.timeout, 1.0)
         parts: dict[str, tuple[str, str, str]] = {}
         threading = self._thread_ids(notice)
@@ -138,8 +146,7 @@ class EmailChannel(Channel):
         )
 
     def reconcile(self, notice: Notice, since: float | None = None) -> Receipt | None:
-        store, _, _, _ = self._setup()
-        total = len(store.recipients(notice.id, lambda: self._select(notice, store)))
-        if store.done(notice.id) >= total:
+        total = len(self._recipients(notice))
+        if not total or self.context.subscribers.done(notice.id) >= total:  # type: ignore[union-attr]
             return Receipt(remote_id=f"{total} recipients", url="", extra={"recipients": str(total)})
         return None  # send() resumes after the last message the relay accepted

@@ -20,6 +20,10 @@ from types import TracebackType
 from notifier.config.settings import RelaySettings
 from notifier.errors import DeliveryError, OutcomeUnknown, Permanent, Transient
 
+# SMTP's own line limit (998) rather than 78: a long List-Unsubscribe URL would otherwise be folded into
+# RFC 2047 encoded words, which mail clients do not decode back into a URL
+POLICY = SMTP_POLICY.clone(max_line_length=998)
+
 
 class Refused(Permanent):
     """The relay will never take this recipient (5xx on RCPT); the other recipients go on."""
@@ -134,7 +138,7 @@ def compose(
     in_reply_to: str | None = None, references: list[str] | None = None,
 ) -> bytes:
     """One message with every header a list mail needs (RFC 2369, RFC 8058 one-click unsubscribe)."""
-    msg = EmailMessage(policy=SMTP_POLICY)
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = formataddr((relay.from_name or sender_name, relay.from_address))
     msg["To"] = to
     msg["Subject"] = subject

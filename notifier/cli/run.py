@@ -84,7 +84,6 @@ probes:                                   # outside-in: the status page preview,
 """
 
 
-DEMO_SINK_PORT = 8025
 DEMO_MAILDIR = "var/mail"
 
 
@@ -104,16 +103,11 @@ def demo_settings(settings: Settings) -> tuple[Settings, str | None]:
     os.fchmod(fd, 0o600)  # also when the file already existed with looser permissions
     with os.fdopen(fd, "w") as fh:
         fh.write(token + "\n")
-    # e-mail subscribers through the embedded relay (a local SMTP sink writing var/mail/), links signed
-    # with a secret of this run's environment only
+    # e-mail subscribers through the embedded relay (the defaults name it: a local SMTP sink writing
+    # var/mail/); their links are signed with a secret of this run's environment only
     os.environ.setdefault("NOTIFIER_DEMO_MAIL_SECRET", secrets.token_urlsafe(24))
     merged = yaml.safe_load(DEFAULTS_FILE.read_text())
-    api = f"http://{settings.api.host}:{settings.api.port}"
-    merged["page"]["subscribe_url"] = f"{api}/subscribe"
-    merged["channels"]["subscribers"] = {"type": "email"}
-    merged["subscribers"] = {"secret": "${NOTIFIER_DEMO_MAIL_SECRET}",
-                             "relay": {"host": "127.0.0.1", "port": DEMO_SINK_PORT, "security": "none",
-                                       "from_address": "status@example.invalid"}}
+    merged["subscribers"]["secret"] = "${NOTIFIER_DEMO_MAIL_SECRET}"  # noqa: S105 - a reference, not a value
     path = Path("var/demo.yaml").resolve()
     path.write_text("# made by `notifier run` from the embedded defaults\n" + yaml.safe_dump(merged, sort_keys=False)
                     + DEMO_SECTIONS)
@@ -180,7 +174,9 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{name:<9} started (pid {procs[name].pid}), log: var/log/{name}.log")
 
     if demo_token is not None:  # the embedded relay: every mail to subscribers lands in var/mail/new/
-        spawn("mailsink", [*cli, "subscribers", "sink", "--dir", DEMO_MAILDIR, "--port", str(DEMO_SINK_PORT)])
+        relay = settings.subscribers.relay
+        spawn("mailsink", [*cli, "subscribers", "sink", "--dir", DEMO_MAILDIR, "--host", relay.host,
+                           "--port", str(relay.port)])
     spawn("worker", [*cli, "worker", "--concurrency", str(args.concurrency)])
     if settings.probes.checks:  # a worker of their own: a slow probe never holds a delivery's process
         from workers.setup import probe_queue

@@ -53,7 +53,8 @@ class MaildirHandler:
 def cmd_sink(args: argparse.Namespace) -> int:
     from aiosmtpd.controller import Controller
 
-    Path(args.dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+    for sub in ("tmp", "new", "cur"):  # mailbox.Maildir makes these only when the folder itself is new
+        (Path(args.dir) / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
     controller = Controller(MaildirHandler(args.dir), hostname=args.host, port=args.port)
     controller.start()
     print(f"mail sink on {args.host}:{args.port}, writing every message to the Maildir {args.dir}/new/", flush=True)

@@ -162,10 +162,17 @@ def manage(app: App, token: str, components: list[str] | None, language: str) ->
 
 
 # ---- staff ---------------------------------------------------------------------------------------
+def _repo(app: App) -> SubscriberRepository:
+    """Staff need only the store (not the links' secret): the CLI on another host has no secret."""
+    if app.subscribers is None:
+        raise Unavailable("subscribers are kept in Redis; this App has none")
+    return app.subscribers
+
+
 def counts(app: App) -> dict[str, int]:
     """Confirmed subscribers: ``total``, ``all`` (every component) and one count per public component
     (those who get its updates: the all-subscribers included)."""
-    subscribers = setup(app).repo.all()
+    subscribers = _repo(app).all()
     out = {"total": len(subscribers), "all": sum(1 for s in subscribers if s.scope == ALL)}
     for component in public_components(app):
         out[component] = sum(1 for s in subscribers if s.scope == ALL or component in s.scope)
@@ -177,7 +184,7 @@ def export_csv(app: App) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["address", "components", "language", "requested_at", "confirmed_at"])
-    for s in setup(app).repo.all():
+    for s in _repo(app).all():
         # a leading =, +, - or @ would start a formula in a spreadsheet (and local parts may start so)
         cell = "'" + s.address if s.address[0] in "=+-@" else s.address
         writer.writerow([cell, s.scope if s.scope == ALL else " ".join(s.scope), s.language,
@@ -191,4 +198,4 @@ def remove(app: App, raw_address: str) -> bool:
         address = normalise_address(raw_address)
     except ValueError as exc:
         raise InvalidField("address", str(exc)) from None
-    return setup(app).repo.delete(address)
+    return _repo(app).delete(address)
