@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from notifier import limits
-from notifier.api import ops, staff, subscribe, webhooks
+from notifier.api import ops, staff, staff_subscribers, subscribe, webhooks
 from notifier.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from notifier.api.idempotency import IdempotencyGate
 from notifier.api.limits import BodyLimit, RequestGate
@@ -65,6 +65,7 @@ def create_app(app: Any = None, settings: Any = None, idempotency_lease: float =
     api.include_router(staff.router)
     api.include_router(ops.router)
     api.include_router(subscribe.router)
+    api.include_router(staff_subscribers.router)
     _include_console(api, app)
     _errors(api)
     api.add_middleware(IdempotencyGate, principal=lambda token: authenticate(app.settings, token),

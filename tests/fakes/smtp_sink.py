@@ -23,8 +23,10 @@ class _Handler:
         self.sink = sink
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
-        message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        raw = envelope.original_content or envelope.content
+        message = email.message_from_bytes(raw, policy=email.policy.default)
         with self.sink.lock:
+            self.sink.raw.append(raw)
             for rcpt in envelope.rcpt_tos:
                 self.sink.messages.append((rcpt, message))  # type: ignore[arg-type]
         return "250 OK"
@@ -42,6 +44,7 @@ class SmtpSink:
         self.port = free_port()
         self.lock = threading.Lock()
         self.messages: list[tuple[str, EmailMessage]] = []
+        self.raw: list[bytes] = []  # as received, headers unparsed
         self.sessions = 0
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
 
@@ -55,6 +58,7 @@ class SmtpSink:
     def clear(self) -> None:
         with self.lock:
             self.messages.clear()
+            self.raw.clear()
             self.sessions = 0
 
     def to(self, address: str) -> list[EmailMessage]:

@@ -29,6 +29,10 @@ components:
   - {id: webmail, name: Webmail, names: {de: Webmailer}}
 channels:
   mail: {type: email}
+staff:
+  tokens:
+    - {name: vera, role: viewer, token: "${VIEWER_TOKEN}"}
+    - {name: pia, role: publisher, token: "${PUBLISHER_TOKEN}"}
 subscribers:
   secret: "${SUB_SECRET}"
   per_client: %(per_client)d
@@ -41,7 +45,8 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 def settings(smtp_port: int, per_client: int = 1000, per_conn: int = 100, url: str = SUBSCRIBE_URL):
     text = CONFIG % {"port": smtp_port, "per_client": per_client, "per_conn": per_conn, "url": url}
-    return parse_settings(text, "test", env={"SUB_SECRET": SECRET})
+    return parse_settings(text, "test", env={"SUB_SECRET": SECRET, "VIEWER_TOKEN": "viewer-tok",
+                                             "PUBLISHER_TOKEN": "publisher-tok"})
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +142,8 @@ def test_double_opt_in_scope_languages_headers_and_threading(stack, sink):
         assert later["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert link(later, "manage") and link(later, "unsubscribe")
     assert ana[0]["Message-ID"] != cy[0]["Message-ID"]  # one per (update, subscriber)
+    # the URL as it is on the wire: one header line, not folded into RFC 2047 words a client cannot use
+    assert all(re.search(rb"\r\nList-Unsubscribe: <http://\S+>\r\n", raw) for raw in sink.raw)
 
     # a resend (after an unknown outcome) carries the same Message-ID: the row is posted, nothing is resent
     assert delivery.deliver(app, app.store.ledger.rows(update_id=third.id)[0].notice_id).state == "posted"
@@ -250,6 +257,22 @@ def test_manage_changes_components_and_language(stack, sink):
     assert changed.status_code == 200
     stored = app.subscribers.get("m@example.org")
     assert stored is not None and stored.scope == ("smtp", "webmail") and stored.language == "de"
+
+
+def test_staff_api_counts_export_and_remove(stack, sink):
+    app, http = stack
+    subscribe(stack, sink, "a@example.org", components=["imap"])
+    viewer, publisher = ({"Authorization": f"Bearer {t}"} for t in ("viewer-tok", "publisher-tok"))
+    assert http.get("/api/v1/subscribers/counts").status_code == 401
+    assert http.get("/api/v1/subscribers/counts", headers=viewer).json()["imap"] == 1
+    assert http.get("/api/v1/subscribers/export.csv", headers=viewer).status_code == 403
+    csv = http.get("/api/v1/subscribers/export.csv", headers=publisher)
+    assert csv.headers["content-type"].startswith("text/csv") and "a@example.org,imap,en," in csv.text
+    assert http.post("/api/v1/subscribers/remove", json={"address": "a@example.org"}, headers=publisher).json() \
+        == {"removed": True}
+    assert http.post("/api/v1/subscribers/remove", json={"address": "a@example.org"},
+                     headers=publisher).status_code == 404
+    assert app.subscribers.count() == 0
 
 
 def test_staff_counts_export_and_remove(stack, sink):
