@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from notifier.api.auth import require
 from notifier.errors import NotFound
 from notifier.services import subscriptions
+from notifier.services.subscriptions import NotConfigured
 from notifier.staff import StaffMember
 
 router = APIRouter(prefix="/api/v1/subscribers", tags=["staff"])
@@ -27,13 +28,20 @@ class RemoveIn(BaseModel):
 
 @router.get("/counts", summary="Confirmed subscribers: total, of every component, and per component")
 async def counts(request: Request, member: StaffMember = viewer) -> dict[str, int]:
-    return await run_in_threadpool(subscriptions.counts, request.app.state.notifier)
+    return await _call(subscriptions.counts, request.app.state.notifier)
+
+
+async def _call(fn: Any, *args: Any) -> Any:
+    try:
+        return await run_in_threadpool(fn, *args)
+    except NotConfigured as exc:
+        raise NotFound(str(exc)) from None
 
 
 @router.get("/export.csv", response_class=PlainTextResponse,
             summary="Every confirmed subscriber as CSV (address, components, language, both times)")
 async def export(request: Request, member: StaffMember = publisher) -> PlainTextResponse:
-    text = await run_in_threadpool(subscriptions.export_csv, request.app.state.notifier)
+    text = await _call(subscriptions.export_csv, request.app.state.notifier)
     return PlainTextResponse(text, media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="subscribers.csv"',
                                       "Cache-Control": "no-store"})
@@ -41,6 +49,6 @@ async def export(request: Request, member: StaffMember = publisher) -> PlainText
 
 @router.post("/remove", summary="Forget an address (404 if it is not subscribed)")
 async def remove(request: Request, data: RemoveIn, member: StaffMember = publisher) -> dict[str, Any]:
-    if not await run_in_threadpool(subscriptions.remove, request.app.state.notifier, data.address):
+    if not await _call(subscriptions.remove, request.app.state.notifier, data.address):
         raise NotFound("that address is not subscribed")
     return {"removed": True}

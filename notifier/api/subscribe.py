@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 
 from notifier.domain.subscribers import ALL, BadToken
 from notifier.services import subscriptions
-from notifier.services.subscriptions import InvalidField, RateLimited, Unavailable
+from notifier.services.subscriptions import InvalidField, NotConfigured, RateLimited, Unavailable
 
 MAX_FORM = 4096
 router = APIRouter(tags=["subscribers"], include_in_schema=True)
@@ -115,8 +115,8 @@ async def _guard(request: Request, lang: str) -> HTMLResponse | None:
     conf = app.settings.subscribers
     try:
         repo = subscriptions.setup(app).repo
-    except Unavailable:
-        return _page(app, lang, 503, WORDS.get(lang, WORDS["en"])["unavailable"])
+    except NotConfigured:  # like a webhook source that is not listed: there is nothing here
+        return _page(app, lang, 404, WORDS.get(lang, WORDS["en"])["unavailable"])
     client = request.client.host if request.client else "-"
     wait = await run_in_threadpool(repo.hit, "public", client, conf.per_client * 5, conf.window_seconds)
     if wait is not None:
@@ -132,6 +132,8 @@ def _problem(app: Any, lang: str, exc: Exception) -> HTMLResponse:
         return _page(app, lang, 429, w["limited"], headers={"Retry-After": str(int(exc.retry_after))})
     if isinstance(exc, BadToken):
         return _page(app, lang, 400, w["bad_link"], str(exc))
+    if isinstance(exc, NotConfigured):
+        return _page(app, lang, 404, w["unavailable"])
     return _page(app, lang, 503, w["unavailable"], headers={"Retry-After": "60"})
 
 

@@ -43,7 +43,13 @@ class RateLimited(NotifierError):
 
 
 class Unavailable(NotifierError):
-    """Subscriptions are not configured, or the relay cannot take the confirmation mail now."""
+    """The relay cannot take the confirmation mail now."""
+
+
+class NotConfigured(Unavailable):
+    """This installation has no subscriptions (no Redis, subscribers.secret or page.subscribe_url)."""
+
+    exit_code = 69
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ class Setup:
 def setup(app: App) -> Setup:
     conf, page = app.settings.subscribers, app.settings.page
     if app.subscribers is None or conf.secret is None or page.subscribe_url is None:
-        raise Unavailable("subscriptions need Redis, subscribers.secret and page.subscribe_url")
+        raise NotConfigured("subscriptions need Redis, subscribers.secret and page.subscribe_url")
     return Setup(app.subscribers, conf.secret.get_secret_value().encode(), page.subscribe_url)
 
 
@@ -165,7 +171,7 @@ def manage(app: App, token: str, components: list[str] | None, language: str) ->
 def _repo(app: App) -> SubscriberRepository:
     """Staff need only the store (not the links' secret): the CLI on another host has no secret."""
     if app.subscribers is None:
-        raise Unavailable("subscribers are kept in Redis; this App has none")
+        raise NotConfigured("subscribers are kept in Redis; this App has none")
     return app.subscribers
 
 
