@@ -99,7 +99,11 @@ def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_time_limit=conf.task_time_limit,
-        task_soft_time_limit=max(conf.task_time_limit - 5, conf.http_timeout + 1),
+        # No soft limit. Nothing here catches SoftTimeLimitExceeded, and the soft limit's timer outlives
+        # its task: after a blocking broker reconnect a stale timer SIGUSR1s an idle pool process
+        # (celery#2952), the main process then reads a broken result frame and the worker exits with
+        # broadcasts left pending (issue 10, issue 17). The hard limit still ends a hung send.
+        task_soft_time_limit=None,
         broker_transport_options=transport_options,
         broker_connection_retry=True,
         broker_connection_retry_on_startup=True,

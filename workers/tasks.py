@@ -48,7 +48,7 @@ def statuspage_heartbeat() -> dict[str, str]:
     return republish(get_app())
 
 
-@app.task(name="notifier.probes.tick", ignore_result=True, time_limit=900, soft_time_limit=880)
+@app.task(name="notifier.probes.tick", ignore_result=True, time_limit=900)
 def probes_tick(location: str) -> dict[str, int]:
     from notifier.probes.runner import run_due
     from notifier.services.ingest import accept_events
