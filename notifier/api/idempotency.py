@@ -121,16 +121,26 @@ class IdempotencyGate:
             await self.app(scope, once, capture)
         finally:
             current_op.reset(token)
-        try:
-            if status < 500:
-                ctype = dict(out_headers).get(b"content-type", b"application/json").decode("latin-1")
-                done = {"state": "done", "fp": fingerprint, "status": status, "type": ctype,
-                        "body": b"".join(chunks).decode("utf-8", "replace")}
-                client.set(record_key, json.dumps(done), ex=KEEP_SECONDS)
-            else:  # not kept: the retry runs again (and finds the write, if it was committed)
-                client.delete(record_key)
-        except redis.RedisError as exc:  # the lease runs out by itself
-            log.warning("idempotency: could not record %s: %s", op, exc)
+        if status < 500:
+            ctype = dict(out_headers).get(b"content-type", b"application/json").decode("latin-1")
+            done = json.dumps({"state": "done", "fp": fingerprint, "status": status, "type": ctype,
+                               "body": b"".join(chunks).decode("utf-8", "replace")})
+
+            def record() -> Any:
+                return client.set(record_key, done, ex=KEEP_SECONDS)
+        else:  # not kept: the retry runs again (and finds the write, if it was committed)
+            def record() -> Any:
+                return client.delete(record_key)
+        # A connection that broke under us (a reset while Redis fails over) is redialled by the next
+        # command, so one more try usually lands. Left unrecorded, the pending lease would answer 409
+        # to every retry until it runs out (lease_seconds).
+        for attempt in range(3):
+            try:
+                record()
+                break
+            except redis.RedisError as exc:
+                if attempt == 2:  # the lease runs out by itself
+                    log.warning("idempotency: could not record %s: %s", op, exc)
 
     async def _claim(self, client: Any, record_key: str, fingerprint: str, send: Any) -> bool:
         """Reserve the key, or answer for it (replay, 409, 422) and return True."""
