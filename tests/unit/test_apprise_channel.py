@@ -213,3 +213,50 @@ def test_notify_type_follows_the_state() -> None:
     inc = incident(["Down.", "Found it.", "Watching.", "Fixed."])
     assert [notify_type(notice(inc, n, "chat")) for n in (1, 4)] == ["failure", "success"]
     assert notify_type(notice(incident(["Hello."], kind="broadcast"), 1, "chat")) == "info"
+
+
+# -- send's own decisions (a stand-in plugin: no network) ---------------------------------------------
+
+
+class StubPlugin:
+    """Stands in for an Apprise plugin: records notify() calls, then raises or answers as told."""
+
+    def __init__(self, raises: BaseException | None = None, **state: object) -> None:
+        self.raises, self.calls = raises, 0
+        self.__dict__.update(state)
+
+    def notify(self, **kwargs: object) -> bool:
+        self.calls += 1
+        if self.raises is not None:
+            raise self.raises
+        return True
+
+
+def with_plugin(plugin: StubPlugin) -> AppriseChannel:
+    chan = channel("discord")
+    chan._plugin = plugin  # type: ignore[assignment]
+    return chan
+
+
+def test_a_plugin_that_raises_before_any_request_fails_permanently() -> None:
+    chan = with_plugin(StubPlugin(raises=KeyError("bad")))
+    n = notice(incident(["Down."]), 1, "chat")
+    with pytest.raises(Permanent) as info:
+        chan.send(n, chan.render(n))
+    assert "KeyError before sending" in info.value.reason and "channels.chat.url" in info.value.reason
+
+
+def test_discords_rate_limit_window_goes_back_to_the_ledger_instead_of_sleeping() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    reset = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=42)
+    plugin = StubPlugin(ratelimit_remaining=0, ratelimit_reset=reset)
+    chan = with_plugin(plugin)
+    n = notice(incident(["Down."]), 1, "chat")
+    with pytest.raises(Transient) as info:
+        chan.send(n, chan.render(n))
+    assert plugin.calls == 0
+    assert info.value.retry_after is not None and 40 < info.value.retry_after <= 43
+    plugin.ratelimit_remaining = 3  # type: ignore[attr-defined]
+    assert chan.send(n, chan.render(n)).remote_id == n.id  # window open again: sent (no id in an answer)
+    assert plugin.calls == 1
