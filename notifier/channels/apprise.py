@@ -22,17 +22,20 @@ Facts:
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 from pydantic import SecretStr, field_validator
 from requests.adapters import HTTPAdapter
 
+from notifier import logsafe
 from notifier.channels.base import Channel, Rendering
 from notifier.channels.http import request_error
 from notifier.config import ChannelSettings
@@ -70,6 +73,16 @@ SERVICES: dict[str, Service] = {
 
 def scheme_of(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else ""
+
+
+def secret_parts(url: str, plugin: NotifyBase) -> set[str]:
+    """The pieces of ``url`` that Apprise itself hides when it describes the plugin (tokens, passwords):
+    its plugins log API URLs built from them (Telegram's ``/bot<token>/``), which the whole URL as a
+    secret would not match."""
+    shown = plugin.url(privacy=True)
+    parts = urlsplit(url)
+    pieces = re.split(r"[/:@,]+", parts.netloc + parts.path) + [value for _, value in parse_qsl(parts.query)]
+    return {p for p in pieces if len(p) >= 6 and p not in shown}
 
 
 def instantiate(url: str, timeout: float | None = None) -> NotifyBase:
@@ -293,7 +306,9 @@ class AppriseChannel(Channel):
     def plugin(self) -> NotifyBase:
         if self._plugin is None:
             timeout = self.settings.timeout or self.context.http_timeout
-            self._plugin = instantiate(self.settings.url.get_secret_value(), timeout)
+            url = self.settings.url.get_secret_value()
+            self._plugin = instantiate(url, timeout)
+            logsafe.add_secrets(secret_parts(url, self._plugin))
         return self._plugin
 
     def send(self, notice: Notice, rendering: Rendering) -> Receipt:

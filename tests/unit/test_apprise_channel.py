@@ -260,3 +260,18 @@ def test_discords_rate_limit_window_goes_back_to_the_ledger_instead_of_sleeping(
     plugin.ratelimit_remaining = 3  # type: ignore[attr-defined]
     assert chan.send(n, chan.render(n)).remote_id == n.id  # window open again: sent (no id in an answer)
     assert plugin.calls == 1
+
+
+def test_the_urls_token_is_masked_in_log_lines_apprise_builds_from_it(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from notifier import logsafe
+
+    url = SAMPLES["tgram"]
+    settings = parse_settings(chat_config("${CHAT_URL}"), "t", {"CHAT_URL": url})
+    logsafe.install(settings)
+    chan = AppriseChannel("chat", settings.channels["chat"], context())  # type: ignore[arg-type]
+    chan.plugin()
+    with caplog.at_level(logging.DEBUG, logger="apprise"):
+        logging.getLogger("apprise").warning("Telegram POST URL: https://api.telegram.org/bot%s/sendMessage", TOKEN)
+    assert "AAE-secret-token_xyz" not in caplog.text and logsafe.MASK in caplog.text
