@@ -48,6 +48,13 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def add_secrets(values: Iterable[str]) -> None:
+    """Mask these too (parts of a secret that libraries log on their own, e.g. a token inside an API
+    URL that Apprise builds from a channel's URL). Takes effect where ``install`` has run."""
+    known = set(_installed.get("secrets") or ()) | {v for v in values if len(v) >= 4}
+    _installed["secrets"] = sorted(known, key=len, reverse=True)
+
+
 def install(settings: Any, extra: Iterable[str] = ()) -> None:
     """Mask this configuration's secrets in every log record created from now on (idempotent)."""
     secrets = sorted(secret_values(settings) | {s for s in extra if len(s) >= 4}, key=len, reverse=True)
@@ -70,6 +77,6 @@ def install(settings: Any, extra: Iterable[str] = ()) -> None:
 
         logging.setLogRecordFactory(factory)
         _installed["factory"] = factory
-    for noisy in ("urllib3", "tweepy", "botocore", "boto3", "s3transfer"):  # request dumps at DEBUG
+    for noisy in ("urllib3", "tweepy", "botocore", "boto3", "s3transfer", "apprise"):  # request dumps at DEBUG
         if logging.getLogger(noisy).getEffectiveLevel() < logging.INFO:
             logging.getLogger(noisy).setLevel(logging.INFO)

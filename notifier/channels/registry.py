@@ -7,6 +7,7 @@ looks channel entries up in ``CHANNEL_TYPES`` to validate them, and the composit
 
 from __future__ import annotations
 
+from notifier.channels.apprise import AppriseChannel
 from notifier.channels.base import Channel
 from notifier.channels.bluesky import BlueskyChannel
 from notifier.channels.email import EmailChannel
@@ -28,6 +29,7 @@ CHANNEL_TYPES: dict[str, type[Channel]] = {
         BlueskyChannel,
         StatuspageChannel,
         EmailChannel,
+        AppriseChannel,
     )
 }
 
