@@ -275,6 +275,38 @@ def test_staff_api_counts_export_and_remove(stack, sink):
     assert app.subscribers.count() == 0
 
 
+def console_client(base_url: str, token: str) -> httpx.Client:
+    """A browser signed in to the console with a staff token (the login form's double-submit CSRF)."""
+    client = httpx.Client(base_url=base_url, timeout=10, follow_redirects=True)
+    form = client.get("/console/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf, form.text
+    signed_in = client.post("/console/login", data={"csrf": csrf.group(1), "token": token})
+    assert signed_in.status_code == 200 and signed_in.url.path == "/console/", signed_in.text
+    return client
+
+
+def test_console_shows_counts_per_component_to_a_viewer(stack, sink):
+    app, http = stack
+    subscribe(stack, sink, "a@example.org")
+    subscribe(stack, sink, "b@example.org", components=["imap"])
+    subscribe(stack, sink, "c@example.org", components=["smtp", "imap"])
+    base = str(http.base_url).rstrip("/")
+    assert httpx.get(f"{base}/console/subscribers", follow_redirects=False).status_code == 303  # sign in first
+    browser = console_client(base, "viewer-tok")
+    try:
+        assert 'href="/console/subscribers"' in browser.get("/console/").text  # in the nav for every role
+        page = browser.get("/console/subscribers")
+    finally:
+        browser.close()
+    assert page.status_code == 200
+    shown = dict(re.findall(r'<tr data-component="(\w+)">.*?<td class="n">(\d+)</td>', page.text, re.S))
+    api = http.get("/api/v1/subscribers/counts", headers={"Authorization": "Bearer viewer-tok"}).json()
+    assert shown == {c: str(api[c]) for c in ("imap", "smtp", "webmail")} == {"imap": "3", "smtp": "2", "webmail": "1"}
+    assert re.search(r'id="subs-total">3<', page.text) and re.search(r'id="subs-all">1<', page.text)
+    assert "@example.org" not in page.text  # counts only: no addresses for a viewer
+
+
 def test_staff_counts_export_and_remove(stack, sink):
     app, _ = stack
     subscribe(stack, sink, "a@example.org")
