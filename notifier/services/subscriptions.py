@@ -28,6 +28,7 @@ from notifier.domain.subscribers import (
 )
 from notifier.errors import DeliveryError, NotifierError, UsageError
 from notifier.ports import SubscriberRepository
+from notifier.statuspage.i18n import strings
 
 
 class InvalidField(UsageError):
@@ -104,8 +105,7 @@ def request(app: App, raw_address: str, components: list[str] | None, language: 
     unsubscribe, _ = links(s.subscribe_url, s.secret, address)
     page = app.settings.page
     names = {c.id: c.name_in(language) for c in app.settings.components}
-    described = ", ".join(names[c] for c in scope) if scope != ALL else {"de": "alle Komponenten"}.get(
-        language, "all components")
+    described = ", ".join(names[c] for c in scope) if scope != ALL else strings(language)["sub_scope_all"]
     text = app.templates.render("email", "confirm", language, page=page, scope=described,
                                 hours=f"{conf.confirm_hours:g}", confirm_url=f"{s.subscribe_url}/confirm?token={token}",
                                 unsubscribe_url=unsubscribe)
