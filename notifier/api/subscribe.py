@@ -223,6 +223,67 @@ async def manage(request: Request) -> HTMLResponse:
                  w["sub_saved"] if changed else w["sub_not_subscribed"])
 
 
+@router.post("/subscribe/webhook", response_class=HTMLResponse,
+             summary="Public: subscribe a URL to Statuspage-style webhooks (a form post; a signed challenge follows)")
+async def subscribe_webhook(request: Request) -> HTMLResponse:
+    app = request.app.state.notifier
+    lang = app.settings.page.language
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return _page(app, lang, 415, strings(lang)["sub_invalid"], "send the form as application/x-www-form-urlencoded")
+    form = await _form(request)
+    if form is None:
+        return _page(app, lang, 413, strings(lang)["sub_invalid"], f"form over {MAX_FORM} bytes")
+    lang = _lang_of(app, form)
+    blocked = await _guard(request, lang)
+    if blocked is not None:
+        return blocked
+    client = request.client.host if request.client else "-"
+    try:
+        await run_in_threadpool(subscriptions.request_hook, app, _one(form, "url"), _scope(form),
+                                _one(form, "language", app.settings.page.language), client)
+    except (InvalidField, RateLimited, Unavailable) as exc:
+        return _problem(app, lang, exc)
+    w = strings(lang)  # the same answer whether the receiver confirmed at once, later, or not at all
+    return _page(app, lang, 200, w["sub_confirm"], w["sub_hook_sent"])
+
+
+@router.post("/subscribe/webhook/confirm", response_class=HTMLResponse,
+             summary="Public: the receiver confirms its subscription (the challenge's confirm_url)")
+async def confirm_webhook(request: Request) -> HTMLResponse:
+    app = request.app.state.notifier
+    token, form = await _token_from(request)
+    if form is None:
+        return _page(app, app.settings.page.language, 413, "413", f"form over {MAX_FORM} bytes")
+    blocked = await _guard(request, app.settings.page.language)
+    if blocked is not None:
+        return blocked
+    try:
+        hook = await run_in_threadpool(subscriptions.confirm_hook, app, token)
+    except (BadToken, Unavailable) as exc:
+        return _problem(app, app.settings.page.language, exc)
+    w = strings(hook.language)
+    return _page(app, hook.language, 200, w["sub_confirm"], w["sub_hook_confirmed"])
+
+
+@router.post("/subscribe/webhook/unsubscribe", response_class=HTMLResponse,
+             summary="Public: end a webhook subscription (every notification's meta.unsubscribe)")
+async def unsubscribe_webhook(request: Request) -> HTMLResponse:
+    app = request.app.state.notifier
+    lang = app.settings.page.language
+    token, form = await _token_from(request)
+    if form is None:
+        return _page(app, lang, 413, "413", f"form over {MAX_FORM} bytes")
+    blocked = await _guard(request, lang)
+    if blocked is not None:
+        return blocked
+    try:
+        await run_in_threadpool(subscriptions.unsubscribe_hook, app, token)
+    except (BadToken, Unavailable) as exc:
+        return _problem(app, lang, exc)
+    w = strings(lang)
+    return _page(app, lang, 200, w["sub_unsubscribe"], w["sub_hook_unsubscribed"])
+
+
 router.add_api_route("/subscribe/confirm", _token_page("confirm", "confirm"), methods=["GET"],
                      response_class=HTMLResponse, summary="Public: the confirmation link's page (a button)")
 router.add_api_route("/subscribe/unsubscribe", _token_page("unsubscribe", "unsubscribe"), methods=["GET"],

@@ -14,6 +14,7 @@ from notifier.channels.facebook import FacebookChannel
 from notifier.channels.mastodon import MastodonChannel
 from notifier.channels.outbox import OutboxChannel
 from notifier.channels.statuspage import StatuspageChannel
+from notifier.channels.subscriber_hooks import SubscriberHooksChannel
 from notifier.channels.webhook import WebhookChannel
 from notifier.channels.x import XChannel
 
@@ -28,6 +29,7 @@ CHANNEL_TYPES: dict[str, type[Channel]] = {
         BlueskyChannel,
         StatuspageChannel,
         EmailChannel,
+        SubscriberHooksChannel,
     )
 }
 

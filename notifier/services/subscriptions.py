@@ -9,21 +9,31 @@ sends a confirmation mail, limited per client and per address), so it tells nobo
 from __future__ import annotations
 
 import csv
+import hmac
 import io
+import json
 from dataclasses import dataclass
 
 from notifier.app import App
 from notifier.channels.email import links
+from notifier.channels.hook_target import check_target
 from notifier.channels.mail import RelayConnection, compose
+from notifier.channels.subscriber_hooks import post_challenge
 from notifier.domain.subscribers import (
     ALL,
     CONFIRM,
+    HOOK_CONFIRM,
+    HOOK_MANAGE,
     MANAGE,
     BadToken,
     Subscriber,
+    WebhookSubscriber,
     address_hash,
     confirm_token,
+    hook_confirm_token,
+    hook_secret,
     normalise_address,
+    normalise_hook_url,
     verify,
 )
 from notifier.errors import DeliveryError, NotifierError, UsageError
@@ -205,3 +215,77 @@ def remove(app: App, raw_address: str) -> bool:
     except ValueError as exc:
         raise InvalidField("address", str(exc)) from None
     return _repo(app).delete(address)
+
+
+# ---- webhook subscribers --------------------------------------------------------------------------
+def request_hook(app: App, raw_url: str, components: list[str] | None, language: str, client: str) -> bool:
+    """A webhook sign-up: validate the URL (public hosts only, unless allowed), count it against the
+    limits, POST the signed challenge to it. True when the receiver echoed the challenge and is
+    subscribed already; False when it must POST the challenge's ``confirm_url`` (or did not answer:
+    the public answer is the same)."""
+    s = setup(app)
+    conf = app.settings.subscribers
+    try:
+        url = normalise_hook_url(raw_url)
+    except ValueError as exc:
+        raise InvalidField("url", str(exc)) from None
+    scope, language = check_choice(app, components, language)
+    try:  # after the cheap checks: this one asks DNS
+        check_target(url, conf.webhook_allow_private)
+    except ValueError as exc:
+        raise InvalidField("url", str(exc)) from None
+    for kind, key, limit in (("client", client, conf.per_client), ("hook", address_hash(url), conf.per_address)):
+        wait = s.repo.hit(kind, key, limit, conf.window_seconds)
+        if wait is not None:
+            raise RateLimited(wait)
+    now = app.clock.timestamp()
+    token = hook_confirm_token(s.secret, url, scope, language, now)
+    signing_key = hook_secret(s.secret, url)
+    challenge = {
+        "type": "subscription_challenge", "challenge": token,
+        "confirm_url": f"{s.subscribe_url}/webhook/confirm?token={token}",
+        "signing_secret": signing_key.decode(), "signature_header": "X-Notifier-Signature",
+        "expires_in": int(conf.confirm_hours * 3600), "page": {"name": app.settings.page.name,
+                                                              "url": app.settings.page.url},
+    }
+    answer = post_challenge(url, challenge, signing_key, conf.webhook_timeout, now)
+    if answer is not None and _echoes(answer, token):
+        confirm_hook(app, token)
+        return True
+    return False
+
+
+def _echoes(answer: str, token: str) -> bool:
+    text = answer.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return False
+        text = str(data.get("challenge", "")) if isinstance(data, dict) else ""
+    return hmac.compare_digest(text.encode(), token.encode())
+
+
+def confirm_hook(app: App, token: str) -> WebhookSubscriber:
+    """Store the webhook subscriber a valid, unexpired challenge names (again: it may change scope)."""
+    s = setup(app)
+    now = app.clock.timestamp()
+    payload = verify(s.secret, token, HOOK_CONFIRM, now, max_age=app.settings.subscribers.confirm_hours * 3600)
+    raw_scope = payload.get("s")
+    scope: tuple[str, ...] | str = ALL if raw_scope == ALL else tuple(
+        c for c in (raw_scope if isinstance(raw_scope, list) else []) if c in public_components(app))
+    if scope == ():
+        raise BadToken("the components of this link no longer exist")
+    language = str(payload.get("l"))
+    if language not in app.settings.page.languages:
+        language = app.settings.page.language
+    hook = WebhookSubscriber(url=str(payload["a"]), scope=scope, language=language,
+                             requested_at=float(payload["t"]), confirmed_at=now)  # type: ignore[arg-type]
+    s.repo.save_hook(hook)
+    return hook
+
+
+def unsubscribe_hook(app: App, token: str) -> bool:
+    """The ``meta.unsubscribe`` link of every notification: forget the URL. True when it was there."""
+    s = setup(app)
+    return s.repo.delete_hook(str(verify(s.secret, token, HOOK_MANAGE, app.clock.timestamp())["a"]))

@@ -63,6 +63,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "sub_only": "Only these components:",
         "sub_bad_link": "This link does not work",
         "sub_scope_all": "all components",
+        "sub_hook_sent": "If the URL answers, a signed challenge is on its way to it. Nothing is sent until it "
+                         "is confirmed.",
+        "sub_hook_confirmed": "Subscribed: this URL will get every update as a webhook.",
+        "sub_hook_unsubscribed": "Unsubscribed: this URL is deleted.",
     },
     "de": {
         "lang_name": "Deutsch",
@@ -123,6 +127,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "sub_only": "Nur diese Komponenten:",
         "sub_bad_link": "Dieser Link funktioniert nicht",
         "sub_scope_all": "alle Komponenten",
+        "sub_hook_sent": "Falls die URL antwortet, ist eine signierte Bestätigungsanfrage unterwegs. Vor der "
+                         "Bestätigung wird nichts gesendet.",
+        "sub_hook_confirmed": "Abonniert: diese URL erhält jede Meldung als Webhook.",
+        "sub_hook_unsubscribed": "Abbestellt: diese URL ist gelöscht.",
     },
 }
 
