@@ -141,7 +141,10 @@ class SubscriberHooksChannel(Channel):
             if time.monotonic() > budget_end:
                 raise Transient(f"{done} of {total} receivers done; continuing", retry_after=0)
             url, language = recipients[done]
-            ok, gone = self._deliver(notice, url, language, secret, subscribe_url, conf, timeout)
+            if store.get_hook(url) is None:  # unsubscribed (or ended) since the recipients were fixed
+                ok, gone = False, False
+            else:
+                ok, gone = self._deliver(notice, url, language, secret, subscribe_url, conf, timeout)
             if gone:
                 store.delete_hook(url)
                 log.warning("notice %s: receiver %s answered 410 Gone: unsubscribed", notice.id, address_hash(url))
