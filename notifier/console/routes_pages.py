@@ -32,10 +32,11 @@ def incident(ui: ConsoleDep, session: SignedIn, incident_id: str) -> Response:
 @router.get("/subscribers")
 def subscribers(ui: ConsoleDep, session: SignedIn) -> Response:
     """Confirmed subscribers per component (any role: counts only, no addresses), from the same
-    service as ``GET /api/v1/subscribers/counts`` and ``notifier subscribers counts``."""
+    service as ``GET /api/v1/subscribers/counts`` and ``notifier subscribers count``; and the webhook
+    subscribers (``hook_counts``)."""
     try:
-        counts = subscriptions.counts(ui.app)
+        counts, hooks = subscriptions.counts(ui.app), subscriptions.hook_counts(ui.app)
     except NotConfigured as exc:
         return ui.page("subscribers.html", status=404, session=session, counts=None, reason=str(exc))
-    rows = [(c.id, c.name, c.group, counts[c.id]) for c in ui.app.settings.components if c.id in counts]
-    return ui.page("subscribers.html", session=session, counts=counts, rows=rows, reason="")
+    rows = [(c.id, c.name, c.group, counts[c.id], hooks[c.id]) for c in ui.app.settings.components if c.id in counts]
+    return ui.page("subscribers.html", session=session, counts=counts, hooks=hooks, rows=rows, reason="")

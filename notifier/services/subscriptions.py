@@ -195,6 +195,15 @@ def counts(app: App) -> dict[str, int]:
     return out
 
 
+def hook_counts(app: App) -> dict[str, int]:
+    """Confirmed webhook subscribers, in the shape of ``counts``."""
+    hooks = _repo(app).hooks()
+    out = {"total": len(hooks), "all": sum(1 for h in hooks if h.scope == ALL)}
+    for component in public_components(app):
+        out[component] = sum(1 for h in hooks if h.scope == ALL or component in h.scope)
+    return out
+
+
 def export_csv(app: App) -> str:
     """Every confirmed subscriber as CSV: address, components (``*`` = all), language, both times."""
     buf = io.StringIO()

@@ -11,7 +11,7 @@ import pytest
 
 from notifier.api import create_app
 from notifier.config_loader import parse_settings
-from notifier.domain.subscribers import confirm_token, sign
+from notifier.domain.subscribers import WebhookSubscriber, confirm_token, sign
 from notifier.services import delivery, incidents, subscriptions
 from tests.fakes.smtp_sink import SmtpSink
 from tests.integration._api_support import ApiServer, make_app, redis_server
@@ -291,6 +291,7 @@ def test_console_shows_counts_per_component_to_a_viewer(stack, sink):
     subscribe(stack, sink, "a@example.org")
     subscribe(stack, sink, "b@example.org", components=["imap"])
     subscribe(stack, sink, "c@example.org", components=["smtp", "imap"])
+    app.subscribers.save_hook(WebhookSubscriber("https://hooks.example.org/h", ("webmail",), "en", 1.0, 2.0))
     base = str(http.base_url).rstrip("/")
     assert httpx.get(f"{base}/console/subscribers", follow_redirects=False).status_code == 303  # sign in first
     browser = console_client(base, "viewer-tok")
@@ -304,6 +305,8 @@ def test_console_shows_counts_per_component_to_a_viewer(stack, sink):
     api = http.get("/api/v1/subscribers/counts", headers={"Authorization": "Bearer viewer-tok"}).json()
     assert shown == {c: str(api[c]) for c in ("imap", "smtp", "webmail")} == {"imap": "3", "smtp": "2", "webmail": "1"}
     assert re.search(r'id="subs-total">3<', page.text) and re.search(r'id="subs-all">1<', page.text)
+    hooks = dict(re.findall(r'<tr data-component="(\w+)">.*?<td class="h">(\d+)</td>', page.text, re.S))
+    assert hooks == {"imap": "0", "smtp": "0", "webmail": "1"} and 'id="hooks-total">1<' in page.text
     assert "@example.org" not in page.text  # counts only: no addresses for a viewer
 
 
