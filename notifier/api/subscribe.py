@@ -110,8 +110,9 @@ def _problem(app: Any, lang: str, exc: Exception) -> HTMLResponse:
     return _page(app, lang, 503, w["sub_unavailable"], headers={"Retry-After": "60"})
 
 
-@router.post("/subscribe", response_class=HTMLResponse, summary="Public: sign up for e-mail updates (a form post)")
-async def subscribe(request: Request) -> HTMLResponse:
+async def _sign_up(request: Request, action: Any, field: str, heading: str, done: str) -> HTMLResponse:
+    """A sign-up form: ``action(app, form[field], scope, language, client)``, answered in the form's
+    language the same way whatever became of it (so it tells nobody who subscribes)."""
     app = request.app.state.notifier
     lang = app.settings.page.language
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
@@ -126,12 +127,17 @@ async def subscribe(request: Request) -> HTMLResponse:
         return blocked
     client = request.client.host if request.client else "-"
     try:
-        await run_in_threadpool(subscriptions.request, app, _one(form, "email"), _scope(form),
+        await run_in_threadpool(action, app, _one(form, field), _scope(form),
                                 _one(form, "language", app.settings.page.language), client)
     except (InvalidField, RateLimited, Unavailable) as exc:
         return _problem(app, lang, exc)
     w = strings(lang)
-    return _page(app, lang, 200, w["sub_check_mail"], w["sub_sent"])
+    return _page(app, lang, 200, w[heading], w[done])
+
+
+@router.post("/subscribe", response_class=HTMLResponse, summary="Public: sign up for e-mail updates (a form post)")
+async def subscribe(request: Request) -> HTMLResponse:
+    return await _sign_up(request, subscriptions.request, "email", "sub_check_mail", "sub_sent")
 
 
 def _token_page(name: str, button: str) -> Any:
@@ -167,26 +173,9 @@ async def _token_from(request: Request) -> tuple[str, dict[str, list[str]] | Non
     return token, form
 
 
-@router.post("/subscribe/confirm", response_class=HTMLResponse, summary="Public: confirm a sign-up")
-async def confirm(request: Request) -> HTMLResponse:
-    app = request.app.state.notifier
-    token, form = await _token_from(request)
-    if form is None:
-        return _page(app, app.settings.page.language, 413, "413", f"form over {MAX_FORM} bytes")
-    blocked = await _guard(request, app.settings.page.language)
-    if blocked is not None:
-        return blocked
-    try:
-        subscriber = await run_in_threadpool(subscriptions.confirm, app, token)
-    except (BadToken, Unavailable) as exc:
-        return _problem(app, app.settings.page.language, exc)
-    w = strings(subscriber.language)
-    return _page(app, subscriber.language, 200, w["sub_confirm"], w["sub_confirmed"])
-
-
-@router.post("/subscribe/unsubscribe", response_class=HTMLResponse,
-             summary="Public: one-click unsubscribe (RFC 8058): the address is deleted")
-async def unsubscribe(request: Request) -> HTMLResponse:
+async def _token_action(request: Request, action: Any, heading: str, done: str) -> HTMLResponse:
+    """A POST that carries a link's token (query or form) and calls ``action(app, token)``; the answer
+    is in the subscriber's language when ``action`` returns a subscriber, else the page's."""
     app = request.app.state.notifier
     lang = app.settings.page.language
     token, form = await _token_from(request)
@@ -196,11 +185,23 @@ async def unsubscribe(request: Request) -> HTMLResponse:
     if blocked is not None:
         return blocked
     try:
-        await run_in_threadpool(subscriptions.unsubscribe, app, token)
+        result = await run_in_threadpool(action, app, token)
     except (BadToken, Unavailable) as exc:
         return _problem(app, lang, exc)
+    lang = getattr(result, "language", lang)
     w = strings(lang)
-    return _page(app, lang, 200, w["sub_unsubscribe"], w["sub_unsubscribed"])
+    return _page(app, lang, 200, w[heading], w[done])
+
+
+@router.post("/subscribe/confirm", response_class=HTMLResponse, summary="Public: confirm a sign-up")
+async def confirm(request: Request) -> HTMLResponse:
+    return await _token_action(request, subscriptions.confirm, "sub_confirm", "sub_confirmed")
+
+
+@router.post("/subscribe/unsubscribe", response_class=HTMLResponse,
+             summary="Public: one-click unsubscribe (RFC 8058): the address is deleted")
+async def unsubscribe(request: Request) -> HTMLResponse:
+    return await _token_action(request, subscriptions.unsubscribe, "sub_unsubscribe", "sub_unsubscribed")
 
 
 @router.post("/subscribe/manage", response_class=HTMLResponse, summary="Public: change components or language")
@@ -226,62 +227,20 @@ async def manage(request: Request) -> HTMLResponse:
 @router.post("/subscribe/webhook", response_class=HTMLResponse,
              summary="Public: subscribe a URL to Statuspage-style webhooks (a form post; a signed challenge follows)")
 async def subscribe_webhook(request: Request) -> HTMLResponse:
-    app = request.app.state.notifier
-    lang = app.settings.page.language
-    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        return _page(app, lang, 415, strings(lang)["sub_invalid"], "send the form as application/x-www-form-urlencoded")
-    form = await _form(request)
-    if form is None:
-        return _page(app, lang, 413, strings(lang)["sub_invalid"], f"form over {MAX_FORM} bytes")
-    lang = _lang_of(app, form)
-    blocked = await _guard(request, lang)
-    if blocked is not None:
-        return blocked
-    client = request.client.host if request.client else "-"
-    try:
-        await run_in_threadpool(subscriptions.request_hook, app, _one(form, "url"), _scope(form),
-                                _one(form, "language", app.settings.page.language), client)
-    except (InvalidField, RateLimited, Unavailable) as exc:
-        return _problem(app, lang, exc)
-    w = strings(lang)  # the same answer whether the receiver confirmed at once, later, or not at all
-    return _page(app, lang, 200, w["sub_confirm"], w["sub_hook_sent"])
+    # the same answer whether the receiver confirmed at once, will confirm later, or never answered
+    return await _sign_up(request, subscriptions.request_hook, "url", "sub_confirm", "sub_hook_sent")
 
 
 @router.post("/subscribe/webhook/confirm", response_class=HTMLResponse,
              summary="Public: the receiver confirms its subscription (the challenge's confirm_url)")
 async def confirm_webhook(request: Request) -> HTMLResponse:
-    app = request.app.state.notifier
-    token, form = await _token_from(request)
-    if form is None:
-        return _page(app, app.settings.page.language, 413, "413", f"form over {MAX_FORM} bytes")
-    blocked = await _guard(request, app.settings.page.language)
-    if blocked is not None:
-        return blocked
-    try:
-        hook = await run_in_threadpool(subscriptions.confirm_hook, app, token)
-    except (BadToken, Unavailable) as exc:
-        return _problem(app, app.settings.page.language, exc)
-    w = strings(hook.language)
-    return _page(app, hook.language, 200, w["sub_confirm"], w["sub_hook_confirmed"])
+    return await _token_action(request, subscriptions.confirm_hook, "sub_confirm", "sub_hook_confirmed")
 
 
 @router.post("/subscribe/webhook/unsubscribe", response_class=HTMLResponse,
              summary="Public: end a webhook subscription (every notification's meta.unsubscribe)")
 async def unsubscribe_webhook(request: Request) -> HTMLResponse:
-    app = request.app.state.notifier
-    lang = app.settings.page.language
-    token, form = await _token_from(request)
-    if form is None:
-        return _page(app, lang, 413, "413", f"form over {MAX_FORM} bytes")
-    blocked = await _guard(request, lang)
-    if blocked is not None:
-        return blocked
-    try:
-        await run_in_threadpool(subscriptions.unsubscribe_hook, app, token)
-    except (BadToken, Unavailable) as exc:
-        return _problem(app, lang, exc)
-    w = strings(lang)
-    return _page(app, lang, 200, w["sub_unsubscribe"], w["sub_hook_unsubscribed"])
+    return await _token_action(request, subscriptions.unsubscribe_hook, "sub_unsubscribe", "sub_hook_unsubscribed")
 
 
 router.add_api_route("/subscribe/confirm", _token_page("confirm", "confirm"), methods=["GET"],

@@ -130,11 +130,12 @@ def request(app: App, raw_address: str, components: list[str] | None, language: 
         raise Unavailable(f"the confirmation mail could not be sent now ({exc.reason})") from exc
 
 
-def confirm(app: App, token: str) -> Subscriber:
-    """Store the subscriber a valid, unexpired confirmation link names (again: it may change scope)."""
+def _confirmed(app: App, token: str, purpose: str) -> tuple[str, tuple[str, ...] | str, str, float, float]:
+    """What a valid, unexpired confirmation token names: (address or URL, scope, language, asked, now).
+    Components removed since the sign-up are dropped; none left is a BadToken."""
     s = setup(app)
     now = app.clock.timestamp()
-    payload = verify(s.secret, token, CONFIRM, now, max_age=app.settings.subscribers.confirm_hours * 3600)
+    payload = verify(s.secret, token, purpose, now, max_age=app.settings.subscribers.confirm_hours * 3600)
     raw_scope = payload.get("s")
     scope: tuple[str, ...] | str = ALL if raw_scope == ALL else tuple(
         c for c in (raw_scope if isinstance(raw_scope, list) else []) if c in public_components(app))
@@ -143,9 +144,14 @@ def confirm(app: App, token: str) -> Subscriber:
     language = str(payload.get("l"))
     if language not in app.settings.page.languages:
         language = app.settings.page.language
-    subscriber = Subscriber(address=str(payload["a"]), scope=scope, language=language,
-                            requested_at=float(payload["t"]), confirmed_at=now)  # type: ignore[arg-type]
-    s.repo.save(subscriber)
+    return str(payload["a"]), scope, language, float(payload["t"]), now  # type: ignore[arg-type]
+
+
+def confirm(app: App, token: str) -> Subscriber:
+    """Store the subscriber a valid, unexpired confirmation link names (again: it may change scope)."""
+    address, scope, language, requested_at, now = _confirmed(app, token, CONFIRM)
+    subscriber = Subscriber(address, scope, language, requested_at, now)
+    setup(app).repo.save(subscriber)
     return subscriber
 
 
@@ -188,19 +194,18 @@ def _repo(app: App) -> SubscriberRepository:
 def counts(app: App) -> dict[str, int]:
     """Confirmed subscribers: ``total``, ``all`` (every component) and one count per public component
     (those who get its updates: the all-subscribers included)."""
-    subscribers = _repo(app).all()
-    out = {"total": len(subscribers), "all": sum(1 for s in subscribers if s.scope == ALL)}
-    for component in public_components(app):
-        out[component] = sum(1 for s in subscribers if s.scope == ALL or component in s.scope)
-    return out
+    return _per_component(app, [s.scope for s in _repo(app).all()])
 
 
 def hook_counts(app: App) -> dict[str, int]:
     """Confirmed webhook subscribers, in the shape of ``counts``."""
-    hooks = _repo(app).hooks()
-    out = {"total": len(hooks), "all": sum(1 for h in hooks if h.scope == ALL)}
+    return _per_component(app, [h.scope for h in _repo(app).hooks()])
+
+
+def _per_component(app: App, scopes: list[tuple[str, ...] | str]) -> dict[str, int]:
+    out = {"total": len(scopes), "all": sum(1 for scope in scopes if scope == ALL)}
     for component in public_components(app):
-        out[component] = sum(1 for h in hooks if h.scope == ALL or component in h.scope)
+        out[component] = sum(1 for scope in scopes if scope == ALL or component in scope)
     return out
 
 
@@ -277,20 +282,9 @@ def _echoes(answer: str, token: str) -> bool:
 
 def confirm_hook(app: App, token: str) -> WebhookSubscriber:
     """Store the webhook subscriber a valid, unexpired challenge names (again: it may change scope)."""
-    s = setup(app)
-    now = app.clock.timestamp()
-    payload = verify(s.secret, token, HOOK_CONFIRM, now, max_age=app.settings.subscribers.confirm_hours * 3600)
-    raw_scope = payload.get("s")
-    scope: tuple[str, ...] | str = ALL if raw_scope == ALL else tuple(
-        c for c in (raw_scope if isinstance(raw_scope, list) else []) if c in public_components(app))
-    if scope == ():
-        raise BadToken("the components of this link no longer exist")
-    language = str(payload.get("l"))
-    if language not in app.settings.page.languages:
-        language = app.settings.page.language
-    hook = WebhookSubscriber(url=str(payload["a"]), scope=scope, language=language,
-                             requested_at=float(payload["t"]), confirmed_at=now)  # type: ignore[arg-type]
-    s.repo.save_hook(hook)
+    url, scope, language, requested_at, now = _confirmed(app, token, HOOK_CONFIRM)
+    hook = WebhookSubscriber(url, scope, language, requested_at, now)
+    setup(app).repo.save_hook(hook)
     return hook
 
 
