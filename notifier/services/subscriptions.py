@@ -292,3 +292,12 @@ def unsubscribe_hook(app: App, token: str) -> bool:
     """The ``meta.unsubscribe`` link of every notification: forget the URL. True when it was there."""
     s = setup(app)
     return s.repo.delete_hook(str(verify(s.secret, token, HOOK_MANAGE, app.clock.timestamp())["a"]))
+
+
+def remove_hook(app: App, raw_url: str) -> bool:
+    """Staff: forget a webhook subscriber. True when it was subscribed."""
+    try:
+        url = normalise_hook_url(raw_url)
+    except ValueError as exc:
+        raise InvalidField("url", str(exc)) from None
+    return _repo(app).delete_hook(url)

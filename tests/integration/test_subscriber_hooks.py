@@ -7,6 +7,8 @@ field, private targets refused by default)."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +27,7 @@ from notifier.services import delivery, incidents
 from notifier.store.local_redis import LocalRedis
 from tests.fakes.hook_subscriber import HookReceivers
 from tests.integration._api_support import ApiServer
-from tests.support import Proc, start_beat, start_worker, wait_for, write_config
+from tests.support import ROOT, Proc, env_for, start_beat, start_worker, wait_for, write_config
 from workers.dispatch import CeleryDispatcher
 
 pytestmark = pytest.mark.integration
@@ -41,6 +43,8 @@ def config(tmp: Path, redis_url: str, allow_private: bool = True) -> Path:
               "subscribe_url": SUBSCRIBE_URL},
         subscribers={"secret": "${SUB_SECRET}", "webhook_allow_private": allow_private, "webhook_max_failures": 2,
                      "webhook_timeout": 5},
+        staff={"tokens": [{"name": "vera", "role": "viewer", "token": "${VIEWER_TOKEN}"},
+                          {"name": "pia", "role": "publisher", "token": "${PUBLISHER_TOKEN}"}]},
     )
 
 
@@ -48,6 +52,8 @@ def config(tmp: Path, redis_url: str, allow_private: bool = True) -> Path:
 def world(tmp_path: Path, redis_server: LocalRedis, redis_client: redis.Redis,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     monkeypatch.setenv("SUB_SECRET", "hook-secret-0123456789")
+    monkeypatch.setenv("VIEWER_TOKEN", "viewer-token-0123456789")
+    monkeypatch.setenv("PUBLISHER_TOKEN", "publisher-token-0123456789")
     path = config(tmp_path, redis_server.url)
     settings = load_settings(path)
     app = build(settings, dispatcher=CeleryDispatcher(settings), redis_url=redis_server.url)
@@ -60,6 +66,12 @@ def world(tmp_path: Path, redis_server: LocalRedis, redis_client: redis.Redis,
         finally:
             for proc in procs:
                 proc.stop()
+
+
+def cli(config_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The staff CLI as a person runs it: a real subprocess against the same Redis."""
+    return subprocess.run([sys.executable, "-m", "notifier", "--config", str(config_path), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60, env=env_for(config_path))
 
 
 def sign_up(http: httpx.Client, url: str, components: list[str] | None = None, language: str = "en"):
@@ -210,3 +222,25 @@ def test_a_killed_worker_resumes_after_the_last_receiver_it_finished(world) -> N
     got = {p: [r.headers["X-Notifier-Delivery-Id"] for r in hooks.at(p)] for p in paths}
     assert all(got[p] and set(got[p]) == {delivery_id(update.id, hooks.url(p))} for p in paths), got
     assert sum(len(ids) for ids in got.values()) - len(paths) <= 1  # at most the one in flight, same id
+
+
+def test_staff_count_and_remove_webhook_subscribers(world) -> None:
+    app, http = world["app"], world["http"]
+    for url, scope in (("https://a.example/h", "*"), ("https://b.example/h", ("imap",))):
+        app.subscribers.save_hook(WebhookSubscriber(url, scope, "en", 1.0, 2.0))
+    viewer, publisher = ({"Authorization": f"Bearer {t}-token-0123456789"} for t in ("viewer", "publisher"))
+    assert http.get("/api/v1/subscribers/webhooks/counts").status_code == 401
+    assert http.get("/api/v1/subscribers/webhooks/counts", headers=viewer).json() == \
+        {"total": 2, "all": 1, "imap": 2, "smtp": 1}
+    assert http.post("/api/v1/subscribers/webhooks/remove", json={"url": "https://a.example/h"},
+                     headers=viewer).status_code == 403
+    bad = http.post("/api/v1/subscribers/webhooks/remove", json={"url": "ftp://x"}, headers=publisher)
+    assert bad.status_code == 422 and bad.json()["field"] == "url"
+    assert http.post("/api/v1/subscribers/webhooks/remove", json={"url": "HTTPS://A.example/h"},
+                     headers=publisher).json() == {"removed": True}
+    counted = cli(world["config"], "subscribers", "count")
+    assert counted.returncode == 0, counted.stderr
+    assert re.search(r"webhook subscribers\s+1\n  of every component\s+0\n  imap\s+1\n  smtp\s+0", counted.stdout)
+    assert cli(world["config"], "subscribers", "remove-webhook", "https://b.example/h").returncode == 0
+    assert cli(world["config"], "subscribers", "remove-webhook", "https://b.example/h").returncode == 66
+    assert app.subscribers.hooks() == []
