@@ -18,9 +18,12 @@ connect and per read. Receivers with private addresses are refused unless
 ``subscribers.webhook_allow_private``.
 
 A receiver's answer: 2xx is delivered (and clears its failure count); 410 Gone ends the subscription
-at once; any other answer, a timeout or a refused connection counts one failure and the next receiver
-goes on (one receiver's outage never holds up the others); ``subscribers.webhook_max_failures`` in a
-row end the subscription. A failed request is not retried for that update.
+at once; a temporary failure (refused connection, timeout, 408, 425, 429, 5xx) puts the receiver on the
+notice's retry list and the next receiver goes on (one receiver's outage never holds up the others).
+When everyone had a first try, the send ends ``Transient`` while the list is not empty, and the ledger's
+backoff brings it back to try the list again, up to ``subscribers.webhook_max_failures`` tries per
+receiver. Any other answer, or no try taking, counts one failed update; ``webhook_max_failures`` failed
+updates in a row end the subscription.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from notifier.domain.subscribers import address_hash, delivery_id, hook_manage_t
 from notifier.errors import Permanent, Transient
 
 log = logging.getLogger(__name__)
+DELIVERED, GONE, RETRY, FAILED, SKIPPED = "delivered", "gone", "retry", "failed", "skipped"  # one receiver's answer
 
 
 class SubscriberHooksSettings(ChannelSettings):
@@ -137,32 +141,60 @@ class SubscriberHooksChannel(Channel):
         done = store.done(notice.id)
         timeout = min(conf.webhook_timeout, self.context.http_timeout)
         budget_end = time.monotonic() + max(self.context.task_time_limit / 2 - 2 * timeout, 1.0)
+        languages = dict(recipients)
+        # once everyone had a first try, a later call (after the ledger's backoff) tries the waiting ones again
+        waiting_before = store.hook_retries(notice.id) if done >= total else {}
+        for url, attempts in sorted(waiting_before.items()):
+            if time.monotonic() > budget_end:
+                raise Transient("receivers to try again; continuing", retry_after=0)
+            answer = self._attempt(notice, url, languages.get(url, self.language), secret, subscribe_url, conf,
+                                   timeout)
+            again = answer == RETRY and attempts + 1 < conf.webhook_max_failures
+            store.set_hook_retry(notice.id, url, attempts + 1 if again else None)
+            if not again:
+                self._settle(store, notice, url, FAILED if answer == RETRY else answer, conf)
         while done < total:
             if time.monotonic() > budget_end:
                 raise Transient(f"{done} of {total} receivers done; continuing", retry_after=0)
             url, language = recipients[done]
-            if store.get_hook(url) is None:  # unsubscribed (or ended) since the recipients were fixed
-                ok, gone = False, False
+            answer = self._attempt(notice, url, language, secret, subscribe_url, conf, timeout)
+            if answer == RETRY and conf.webhook_max_failures > 1:
+                store.set_hook_retry(notice.id, url, 1)  # written before the counter: a crash loses neither
             else:
-                ok, gone = self._deliver(notice, url, language, secret, subscribe_url, conf, timeout)
-            if gone:
-                store.delete_hook(url)
-                log.warning("notice %s: receiver %s answered 410 Gone: unsubscribed", notice.id, address_hash(url))
-            elif store.hook_outcome(url, ok, conf.webhook_max_failures) == "removed":
-                log.warning("notice %s: receiver %s failed %d times in a row: unsubscribed", notice.id,
-                            address_hash(url), conf.webhook_max_failures)
+                self._settle(store, notice, url, FAILED if answer == RETRY else answer, conf)
             done += 1
             store.set_done(notice.id, done)
+        waiting = len(store.hook_retries(notice.id))
+        if waiting:  # the ledger's backoff decides when; everyone else has it already
+            raise Transient(f"{waiting} of {total} receivers failed for now; trying them again", retry_after=None)
         return Receipt(remote_id=f"{total} recipients", url="", extra={"recipients": str(total)})
 
+    def _attempt(self, notice: Notice, url: str, language: str, secret: bytes, subscribe_url: str, conf: Any,
+                 timeout: float) -> str:
+        if self.context.subscribers.get_hook(url) is None:  # type: ignore[union-attr]
+            return SKIPPED  # unsubscribed (or ended) since the recipients were fixed
+        return self._deliver(notice, url, language, secret, subscribe_url, conf, timeout)
+
+    def _settle(self, store: Any, notice: Notice, url: str, answer: str, conf: Any) -> None:
+        """A receiver's final answer for this notice: count it (and end the subscription if it must)."""
+        if answer == SKIPPED:
+            return
+        if answer == GONE:
+            store.delete_hook(url)
+            log.warning("notice %s: receiver %s answered 410 Gone: unsubscribed", notice.id, address_hash(url))
+        elif store.hook_outcome(url, answer == DELIVERED, conf.webhook_max_failures) == "removed":
+            log.warning("notice %s: receiver %s failed %d times in a row: unsubscribed", notice.id,
+                        address_hash(url), conf.webhook_max_failures)
+
     def _deliver(self, notice: Notice, url: str, language: str, secret: bytes, subscribe_url: str, conf: Any,
-                 timeout: float) -> tuple[bool, bool]:
-        """One request to one receiver: (delivered, gone)."""
+                 timeout: float) -> str:
+        """One request to one receiver: DELIVERED, GONE (410), RETRY (the receiver says or shows it is
+        down for now: connection refused, timeout, 408, 425, 429, 5xx) or FAILED (any other answer)."""
         try:
             check_target(url, conf.webhook_allow_private)
         except NotAllowed as exc:
             log.warning("notice %s: receiver %s refused: %s", notice.id, address_hash(url), exc)
-            return False, False
+            return FAILED
         now = self.context.clock.timestamp()
         unsubscribe = f"{subscribe_url}/webhook/unsubscribe?token={hook_manage_token(secret, url)}"
         page = self.context.page
@@ -177,18 +209,22 @@ class SubscriberHooksChannel(Channel):
                                          allow_redirects=False, stream=True)
         except requests.RequestException as exc:
             log.warning("notice %s: receiver %s: %s", notice.id, address_hash(url), exc.__class__.__name__)
-            return False, False
+            return RETRY
         response.close()  # the answer's body is not needed (and a huge one is never read)
-        if 200 <= response.status_code < 300:
-            return True, False
-        log.warning("notice %s: receiver %s answered HTTP %d", notice.id, address_hash(url), response.status_code)
-        return False, response.status_code == 410
+        status = response.status_code
+        if 200 <= status < 300:
+            return DELIVERED
+        log.warning("notice %s: receiver %s answered HTTP %d", notice.id, address_hash(url), status)
+        if status == 410:
+            return GONE
+        return RETRY if status in (408, 425, 429) or status >= 500 else FAILED
 
     def reconcile(self, notice: Notice, since: float | None = None) -> Receipt | None:
         total = len(self._recipients(notice))
-        if not total or self.context.subscribers.done(notice.id) >= total:  # type: ignore[union-attr]
+        store = self.context.subscribers
+        if not total or (store.done(notice.id) >= total and not store.hook_retries(notice.id)):  # type: ignore[union-attr]
             return Receipt(remote_id=f"{total} recipients", url="", extra={"recipients": str(total)})
-        return None  # send() resumes after the last receiver it finished
+        return None  # send() resumes after the last receiver it finished, and retries the ones waiting
 
 
 def post_challenge(url: str, challenge: dict[str, Any], key: bytes, timeout: float, now: float) -> str | None:

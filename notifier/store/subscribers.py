@@ -11,6 +11,8 @@ Keys (under ``redis.key_prefix``):
   webhook subscribers' channel), fixed
   the first time the notice is sent (SET NX), so a resumed send goes to the same people in the same order.
 - ``mail:done:<notice id>``: how many of them the relay has accepted (written after each 250).
+- ``hooks:retry:<notice id>``: hash, receiver URL -> attempts, of the webhook receivers that answered
+  with a temporary failure and get the notice again later.
 """
 
 from __future__ import annotations
@@ -94,6 +96,23 @@ class RedisSubscribers:
                     return "ok" if ok else ("removed" if failures >= limit else "failed")
                 except redis.WatchError:
                     continue
+
+    # ---- one notice's receivers to try again (the webhook subscribers' channel) ---------------------
+    def hook_retries(self, notice_id: str) -> dict[str, int]:
+        """The receivers of ``notice_id`` that answered with a temporary failure: URL -> attempts so far."""
+        rows = self.redis.hgetall(f"{self.prefix}hooks:retry:{notice_id}")
+        return {_text(url): int(n) for url, n in rows.items()}
+
+    def set_hook_retry(self, notice_id: str, url: str, attempts: int | None) -> None:
+        """Record one more attempt for ``url`` (``attempts``), or None: it needs no more."""
+        name = f"{self.prefix}hooks:retry:{notice_id}"
+        if attempts is None:
+            self.redis.hdel(name, url)
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(name, url, attempts)
+        pipe.expire(name, KEEP_SECONDS)
+        pipe.execute()
 
     # ---- the public endpoint's limits -------------------------------------------------------------
     def hit(self, kind: str, key: str, limit: int, window: float) -> float | None:

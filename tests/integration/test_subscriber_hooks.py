@@ -138,31 +138,36 @@ def test_signed_challenge_then_every_update_through_a_worker(world) -> None:
     assert app.subscribers.get_hook(later) is None and app.subscribers.get_hook(echo) is not None
 
 
-def test_gone_and_repeated_failures_end_a_subscription(world) -> None:
+def test_gone_refusals_and_outages_of_receivers(world) -> None:
     world["procs"].clear()
     settings = load_settings(world["config"])
     app = build(settings, dispatcher=NullDispatcher(), redis_url=world["redis_url"])  # delivered in-process
     hooks = world["hooks"]
-    for path, status in (("/gone", 410), ("/bad", 400), ("/down", 503), ("/ok", 200)):
+    for path, status in (("/gone", 410), ("/bad", 400), ("/blip", 503), ("/dead", 503), ("/ok", 200)):
         hooks.behave(path, status=status)
         app.subscribers.save_hook(WebhookSubscriber(hooks.url(path), "*", "en", 1.0, 2.0))
 
-    def deliver(update) -> None:
-        for row in app.store.ledger.rows(update_id=update.id):
-            delivery.deliver(app, row.notice_id)
+    def deliver(update, between=lambda: None) -> None:
         (row,) = app.store.ledger.rows(update_id=update.id)
-        assert row.state == DeliveryState.POSTED  # failing receivers never fail the others' row
+        first = delivery.deliver(app, row.notice_id)
+        assert first.state == "retry", first  # some receivers wait for another try; the row is not done
+        between()
+        wait_for(lambda: delivery.deliver(app, row.notice_id) and
+                 app.store.ledger.get(row.notice_id).state == DeliveryState.POSTED, timeout=30,
+                 what="the row posted after the retries")  # failing receivers never fail the others' row
 
     incident = incidents.open_incident(app, name="IMAP down", components={"imap": "major_outage"}, body="Down.")
-    deliver(incident.updates[0])
+    deliver(incident.updates[0], between=lambda: hooks.behave("/blip", status=200))  # back before the retry
     assert app.subscribers.get_hook(hooks.url("/gone")) is None  # 410: at once
-    assert app.subscribers.get_hook(hooks.url("/bad")).failures == 1
-    assert app.subscribers.get_hook(hooks.url("/down")).failures == 1
-    hooks.behave("/down", status=204)  # back: its count starts over
+    assert app.subscribers.get_hook(hooks.url("/bad")).failures == 1  # a refusal: no retry
+    assert app.subscribers.get_hook(hooks.url("/blip")).failures == 0  # got it on the second try
+    assert app.subscribers.get_hook(hooks.url("/dead")).failures == 1  # webhook_max_failures tries: one failure
     deliver(incidents.update_incident(app, incident.id, status="monitoring", body="Better."))
     assert app.subscribers.get_hook(hooks.url("/bad")) is None  # the second refusal in a row
-    assert app.subscribers.get_hook(hooks.url("/down")).failures == 0
-    assert [len(hooks.at(p)) for p in ("/gone", "/bad", "/down", "/ok")] == [1, 2, 2, 2]
+    assert app.subscribers.get_hook(hooks.url("/dead")) is None  # the second update it never took
+    assert [len(hooks.at(p)) for p in ("/gone", "/bad", "/blip", "/dead", "/ok")] == [1, 2, 3, 4, 2]
+    ids = [r.headers["X-Notifier-Delivery-Id"] for r in hooks.at("/dead")]
+    assert len(set(ids)) == 2 and ids[0] == ids[1]  # a retry carries the same delivery id
 
 
 BAD_URLS = [
