@@ -146,7 +146,8 @@ class SubscriberHooksChannel(Channel):
         waiting_before = store.hook_retries(notice.id) if done >= total else {}
         for url, attempts in sorted(waiting_before.items()):
             if time.monotonic() > budget_end:
-                raise Transient("receivers to try again; continuing", retry_after=0)
+                # not at once: the ones tried in this call would get their next try without a pause
+                raise Transient("receivers to try again; continuing after a pause", retry_after=None)
             answer = self._attempt(notice, url, languages.get(url, self.language), secret, subscribe_url, conf,
                                    timeout)
             again = answer == RETRY and attempts + 1 < conf.webhook_max_failures
