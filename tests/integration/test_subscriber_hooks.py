@@ -226,7 +226,9 @@ def test_a_killed_worker_resumes_after_the_last_receiver_it_finished(world) -> N
              interval=0.2, what="the row posted after the kill")
     got = {p: [r.headers["X-Notifier-Delivery-Id"] for r in hooks.at(p)] for p in paths}
     assert all(got[p] and set(got[p]) == {delivery_id(update.id, hooks.url(p))} for p in paths), got
-    assert sum(len(ids) for ids in got.values()) - len(paths) <= 1  # at most the one in flight, same id
+    extra = sum(len(ids) for ids in got.values()) - len(paths)
+    print(f"webhook subscriber kill: {len(paths)} receivers, 1 kill, {extra} extra copies (same delivery id)")
+    assert extra <= 1  # at most the one in flight, under the same id
 
 
 def test_staff_count_and_remove_webhook_subscribers(world) -> None:
