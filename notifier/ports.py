@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from notifier.domain.model import ComponentChange, ComponentStatus, DeliveryState, Incident, IncidentUpdate, Receipt
-    from notifier.domain.subscribers import Subscriber
+    from notifier.domain.subscribers import Subscriber, WebhookSubscriber
     from notifier.engine.state import EngineState, Window
     from notifier.store.ledger import Claim, LedgerRow
 
@@ -335,7 +335,7 @@ class IncidentStore(Protocol):
 
 
 class SubscriberRepository(Protocol):
-    """Confirmed e-mail subscribers (only address, scope, language and the two times) and the public
+    """Confirmed e-mail and webhook subscribers (only address or URL, scope, language, the two times) and the public
     sign-up endpoint's counters. Redis: ``store/subscribers.py``."""
 
     def save(self, subscriber: Subscriber) -> bool:
@@ -355,3 +355,15 @@ class SubscriberRepository(Protocol):
 
     def hit(self, kind: str, key: str, limit: int, window: float) -> float | None:
         """Count one request; None while within ``limit`` per ``window`` seconds, else seconds to wait."""
+
+    def save_hook(self, hook: WebhookSubscriber) -> bool:
+        """Store or replace a confirmed webhook subscriber; True when the URL was new."""
+
+    def get_hook(self, url: str) -> WebhookSubscriber | None:
+        """The webhook subscriber with this (normalised) URL, or None."""
+
+    def delete_hook(self, url: str) -> bool:
+        """Forget the URL; True when it was there."""
+
+    def hooks(self) -> list[WebhookSubscriber]:
+        """Every confirmed webhook subscriber, ordered by URL."""

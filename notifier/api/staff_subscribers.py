@@ -1,5 +1,6 @@
 """The staff API's subscriber routes: counts (viewer), the CSV export and removing an address (publisher,
-since both touch personal data). The same service functions as `notifier subscribers`."""
+since both touch personal data); webhook subscribers' counts and removal. The same service functions as
+`notifier subscribers`."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ class RemoveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     address: str = Field(max_length=320, description="the subscriber's e-mail address")
+
+
+class RemoveHookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2048, description="the webhook subscriber's URL")
 
 
 @router.get("/counts", summary="Confirmed subscribers: total, of every component, and per component")
@@ -51,4 +58,16 @@ async def export(request: Request, member: StaffMember = publisher) -> PlainText
 async def remove(request: Request, data: RemoveIn, member: StaffMember = publisher) -> dict[str, Any]:
     if not await _call(subscriptions.remove, request.app.state.notifier, data.address):
         raise NotFound("that address is not subscribed")
+    return {"removed": True}
+
+
+@router.get("/webhooks/counts", summary="Confirmed webhook subscribers: total, of every component, and per component")
+async def hook_counts(request: Request, member: StaffMember = viewer) -> dict[str, int]:
+    return await _call(subscriptions.hook_counts, request.app.state.notifier)
+
+
+@router.post("/webhooks/remove", summary="Forget a webhook subscriber's URL (404 if it is not subscribed)")
+async def remove_hook(request: Request, data: RemoveHookIn, member: StaffMember = publisher) -> dict[str, Any]:
+    if not await _call(subscriptions.remove_hook, request.app.state.notifier, data.url):
+        raise NotFound("that URL is not subscribed")
     return {"removed": True}

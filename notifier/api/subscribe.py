@@ -21,37 +21,10 @@ from fastapi.responses import HTMLResponse
 from notifier.domain.subscribers import ALL, BadToken
 from notifier.services import subscriptions
 from notifier.services.subscriptions import InvalidField, NotConfigured, RateLimited, Unavailable
+from notifier.statuspage.i18n import STRINGS, strings
 
 MAX_FORM = 4096
 router = APIRouter(tags=["subscribers"], include_in_schema=True)
-
-WORDS: dict[str, dict[str, str]] = {
-    "en": {
-        "title": "Subscription", "check_mail": "Check your mail",
-        "sent": "If the address can receive mail, a confirmation link is on its way. Nothing is sent until "
-                "you confirm.",
-        "invalid": "Please correct the form", "limited": "Too many requests; please try again later.",
-        "unavailable": "Subscriptions are not available right now; please try again later.",
-        "confirm": "Confirm subscription", "confirmed": "Subscribed: you will get updates by e-mail.",
-        "unsubscribe": "Unsubscribe", "unsubscribed": "Unsubscribed: this address is deleted.",
-        "manage": "Change subscription", "saved": "Saved.", "not_subscribed": "This address is not subscribed.",
-        "all": "All components", "some": "Only these components:", "language": "Language", "save": "Save",
-        "bad_link": "This link does not work", "back": "Back to the status page",
-    },
-    "de": {
-        "title": "Abonnement", "check_mail": "Bitte sehen Sie in Ihr Postfach",
-        "sent": "Falls die Adresse Mail empfangen kann, ist ein Bestätigungslink unterwegs. Vor der Bestätigung "
-                "wird nichts gesendet.",
-        "invalid": "Bitte korrigieren Sie das Formular",
-        "limited": "Zu viele Anfragen; bitte versuchen Sie es später noch einmal.",
-        "unavailable": "Abonnements sind gerade nicht möglich; bitte versuchen Sie es später.",
-        "confirm": "Abonnement bestätigen", "confirmed": "Abonniert: Sie erhalten Meldungen per Mail.",
-        "unsubscribe": "Abbestellen", "unsubscribed": "Abbestellt: diese Adresse ist gelöscht.",
-        "manage": "Abonnement ändern", "saved": "Gespeichert.", "not_subscribed": "Diese Adresse ist nicht abonniert.",
-        "all": "Alle Komponenten", "some": "Nur diese Komponenten:", "language": "Sprache", "save": "Speichern",
-        "bad_link": "Dieser Link funktioniert nicht", "back": "Zurück zur Statusseite",
-    },
-}
 
 PAGE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 <html lang="{{ lang }}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -62,8 +35,8 @@ PAGE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 {% if action %}<form method="post" action="{{ action }}">
 <input type="hidden" name="token" value="{{ token }}">
 {% if components %}
-<p><label><input type="radio" name="scope" value="all"{% if all %} checked{% endif %}> {{ w.all }}</label></p>
-<p><label><input type="radio" name="scope" value="some"{% if not all %} checked{% endif %}> {{ w.some }}</label></p>
+<p><label><input type="radio" name="scope" value="all"{% if all %} checked{% endif %}> {{ w.sub_all }}</label></p>
+<p><label><input type="radio" name="scope" value="some"{% if not all %} checked{% endif %}> {{ w.sub_only }}</label></p>
 <ul>{% for id, name in components %}<li><label><input type="checkbox" name="components" value="{{ id }}"
 {%- if id in chosen %} checked{% endif %}> {{ name }}</label></li>{% endfor %}</ul>
 <p><label>{{ w.language }} <select name="language">{% for code in languages %}<option value="{{ code }}"
@@ -75,8 +48,8 @@ PAGE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 
 
 def _page(app: Any, lang: str, status: int, heading: str, message: str = "", **extra: Any) -> HTMLResponse:
-    lang = lang if lang in WORDS else "en"
-    body = PAGE.render(lang=lang, page=app.settings.page, heading=heading, message=message, w=WORDS[lang],
+    lang = lang if lang in STRINGS else "en"
+    body = PAGE.render(lang=lang, page=app.settings.page, heading=heading, message=message, w=strings(lang),
                        action=extra.pop("action", None), **extra)
     headers = {"Content-Security-Policy": "default-src 'none'; form-action 'self'; base-uri 'none'; "
                                           "frame-ancestors 'none'",
@@ -116,49 +89,55 @@ async def _guard(request: Request, lang: str) -> HTMLResponse | None:
     try:
         repo = subscriptions.setup(app).repo
     except NotConfigured:  # like a webhook source that is not listed: there is nothing here
-        return _page(app, lang, 404, WORDS.get(lang, WORDS["en"])["unavailable"])
+        return _page(app, lang, 404, strings(lang)["sub_unavailable"])
     client = request.client.host if request.client else "-"
     wait = await run_in_threadpool(repo.hit, "public", client, conf.per_client * 5, conf.window_seconds)
     if wait is not None:
-        return _page(app, lang, 429, WORDS.get(lang, WORDS["en"])["limited"], headers={"Retry-After": str(int(wait))})
+        return _page(app, lang, 429, strings(lang)["sub_limited"], headers={"Retry-After": str(int(wait))})
     return None
 
 
 def _problem(app: Any, lang: str, exc: Exception) -> HTMLResponse:
-    w = WORDS.get(lang, WORDS["en"])
+    w = strings(lang)
     if isinstance(exc, InvalidField):
-        return _page(app, lang, 422, w["invalid"], str(exc), field=exc.field)
+        return _page(app, lang, 422, w["sub_invalid"], str(exc), field=exc.field)
     if isinstance(exc, RateLimited):
-        return _page(app, lang, 429, w["limited"], headers={"Retry-After": str(int(exc.retry_after))})
+        return _page(app, lang, 429, w["sub_limited"], headers={"Retry-After": str(int(exc.retry_after))})
     if isinstance(exc, BadToken):
-        return _page(app, lang, 400, w["bad_link"], str(exc))
+        return _page(app, lang, 400, w["sub_bad_link"], str(exc))
     if isinstance(exc, NotConfigured):
-        return _page(app, lang, 404, w["unavailable"])
-    return _page(app, lang, 503, w["unavailable"], headers={"Retry-After": "60"})
+        return _page(app, lang, 404, w["sub_unavailable"])
+    return _page(app, lang, 503, w["sub_unavailable"], headers={"Retry-After": "60"})
 
 
-@router.post("/subscribe", response_class=HTMLResponse, summary="Public: sign up for e-mail updates (a form post)")
-async def subscribe(request: Request) -> HTMLResponse:
+async def _sign_up(request: Request, action: Any, field: str, heading: str, done: str) -> HTMLResponse:
+    """A sign-up form: ``action(app, form[field], scope, language, client)``, answered in the form's
+    language the same way whatever became of it (so it tells nobody who subscribes)."""
     app = request.app.state.notifier
     lang = app.settings.page.language
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        return _page(app, lang, 415, WORDS[lang if lang in WORDS else "en"]["invalid"],
+        return _page(app, lang, 415, strings(lang)["sub_invalid"],
                      "send the form as application/x-www-form-urlencoded")
     form = await _form(request)
     if form is None:
-        return _page(app, lang, 413, WORDS[lang if lang in WORDS else "en"]["invalid"], f"form over {MAX_FORM} bytes")
+        return _page(app, lang, 413, strings(lang)["sub_invalid"], f"form over {MAX_FORM} bytes")
     lang = _lang_of(app, form)
     blocked = await _guard(request, lang)
     if blocked is not None:
         return blocked
     client = request.client.host if request.client else "-"
     try:
-        await run_in_threadpool(subscriptions.request, app, _one(form, "email"), _scope(form),
+        await run_in_threadpool(action, app, _one(form, field), _scope(form),
                                 _one(form, "language", app.settings.page.language), client)
     except (InvalidField, RateLimited, Unavailable) as exc:
         return _problem(app, lang, exc)
-    w = WORDS.get(lang, WORDS["en"])
-    return _page(app, lang, 200, w["check_mail"], w["sent"])
+    w = strings(lang)
+    return _page(app, lang, 200, w[heading], w[done])
+
+
+@router.post("/subscribe", response_class=HTMLResponse, summary="Public: sign up for e-mail updates (a form post)")
+async def subscribe(request: Request) -> HTMLResponse:
+    return await _sign_up(request, subscriptions.request, "email", "sub_check_mail", "sub_sent")
 
 
 def _token_page(name: str, button: str) -> Any:
@@ -168,7 +147,7 @@ def _token_page(name: str, button: str) -> Any:
         blocked = await _guard(request, lang)
         if blocked is not None:
             return blocked
-        w = WORDS.get(lang, WORDS["en"])
+        w = strings(lang)
         extra: dict[str, Any] = {}
         if name == "manage":
             try:
@@ -176,14 +155,14 @@ def _token_page(name: str, button: str) -> Any:
             except BadToken as exc:
                 return _problem(app, lang, exc)
             if current is None:
-                return _page(app, lang, 404, w["manage"], w["not_subscribed"])
+                return _page(app, lang, 404, w["sub_manage"], w["sub_not_subscribed"])
             lang = current.language
-            w = WORDS.get(lang, WORDS["en"])
+            w = strings(lang)
             extra = {"components": [(c.id, c.name_in(lang)) for c in app.settings.components if not c.hidden],
                      "all": current.scope == ALL, "chosen": () if current.scope == ALL else current.scope,
                      "languages": app.settings.page.languages, "chosen_lang": current.language}
-        return _page(app, lang, 200, w[button], action=f"{app.settings.page.subscribe_url}/{name}",
-                     token=token, button=w[button], **extra)
+        return _page(app, lang, 200, w["sub_" + button], action=f"{app.settings.page.subscribe_url}/{name}",
+                     token=token, button=w["sub_" + button], **extra)
 
     return show
 
@@ -194,26 +173,9 @@ async def _token_from(request: Request) -> tuple[str, dict[str, list[str]] | Non
     return token, form
 
 
-@router.post("/subscribe/confirm", response_class=HTMLResponse, summary="Public: confirm a sign-up")
-async def confirm(request: Request) -> HTMLResponse:
-    app = request.app.state.notifier
-    token, form = await _token_from(request)
-    if form is None:
-        return _page(app, app.settings.page.language, 413, "413", f"form over {MAX_FORM} bytes")
-    blocked = await _guard(request, app.settings.page.language)
-    if blocked is not None:
-        return blocked
-    try:
-        subscriber = await run_in_threadpool(subscriptions.confirm, app, token)
-    except (BadToken, Unavailable) as exc:
-        return _problem(app, app.settings.page.language, exc)
-    w = WORDS.get(subscriber.language, WORDS["en"])
-    return _page(app, subscriber.language, 200, w["confirm"], w["confirmed"])
-
-
-@router.post("/subscribe/unsubscribe", response_class=HTMLResponse,
-             summary="Public: one-click unsubscribe (RFC 8058): the address is deleted")
-async def unsubscribe(request: Request) -> HTMLResponse:
+async def _token_action(request: Request, action: Any, heading: str, done: str) -> HTMLResponse:
+    """A POST that carries a link's token (query or form) and calls ``action(app, token)``; the answer
+    is in the subscriber's language when ``action`` returns a subscriber, else the page's."""
     app = request.app.state.notifier
     lang = app.settings.page.language
     token, form = await _token_from(request)
@@ -223,11 +185,23 @@ async def unsubscribe(request: Request) -> HTMLResponse:
     if blocked is not None:
         return blocked
     try:
-        await run_in_threadpool(subscriptions.unsubscribe, app, token)
+        result = await run_in_threadpool(action, app, token)
     except (BadToken, Unavailable) as exc:
         return _problem(app, lang, exc)
-    w = WORDS.get(lang, WORDS["en"])
-    return _page(app, lang, 200, w["unsubscribe"], w["unsubscribed"])
+    lang = getattr(result, "language", lang)
+    w = strings(lang)
+    return _page(app, lang, 200, w[heading], w[done])
+
+
+@router.post("/subscribe/confirm", response_class=HTMLResponse, summary="Public: confirm a sign-up")
+async def confirm(request: Request) -> HTMLResponse:
+    return await _token_action(request, subscriptions.confirm, "sub_confirm", "sub_confirmed")
+
+
+@router.post("/subscribe/unsubscribe", response_class=HTMLResponse,
+             summary="Public: one-click unsubscribe (RFC 8058): the address is deleted")
+async def unsubscribe(request: Request) -> HTMLResponse:
+    return await _token_action(request, subscriptions.unsubscribe, "sub_unsubscribe", "sub_unsubscribed")
 
 
 @router.post("/subscribe/manage", response_class=HTMLResponse, summary="Public: change components or language")
@@ -245,8 +219,28 @@ async def manage(request: Request) -> HTMLResponse:
                                           _one(form, "language", app.settings.page.language))
     except (BadToken, InvalidField, Unavailable) as exc:
         return _problem(app, lang, exc)
-    w = WORDS.get(lang, WORDS["en"])
-    return _page(app, lang, 200 if changed else 404, w["manage"], w["saved"] if changed else w["not_subscribed"])
+    w = strings(lang)
+    return _page(app, lang, 200 if changed else 404, w["sub_manage"],
+                 w["sub_saved"] if changed else w["sub_not_subscribed"])
+
+
+@router.post("/subscribe/webhook", response_class=HTMLResponse,
+             summary="Public: subscribe a URL to Statuspage-style webhooks (a form post; a signed challenge follows)")
+async def subscribe_webhook(request: Request) -> HTMLResponse:
+    # the same answer whether the receiver confirmed at once, will confirm later, or never answered
+    return await _sign_up(request, subscriptions.request_hook, "url", "sub_confirm", "sub_hook_sent")
+
+
+@router.post("/subscribe/webhook/confirm", response_class=HTMLResponse,
+             summary="Public: the receiver confirms its subscription (the challenge's confirm_url)")
+async def confirm_webhook(request: Request) -> HTMLResponse:
+    return await _token_action(request, subscriptions.confirm_hook, "sub_confirm", "sub_hook_confirmed")
+
+
+@router.post("/subscribe/webhook/unsubscribe", response_class=HTMLResponse,
+             summary="Public: end a webhook subscription (every notification's meta.unsubscribe)")
+async def unsubscribe_webhook(request: Request) -> HTMLResponse:
+    return await _token_action(request, subscriptions.unsubscribe_hook, "sub_unsubscribe", "sub_hook_unsubscribed")
 
 
 router.add_api_route("/subscribe/confirm", _token_page("confirm", "confirm"), methods=["GET"],

@@ -15,6 +15,7 @@ from notifier.channels.facebook import FacebookChannel
 from notifier.channels.mastodon import MastodonChannel
 from notifier.channels.outbox import OutboxChannel
 from notifier.channels.statuspage import StatuspageChannel
+from notifier.channels.subscriber_hooks import SubscriberHooksChannel
 from notifier.channels.webhook import WebhookChannel
 from notifier.channels.x import XChannel
 
@@ -30,6 +31,7 @@ CHANNEL_TYPES: dict[str, type[Channel]] = {
         StatuspageChannel,
         EmailChannel,
         AppriseChannel,
+        SubscriberHooksChannel,
     )
 }
 

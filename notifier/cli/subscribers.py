@@ -1,5 +1,5 @@
-"""`notifier subscribers`: counts per component, CSV export, removing an address, and the local mail sink
-that `make run` uses as its relay (every mail lands in a Maildir under ./var)."""
+"""`notifier subscribers`: counts per component, CSV export, removing an address or a webhook URL, and the
+local mail sink that `make run` uses as its relay (every mail lands in a Maildir under ./var)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from notifier.services import subscriptions
 
 
 def cmd_count(args: argparse.Namespace) -> int:
-    counts = subscriptions.counts(app_for(args))
-    print(f"{'confirmed subscribers':<24} {counts.pop('total')}")
-    print(f"{'  of every component':<24} {counts.pop('all')}")
-    for component, n in counts.items():
-        print(f"{'  ' + component:<24} {n}")
+    app = app_for(args)
+    for title, counts in (("confirmed subscribers", subscriptions.counts(app)),
+                          ("webhook subscribers", subscriptions.hook_counts(app))):
+        print(f"{title:<24} {counts.pop('total')}")
+        print(f"{'  of every component':<24} {counts.pop('all')}")
+        for component, n in counts.items():
+            print(f"{'  ' + component:<24} {n}")
     return 0
 
 
@@ -34,6 +36,14 @@ def cmd_remove(args: argparse.Namespace) -> int:
         print(f"removed {args.address}")
         return 0
     print(f"{args.address} is not subscribed", file=sys.stderr)
+    return 66
+
+
+def cmd_remove_webhook(args: argparse.Namespace) -> int:
+    if subscriptions.remove_hook(app_for(args), args.url):
+        print("removed the webhook subscriber")  # not the URL: it may carry a receiver's token
+        return 0
+    print("no such webhook subscriber", file=sys.stderr)
     return 66
 
 
@@ -67,12 +77,15 @@ def cmd_sink(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    sub = subparsers.add_parser("subscribers", help="e-mail subscribers: counts, export, remove; a mail sink") \
-        .add_subparsers(dest="sub", required=True)
+    sub = subparsers.add_parser("subscribers", help="e-mail and webhook subscribers: counts, export, remove; "
+                                "a mail sink").add_subparsers(dest="sub", required=True)
     add_command(sub, "count", cmd_count, "confirmed subscribers, per component")
     add_command(sub, "export", cmd_export, "every confirmed subscriber as CSV on stdout")
     rm = add_command(sub, "remove", cmd_remove, "forget an address (exit 66 if it is not subscribed)")
     rm.add_argument("address")
+    rw = add_command(sub, "remove-webhook", cmd_remove_webhook,
+                     "forget a webhook subscriber's URL (exit 66 if it is not subscribed)")
+    rw.add_argument("url")
     sk = add_command(sub, "sink", cmd_sink, "a local SMTP server writing every mail to a Maildir (make run's relay)")
     sk.add_argument("--dir", default="var/mail")
     sk.add_argument("--host", default="127.0.0.1")

@@ -237,6 +237,10 @@ class SubscribersSettings(_Strict):
     per_client: int = Field(10, ge=1, description="sign-ups one client may make per window")
     per_address: int = Field(3, ge=1, description="confirmation mails one address gets per window")
     window_seconds: float = Field(3600, gt=0)
+    # webhook subscribers (README "Webhook subscribers"): private/loopback receiver URLs are refused (SSRF)
+    webhook_allow_private: bool = False
+    webhook_timeout: float = Field(5, gt=0, le=30, description="seconds to connect and for each read")
+    webhook_max_failures: int = Field(3, ge=1, description="failed deliveries in a row that end a subscription")
 
     @field_validator("secret")
     @classmethod

@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 ALL = "*"  # the scope of a subscriber who wants every component
 CONFIRM = "c"
@@ -134,3 +135,89 @@ def confirm_token(secret: bytes, address: str, scope: tuple[str, ...] | str, lan
 
 def manage_token(secret: bytes, address: str) -> str:
     return sign(secret, {"p": MANAGE, "a": address})
+
+
+# ---- webhook subscribers (a URL that gets Statuspage-style notifications) -------------------------
+HOOK_CONFIRM = "hc"
+HOOK_MANAGE = "hm"  # the unsubscribe link in every notification's ``meta.unsubscribe``
+MAX_URL = 2048
+
+
+@dataclass(frozen=True)
+class WebhookSubscriber:
+    """A confirmed webhook subscriber: the URL, its scope and language, the two times, and how many
+    deliveries in a row it refused or failed (``subscribers.webhook_max_failures`` of them end it)."""
+
+    url: str
+    scope: tuple[str, ...] | str
+    language: str
+    requested_at: float
+    confirmed_at: float
+    failures: int = 0
+
+    def wants(self, components: Iterable[str]) -> bool:
+        return Subscriber(self.url, self.scope, self.language, self.requested_at, self.confirmed_at).wants(components)
+
+    def to_json(self) -> str:
+        return json.dumps({"scope": self.scope if self.scope == ALL else list(self.scope),
+                           "language": self.language, "requested_at": self.requested_at,
+                           "confirmed_at": self.confirmed_at, "failures": self.failures}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, url: str, raw: str | bytes) -> WebhookSubscriber:
+        data = json.loads(raw)
+        scope = data["scope"]
+        return cls(url=url, scope=ALL if scope == ALL else tuple(scope), language=data["language"],
+                   requested_at=float(data["requested_at"]), confirmed_at=float(data["confirmed_at"]),
+                   failures=int(data.get("failures", 0)))
+
+
+def normalise_hook_url(raw: str) -> str:
+    """The receiver URL as stored (scheme and host lowercased, no fragment), or ValueError saying what
+    is wrong. Only http(s), a host name or IP, no user:password (a credential in a URL ends up in logs),
+    no CR/LF/space. Whether the host is public is checked separately (it needs DNS)."""
+    value = raw.strip()
+    if not value:
+        raise ValueError("is empty")
+    if len(value) > MAX_URL:
+        raise ValueError(f"is longer than {MAX_URL} characters")
+    if any(c in value for c in "\r\n\t ") or not value.isprintable():
+        raise ValueError("contains spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise ValueError("is not a URL like https://hooks.example.com/status") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not contain a user name or password")
+    try:
+        host = parts.hostname.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise ValueError("has a host that is not a valid host name") from None
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
+
+
+def hook_secret(secret: bytes, url: str) -> bytes:
+    """The HMAC key that signs every request to ``url``: derived from ``subscribers.secret``, so nothing
+    more is stored; the receiver learns it from the challenge, which only the URL receives."""
+    return hmac.new(secret, b"webhook-subscriber\x00" + url.encode(), hashlib.sha256).hexdigest().encode()
+
+
+def hook_confirm_token(secret: bytes, url: str, scope: tuple[str, ...] | str, language: str, now: float) -> str:
+    return sign(secret, {"p": HOOK_CONFIRM, "a": url, "s": scope if scope == ALL else list(scope),
+                         "l": language, "t": int(now)})
+
+
+def hook_manage_token(secret: bytes, url: str) -> str:
+    return sign(secret, {"p": HOOK_MANAGE, "a": url})
+
+
+def delivery_id(update_id: str, url: str) -> str:
+    """The stable id of one update's request to one receiver (the ``X-Notifier-Delivery-Id`` header):
+    a resent request after a crash carries the same id, so the receiver can drop the copy."""
+    return f"{update_id}.{address_hash(url)}"

@@ -9,25 +9,36 @@ sends a confirmation mail, limited per client and per address), so it tells nobo
 from __future__ import annotations
 
 import csv
+import hmac
 import io
+import json
 from dataclasses import dataclass
 
 from notifier.app import App
 from notifier.channels.email import links
+from notifier.channels.hook_target import check_target
 from notifier.channels.mail import RelayConnection, compose
+from notifier.channels.subscriber_hooks import post_challenge
 from notifier.domain.subscribers import (
     ALL,
     CONFIRM,
+    HOOK_CONFIRM,
+    HOOK_MANAGE,
     MANAGE,
     BadToken,
     Subscriber,
+    WebhookSubscriber,
     address_hash,
     confirm_token,
+    hook_confirm_token,
+    hook_secret,
     normalise_address,
+    normalise_hook_url,
     verify,
 )
 from notifier.errors import DeliveryError, NotifierError, UsageError
 from notifier.ports import SubscriberRepository
+from notifier.statuspage.i18n import strings
 
 
 class InvalidField(UsageError):
@@ -104,8 +115,7 @@ def request(app: App, raw_address: str, components: list[str] | None, language: 
     unsubscribe, _ = links(s.subscribe_url, s.secret, address)
     page = app.settings.page
     names = {c.id: c.name_in(language) for c in app.settings.components}
-    described = ", ".join(names[c] for c in scope) if scope != ALL else {"de": "alle Komponenten"}.get(
-        language, "all components")
+    described = ", ".join(names[c] for c in scope) if scope != ALL else strings(language)["sub_scope_all"]
     text = app.templates.render("email", "confirm", language, page=page, scope=described,
                                 hours=f"{conf.confirm_hours:g}", confirm_url=f"{s.subscribe_url}/confirm?token={token}",
                                 unsubscribe_url=unsubscribe)
@@ -120,11 +130,12 @@ def request(app: App, raw_address: str, components: list[str] | None, language: 
         raise Unavailable(f"the confirmation mail could not be sent now ({exc.reason})") from exc
 
 
-def confirm(app: App, token: str) -> Subscriber:
-    """Store the subscriber a valid, unexpired confirmation link names (again: it may change scope)."""
+def _confirmed(app: App, token: str, purpose: str) -> tuple[str, tuple[str, ...] | str, str, float, float]:
+    """What a valid, unexpired confirmation token names: (address or URL, scope, language, asked, now).
+    Components removed since the sign-up are dropped; none left is a BadToken."""
     s = setup(app)
     now = app.clock.timestamp()
-    payload = verify(s.secret, token, CONFIRM, now, max_age=app.settings.subscribers.confirm_hours * 3600)
+    payload = verify(s.secret, token, purpose, now, max_age=app.settings.subscribers.confirm_hours * 3600)
     raw_scope = payload.get("s")
     scope: tuple[str, ...] | str = ALL if raw_scope == ALL else tuple(
         c for c in (raw_scope if isinstance(raw_scope, list) else []) if c in public_components(app))
@@ -133,9 +144,14 @@ def confirm(app: App, token: str) -> Subscriber:
     language = str(payload.get("l"))
     if language not in app.settings.page.languages:
         language = app.settings.page.language
-    subscriber = Subscriber(address=str(payload["a"]), scope=scope, language=language,
-                            requested_at=float(payload["t"]), confirmed_at=now)  # type: ignore[arg-type]
-    s.repo.save(subscriber)
+    return str(payload["a"]), scope, language, float(payload["t"]), now  # type: ignore[arg-type]
+
+
+def confirm(app: App, token: str) -> Subscriber:
+    """Store the subscriber a valid, unexpired confirmation link names (again: it may change scope)."""
+    address, scope, language, requested_at, now = _confirmed(app, token, CONFIRM)
+    subscriber = Subscriber(address, scope, language, requested_at, now)
+    setup(app).repo.save(subscriber)
     return subscriber
 
 
@@ -178,10 +194,18 @@ def _repo(app: App) -> SubscriberRepository:
 def counts(app: App) -> dict[str, int]:
     """Confirmed subscribers: ``total``, ``all`` (every component) and one count per public component
     (those who get its updates: the all-subscribers included)."""
-    subscribers = _repo(app).all()
-    out = {"total": len(subscribers), "all": sum(1 for s in subscribers if s.scope == ALL)}
+    return _per_component(app, [s.scope for s in _repo(app).all()])
+
+
+def hook_counts(app: App) -> dict[str, int]:
+    """Confirmed webhook subscribers, in the shape of ``counts``."""
+    return _per_component(app, [h.scope for h in _repo(app).hooks()])
+
+
+def _per_component(app: App, scopes: list[tuple[str, ...] | str]) -> dict[str, int]:
+    out = {"total": len(scopes), "all": sum(1 for scope in scopes if scope == ALL)}
     for component in public_components(app):
-        out[component] = sum(1 for s in subscribers if s.scope == ALL or component in s.scope)
+        out[component] = sum(1 for scope in scopes if scope == ALL or component in scope)
     return out
 
 
@@ -205,3 +229,75 @@ def remove(app: App, raw_address: str) -> bool:
     except ValueError as exc:
         raise InvalidField("address", str(exc)) from None
     return _repo(app).delete(address)
+
+
+# ---- webhook subscribers --------------------------------------------------------------------------
+def request_hook(app: App, raw_url: str, components: list[str] | None, language: str, client: str) -> bool:
+    """A webhook sign-up: validate the URL (public hosts only, unless allowed), count it against the
+    limits, POST the signed challenge to it. True when the receiver echoed the challenge and is
+    subscribed already; False when it must POST the challenge's ``confirm_url`` (or did not answer:
+    the public answer is the same)."""
+    s = setup(app)
+    conf = app.settings.subscribers
+    try:
+        url = normalise_hook_url(raw_url)
+    except ValueError as exc:
+        raise InvalidField("url", str(exc)) from None
+    scope, language = check_choice(app, components, language)
+    try:  # after the cheap checks: this one asks DNS
+        check_target(url, conf.webhook_allow_private)
+    except ValueError as exc:
+        raise InvalidField("url", str(exc)) from None
+    for kind, key, limit in (("client", client, conf.per_client), ("hook", address_hash(url), conf.per_address)):
+        wait = s.repo.hit(kind, key, limit, conf.window_seconds)
+        if wait is not None:
+            raise RateLimited(wait)
+    now = app.clock.timestamp()
+    token = hook_confirm_token(s.secret, url, scope, language, now)
+    signing_key = hook_secret(s.secret, url)
+    challenge = {
+        "type": "subscription_challenge", "challenge": token,
+        "confirm_url": f"{s.subscribe_url}/webhook/confirm?token={token}",
+        "signing_secret": signing_key.decode(), "signature_header": "X-Notifier-Signature",
+        "expires_in": int(conf.confirm_hours * 3600), "page": {"name": app.settings.page.name,
+                                                              "url": app.settings.page.url},
+    }
+    answer = post_challenge(url, challenge, signing_key, conf.webhook_timeout, now)
+    if answer is not None and _echoes(answer, token):
+        confirm_hook(app, token)
+        return True
+    return False
+
+
+def _echoes(answer: str, token: str) -> bool:
+    text = answer.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return False
+        text = str(data.get("challenge", "")) if isinstance(data, dict) else ""
+    return hmac.compare_digest(text.encode(), token.encode())
+
+
+def confirm_hook(app: App, token: str) -> WebhookSubscriber:
+    """Store the webhook subscriber a valid, unexpired challenge names (again: it may change scope)."""
+    url, scope, language, requested_at, now = _confirmed(app, token, HOOK_CONFIRM)
+    hook = WebhookSubscriber(url, scope, language, requested_at, now)
+    setup(app).repo.save_hook(hook)
+    return hook
+
+
+def unsubscribe_hook(app: App, token: str) -> bool:
+    """The ``meta.unsubscribe`` link of every notification: forget the URL. True when it was there."""
+    s = setup(app)
+    return s.repo.delete_hook(str(verify(s.secret, token, HOOK_MANAGE, app.clock.timestamp())["a"]))
+
+
+def remove_hook(app: App, raw_url: str) -> bool:
+    """Staff: forget a webhook subscriber. True when it was subscribed."""
+    try:
+        url = normalise_hook_url(raw_url)
+    except ValueError as exc:
+        raise InvalidField("url", str(exc)) from None
+    return _repo(app).delete_hook(url)

@@ -5,9 +5,14 @@ Keys (under ``redis.key_prefix``):
 - ``subscribers``: hash, address -> JSON {scope, language, requested_at, confirmed_at}. Only confirmed
   subscribers are here; nothing else about them is stored.
 - ``subscribers:limit:<kind>:<key>``: fixed-window counters of the public sign-up endpoint.
-- ``mail:rcpt:<notice id>``: the recipients of one notice (JSON ``[[address, language], ...]``), fixed
+- ``subscribers:hooks``: hash, receiver URL -> JSON {scope, language, requested_at, confirmed_at,
+  failures}: the confirmed webhook subscribers.
+- ``mail:rcpt:<notice id>``: the recipients of one notice (JSON ``[[address, language], ...]``; URLs for the
+  webhook subscribers' channel), fixed
   the first time the notice is sent (SET NX), so a resumed send goes to the same people in the same order.
 - ``mail:done:<notice id>``: how many of them the relay has accepted (written after each 250).
+- ``hooks:retry:<notice id>``: hash, receiver URL -> attempts, of the webhook receivers that answered
+  with a temporary failure and get the notice again later.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from notifier.domain.subscribers import Subscriber
+import redis
+
+from notifier.domain.subscribers import Subscriber, WebhookSubscriber
 
 KEEP_SECONDS = 14 * 86400  # recipient lists and progress outlive any notice's deadline
 
@@ -25,6 +32,7 @@ class RedisSubscribers:
         self.redis = redis
         self.prefix = prefix
         self.key = f"{prefix}subscribers"
+        self.hooks_key = f"{prefix}subscribers:hooks"
 
     # ---- the subscribers --------------------------------------------------------------------------
     def save(self, subscriber: Subscriber) -> bool:
@@ -46,6 +54,65 @@ class RedisSubscribers:
 
     def count(self) -> int:
         return int(self.redis.hlen(self.key))
+
+    # ---- webhook subscribers ----------------------------------------------------------------------
+    def save_hook(self, hook: WebhookSubscriber) -> bool:
+        """Store (or replace) a confirmed webhook subscriber; True when the URL was new."""
+        return bool(self.redis.hset(self.hooks_key, hook.url, hook.to_json()))
+
+    def get_hook(self, url: str) -> WebhookSubscriber | None:
+        raw = self.redis.hget(self.hooks_key, url)
+        return WebhookSubscriber.from_json(url, raw) if raw is not None else None
+
+    def delete_hook(self, url: str) -> bool:
+        return bool(self.redis.hdel(self.hooks_key, url))
+
+    def hooks(self) -> list[WebhookSubscriber]:
+        """Every confirmed webhook subscriber, ordered by URL."""
+        rows = self.redis.hgetall(self.hooks_key)
+        return sorted((WebhookSubscriber.from_json(_text(u), raw) for u, raw in rows.items()), key=lambda h: h.url)
+
+    def hook_outcome(self, url: str, ok: bool, limit: int) -> str:
+        """Record one delivery to ``url``: a success clears its failure count, a failure adds one and at
+        ``limit`` in a row removes the subscriber. Returns ``ok``, ``failed`` or ``removed`` (or
+        ``gone`` when it was removed meanwhile). Atomic (WATCH/MULTI), so two workers never lose a count."""
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(self.hooks_key)
+                    raw = pipe.hget(self.hooks_key, url)
+                    if raw is None:
+                        pipe.unwatch()
+                        return "gone"
+                    hook = WebhookSubscriber.from_json(url, raw)
+                    failures = 0 if ok else hook.failures + 1
+                    pipe.multi()
+                    if failures >= limit:
+                        pipe.hdel(self.hooks_key, url)
+                    elif failures != hook.failures:
+                        pipe.hset(self.hooks_key, url, WebhookSubscriber(
+                            url, hook.scope, hook.language, hook.requested_at, hook.confirmed_at, failures).to_json())
+                    pipe.execute()
+                    return "ok" if ok else ("removed" if failures >= limit else "failed")
+                except redis.WatchError:
+                    continue
+
+    # ---- one notice's receivers to try again (the webhook subscribers' channel) ---------------------
+    def hook_retries(self, notice_id: str) -> dict[str, int]:
+        """The receivers of ``notice_id`` that answered with a temporary failure: URL -> attempts so far."""
+        rows = self.redis.hgetall(f"{self.prefix}hooks:retry:{notice_id}")
+        return {_text(url): int(n) for url, n in rows.items()}
+
+    def set_hook_retry(self, notice_id: str, url: str, attempts: int | None) -> None:
+        """Record one more attempt for ``url`` (``attempts``), or None: it needs no more."""
+        name = f"{self.prefix}hooks:retry:{notice_id}"
+        if attempts is None:
+            self.redis.hdel(name, url)
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(name, url, attempts)
+        pipe.expire(name, KEEP_SECONDS)
+        pipe.execute()
 
     # ---- the public endpoint's limits -------------------------------------------------------------
     def hit(self, kind: str, key: str, limit: int, window: float) -> float | None:

@@ -11,7 +11,7 @@ import pytest
 
 from notifier.api import create_app
 from notifier.config_loader import parse_settings
-from notifier.domain.subscribers import confirm_token, sign
+from notifier.domain.subscribers import WebhookSubscriber, confirm_token, sign
 from notifier.services import delivery, incidents, subscriptions
 from tests.fakes.smtp_sink import SmtpSink
 from tests.integration._api_support import ApiServer, make_app, redis_server
@@ -273,6 +273,41 @@ def test_staff_api_counts_export_and_remove(stack, sink):
     assert http.post("/api/v1/subscribers/remove", json={"address": "a@example.org"},
                      headers=publisher).status_code == 404
     assert app.subscribers.count() == 0
+
+
+def console_client(base_url: str, token: str) -> httpx.Client:
+    """A browser signed in to the console with a staff token (the login form's double-submit CSRF)."""
+    client = httpx.Client(base_url=base_url, timeout=10, follow_redirects=True)
+    form = client.get("/console/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf, form.text
+    signed_in = client.post("/console/login", data={"csrf": csrf.group(1), "token": token})
+    assert signed_in.status_code == 200 and signed_in.url.path == "/console/", signed_in.text
+    return client
+
+
+def test_console_shows_counts_per_component_to_a_viewer(stack, sink):
+    app, http = stack
+    subscribe(stack, sink, "a@example.org")
+    subscribe(stack, sink, "b@example.org", components=["imap"])
+    subscribe(stack, sink, "c@example.org", components=["smtp", "imap"])
+    app.subscribers.save_hook(WebhookSubscriber("https://hooks.example.org/h", ("webmail",), "en", 1.0, 2.0))
+    base = str(http.base_url).rstrip("/")
+    assert httpx.get(f"{base}/console/subscribers", follow_redirects=False).status_code == 303  # sign in first
+    browser = console_client(base, "viewer-tok")
+    try:
+        assert 'href="/console/subscribers"' in browser.get("/console/").text  # in the nav for every role
+        page = browser.get("/console/subscribers")
+    finally:
+        browser.close()
+    assert page.status_code == 200
+    shown = dict(re.findall(r'<tr data-component="(\w+)">.*?<td class="n">(\d+)</td>', page.text, re.S))
+    api = http.get("/api/v1/subscribers/counts", headers={"Authorization": "Bearer viewer-tok"}).json()
+    assert shown == {c: str(api[c]) for c in ("imap", "smtp", "webmail")} == {"imap": "3", "smtp": "2", "webmail": "1"}
+    assert re.search(r'id="subs-total">3<', page.text) and re.search(r'id="subs-all">1<', page.text)
+    hooks = dict(re.findall(r'<tr data-component="(\w+)">.*?<td class="h">(\d+)</td>', page.text, re.S))
+    assert hooks == {"imap": "0", "smtp": "0", "webmail": "1"} and 'id="hooks-total">1<' in page.text
+    assert "@example.org" not in page.text  # counts only: no addresses for a viewer
 
 
 def test_staff_counts_export_and_remove(stack, sink):
