@@ -83,6 +83,15 @@ def cleanup() -> Iterator[list[App]]:
             app.require_redis().delete(key)
 
 
+def probed(app: App, smtp: SmtpServer, good: int, refused: int) -> ProbeRunner:
+    """``good`` rounds with every server up, then the SMTP server stopped for ``refused`` rounds."""
+    runner = ProbeRunner(app)
+    rounds(app, runner, good)
+    smtp.stop()
+    rounds(app, runner, refused)
+    return runner
+
+
 def rounds(app: App, runner: ProbeRunner, n: int) -> None:
     for _ in range(n):
         app.clock.advance(30)  # type: ignore[attr-defined]
@@ -95,10 +104,7 @@ def test_runs_are_counted_per_day_with_latency_and_a_ttl(
         cleanup: list[App]) -> None:
     app = make(redis_url, tmp_path, request, smtp, http)
     cleanup.append(app)
-    runner = ProbeRunner(app)
-    rounds(app, runner, 3)
-    smtp.stop()
-    rounds(app, runner, 2)
+    runner = probed(app, smtp, good=3, refused=2)
     today = day_of(app.clock.now(), app.settings)
     history = ProbeHistory(app.require_redis(), app.settings)
     days = history.days(["mx", "web", "web-login"], today - timedelta(days=1), today)
@@ -131,10 +137,7 @@ def test_the_console_shows_each_probes_last_result_and_latency_history_escaped(
         cleanup: list[App]) -> None:
     app = make(redis_url, tmp_path, request, smtp, http)
     cleanup.append(app)
-    runner = ProbeRunner(app)
-    rounds(app, runner, 3)
-    smtp.stop()
-    rounds(app, runner, 2)
+    probed(app, smtp, good=3, refused=2)
     with Served(web_app(app)) as served:
         anonymous = httpx.get(f"{served.url}/console/probes", follow_redirects=False)
         assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/console/login")
@@ -169,10 +172,7 @@ def test_the_status_page_shows_a_sparkline_and_counts_failed_runs_in_the_bars(
         cleanup: list[App]) -> None:
     app = make(redis_url, tmp_path, request, smtp, http)
     cleanup.append(app)
-    runner = ProbeRunner(app)
-    rounds(app, runner, 4)
-    smtp.stop()
-    rounds(app, runner, 3)
+    probed(app, smtp, good=4, refused=3)
     app.channels["page-local"].publish()  # type: ignore[attr-defined]
     index = (tmp_path / "site" / "index.html").read_text()
     comps = {m.group(1): m.group(0) for m in re.finditer(r'<li class="comp" id="c-([a-z]+)">.*?</li>', index, re.S)}
