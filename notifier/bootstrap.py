@@ -19,6 +19,7 @@ from notifier.channels.x_budget import BudgetStore
 from notifier.clock import Clock, SystemClock
 from notifier.config import Settings
 from notifier.ports import Dispatcher, IncidentStore, NullDispatcher
+from notifier.probes.history import PageProbeResults
 from notifier.statuspage.snapshot import StoreSnapshots
 from notifier.store.redis_store import RedisStore, connect
 from notifier.store.subscribers import RedisSubscribers
@@ -76,7 +77,8 @@ def build(
         key_prefix=prefix,
         budgets=BudgetStore(redis_client, prefix) if redis_client is not None else None,
         progress=ProgressStore(redis_client, prefix) if redis_client is not None else None,
-        snapshots=StoreSnapshots(store, settings.page, settings.components, clock),
+        snapshots=StoreSnapshots(store, settings.page, settings.components, clock,
+                                 probes=PageProbeResults(redis_client, settings) if redis_client is not None else None),
         task_time_limit=settings.delivery.task_time_limit,
         subscribers=subscribers,
         mail=settings.subscribers,

@@ -108,6 +108,7 @@ def demo_settings(settings: Settings) -> tuple[Settings, str | None]:
     os.environ.setdefault("NOTIFIER_DEMO_MAIL_SECRET", secrets.token_urlsafe(24))
     merged = yaml.safe_load(DEFAULTS_FILE.read_text())
     merged["subscribers"]["secret"] = "${NOTIFIER_DEMO_MAIL_SECRET}"  # noqa: S105 - a reference, not a value
+    merged["page"]["probe_results"] = True  # the demo probe's response times and runs on the preview page
     path = Path("var/demo.yaml").resolve()
     path.write_text("# made by `notifier run` from the embedded defaults\n" + yaml.safe_dump(merged, sort_keys=False)
                     + DEMO_SECTIONS)

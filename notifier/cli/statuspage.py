@@ -50,6 +50,7 @@ def _app(args: argparse.Namespace) -> App:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from notifier.probes.history import PageProbeResults
     from notifier.statuspage.generator import build_site
     from notifier.statuspage.snapshot import load_snapshot
 
@@ -57,7 +58,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         app = _app(args)
         s = app.settings
         now = app.clock.now()
-        files = build_site(load_snapshot(app.store, s.page, s.components, now), args.out, now)
+        probes = PageProbeResults(app.redis, s) if app.redis is not None else None
+        files = build_site(load_snapshot(app.store, s.page, s.components, now, probes=probes), args.out, now)
     except NotifierError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

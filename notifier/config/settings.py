@@ -46,6 +46,8 @@ class PageSettings(_Strict):
     # The notifier's public subscribe endpoint (on the notifier host, not the page host), e.g.
     # https://notifier.example.net/subscribe: the page shows a sign-up form posting there. None: no form.
     subscribe_url: str | None = None
+    # Show probe results: a response-time sparkline per probed component, failed probe runs in the bars
+    probe_results: bool = False
 
     def heartbeat(self) -> float:
         if self.heartbeat_seconds is not None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from notifier.console import routes_actions, routes_auth, routes_compose, routes_pages
+from notifier.console import probes, routes_actions, routes_auth, routes_compose, routes_pages
 from notifier.console.guards import Refused, send_refusal
 from notifier.console.pages import ConsoleOptions
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-for _routes in (routes_auth, routes_pages, routes_compose, routes_actions):
+for _routes in (routes_auth, routes_pages, routes_compose, routes_actions, probes):
     router.include_router(_routes.router)
 
 

@@ -13,6 +13,7 @@ the duplicates (their ids depend only on fingerprint, status and start/end times
 Keys, under the configured prefix: ``probe:<name>:loc:<location>`` (that location's state, JSON),
 ``probe:<name>:votes`` (hash location -> [vote, time]), ``probe:<name>:state`` (the agreed state),
 ``probe:<name>:latency:<location>`` (the last 120 runs: time, latency ms or -1, outcome),
+``probe:<name>:day:<YYYY-MM-DD>`` (that day's counters over all locations, see ``history``),
 ``probe:<name>:lock:<location>`` and ``probe:<name>:tally`` (locks).
 """
 
@@ -30,7 +31,7 @@ from typing import Any
 from notifier.config.settings import ProbeSettings, Settings
 from notifier.domain.events import AlertEvent
 from notifier.engine.settings import parse_engine
-from notifier.probes import checks
+from notifier.probes import checks, history
 from notifier.probes.verdict import (
     Alerting,
     LocationState,
@@ -82,6 +83,7 @@ class ProbeRunner:
         self.redis = app.require_redis()
         self.check = check
         self._release = self.redis.register_script(_RELEASE)
+        self._count_run = self.redis.register_script(history.COUNT_RUN)
 
     def key(self, name: str, *parts: str) -> str:
         return self.app.key("probe", name, *parts)
@@ -159,6 +161,10 @@ class ProbeRunner:
         pipe.hset(self.key(probe.name, "votes"), self.location, json.dumps([state.vote, now]))
         pipe.lpush(self.key(probe.name, "latency", self.location), json.dumps([now, latency, state.last_outcome]))
         pipe.ltrim(self.key(probe.name, "latency", self.location), 0, HISTORY - 1)
+        day = history.day_of(now_dt, self.settings).isoformat()
+        self._count_run(keys=[self.key(probe.name, "day", day)],
+                        args=[state.last_outcome, "" if result.latency_ms is None else result.latency_ms,
+                              history.DAY_TTL_SECONDS], client=pipe)
         pipe.execute()
         return self.agree(probe, accept, now_dt, result.detail, report, lock)
 

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,6 +29,7 @@ from notifier.statuspage import feeds
 from notifier.statuspage.i18n import label, strings
 from notifier.statuspage.json_api import ACTIVE_MAINTENANCE, JsonApi, page_indicator
 from notifier.statuspage.snapshot import Snapshot
+from notifier.statuspage.sparkline import sparkline
 from notifier.statuspage.uptime import Bars, compute_bars
 
 HERE = Path(__file__).parent
@@ -128,7 +129,8 @@ class _Renderer:
         groups: dict[str | None, list[dict[str, Any]]] = {}
         for comp in self.snap.components:
             status = self.snap.status_of(comp.id)
-            groups.setdefault(comp.group, []).append({"c": comp, "status": status, "bars": bars[comp.id]})
+            groups.setdefault(comp.group, []).append({"c": comp, "status": status, "bars": bars[comp.id],
+                                                      "spark": self.spark(comp.id, lang)})
         incidents = sorted(
             (i for i in self.snap.incidents if i.kind == "incident" and i.is_open),
             key=lambda i: i.created_at,
@@ -160,6 +162,21 @@ class _Renderer:
                 "ok": ComponentStatus.OPERATIONAL,
             },
         )
+
+    def spark(self, component_id: str, lang: _Lang) -> Markup | None:
+        """The component's response-time sparkline, or None (no probe results, or none shown)."""
+        results = self.snap.probe_results.get(component_id)
+        if results is None or not results.recent_ms:
+            return None
+        values = results.recent_ms
+        answered = [v for v in values if v is not None]
+        failed = len(values) - len(answered)
+        if answered:
+            text = lang.t["spark_label"].format(n=len(values), mean=f"{sum(answered) / len(answered):.0f}",
+                                                max=f"{max(answered):.0f}", failed=failed)
+        else:
+            text = lang.t["spark_none"].format(failed=failed)
+        return sparkline(values, text)
 
     def incident(self, lang: _Lang, inc: Incident) -> bytes:
         return self._render(
@@ -211,6 +228,13 @@ class _Renderer:
         return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def _probe_days(snap: Snapshot, component_id: str) -> dict[date, tuple[int, int]] | None:
+    results = snap.probe_results.get(component_id)
+    if results is None:
+        return None
+    return {day: (entry.runs, entry.failed) for day, entry in results.days.items()}
+
+
 def _ts(value: datetime | None) -> float | None:
     return value.timestamp() if value else None
 
@@ -222,7 +246,8 @@ def static_files() -> dict[str, bytes]:
 def render_site(snap: Snapshot, now: datetime, cache: RenderCache | None = None) -> dict[str, bytes]:
     """Every file of the site as {relative path: bytes}; pure apart from reading the packaged assets."""
     r = _Renderer(snap, now)
-    bars = {c.id: compute_bars(snap.history.get(c.id, []), now, r.tz) for c in snap.components}
+    bars = {c.id: compute_bars(snap.history.get(c.id, []), now, r.tz, probe_days=_probe_days(snap, c.id))
+            for c in snap.components}
     files: dict[str, bytes] = static_files()
     digests = {inc.id: r.incident_hash(inc) for inc in snap.incidents} if cache is not None else {}
     for lang in r.langs:

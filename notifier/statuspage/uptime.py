@@ -3,11 +3,13 @@
 A day's colour is the worst state the component was in during that day; its title lists the
 minutes spent in each non-operational state. Days are calendar days in the page's time zone.
 Consecutive clean days are merged into one run so that 50 components x 90 days stays small.
+With probe results (``page.probe_results``), a day also counts its probe runs and failed runs; a day
+with failed runs is never merged, so its title can say how many failed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 
@@ -23,6 +25,8 @@ class Day:
     day: date
     worst: ComponentStatus = OK
     minutes: dict[ComponentStatus, int] = field(default_factory=dict)
+    probe_runs: int = 0
+    probe_failed: int = 0
 
     @property
     def clean(self) -> bool:
@@ -37,6 +41,8 @@ class Run:
     length: int
     worst: ComponentStatus
     minutes: dict[ComponentStatus, int]
+    probe_runs: int = 0
+    probe_failed: int = 0
 
 
 @dataclass
@@ -45,6 +51,8 @@ class Bars:
     runs: list[Run]
     uptime_percent: float
     bad_days: int
+    probe_runs: int = 0  # over the whole window; 0 without probe results
+    probe_failed: int = 0
 
 
 def _intervals(
@@ -65,12 +73,18 @@ def _intervals(
     return out
 
 
-def compute_bars(changes: list[ComponentChange], now: datetime, tz: tzinfo, days: int = 90) -> Bars:
-    """Bars for the ``days`` calendar days ending with today (in ``tz``); changes oldest first."""
+def compute_bars(changes: list[ComponentChange], now: datetime, tz: tzinfo, days: int = 90,
+                 probe_days: Mapping[date, tuple[int, int]] | None = None) -> Bars:
+    """Bars for the ``days`` calendar days ending with today (in ``tz``); changes oldest first.
+
+    ``probe_days``: day -> (probe runs, failed runs) of the component's probes, when the page shows them.
+    """
     today = now.astimezone(tz).date()
     first = today - timedelta(days=days - 1)
     window_start = datetime(first.year, first.month, first.day, tzinfo=tz)
     result = [Day(first + timedelta(days=i)) for i in range(days)]
+    for entry in result:
+        entry.probe_runs, entry.probe_failed = (probe_days or {}).get(entry.day, (0, 0))
     weighted = 0.0
     for begin, finish, status in _intervals(changes, window_start, now):
         if status == OK:
@@ -97,13 +111,16 @@ def compute_bars(changes: list[ComponentChange], now: datetime, tz: tzinfo, days
     total = max((now - window_start).total_seconds() / 60, 1)
     runs: list[Run] = []
     for entry in result:
-        if entry.clean and runs and runs[-1].worst == OK:
+        if entry.clean and not entry.probe_failed and runs and runs[-1].worst == OK and not runs[-1].probe_failed:
             runs[-1].length += 1
+            runs[-1].probe_runs += entry.probe_runs
         else:
-            runs.append(Run(entry.day, 1, entry.worst, dict(entry.minutes)))
+            runs.append(Run(entry.day, 1, entry.worst, dict(entry.minutes), entry.probe_runs, entry.probe_failed))
     return Bars(
         days=result,
         runs=runs,
         uptime_percent=max(0.0, 100.0 * (1 - weighted / total)),
         bad_days=sum(1 for d in result if not d.clean),
+        probe_runs=sum(d.probe_runs for d in result),
+        probe_failed=sum(d.probe_failed for d in result),
     )

@@ -84,6 +84,9 @@ def test_visitor_sees_components_incident_maintenance_and_bars(browser: Any, bas
             "#c-imap .bars i", "els => els.map(e => e.getBoundingClientRect().width)"
         )
         assert all(w > 0 for w in widths)
+        # one day is 1/90 of the bar as the browser lays it out under the page's CSP (a style=flex:N
+        # attribute is dropped by style-src 'self': every merged run was one day wide)
+        assert widths[-1] == pytest.approx(sum(widths) / 90, rel=0.05)
         today = page.locator("#c-imap .bars i").last
         assert today.get_attribute("class") == "x" and "Major outage 60 min" in (
             today.get_attribute("title") or ""

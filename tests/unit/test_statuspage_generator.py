@@ -82,10 +82,12 @@ def test_uptime_bars_show_worst_state_with_minutes_in_title(site: dict[str, byte
     imap = html.split('id="c-imap"', 1)[1].split("</li>", 1)[0]
     assert '<i class=p title="2026-11-14: Partial outage 45 min">' in imap
     assert '<i class=x title="2026-11-24: Major outage 60 min">' in imap
-    flex = sum(
-        int(n) if n else 1 for n in re.findall(r"<i(?: class=[mdpx])?(?: style=flex:(\d+))?[ >]", imap)
-    )
+    flex = sum(int(n) if n else 1 for n in re.findall(r"<i(?: class=(?:[mdpx]|w(\d+)))?[ >]", imap))
     assert flex == 90
+    # widths come from the stylesheet: the page's CSP (style-src 'self') would drop a style attribute
+    assert "style=" not in html
+    css = site["static/style.css"].decode()
+    assert all(f".bars .w{n}{{flex:{n}}}" in css for n in re.findall(r"<i class=w(\d+)>", html))
     assert 'role="img" aria-label="IMAP: ' in imap and "2 day(s) with problems" in imap
 
 
