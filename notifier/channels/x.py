@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 import requests
 import tweepy
 from pydantic import SecretStr, model_validator
-from requests.adapters import HTTPAdapter
 
 from notifier.channels.base import Channel, Rendering
+from notifier.channels.deadline import DeadlineAdapter
 from notifier.channels.http import ChannelSession
 from notifier.channels.http_errors import server_error, transport_error
 from notifier.channels.progress import thread_progress
@@ -85,8 +85,9 @@ class XSettings(ChannelSettings):
         return self
 
 
-class _Redirect(HTTPAdapter):
-    """Sends tweepy's hard-coded api.twitter.com requests to ``base`` and gives them a timeout."""
+class _Redirect(DeadlineAdapter):
+    """Sends tweepy's hard-coded api.twitter.com requests to ``base`` and gives them a timeout (and,
+    as a ``DeadlineAdapter``, a hard total deadline: tweepy's requests go through ``ChannelSession``)."""
 
     def __init__(self, base: str, timeout: float) -> None:
         super().__init__()
@@ -176,7 +177,8 @@ class XChannel(Channel):
                 return_type=requests.Response, wait_on_rate_limit=False,
             )
         timeout = s.timeout or self.context.http_timeout
-        self.client.session = ChannelSession()  # tweepy's own is a plain Session: proxy env read per request
+        # tweepy's own is a plain Session: proxy env read per request, no timeout, no total deadline
+        self.client.session = ChannelSession(timeout=(min(5.0, timeout), timeout))
         self.client.session.mount(TWITTER_HOST, _Redirect(s.api_base_url, timeout))
         windows = [Window(900, s.budget_per_15min), Window(86400, s.budget_per_24h)]
         budgets = self.context.budgets  # keyed under redis.key_prefix, shared by every worker
