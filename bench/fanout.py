@@ -2,7 +2,8 @@
 
 Shipped path: a real redis-server with ``appendfsync always`` (what ``notifier.store.local_redis`` runs by
 default), the real ``CeleryDispatcher`` (one Celery publish per notice), a real Celery worker
-(``-P prefork``, the compose default pool) running ``workers.tasks.deliver_notice``, the real X (tweepy,
+(``-P prefork``, or ``--pool threads``: what ``notifier worker`` and compose now run) running
+``workers.tasks.deliver_notice``, the real X (tweepy,
 OAuth 2.0 user token), Facebook and webhook channels. The fakes answer after ``--latency`` seconds (X and
 Facebook in their own processes, the webhook receiver in this one).
 
@@ -11,7 +12,8 @@ heartbeat to the last post seen at the fakes, worker CPU (main process + pool ch
 delivery, worker RSS at the end. The floor (labelled as such, it is not the service): the same 3 x N
 POSTs from a plain thread pool of the same size with ``requests``, no queue, no ledger.
 
-    .venv/bin/python bench/fanout.py [--updates 1000] [--concurrency 4] [--latency 0.1] [--no-floor]
+    .venv/bin/python bench/fanout.py [--updates 1000] [--pool prefork|threads] [--concurrency 4] [--latency 0.1]
+                                        [--no-floor]
 
 ``--paced N`` measures the urgent path instead: N single broadcasts, each waited for until it is on all
 three fakes (0 ms unless ``--latency``), p50/p99 against the floor of the same three posts sent directly
@@ -125,6 +127,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--updates", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--pool", choices=["prefork", "threads"], default="prefork",
+                        help="the worker's Celery pool (notifier worker's default is threads 32)")
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--no-floor", action="store_true")
     parser.add_argument("--label", default="notifier (this tree)")
@@ -149,7 +153,8 @@ def main() -> None:
             settings = load_settings(config)
             app = build(settings, dispatcher=CeleryDispatcher(settings), redis_url=server.url)
             if args.paced:
-                worker = start_worker(config, client, tmp / "worker.log", concurrency=args.concurrency)
+                worker = start_worker(config, client, tmp / "worker.log", concurrency=args.concurrency,
+                                      pool=args.pool)
                 try:
                     prows = paced(app, args.paced, lambda: fx.count() + fg.count() + len(hook.keys()),
                                   floor_sender(fx.url, fg.url, hook.url))
@@ -159,7 +164,7 @@ def main() -> None:
                 print("--- | ---: | ---: | ---: | ---:")
                 for r in prows:
                     print(" | ".join(r))
-                print(f"\nprefork {args.concurrency}, fakes answer after {args.latency * 1000:.0f} ms, appendfsync "
+                print(f"\n{args.pool} {args.concurrency}, fakes answer after {args.latency * 1000:.0f} ms, appendfsync "
                       "always, real CeleryDispatcher; measured at the fakes")
                 return
             t0 = time.perf_counter()
@@ -171,7 +176,8 @@ def main() -> None:
             def done() -> int:
                 return fx.count() + fg.count() + len(hook.keys())
 
-            worker = start_worker(config, client, tmp / "worker.log", concurrency=args.concurrency)
+            worker = start_worker(config, client, tmp / "worker.log", concurrency=args.concurrency,
+                                      pool=args.pool)
             try:
                 cpu0, _ = group_usage(worker.proc.pid)  # imports and start-up are not per delivery
                 t0 = time.perf_counter()
@@ -191,7 +197,7 @@ def main() -> None:
             print(file=sys.stderr)
             posted = sum(1 for r in app.store.ledger.rows() if r.state.value == "posted")
             dupes = len(hook.keys()) - len(set(hook.keys()))
-            rows = [(args.label, f"prefork {args.concurrency}", f"{wall:.1f}", f"{total / wall:.1f}",
+            rows = [(args.label, f"{args.pool} {args.concurrency}", f"{wall:.1f}", f"{total / wall:.1f}",
                      f"{cpu / total * 1000:.2f}", f"{rss:.0f}", f"{posted}/{total}, {dupes} dup")]
             if not args.no_floor:
                 fwall = floor(fx.url, fg.url, hook.url, total, args.concurrency)

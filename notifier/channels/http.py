@@ -11,6 +11,7 @@ from requests.sessions import merge_setting
 from requests.utils import get_environ_proxies
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NameResolutionError, NewConnectionError
 
+from notifier.channels import deadline
 from notifier.errors import DeliveryError, OutcomeUnknown, Transient
 
 _BEFORE_SENDING = (NewConnectionError, ConnectTimeoutError, NameResolutionError)
@@ -22,6 +23,10 @@ def request_error(exc: requests.RequestException) -> DeliveryError:
     ``requests.ConnectionError`` also wraps "connection aborted" after the body was sent, which the
     server may well have processed: that one must be reconciled, not retried blind.
     """
+    if isinstance(exc, deadline.WindowClosed):
+        return Transient(f"not sent: {exc}")
+    if isinstance(exc, deadline.DeadlineExceeded):
+        return OutcomeUnknown(f"{exc}; the other side may have it")
     if isinstance(exc, requests.ConnectTimeout):
         return Transient(f"cannot connect: {exc.__class__.__name__}")
     if isinstance(exc, requests.ConnectionError):
@@ -46,12 +51,20 @@ class ChannelSession(requests.Session):
     per host. Same behaviour as requests otherwise: explicit ``proxies``/``verify`` still win, and a
     changed environment takes effect when the worker restarts. Thread-safe (a racing first request for a
     host computes the same entry twice, harmlessly).
+
+    Every request also has a hard total deadline (``notifier/channels/deadline.py``): its connect + read
+    timeout, never past the send window of the claim it is sent under; a request still running then is
+    cut and raises ``DeadlineExceeded``. The adapters mounted here (and any ``DeadlineAdapter`` a channel
+    mounts) enrol their sockets with it.
     """
 
     MAX_HOSTS = 64  # channels talk to a handful of hosts; a cap keeps a misbehaving caller bounded
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: tuple[float, float] | None = None) -> None:
         super().__init__()
+        self.default_timeout = timeout  # for a caller that passes none (tweepy): requests' own default is none
+        self.mount("https://", deadline.DeadlineAdapter())
+        self.mount("http://", deadline.DeadlineAdapter())
         self._environment: dict[tuple[str, str, str | None], tuple[dict[str, str], str | None]] = {}
 
     def merge_environment_settings(
@@ -80,3 +93,16 @@ class ChannelSession(requests.Session):
             "verify": merge_setting(verify, self.verify),
             "cert": merge_setting(cert, self.cert),
         }
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if kwargs.get("timeout") is None and self.default_timeout is not None:
+            kwargs["timeout"] = self.default_timeout
+        with deadline.guard(deadline.budget_of(kwargs.get("timeout"))) as watch:
+            try:
+                return super().send(request, **kwargs)
+            except Exception as exc:
+                if watch is not None and watch.fired:  # whatever urllib3 made of the cut socket
+                    raise deadline.DeadlineExceeded(
+                        f"cut at its total deadline ({watch.budget:.1f} s) with no complete answer"
+                    ) from exc
+                raise

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,9 +29,9 @@ from typing import TYPE_CHECKING, Any
 import requests
 import tweepy
 from pydantic import SecretStr, model_validator
-from requests.adapters import HTTPAdapter
 
 from notifier.channels.base import Channel, Rendering
+from notifier.channels.deadline import DeadlineAdapter
 from notifier.channels.http import ChannelSession
 from notifier.channels.http_errors import server_error, transport_error
 from notifier.channels.progress import thread_progress
@@ -85,8 +86,9 @@ class XSettings(ChannelSettings):
         return self
 
 
-class _Redirect(HTTPAdapter):
-    """Sends tweepy's hard-coded api.twitter.com requests to ``base`` and gives them a timeout."""
+class _Redirect(DeadlineAdapter):
+    """Sends tweepy's hard-coded api.twitter.com requests to ``base`` and gives them a timeout (and,
+    as a ``DeadlineAdapter``, a hard total deadline: tweepy's requests go through ``ChannelSession``)."""
 
     def __init__(self, base: str, timeout: float) -> None:
         super().__init__()
@@ -176,7 +178,8 @@ class XChannel(Channel):
                 return_type=requests.Response, wait_on_rate_limit=False,
             )
         timeout = s.timeout or self.context.http_timeout
-        self.client.session = ChannelSession()  # tweepy's own is a plain Session: proxy env read per request
+        # tweepy's own is a plain Session: proxy env read per request, no timeout, no total deadline
+        self.client.session = ChannelSession(timeout=(min(5.0, timeout), timeout))
         self.client.session.mount(TWITTER_HOST, _Redirect(s.api_base_url, timeout))
         windows = [Window(900, s.budget_per_15min), Window(86400, s.budget_per_24h)]
         budgets = self.context.budgets  # keyed under redis.key_prefix, shared by every worker
@@ -184,6 +187,7 @@ class XChannel(Channel):
         self.budget: PostingBudget = (budgets.budget(self.name, windows, gate) if budgets is not None
                                       else LocalBudget(windows, gate))
         self._user_id = s.user_id
+        self._local_write = threading.Lock()  # this process's one write at a time (see _take_slot)
         self.progress = thread_progress(self.context.progress, self.context.key_prefix, f"x:{self.name}")
 
     # -- rendering --------------------------------------------------------------------------------
@@ -231,7 +235,7 @@ class XChannel(Channel):
                             # closed for every process before the gate opens for the next write
                             self.budget.block_until(now + error.retry_after)
                 finally:
-                    self.budget.end_write(slot)
+                    self._end_write(slot)
                 if isinstance(error, ParentGone) and reply_to is not None and index == 0 and not fresh:
                     # someone deleted the incident's last post: carry on as a new thread, don't fail
                     log.warning("%s: previous post %s is gone; %s starts a new thread", self.name, reply_to,
@@ -250,13 +254,13 @@ class XChannel(Channel):
                         continue
                 raise error from exc
             except BaseException:
-                self.budget.end_write(slot)
+                self._end_write(slot)
                 raise
             try:
                 self.budget.sync(response.headers, self.context.clock.timestamp())
                 self.budget.clear_429()
             finally:
-                self.budget.end_write(slot)
+                self._end_write(slot)
             tweet_id = str(response.json()["data"]["id"])
             done = self._remember(notice, index, tweet_id) if total > 1 else [tweet_id]
             reply_to = tweet_id
@@ -264,8 +268,29 @@ class XChannel(Channel):
 
     def _take_slot(self) -> str:
         """A budget slot, holding the account's one-write gate; waits (up to GATE_WAIT) while another
-        worker's write is in flight, raises Transient when the budget is spent or closed by a 429."""
+        worker's write is in flight, raises Transient when the budget is spent or closed by a 429.
+
+        Threads of this process queue on a local lock first: X takes one write per account at a time
+        anyway, and 32 sending threads polling the shared gate in Redis every 20 ms would cost Redis
+        round trips and CPU for nothing. Every slot taken here is given back by ``_end_write``."""
         give_up = time.monotonic() + GATE_WAIT
+        if not self._local_write.acquire(timeout=GATE_WAIT):
+            raise Transient("another write to this X account is still in flight in this worker; trying again "
+                            "shortly", retry_after=2.0)
+        try:
+            return self._shared_slot(give_up)
+        except BaseException:
+            self._local_write.release()
+            raise
+
+    def _end_write(self, slot: str) -> None:
+        """The write that took ``slot`` has its answer: open the shared gate, then the local lock."""
+        try:
+            self.budget.end_write(slot)
+        finally:
+            self._local_write.release()
+
+    def _shared_slot(self, give_up: float) -> str:
         while True:
             slot, wait = self.budget.acquire(self.context.clock.timestamp())
             if slot is not None:

@@ -49,6 +49,30 @@ def beat_argv(loglevel: str) -> list[str]:
             "--schedule", str(Path("var/celerybeat-schedule").resolve())]
 
 
+DEFAULT_POOL = "threads"
+DEFAULT_CONCURRENCY = {"threads": 32, "prefork": 4}
+
+
+def pool_for(settings: Settings, queues: str | None, pool: str | None) -> str:
+    """The pool a worker runs: ``--pool`` when given; else prefork for a worker of probe queues only
+    (a probe tick can run CPU-bound checks for minutes and relies on Celery's hard time limit, which
+    only a process pool enforces), else threads.
+
+    Threads for delivery: a send is a wait on the network, so 32 threads in one process (about 90 MB)
+    do what took 32 processes (about 85 MB each). What the lease needs is kept without Celery's hard
+    time limit, which cannot stop a thread: every HTTP request a channel makes has a hard total
+    deadline inside the claim's lease (``notifier/channels/deadline.py``), and the ledger fences a late
+    claimant's writes."""
+    if pool:
+        return pool
+    from workers.setup import probe_queue
+
+    probe_queues = {probe_queue(loc) for loc in settings.probes.locations}
+    if queues and all(q.strip() in probe_queues for q in queues.split(",") if q.strip()):
+        return "prefork"
+    return DEFAULT_POOL
+
+
 def exec_worker(settings: Settings, queues: str | None, concurrency: int, loglevel: str, pool: str) -> int:
     argv = worker_argv(settings, queues, concurrency, loglevel, pool)
     os.execve(argv[0], argv, _env(settings))  # noqa: S606 - replace this process (signals go to celery)
@@ -178,11 +202,13 @@ def run_all(settings: Settings, args: argparse.Namespace) -> int:
         relay = settings.subscribers.relay
         spawn("mailsink", [*cli, "subscribers", "sink", "--dir", DEMO_MAILDIR, "--host", relay.host,
                            "--port", str(relay.port)])
-    spawn("worker", [*cli, "worker", "--concurrency", str(args.concurrency)])
+    worker = [*cli, "worker"] + (["--pool", args.pool] if args.pool else [])
+    spawn("worker", worker + (["--concurrency", str(args.concurrency)] if args.concurrency else []))
     if settings.probes.checks:  # a worker of their own: a slow probe never holds a delivery's process
         from workers.setup import probe_queue
 
-        spawn("probes", [*cli, "worker", "--queues", probe_queue(settings.probes.location), "--concurrency", "1"])
+        spawn("probes", [*cli, "worker", "--queues", probe_queue(settings.probes.location), "--pool", "prefork",
+                         "--concurrency", "1"])
     spawn("beat", [*cli, "beat"])
     spawn("api", [*cli, "api", "--host", settings.api.host, "--port", str(settings.api.port)])
     port = urlsplit(settings.page.url).port or 8081
@@ -298,8 +324,9 @@ def _stop(procs: dict[str, subprocess.Popen[bytes]], redis_server: object) -> No
 
 # ---- the commands ---------------------------------------------------------------------------------
 def cmd_worker(args: argparse.Namespace) -> int:
-    # prefork only: Celery's hard task_time_limit (which the lease relies on) cannot stop a thread
-    return exec_worker(settings_for(args), args.queues, args.concurrency, args.loglevel, "prefork")
+    settings = settings_for(args)
+    pool = pool_for(settings, args.queues, args.pool)
+    return exec_worker(settings, args.queues, args.concurrency or DEFAULT_CONCURRENCY[pool], args.loglevel, pool)
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
@@ -313,11 +340,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     wk = add_command(subparsers, "worker", cmd_worker, "run a Celery worker (all queues unless --queues)")
     wk.add_argument("--queues", help="comma-separated, e.g. notify.x,notify.facebook")
-    wk.add_argument("--concurrency", type=int, default=4, help="processes sending at once (prefork)")
+    wk.add_argument("--pool", choices=sorted(DEFAULT_CONCURRENCY),
+                    help="threads (default; a probes-only worker: prefork) or prefork (a process per slot)")
+    wk.add_argument("--concurrency", type=int, default=None,
+                    help="sends at once: threads (default 32) or processes (prefork, default 4)")
     wk.add_argument("--loglevel", default="INFO")
     bt = add_command(subparsers, "beat", cmd_beat, "run celery beat (periodic sweeps; safe to run two)")
     bt.add_argument("--loglevel", default="INFO")
     rn = add_command(subparsers, "run", cmd_run,
                      "run the whole service: Redis (if none configured), worker, beat, API, page")
     rn.add_argument("--demo", action="store_true", help="send a demo broadcast once everything is up")
-    rn.add_argument("--concurrency", type=int, default=4)
+    rn.add_argument("--pool", choices=sorted(DEFAULT_CONCURRENCY), help="the delivery worker's pool (default threads)")
+    rn.add_argument("--concurrency", type=int, default=None, help="the delivery worker's (default: 32 threads)")

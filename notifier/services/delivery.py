@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from notifier.app import App
-from notifier.channels.base import Rendering
-from notifier.domain.model import UNVERIFIED, DeliveryState, Receipt
+from notifier.channels import deadline
+from notifier.channels.base import Channel, Rendering
+from notifier.domain.model import UNVERIFIED, DeliveryState, Notice, Receipt
 from notifier.errors import (
     CannotReconcile,
     DeliveryError,
@@ -29,6 +32,9 @@ from notifier.errors import (
 from notifier.failpoints import failpoint
 from notifier.services import idempotent
 from notifier.services.incidents import notice_for, predecessor
+
+if TYPE_CHECKING:
+    from notifier.store.ledger import Claim, LedgerRow
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,7 @@ def deliver(app: App, notice_id: str) -> Outcome:
     if row.state in (DeliveryState.POSTED, DeliveryState.FAILED):
         return Outcome(row.state.value)
     now = app.clock.timestamp()
+    started = time.monotonic()  # the lease claimed below runs from ``now``: its end on the monotonic clock
     # task_seen_at (the sweeper's proof that this row's task is alive) is written by ``claim`` below, or
     # with ``touch_enqueued`` by a deferral: one write per task instead of one more before every claim
     channel = app.channels.get(row.channel)
@@ -102,6 +109,20 @@ def deliver(app: App, notice_id: str) -> Outcome:
         # another chain (tasks multiplied per retry otherwise). One just a moment early comes back.
         wait = max(claim.until - now, 0.5)
         return Outcome("early", retry_in=wait if wait <= EARLY_GRACE else None, detail="not due yet")
+    # Every HTTP request from here on ends within task_time_limit of the claim, so before its lease does
+    # (config makes lease_seconds > task_time_limit; the difference is the margin for the ledger write
+    # after the answer). Under the thread pool nothing else can stop a send: Celery's hard time limit
+    # kills only a process. A request still running then is cut: its outcome is unknown, reconciled
+    # under a later claim. A request not yet started is not sent (transient).
+    window = app.settings.delivery.task_time_limit - (time.monotonic() - started)
+    with deadline.send_window(window):
+        return _held(app, notice_id, row, channel, notice, claim, now)
+
+
+def _held(app: App, notice_id: str, row: LedgerRow, channel: Channel, notice: Notice, claim: Claim,
+          now: float) -> Outcome:
+    """The rest of ``deliver`` while we hold the claim: reconcile if it may be out, else send."""
+    ledger = app.store.ledger
     failpoint("after_claim")
 
     if claim.mode == "reconcile" and not channel.idempotent:

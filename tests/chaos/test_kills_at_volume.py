@@ -82,18 +82,26 @@ def settled(app: App, update_ids: list[str]) -> tuple[bool, Counter]:
     return done, states
 
 
-@pytest.mark.parametrize("refuse_duplicates", [True, False], ids=["dup-check-on", "dup-check-off"])
-def test_random_kills_at_volume_lose_nothing_and_post_nothing_twice(world, refuse_duplicates: bool) -> None:
+@pytest.mark.parametrize(("refuse_duplicates", "pool", "concurrency"), [
+    (True, "prefork", 4), (False, "prefork", 4),
+    # the default delivery worker: 32 sends in flight in one process when the SIGKILL comes
+    (False, "threads", 32),
+], ids=["dup-check-on", "dup-check-off", "threads-32"])
+def test_random_kills_at_volume_lose_nothing_and_post_nothing_twice(world, refuse_duplicates: bool, pool: str,
+                                                                    concurrency: int) -> None:
     app, fx, fg, tmp, client = world["app"], world["x"], world["fb"], world["tmp"], world["client"]
     fx.state.refuse_duplicates = refuse_duplicates
     fg.refuse_duplicates = refuse_duplicates
+    if pool == "threads":  # answers that take a while: many sends are on the wire together when a kill comes
+        fg.latency, fx.latency = 0.05, 0.01
     rng = random.Random(os.environ.get("CHAOS_SEED"))
     total = 2 * INCIDENTS
     kill_at = sorted(rng.sample(range(max(2, total // 20), max(3, total * 9 // 10)), KILLS))
-    worker = start_worker(world["config"], client, tmp / "worker-0.log", concurrency=4)
+    worker = start_worker(world["config"], client, tmp / "worker-0.log", concurrency=concurrency, pool=pool)
     world["procs"] += [worker, start_beat(world["config"], tmp / "beat-0.log", tmp)]
     started = time.monotonic()
     update_ids, incident_ids = [], []
+    in_flight: list[int] = []  # rows claimed at each kill
     for n in range(INCIDENTS):
         inc = incidents.open_incident(app, name=f"Chaos {n}", components={"smtp": "major_outage"},
                                       body={"en": f"Chaos incident {n}: we are investigating."})
@@ -109,9 +117,12 @@ def test_random_kills_at_volume_lose_nothing_and_post_nothing_twice(world, refus
         deadline = time.monotonic() + jitter
         while time.monotonic() < deadline:
             pass
+        in_flight.append(sum(1 for u in update_ids for r in app.store.ledger.rows(update_id=u)
+                             if r.state == DeliveryState.CLAIMED))  # dead claims of earlier kills included
         for proc in list(world["procs"]):
             proc.kill()
-        worker = start_worker(world["config"], client, tmp / f"worker-{i}.log", concurrency=4)
+        worker = start_worker(world["config"], client, tmp / f"worker-{i}.log", concurrency=concurrency,
+                              pool=pool)
         world["procs"] += [worker, start_beat(world["config"], tmp / f"beat-{i}.log", tmp)]
     try:
         wait_for(lambda: settled(app, update_ids)[0], timeout=SETTLE_BOUND, interval=0.2,
@@ -130,10 +141,13 @@ def test_random_kills_at_volume_lose_nothing_and_post_nothing_twice(world, refus
             for ch, seen in (("x", x_seen), ("facebook", fb_seen))}
     dups = {ch: {m: c for m, c in seen.items() if c > 1} for ch, seen in (("x", x_seen), ("facebook", fb_seen))}
     states = settled(app, update_ids)[1]
-    print(f"chaos: {total} notices, {KILLS} kills at posts {kill_at}, dup check {refuse_duplicates}: "
+    print(f"chaos ({pool} {concurrency}): {total} notices, {KILLS} kills at posts {kill_at}, "
+          f"dup check {refuse_duplicates}: "
           f"settled in {elapsed:.1f} s, rows {dict(states)}, lost {sum(map(len, lost.values()))}, "
-          f"not posted {sorted(unsettled)}, "
+          f"not posted {sorted(unsettled)}, claimed at each kill {in_flight}, "
           f"duplicates {sum(len(d) for d in dups.values())}")
+    if pool == "threads":
+        assert in_flight[0] >= 2, f"the first kill came during concurrent sends (claimed rows {in_flight})"
     assert dups == {"x": {}, "facebook": {}}
     assert lost == {"x": [], "facebook": []}
     assert set(x_seen) <= markers and set(fb_seen) <= markers

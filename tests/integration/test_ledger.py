@@ -89,3 +89,33 @@ def test_rows_filter(ledger: Ledger, redis_client) -> None:
     assert [r.notice_id for r in ledger.rows(channel="x")] == ["inc2.1:x", "inc1.1:x"]
     assert {r.notice_id for r in ledger.rows(incident_id="inc1")} == {"inc1.1:x", "inc1.1:y"}
     assert [r.notice_id for r in ledger.rows(update_id="inc2.1")] == ["inc2.1:x"]
+
+
+def test_fencing_a_presumed_dead_send_cannot_overwrite_its_successor(ledger: Ledger) -> None:
+    """A send outlives its lease (the case the per-request deadline exists to prevent, fenced here as
+    well): its row expired to unknown and a second worker holds it, reconciling. Whatever the late first
+    sender then reports, only the truth of a post may land; no stale move can reset the row."""
+    nid = "inc1.1:x"
+    stale = ledger.claim(nid, 101.0, 10)
+    assert ledger.mark_sending(nid, stale.token, 101.5, ["text"])
+    assert ledger.expire_claims(112.0) == [(nid, "unknown")]
+    fresh = ledger.claim(nid, 113.0, 10)
+    assert fresh.mode == "reconcile" and fresh.token != stale.token
+    before = ledger.get(nid)
+    assert before is not None
+    # the late answers of the stale sender: a retry (which would clear sending_at: "provably not sent",
+    # so a blind re-post), an unknown, a failure, and a second mark_sending. All refused, none changes the row.
+    assert not ledger.release(nid, stale.token, DeliveryState.PENDING, 114.0, 114.0, "late 429")
+    assert not ledger.release(nid, stale.token, DeliveryState.UNKNOWN, 114.0, 120.0, "late timeout",
+                              keep_sending=True)
+    assert not ledger.release(nid, stale.token, DeliveryState.FAILED, 114.0, None, "late 403")
+    assert not ledger.mark_sending(nid, stale.token, 114.0, ["other text"])
+    assert ledger.get(nid) == before
+    # a late success is the truth and is recorded (a post that exists is never forgotten) ...
+    assert ledger.mark_posted(nid, Receipt("42", "https://x/42"), 115.0) == "posted"
+    # ... and then fences the successor: it cannot send again or move the posted row
+    assert not ledger.mark_sending(nid, fresh.token, 116.0, ["text"])
+    assert not ledger.release(nid, fresh.token, DeliveryState.PENDING, 116.0, 116.0, "reconcile found nothing")
+    assert ledger.claim(nid, 200.0, 10).mode == "posted"
+    row = ledger.get(nid)
+    assert row is not None and row.state == DeliveryState.POSTED and row.remote_id == "42"

@@ -1,6 +1,7 @@
 """Issue 10, item 6: the worker survives Redis being SIGKILLed and restarted, however often.
 
-Real parts only: a private redis-server (AOF), a real ``celery worker`` (prefork), a real HTTP receiver
+Real parts only: a private redis-server (AOF), a real ``celery worker`` (prefork 2, and the default
+threads 32), a real HTTP receiver
 for the webhook channel. Each cycle holds one send in flight at the receiver (its task running, its
 message unacknowledged, the consumer's BRPOP outstanding for the second pool slot), SIGKILLs Redis,
 waits until the worker has seen the connection loss, starts Redis again on the same port and data
@@ -55,10 +56,12 @@ def posted(app: App, update_id: str) -> bool:
     return bool(rows) and all(r.state == DeliveryState.POSTED for r in rows)
 
 
+@pytest.mark.parametrize(("pool", "concurrency"), [("prefork", 2), ("threads", 32)], ids=["prefork-2", "threads-32"])
 def test_worker_stays_up_across_redis_kill_and_restart_cycles(setup, redis_server: LocalRedis,
-                                                               receiver: WebhookReceiver) -> None:
+                                                               receiver: WebhookReceiver, pool: str,
+                                                               concurrency: int) -> None:
     app, tmp, procs = setup["app"], setup["tmp"], setup["procs"]
-    worker = start_worker(setup["config"], setup["client"], tmp / "worker.log", concurrency=2)
+    worker = start_worker(setup["config"], setup["client"], tmp / "worker.log", concurrency=concurrency, pool=pool)
     procs.append(worker)
     server, expected = redis_server, []
     for cycle in range(CYCLES):

@@ -173,3 +173,46 @@ def test_one_write_in_flight_per_account_and_a_dead_holders_gate_opens_by_itself
     assert second is not None
     # the holder dies: the gate opens after its lease (Redis: its PX; local: the clock given)
     wait_for(lambda: budget.acquire(now + 0.5)[0] is not None, timeout=10, what="the dead holder's gate to open")
+
+
+def test_threads_of_one_worker_queue_locally_for_the_accounts_one_write(client: redis.Redis) -> None:
+    """Under the thread pool, many threads of one process share one X channel: they take turns on a
+    process-local lock, so each write asks the shared gate in Redis once instead of polling it while
+    another thread's write is in flight. All of them are posted, each once."""
+    import threading
+
+    with FakeXApi() as fake:
+        fake.latency = 0.05
+        settings = XSettings(type="x", api_base_url=fake.url, user_token=SecretStr("oauth2-user-token-1"))
+        chan = XChannel("x", settings, context(redis=client))
+        asks: list[str] = []
+        acquire = chan.budget.acquire
+
+        def counted(now: float) -> Any:
+            slot, wait = acquire(now)
+            asks.append("slot" if slot is not None else str(wait))
+            return slot, wait
+
+        chan.budget.acquire = counted  # type: ignore[method-assign]
+        notes = [notice(incident([f"Thread {n}"], incident_id=f"inc7{n:02d}"), 1, "x") for n in range(8)]
+        barrier = threading.Barrier(len(notes))
+        errors: list[BaseException] = []
+
+        def send(note: Any) -> None:
+            rendering = chan.render(note)
+            barrier.wait(30)
+            try:
+                chan.send(note, rendering)
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=send, args=(n,)) for n in notes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        posts = fake.posts()
+    assert errors == []
+    assert len(posts) == len({p.text for p in posts}) == 8
+    assert asks == ["slot"] * 8, "no thread polled the shared gate while another thread of this worker wrote"
+    assert not client.exists("notifier:x:x:budget:inflight")
