@@ -5,7 +5,8 @@
     ├── UsageError             bad input from a person (CLI, API): unknown component, empty message
     ├── StoreUnavailable       Redis could not be reached (its URL is shown with the password masked)
     └── DeliveryError          raised by a channel's send/reconcile
-        ├── Transient          provably did not take effect; retry after ``retry_after`` seconds
+        ├── Transient          provably did not take effect; retry after ``retry_after`` seconds (with
+        │                      ``grows``: at least that long, the wait doubling per attempt)
         ├── Permanent          will not succeed without a person fixing something (``reason`` says what)
         └── OutcomeUnknown     the request may have reached the channel; reconcile before any retry
             └── ReconcileIncomplete  a reconcile could not search the whole range: still unknown, look later
@@ -62,11 +63,18 @@ class DeliveryError(NotifierError):
 
 
 class Transient(DeliveryError):
-    """Did not take effect (connection refused, 429, a documented transient API code)."""
+    """Did not take effect (connection refused, 429, a documented transient API code).
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    ``retry_after`` is when it will work (a rate limit's reset: retry then, not later) unless ``grows``:
+    then it is only the least wait (a refusal's Retry-After, a fallback for a 429 without a reset), and
+    the row's retries still grow exponentially from it, so a channel refusing everything gets about one
+    request per notice per backoff step.
+    """
+
+    def __init__(self, reason: str, retry_after: float | None = None, *, grows: bool = False) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.grows = grows
 
 
 class Permanent(DeliveryError):

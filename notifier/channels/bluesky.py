@@ -92,7 +92,8 @@ def classify_error(exc: BaseException, *, writing: bool, now: float, channel: st
         if status == 429:
             reset = exc.response.headers.get("ratelimit-reset")
             wait = max(1.0, float(reset) - now + 1) if reset and reset.isdigit() else 60.0
-            return Transient(f"Bluesky rate limit reached (429 {what})", retry_after=min(wait, 86400.0))
+            return Transient(f"Bluesky rate limit reached (429 {what})", retry_after=min(wait, 86400.0),
+                             grows=not (reset and reset.isdigit()))  # no reset: back off from 60 s
         if status == 401 or exc.error in ("AuthFactorTokenRequired", "AccountTakedown", "InvalidToken"):
             return Permanent(f"Bluesky refused the login ({status} {what}): check channels.{channel}.identifier "
                              f"and the app password behind channels.{channel}.app_password")

@@ -109,9 +109,9 @@ def classify_error(exc: BaseException, *, writing: bool, channel: str = "<name>"
         if code == 506:
             return DuplicatePost(f"Facebook says this is a duplicate post {where}")
         if code in TRANSIENT_CODES:
-            wait = regain_after(exc.response.headers) or DEFAULT_BACKOFF
+            regain = regain_after(exc.response.headers)
             return Transient(f"Facebook is throttling or briefly unavailable: {exc.message} {where}",
-                             retry_after=wait)
+                             retry_after=regain or DEFAULT_BACKOFF, grows=regain is None)
         if code == 190:
             return Permanent(
                 f"the Facebook Page access token has expired or is invalid: {exc.message} {where}; "

@@ -74,8 +74,8 @@ def classify_error(
             message = resp.reason or ""
         status = resp.status_code
         if status == 429:
-            return Transient(f"Mastodon rate limit reached (429 {message})",
-                             retry_after=_reset_in(resp, now))
+            return Transient(f"Mastodon rate limit reached (429 {message})", retry_after=_reset_in(resp, now),
+                             grows="X-RateLimit-Reset" not in resp.headers)  # no reset: back off from the fallback
         if status == 401:
             return Permanent(f"Mastodon rejected the access token (401 {message}); create a new one with "
                              "scope write:statuses and update the variable behind "

@@ -68,7 +68,8 @@ def classify_error(exc: requests.RequestException | None, response: requests.Res
     status = response.status_code
     retry_after = _retry_after(response)
     if status in (408, 425, 429, 503):  # the receiver (or its gateway) says it did not take it
-        return Transient(f"HTTP {status} from receiver", retry_after=retry_after)
+        # Retry-After is the least wait: a receiver refusing everything must not be asked at its pace for ever
+        return Transient(f"HTTP {status} from receiver", retry_after=retry_after, grows=True)
     if 300 <= status < 400:
         return Permanent(f"HTTP {status}: the receiver redirects; set channels.<name>.url to the final address")
     if status in (401, 403):

@@ -51,11 +51,20 @@ class Outcome:
     detail: str = ""
 
 
-def backoff(app: App, attempt: int) -> float:
-    """Exponential backoff with jitter, capped: 2, 4, 8, ... seconds × U(0.5, 1)."""
-    conf = app.settings.delivery
-    ceiling = min(conf.backoff_max, conf.backoff_base * (2 ** max(attempt - 1, 0)))
-    return ceiling * random.uniform(0.5, 1.0)
+def retry_wait(attempt: int, hint: float | None, grows: bool, base: float, cap: float) -> float:
+    """Seconds until a row's next try after its ``attempt``-th failed one (pure; unit-tested).
+
+    No hint: ``base`` doubling per attempt × U(0.5, 1), at most ``cap``. A hint alone (a rate limit's reset) is
+    waited exactly. A hint that ``grows`` (a Retry-After on a refusal, a 429 without a reset) is the least
+    wait and doubles per attempt, jittered upwards, to ``cap``.
+    """
+    if hint is None:
+        return min(cap, base * (2 ** max(attempt - 1, 0))) * random.uniform(0.5, 1.0)
+    hint = max(hint, 0.5)
+    if not grows:
+        return min(hint, cap)
+    ceiling = min(cap, hint * (2 ** min(max(attempt - 1, 0), 32)))
+    return max(min(hint, cap), ceiling * random.uniform(0.5, 1.0))
 
 
 def deliver(app: App, notice_id: str) -> Outcome:
@@ -175,9 +184,9 @@ def _retry(
     app: App, notice_id: str, token: str, attempt: int, deadline: float, exc: DeliveryError, state: DeliveryState
 ) -> Outcome:
     now = app.clock.timestamp()
-    wait = backoff(app, attempt)
-    if isinstance(exc, Transient | ReconcileIncomplete) and exc.retry_after is not None:
-        wait = min(max(exc.retry_after, 0.5), app.settings.delivery.backoff_max)
+    conf = app.settings.delivery
+    hint = exc.retry_after if isinstance(exc, Transient | ReconcileIncomplete) else None
+    wait = retry_wait(attempt, hint, isinstance(exc, Transient) and exc.grows, conf.backoff_base, conf.backoff_max)
     ledger = app.store.ledger
     if now + wait > deadline:
         hours = app.settings.delivery.deadline_hours

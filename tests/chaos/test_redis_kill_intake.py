@@ -173,3 +173,26 @@ def test_redis_killed_during_intake_every_accepted_event_is_delivered_once(world
     assert set(posts.values()) == {1}  # ... once
     assert refused >= kills  # the kills were felt by the senders
 
+
+
+def test_redis_killed_during_staff_broadcasts_each_is_published_once(world, receiver) -> None:
+    """Staff broadcasts through the API, each retried with its own Idempotency-Key until a 201, while Redis is
+    SIGKILLed: a request whose answer was lost is repeated, and the key makes the repeat change nothing."""
+    app, http = world["app"], world["http"]
+    staff = {"Authorization": "Bearer pub-chaos-token"}
+
+    def post(n: int) -> int:
+        return http.post("/api/v1/broadcasts", json={"name": f"Notice {n}", "body": f"Broadcast {n}: all is well."},
+                         headers={**staff, "Idempotency-Key": f"chaos-broadcast-{n}"}).status_code
+
+    kills, refused = send_with_kills(world, post, 201, (503, 409))
+
+    wait_all_posted(world, "acknowledged broadcast")
+    published = [i for i in app.store.list_incidents(kind="broadcast")]
+    posts = Counter(receiver.keys())
+    print(f"chaos: {EVENTS} staff broadcasts, Redis SIGKILLed {kills} times, {refused} requests refused and "
+          f"repeated with the same key: {len(published)} broadcasts, {sum(posts.values())} posts at the receiver")
+    assert Counter(i.name for i in published) == Counter({f"Notice {n}": 1 for n in range(EVENTS)})
+    assert sorted(posts) == sorted(f"{i.updates[0].id}:hook" for i in published)  # each delivered ...
+    assert set(posts.values()) == {1}  # ... once
+    assert refused >= kills  # the kills were felt by the senders

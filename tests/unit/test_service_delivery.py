@@ -98,3 +98,30 @@ def test_staff_mark_a_post_found_by_hand() -> None:
     assert (row.state, row.remote_id, row.url) == (DeliveryState.POSTED, "manual", "https://x.test/by-hand")
     with pytest.raises(UsageError, match="already posted"):
         delivery.mark_posted(app, "inc1.1:x")
+
+
+@pytest.mark.parametrize(("hint", "grows", "low", "high"), [
+    # attempt -> (least, most) seconds, base 2, cap 600
+    (None, False, [1, 2, 4, 8, 16], [2, 4, 8, 16, 32]),  # plain backoff: 2, 4, 8 ... × U(0.5, 1)
+    (30.0, False, [30] * 5, [30] * 5),  # a rate limit's reset: exactly then, however often
+    (1.0, True, [1, 1, 2, 4, 8], [1, 2, 4, 8, 16]),  # a refusal's Retry-After: never less, doubling
+    (60.0, True, [60, 60, 120, 240, 300], [60, 120, 240, 480, 600]),  # a 429 without a reset, to the cap
+])
+def test_retry_wait_schedule(hint, grows, low, high) -> None:
+    for _ in range(200):  # the jitter is random: every draw stays inside the step's bounds
+        waits = [delivery.retry_wait(n, hint, grows, 2.0, 600.0) for n in range(1, 6)]
+        assert all(lo <= w <= hi for w, lo, hi in zip(waits, low, high, strict=True)), waits
+    assert delivery.retry_wait(40, 1.0, True, 2.0, 600.0) <= 600  # bounded however many attempts
+    assert delivery.retry_wait(40, 1.0, True, 2.0, 600.0) >= 300
+
+
+def test_a_refusal_with_retry_after_backs_off_further_each_time() -> None:
+    x = RecordingChannel("x", failures=[Transient("503 from the API", retry_after=1, grows=True)] * 6)
+    app = _app(x)
+    waits = []
+    for _ in range(6):
+        outcome = delivery.deliver(app, "inc1.1:x")
+        assert outcome.state == "retry"
+        waits.append(outcome.retry_in)
+        app.clock.advance(outcome.retry_in + 0.001)  # the fake clock keeps microseconds
+    assert waits[0] == 1 and waits[-1] >= 16  # 1, 1..2, 2..4, 4..8, 8..16, 16..32: growing, not 1 s for ever
