@@ -106,6 +106,7 @@ class IdempotencyGate:
             return await receive()
 
         status, out_headers, chunks = 500, [], []
+        held: list[Any] = []
 
         async def capture(msg: Any) -> None:
             nonlocal status, out_headers
@@ -114,31 +115,41 @@ class IdempotencyGate:
                 failpoint("idempotency_before_record")  # the crash tests: the write is done, nothing answered
             elif msg["type"] == "http.response.body":
                 chunks.append(msg.get("body", b""))
-            await send(msg)
+            held.append(msg)  # answered only once the key's record is settled, below
 
         token = current_op.set(op)
         try:
             await self.app(scope, once, capture)
+        except BaseException:
+            self._settle(client, record_key, op, None)  # not kept: the retry runs again
+            raise
         finally:
             current_op.reset(token)
-        if status < 500:
+        done = None
+        if status < 500:  # a 5xx is not kept: the retry runs again (and finds the write, if it was committed)
             ctype = dict(out_headers).get(b"content-type", b"application/json").decode("latin-1")
             done = json.dumps({"state": "done", "fp": fingerprint, "status": status, "type": ctype,
                                "body": b"".join(chunks).decode("utf-8", "replace")})
+        # The record is settled before the client hears anything: a client that retries the moment it
+        # reads a 503 finds the lease released, and one that got a 201 finds the answer kept.
+        self._settle(client, record_key, op, done)
+        for msg in held:
+            await send(msg)
 
-            def record() -> Any:
-                return client.set(record_key, done, ex=KEEP_SECONDS)
-        else:  # not kept: the retry runs again (and finds the write, if it was committed)
-            def record() -> Any:
-                return client.delete(record_key)
-        # A connection that broke under us (a reset while Redis fails over) is redialled by the next
-        # command, so one more try usually lands. Left unrecorded, the pending lease would answer 409
-        # to every retry until it runs out (lease_seconds).
+    @staticmethod
+    def _settle(client: Any, record_key: str, op: str, done: str | None) -> None:
+        """Keep the answer (``done``) or release the lease (None). A connection that broke under us (a
+        reset while Redis fails over, a socket closed by a pool reset) is redialled by the next command,
+        so one more try usually lands; left unsettled, the pending lease answers 409 to every retry until
+        it runs out (lease_seconds)."""
         for attempt in range(3):
             try:
-                record()
-                break
-            except redis.RedisError as exc:
+                if done is None:
+                    client.delete(record_key)
+                else:
+                    client.set(record_key, done, ex=KEEP_SECONDS)
+                return
+            except (redis.RedisError, OSError, ValueError) as exc:  # ValueError: I/O on a closed socket
                 if attempt == 2:  # the lease runs out by itself
                     log.warning("idempotency: could not record %s: %s", op, exc)
 
