@@ -4,6 +4,7 @@
     ├── ConfigError            bad configuration; carries every problem with its key path
     ├── UsageError             bad input from a person (CLI, API): unknown component, empty message
     ├── StoreUnavailable       Redis could not be reached (its URL is shown with the password masked)
+    │   └── NotReplicated      a write on the master that too few replicas confirmed (WAIT): not acknowledged
     └── DeliveryError          raised by a channel's send/reconcile
         ├── Transient          provably did not take effect; retry after ``retry_after`` seconds (with
         │                      ``grows``: at least that long, the wait doubling per attempt)
@@ -54,6 +55,17 @@ class NotFound(UsageError):
 
 class StoreUnavailable(NotifierError):
     exit_code = 69  # EX_UNAVAILABLE
+
+
+class NotReplicated(StoreUnavailable):
+    """The write is on the master, but fewer than ``redis.min_replicas`` replicas confirmed it within
+    ``redis.wait_timeout_ms``: not acknowledged (the API answers 503 with Retry-After; a delivery whose
+    'sending' fence falls short sends nothing and comes back in seconds). Every write behind it was one
+    MULTI or one script, so it is whole on the master or (after a failover that lost it) wholly absent;
+    the client's retry finds it (a duplicate, the same Idempotency-Key) or makes it. ``retry_after``:
+    when the ledger has made the notice due again (a fence that fell short), else None."""
+
+    retry_after: float | None = None
 
 
 class DeliveryError(NotifierError):

@@ -32,6 +32,8 @@ sweeper enqueues the notice sooner); the ledger keeps a redelivered notice from 
 
 Remove this module once a kombu/celery release no longer reaches ``_connparams`` on a detached
 transport (the regression test above fails without this work-around; run it after upgrading).
+
+Also here: Celery's consumer reconnects at kombu's fixed pace, not the broker's (``_install_reconnect_rounds``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def install() -> bool:
         from redis.exceptions import ConnectionError as RedisConnectionError
     except ImportError:  # no redis transport: nothing to work around
         return False
+    _install_reconnect_rounds()
     channel = kombu_redis.Channel
     original = channel.__dict__.get("_connparams")
     if original is None:
@@ -113,3 +116,32 @@ def _follows_sentinel(channel: Any) -> bool:
     the new master when it builds a client, and a cached one kept talking to the old address (the Sentinel
     failover test found no delivery through the new master with the cache on)."""
     return type(channel).__name__ == "SentinelChannel"
+
+
+_ROUNDS = ("interval_start", "interval_step", "interval_max")  # ensure_connection's 3rd..5th arguments
+
+
+def _install_reconnect_rounds() -> None:
+    """Celery's consumer (``Consumer.ensure_connected``) calls ``Connection.ensure_connection(errback,
+    max_retries, callback=...)`` with kombu's default pace: sleep 2, 4, 6 ... 30 s between rounds. kombu
+    itself takes ``interval_start/step/max`` from the transport options only when publishing
+    (``Connection.default_channel``). After a Sentinel failover (the new master ~2 s after the kill) a
+    worker then waited 2 + 4 s or more before asking again. This fills the interval arguments a caller
+    left out from the connection's transport options (``workers.setup.BROKER_TIMEOUTS``), so the
+    consumer reconnects at the same pace as the producers; explicit arguments win."""
+    from kombu import Connection
+
+    original = Connection.__dict__.get("ensure_connection")
+    if original is None or getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def ensure_connection(self: Any, *args: Any, **kwargs: Any) -> Any:
+        options = getattr(self, "transport_options", None) or {}
+        for position, key in enumerate(_ROUNDS, start=2):
+            if key in options and len(args) <= position:
+                kwargs.setdefault(key, options[key])
+        return original(self, *args, **kwargs)
+
+    setattr(ensure_connection, _MARK, True)
+    setattr(Connection, "ensure_connection", ensure_connection)  # noqa: B010

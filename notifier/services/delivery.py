@@ -23,6 +23,7 @@ from notifier.errors import (
     DeliveryError,
     DuplicateRefused,
     NotFound,
+    NotReplicated,
     OutcomeUnknown,
     Permanent,
     ReconcileIncomplete,
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 EARLY_GRACE = 2.0  # a task at most this early for its row's next_at waits for it; an earlier one ends
 ORDER_WAIT = 2.0  # seconds between looks at whether the previous update on an ordered channel is out
+REPLICATION_WAIT = 5.0  # a 'sending' fence too few replicas confirmed: the next attempt, at the latest
 
 
 @dataclass(frozen=True)
@@ -144,13 +146,20 @@ def _held(app: App, notice_id: str, row: LedgerRow, channel: Channel, notice: No
         except DeliveryError as exc:
             return _retry(app, notice_id, claim.token, claim.attempt, row.deadline, exc, DeliveryState.UNKNOWN)
         if found is not None:
-            ledger.mark_posted(notice_id, found, app.clock.timestamp())
-            return Outcome("posted", detail="found by reconcile")
+            return _record_posted(app, notice_id, found, "found by reconcile")
 
     rendering = Rendering(parts=tuple(row.rendered), language=channel.language) if row.rendered else None
     if rendering is None:
         rendering = channel.render(notice)
-    if not ledger.mark_sending(notice_id, claim.token, app.clock.timestamp(), list(rendering.parts)):
+    try:
+        fenced = ledger.mark_sending(notice_id, claim.token, app.clock.timestamp(), list(rendering.parts))
+    except NotReplicated as exc:
+        # nothing was sent, and the ledger gave the row back as pending, due again in seconds (a replica
+        # partitioned away, or a failover under way): come back then, instead of hanging or leaving it to
+        # the sweeper. A fence that could not even be released keeps its claim: that task ends as busy.
+        log.warning("notice %s not sent: %s", notice_id, exc)
+        return Outcome("retry", retry_in=exc.retry_after or REPLICATION_WAIT, detail=str(exc))
+    if not fenced:
         return Outcome("busy", retry_in=1, detail="lost the claim before sending")
     try:
         receipt = channel.send(notice, rendering)
@@ -176,8 +185,19 @@ def _held(app: App, notice_id: str, row: LedgerRow, channel: Channel, notice: No
         unknown = OutcomeUnknown(f"the channel crashed ({exc.__class__.__name__}); see the worker log")
         return _retry(app, notice_id, claim.token, claim.attempt, row.deadline, unknown, DeliveryState.UNKNOWN)
     failpoint("after_send")
-    ledger.mark_posted(notice_id, receipt, app.clock.timestamp())
-    return Outcome("posted")
+    return _record_posted(app, notice_id, receipt)
+
+
+def _record_posted(app: App, notice_id: str, receipt: Receipt, detail: str = "") -> Outcome:
+    """'posted' in the ledger. It is on the master even when too few replicas confirm it: the task ends
+    (no retry could do better); if a failover then loses it, the new master has the replicated
+    'sending' fence, and the notice is reconciled once its claim runs out, never sent blind."""
+    try:
+        app.store.ledger.mark_posted(notice_id, receipt, app.clock.timestamp())
+    except NotReplicated as exc:
+        log.warning("notice %s posted; its ledger row is not yet on the replicas: %s", notice_id, exc)
+        return Outcome("posted", detail=f"{detail}; {exc}" if detail else str(exc))
+    return Outcome("posted", detail=detail)
 
 
 def _retry(

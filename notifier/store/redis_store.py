@@ -33,7 +33,7 @@ from redis.sentinel import Sentinel
 
 from notifier.config import Settings, mask_url
 from notifier.domain.model import ComponentChange, ComponentStatus, DeliveryState, Incident, Receipt
-from notifier.errors import ConfigProblem, NotFound, StoreUnavailable
+from notifier.errors import ConfigProblem, NotFound, NotReplicated, StoreUnavailable
 from notifier.ports import UpdateCommit
 from notifier.store.engine_state import RedisEngineState
 from notifier.store.events import RedisEventStream
@@ -152,13 +152,6 @@ def sentinel_problems(settings: Settings) -> list[ConfigProblem]:
     return problems
 
 
-class NotReplicated(StoreUnavailable):
-    """The write is on the master, but fewer than ``redis.min_replicas`` replicas confirmed it within
-    ``redis.wait_timeout_ms``: not acknowledged (the API answers 503 with Retry-After). Every write
-    behind it was one MULTI or one script, so it is whole on the master or (after a failover that lost
-    it) wholly absent; the client's retry finds it (a duplicate, the same Idempotency-Key) or makes it."""
-
-
 class Replication:
     """``WAIT min_replicas timeout`` after an acknowledged write. WAIT counts the writes of its own
     connection only, and a pool hands out any connection: so one small write (INCR of a probe key) goes
@@ -206,6 +199,7 @@ class ReplicatedLedger(Ledger):
     it), up to ``attempts`` times; then NotReplicated, and the task's retry / the sweeper repeat it."""
 
     attempts = 3
+    fence_retry = 5.0  # seconds until a notice whose 'sending' fence fell short is tried again
 
     def __init__(self, client: Any, prefix: str, replication: Replication) -> None:
         super().__init__(client, prefix)
@@ -223,9 +217,12 @@ class ReplicatedLedger(Ledger):
                 # reconcile does not end up 'unknown', waiting for a person, over a slow replica). If this
                 # release is lost to a failover too, the new master has the claim or 'sending': the lease
                 # runs out and the notice is reconciled, never sent blind.
+                # The caller (delivery.deliver) schedules that task: enqueued_at tells the sweeper to expect it.
+                again = now + self.fence_retry
                 with contextlib.suppress(redis.RedisError):
-                    super().release(notice_id, token, DeliveryState.PENDING, now, now + 5.0,
-                                    f"not sent: {exc}")
+                    super().release(notice_id, token, DeliveryState.PENDING, now, again, f"not sent: {exc}",
+                                    enqueued_at=again)
+                exc.retry_after = self.fence_retry
                 raise
         return marked
 

@@ -71,7 +71,7 @@ class WebhookReceiver:
                         return
                 key = self.headers.get("Idempotency-Key", "")
                 with receiver.lock:
-                    receiver.received.append({"key": key, "body": json.loads(body)})
+                    receiver.received.append({"key": key, "body": json.loads(body), "at": time.monotonic()})
                     number = len(receiver.received)
                 if receiver.delay:
                     time.sleep(receiver.delay)
@@ -99,6 +99,11 @@ class WebhookReceiver:
     def keys(self) -> list[str]:
         with self.lock:
             return [item["key"] for item in self.received]
+
+    def first_arrival(self, keys: set[str]) -> float | None:
+        """When (time.monotonic) the first POST with one of ``keys`` arrived; None if none did."""
+        with self.lock:
+            return min((item["at"] for item in self.received if item["key"] in keys), default=None)
 
     def __enter__(self) -> WebhookReceiver:
         self.thread.start()

@@ -58,3 +58,28 @@ def test_a_detached_channel_still_raises_the_connection_error_despite_a_cached_c
     channel.connection = SimpleNamespace(client=None)  # ... and Connection.collect detaches the transport
     with pytest.raises(kombu_redis.Transport.connection_errors), channel.conn_or_acquire():
         pass
+
+
+def test_celerys_consumer_reconnects_at_the_transport_options_pace() -> None:
+    """Consumer.ensure_connected passes (errback, max_retries) only; the rounds come from the options."""
+    import socket
+
+    from kombu import Connection
+    from kombu.exceptions import OperationalError
+
+    from workers.setup import BROKER_TIMEOUTS
+
+    kombu_compat.install()
+    with socket.socket() as s:  # a port nothing listens on: every connect is refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    slept: list[float] = []
+    conn = Connection(f"redis://127.0.0.1:{port}/0", transport_options=dict(BROKER_TIMEOUTS))
+    with pytest.raises(conn.connection_errors + (OperationalError,)):
+        conn.ensure_connection(lambda _exc, interval: slept.append(interval), 3)
+    assert slept[:3] == [0.5, 1.0, 1.5], slept  # kombu's own default: 2, 4, 6
+    explicit: list[float] = []
+    with pytest.raises(conn.connection_errors + (OperationalError,)):
+        conn.ensure_connection(lambda _exc, interval: explicit.append(interval), 1, 0.25)
+    assert explicit[:1] == [0.25], explicit  # an argument the caller gave wins
+    conn.release()

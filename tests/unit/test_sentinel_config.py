@@ -60,3 +60,12 @@ def test_sentinels_need_a_master_name_and_no_url() -> None:
     assert any(p.startswith("redis.master_name") and "sentinel monitor" in p for p in found), found
     assert any(p.startswith("redis.url") and "leave it out" in p for p in found), found
     assert any(p.startswith("redis.sentinels") for p in problems("redis: {master_name: notifier}\n"))
+
+
+def test_the_broker_gives_up_on_a_silent_master_in_seconds_and_reconnects_quickly() -> None:
+    for text in (SENTINEL, "redis: {url: 'redis://10.0.0.1:6379/0'}\nchannels: {o: {type: outbox}}\n"):
+        options = make_celery(parse_settings(text, "t", ENV)).conf.broker_transport_options
+        assert options["socket_timeout"] == options["health_check_interval"] == 5
+        assert options["socket_connect_timeout"] == 5
+        rounds = [options["interval_start"] + i * options["interval_step"] for i in range(4)]
+        assert [min(r, options["interval_max"]) for r in rounds] == [0.5, 1.0, 1.5, 1.5]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from notifier.domain.model import DeliveryState, Receipt
-from notifier.errors import OutcomeUnknown, Permanent, Transient, UsageError
+from notifier.errors import NotReplicated, OutcomeUnknown, Permanent, Transient, UsageError
 from notifier.services import delivery, incidents
 from tests.fakes.memory_app import RecordingChannel, memory_app
 
@@ -125,3 +125,59 @@ def test_a_refusal_with_retry_after_backs_off_further_each_time() -> None:
         waits.append(outcome.retry_in)
         app.clock.advance(outcome.retry_in + 0.001)  # the fake clock keeps microseconds
     assert waits[0] == 1 and waits[-1] >= 16  # 1, 1..2, 2..4, 4..8, 8..16, 16..32: growing, not 1 s for ever
+
+
+class _ShortReplicas:
+    """The in-memory ledger with WAIT falling short, as ReplicatedLedger reports it: the fence gives the
+    row back as pending due in ``fence_retry`` s and raises; a 'posted' stays written and raises."""
+
+    fence_retry = 5.0
+
+    def __init__(self, ledger, fence: bool = True, posted: bool = True) -> None:
+        self.ledger, self.fence, self.posted = ledger, fence, posted
+
+    def __getattr__(self, name: str):
+        return getattr(self.ledger, name)
+
+    def mark_sending(self, notice_id: str, token: str, now: float, rendered: list[str]) -> bool:
+        marked = self.ledger.mark_sending(notice_id, token, now, rendered)
+        if marked and self.fence:
+            self.ledger.release(notice_id, token, DeliveryState.PENDING, now, now + self.fence_retry, "not sent",
+                                enqueued_at=now + self.fence_retry)
+            exc = NotReplicated("only 0 of redis.min_replicas=1 replicas confirmed the write within 300 ms")
+            exc.retry_after = self.fence_retry
+            raise exc
+        return marked
+
+    def mark_posted(self, notice_id: str, receipt: Receipt, now: float) -> str:
+        result = self.ledger.mark_posted(notice_id, receipt, now)
+        if self.posted:
+            raise NotReplicated("only 0 of redis.min_replicas=1 replicas confirmed the write within 300 ms")
+        return result
+
+
+def test_an_unreplicated_fence_sends_nothing_and_comes_back_in_seconds() -> None:
+    x = RecordingChannel("x")
+    app = _app(x)
+    short = _ShortReplicas(app.store.ledger, posted=False)
+    app.store.ledger = short
+    outcome = delivery.deliver(app, "inc1.1:x")
+    assert (outcome.state, outcome.retry_in) == ("retry", 5.0), outcome
+    assert "replicas" in outcome.detail
+    assert x.sent == []
+    row = short.get("inc1.1:x")
+    assert (row.state, row.sending_at, row.next_at) == (DeliveryState.PENDING, None, app.clock.timestamp() + 5)
+    short.fence = False  # the replica is back
+    app.clock.advance(5)
+    assert delivery.deliver(app, "inc1.1:x").state == "posted"
+    assert len(x.sent) == 1
+
+
+def test_a_post_whose_ledger_row_is_not_replicated_yet_is_posted_once() -> None:
+    x = RecordingChannel("x")
+    app = _app(x)
+    app.store.ledger = _ShortReplicas(app.store.ledger, fence=False)
+    outcome = delivery.deliver(app, "inc1.1:x")
+    assert outcome.state == "posted" and outcome.retry_in is None and "replicas" in outcome.detail, outcome
+    assert delivery.deliver(app, "inc1.1:x").state == "posted"  # on the master: a repeated task sends nothing
+    assert len(x.sent) == 1
