@@ -111,7 +111,7 @@ def test_a_four_update_incident_is_one_thread_on_x_and_one_post_with_comments(wo
 
 def open_with_answers_lost(app, fx, fg):
     """Both fakes record the post, then stall past the client's timeout: the outcome is unknown."""
-    app.channels["x"].client.session.adapters["https://api.twitter.com"].timeout = 0.5
+    app.channels["x"].client.session.default_timeout = (0.5, 0.5)  # what tweepy's requests get (and their deadline)
     app.channels["facebook"].timeout = 0.5
     fx.inject("POST", "/2/tweets", "stall_after_accept", seconds=1.5)
     fg.inject("POST", "/", "stall_after_accept", seconds=1.5)
