@@ -2,8 +2,9 @@
 
 One beat tick per location (task ``notifier.probes.tick`` on queue ``notifier.probes.<location>``)
 calls ``run_due``: it reads every probe's last run in one round trip, takes a per-probe lock
-(``SET NX PX``) for each due one, so a probe never runs twice at once at one location even when
-ticks overlap, and runs them on a thread pool of ``probes.concurrency`` threads: hundreds of probes
+(``SET NX PX``) for each one due before the next tick (``schedule``: a stable phase per probe spreads
+them over the interval), so a probe never runs twice at once at one location even when ticks overlap,
+and hands each to a thread pool of ``probes.concurrency`` threads at its due time: hundreds of probes
 cost threads of one process, not processes. Each run, in its thread, updates the location's state and vote;
 then the votes of all locations are tallied against ``probes.quorum`` and a state change becomes
 ``AlertEvent``s, which go to ``accept`` (``services.ingest.accept_events``) *before* the new agreed
