@@ -8,7 +8,11 @@
 
 Both run in a fresh process each, for the same wall time, against the same servers (another process).
 Reported per mode: runs done, CPU seconds of the process (user + system) per minute of wall time,
-peak RSS, and lateness (a run's start minus its due time) p50/p99/max.
+peak RSS, lateness (a run's start minus its due time) p50/p99/max, and the longest gap between two
+starts of one probe (a schedule that skipped an interval shows here, not in lateness). Due times:
+the asyncio loop's are ``start + k * interval``; the runner's are its own schedule
+(``notifier.probes.schedule``: first runs spread over the first tick, then a per-probe phase in the
+interval), which it passes to the check as ``now``.
 
 Run:  python bench/probes.py [--http 500] [--smtp 100] [--interval 30] [--seconds 95] [--threads 64]
 """
@@ -77,14 +81,16 @@ def run_runner(conn: Connection, args: argparse.Namespace, http_url: str, smtp_t
     start = time.time()
     last: dict[str, float] = {}
     lateness: list[float] = []
+    gaps: list[float] = []
     failures = 0
 
     def timed(probe: ProbeSettings, now: float) -> Result:
         nonlocal failures
         began = time.time()
-        due = last.get(probe.name, start) + (probe.interval if probe.name in last else 0)
-        lateness.append(began - due)
-        last[probe.name] = due  # the schedule a perfect runner would keep
+        lateness.append(began - now)  # the runner passes the run's due time on its schedule as ``now``
+        if probe.name in last:
+            gaps.append(began - last[probe.name])
+        last[probe.name] = began
         result = checks.run(probe, now)
         failures += not result.ok
         return result
@@ -97,13 +103,14 @@ def run_runner(conn: Connection, args: argparse.Namespace, http_url: str, smtp_t
         next_tick += args.tick
         time.sleep(max(0.0, next_tick - time.time()))  # the beat's schedule
     cpu1, rss = usage()
-    conn.send(("runner", len(lateness), failures, cpu1 - cpu0, rss, lateness, time.time() - start))
+    conn.send(("runner", len(lateness), failures, cpu1 - cpu0, rss, lateness, gaps, time.time() - start))
 
 
 def run_asyncio(conn: Connection, args: argparse.Namespace, http_url: str, smtp_target: str, redis_url: str) -> None:
     from urllib.parse import urlsplit
 
     lateness: list[float] = []
+    gaps: list[float] = []
     failures = 0
     url = urlsplit(http_url)
     smtp_host, smtp_port = smtp_target.rsplit(":", 1)
@@ -129,10 +136,14 @@ def run_asyncio(conn: Connection, args: argparse.Namespace, http_url: str, smtp_
 
     async def probe(kind: str, i: int, start: float, end: float) -> None:
         nonlocal failures
-        due = start
+        due, previous = start, None
         while due < end:
             await asyncio.sleep(max(0.0, due - time.time()))
-            lateness.append(time.time() - due)
+            began = time.time()
+            lateness.append(began - due)
+            if previous is not None:
+                gaps.append(began - previous)
+            previous = began
             try:
                 ok = await asyncio.wait_for(http_check(i) if kind == "http" else smtp_check(), 5)
             except (OSError, TimeoutError):
@@ -152,7 +163,7 @@ def run_asyncio(conn: Connection, args: argparse.Namespace, http_url: str, smtp_
     cpu0, _ = usage()
     wall = asyncio.run(main())
     cpu1, rss = usage()
-    conn.send(("asyncio", len(lateness), failures, cpu1 - cpu0, rss, lateness, wall))
+    conn.send(("asyncio", len(lateness), failures, cpu1 - cpu0, rss, lateness, gaps, wall))
 
 
 def quantile(values: list[float], q: int) -> float:
@@ -190,10 +201,10 @@ def main() -> int:
     print(f"{args.http} HTTP + {args.smtp} SMTP probes every {args.interval:g} s, {args.seconds:g} s per mode, "
           f"runner tick {args.tick:g} s on {args.threads} threads; one process per mode, servers in another")
     print(f"{'mode':<8} {'runs':>6} {'failed':>6} {'CPU s/min':>9} {'peak RSS':>9} {'late p50':>9} {'late p99':>9} "
-          f"{'late max':>9}")
-    for mode, runs, failed, cpu, rss, late, wall in rows:
-        print(f"{mode:<8} {runs:>6} {failed:>6} {cpu / wall * 60:>9.2f} {rss:>7.0f}Mi {quantile(late, 50):>8.2f}s "
-              f"{quantile(late, 99):>8.2f}s {max(late):>8.2f}s")
+          f"{'late max':>9} {'gap max':>8}")
+    for mode, runs, failed, cpu, rss, late, gaps, wall in rows:
+        print(f"{mode:<8} {runs:>6} {failed:>6} {cpu / wall * 60:>9.2f} {rss:>7.0f}Mi {quantile(late, 50):>8.3f}s "
+              f"{quantile(late, 99):>8.3f}s {max(late):>8.3f}s {max(gaps, default=0):>7.2f}s")
     return 0
 
 

@@ -39,3 +39,7 @@ class FakeClock:
 
     def set(self, when: datetime) -> None:
         self._now = when
+
+    def sleep(self, seconds: float) -> None:
+        """Waiting on this clock returns at once (callers that wait until a time, e.g. the probe runner,
+        then act as if it had come; the time itself moves only when told to)."""

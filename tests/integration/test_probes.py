@@ -234,3 +234,33 @@ def test_probe_list_shows_the_agreed_state_and_each_locations_last_run(
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert "up (up," in rows["web"] and "HTTP 200" in rows["web"]
     assert "up (down," in rows["mx"] and "connection refused" in rows["mx"]  # one failure: within retries
+
+
+def test_a_tick_starts_each_probe_at_its_own_due_time_on_the_schedule(
+        redis_url: str, tmp_path: Path, request: pytest.FixtureRequest, smtp: SmtpServer, http: HttpServer,
+        cleanup: list[App]) -> None:
+    from notifier.probes import schedule
+
+    app = make(redis_url, tmp_path, request, smtp.target, http.url)
+    cleanup.append(app)
+    started: dict[str, float] = {}
+    waits: list[float] = []
+
+    def check(probe: ProbeSettings, now: float) -> Result:
+        started[probe.name] = now  # the runner passes the run's due time
+        return checks.run(probe, now)
+
+    runner = ProbeRunner(app, check=check, sleep=waits.append)  # record the waits instead of waiting
+    t0, tick = app.clock.timestamp(), app.settings.probes.tick_seconds
+    assert sorted(runner.run_due(Feed(app)).ran) == ["mx", "web"]
+    firsts = {name: schedule.first_due(name, t0, tick) for name in ("mx", "web")}
+    assert started == pytest.approx(firsts)  # never ran: spread over this tick, by name
+    offsets = sorted(at - t0 for at in firsts.values())  # each wait: until that due time, from the tick's start
+    assert 1 <= len(waits) <= 2 and waits == sorted(waits)  # 2 unless the tick's setup outlasted the first
+    assert all(0 < w <= o for w, o in zip(reversed(waits), reversed(offsets), strict=False))
+    started.clear()
+    app.clock.advance(30)  # type: ignore[attr-defined]
+    assert sorted(runner.run_due(Feed(app)).ran) == ["mx", "web"]
+    assert started == pytest.approx({name: schedule.next_due(name, 30, t0, tick) for name in ("mx", "web")})
+    assert all(abs((at - schedule.phase(n, 30)) % 30) < 1e-6 or abs((at - schedule.phase(n, 30)) % 30 - 30) < 1e-6
+               for n, at in started.items())  # on the probe's grid
