@@ -10,7 +10,8 @@ Keys (under ``redis.key_prefix``):
 - ``mail:rcpt:<notice id>``: the recipients of one notice (JSON ``[[address, language], ...]``; URLs for the
   webhook subscribers' channel), fixed
   the first time the notice is sent (SET NX), so a resumed send goes to the same people in the same order.
-- ``mail:done:<notice id>``: how many of them the relay has accepted (written after each 250).
+- ``mail:done:<notice id>``: how many of them the relay has accepted (written after each 250; the
+  channel overlaps the write with the next message's envelope and body, see ``start_done``).
 - ``hooks:retry:<notice id>``: hash, receiver URL -> attempts, of the webhook receivers that answered
   with a temporary failure and get the notice again later.
 """
@@ -18,6 +19,7 @@ Keys (under ``redis.key_prefix``):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -142,6 +144,32 @@ class RedisSubscribers:
 
     def set_done(self, notice_id: str, count: int) -> None:
         self.redis.set(f"{self.prefix}mail:done:{notice_id}", count, ex=KEEP_SECONDS)
+
+    def start_done(self, notice_id: str, count: int) -> Callable[[], None]:
+        """``set_done`` split in two: the SET is written to Redis now, and the returned function waits for
+        its answer (raising what ``set_done`` would). In between, the caller's thread is free: the e-mail
+        channel sends the next message's envelope and body meanwhile, and calls the wait before that
+        message's end of data, so the round trip (an fsync with ``appendfsync always``) costs nothing on
+        its own. The wait must be called exactly once (it gives the connection back to the pool)."""
+        pool = self.redis.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_command("SET", f"{self.prefix}mail:done:{notice_id}", count, "EX", KEEP_SECONDS)
+        except BaseException:
+            conn.disconnect()
+            pool.release(conn)
+            raise
+
+        def wait() -> None:
+            try:
+                conn.read_response()
+            except BaseException:
+                conn.disconnect()  # a half-read answer must not reach the pool's next user
+                raise
+            finally:
+                pool.release(conn)
+
+        return wait
 
 
 def _text(value: Any) -> str:
