@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import jinja2
@@ -106,12 +105,7 @@ class EmailChannel(Channel):
         # waited for while message k+1 is out except for its end-of-data line (RelayConnection.send's
         # ``before_accept``): the round trip overlaps k+1's envelope and body, and still at most one
         # accepted message is ever without its record.
-        pending: list[Callable[[], None]] = []
-
-        def settle() -> None:
-            while pending:
-                pending.pop()()
-
+        writer = store.done_writer(notice.id)
         try:
             while done < total:
                 with RelayConnection(conf.relay) as conn:
@@ -124,17 +118,20 @@ class EmailChannel(Channel):
                         message = self._message(notice, parts[language], address, language, secret,
                                                 subscribe_url, conf.relay, threading)
                         try:
-                            conn.send(address, message, before_accept=settle)
+                            conn.send(address, message, before_accept=writer.wait)
                         except Refused as exc:  # this address only; the others go on
                             log.warning("notice %s: recipient %s refused: %s", notice.id, address_hash(address),
                                         exc.reason)
                         done += 1
-                        settle()  # a refused recipient never reached before_accept
-                        pending.append(store.start_done(notice.id, done))
+                        writer.wait()  # a refused recipient never reached before_accept
+                        writer.start(done)
                 if done < total and time.monotonic() > budget_end:
                     raise Transient(f"{done} of {total} mails sent; continuing", retry_after=0)
         finally:
-            settle()
+            try:
+                writer.wait()
+            finally:
+                writer.close()
         return Receipt(remote_id=f"{total} recipients", url="", extra={"recipients": str(total)})
 
     def _thread_ids(self, notice: Notice) -> tuple[str, list[str]]:
