@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import jinja2
@@ -102,16 +101,11 @@ class EmailChannel(Channel):
         budget_end = time.monotonic() + max(self.context.task_time_limit / 2 - conf.relay.timeout, 1.0)
         parts: dict[str, tuple[str, str, str]] = {}
         threading = self._thread_ids(notice)
-        # The counter of message k is written while message k+1's envelope (MAIL, RCPT) goes out, and
-        # waited for before k+1's DATA: one Redis round trip per message off the critical path, and still
-        # at most one accepted message without its record at any moment.
-        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-progress")
-        pending: list[Future[None]] = []
-
-        def settle() -> None:
-            while pending:
-                pending.pop().result()
-
+        # The counter of message k is sent to Redis as soon as the relay accepted k, and its answer is
+        # waited for while message k+1 is out except for its end-of-data line (RelayConnection.send's
+        # ``before_accept``): the round trip overlaps k+1's envelope and body, and still at most one
+        # accepted message is ever without its record.
+        writer = store.done_writer(notice.id)
         try:
             while done < total:
                 with RelayConnection(conf.relay) as conn:
@@ -124,20 +118,20 @@ class EmailChannel(Channel):
                         message = self._message(notice, parts[language], address, language, secret,
                                                 subscribe_url, conf.relay, threading)
                         try:
-                            conn.send(address, message, before_data=settle)
+                            conn.send(address, message, before_accept=writer.wait)
                         except Refused as exc:  # this address only; the others go on
                             log.warning("notice %s: recipient %s refused: %s", notice.id, address_hash(address),
                                         exc.reason)
                         done += 1
-                        settle()  # a refused recipient never reached before_data
-                        pending.append(writer.submit(store.set_done, notice.id, done))
+                        writer.wait()  # a refused recipient never reached before_accept
+                        writer.start(done)
                 if done < total and time.monotonic() > budget_end:
                     raise Transient(f"{done} of {total} mails sent; continuing", retry_after=0)
         finally:
             try:
-                settle()
+                writer.wait()
             finally:
-                writer.shutdown(wait=True)
+                writer.close()
         return Receipt(remote_id=f"{total} recipients", url="", extra={"recipients": str(total)})
 
     def _thread_ids(self, notice: Notice) -> tuple[str, list[str]]:

@@ -36,11 +36,25 @@ class _Handler:
         with self.sink.lock:
             self.sink.sessions += 1
         session.host_name = hostname
+        if self.sink.pipelining:  # aiosmtpd handles pipelined commands (one buffered stream) but never says so
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
         return responses
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+                          rcpt_options: list[str]) -> str:
+        if address in self.sink.refuse:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
 
 class SmtpSink:
-    def __init__(self) -> None:
+    """``pipelining``: offer PIPELINING (RFC 2920) in the EHLO answer, as real relays do; ``refuse``: addresses
+    answered 550 at RCPT."""
+
+    def __init__(self, pipelining: bool = True) -> None:
+        self.pipelining = pipelining
+        self.refuse: set[str] = set()
         self.port = free_port()
         self.lock = threading.Lock()
         self.messages: list[tuple[str, EmailMessage]] = []
