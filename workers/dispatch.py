@@ -7,6 +7,7 @@ tests) can enqueue for any installation without importing the worker's module-le
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from notifier.config import Settings
@@ -44,6 +45,35 @@ class CeleryDispatcher:
                                   countdown=countdown or None)
         except Exception as exc:  # noqa: BLE001 - the ledger row is due; the beat sweeper will enqueue it
             log.warning("could not enqueue %s (%s); the sweeper will pick it up", notice_id, exc)
+
+    def deliver_many(self, notices: Sequence[tuple[str, str]]) -> None:
+        """One publish for all of them: kombu's ``Producer.batch()`` buffers the messages and sends their
+        LPUSHes in one non-transactional pipeline, so the accept path waits for one fsynced reply
+        (``appendfsync always``) instead of one per notice, and every channel's worker sees its task at
+        the same moment. kombu falls back to one publish per message where it cannot batch safely (a
+        client that retries on timeout). If the batch fails, each notice is published on its own with
+        Celery's publish retries; a notice already pushed by the failed batch then has two tasks, which
+        the ledger's claim turns into one send (and the sweeper covers any still missing)."""
+        if len(notices) <= 1:
+            for notice_id, channel in notices:
+                self.deliver(notice_id, channel)
+            return
+        from workers.setup import queue_for
+
+        try:
+            with self.celery.producer_or_acquire() as producer, producer.batch():
+                for notice_id, channel in notices:
+                    # retry=False: inside a batch a publish only buffers, the flush is what can fail
+                    # (and is retried below); declare=[]: a direct queue is published to through the
+                    # anonymous exchange (LPUSH to the list of that name), so declaring it on every
+                    # publish (a binding SADD, cached per channel) only costs CPU
+                    self.celery.send_task(DELIVER_TASK, args=[notice_id, channel], queue=queue_for(channel),
+                                          producer=producer, retry=False, declare=[])
+        except Exception as exc:  # noqa: BLE001 - retried one by one below; the sweeper covers the rest
+            log.warning("could not enqueue %d notices in one batch (%s); publishing them one by one",
+                        len(notices), exc)
+            for notice_id, channel in notices:
+                self.deliver(notice_id, channel)
 
     def backlog(self, channel: str) -> int | None:
         from workers.setup import queue_for

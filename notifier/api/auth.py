@@ -73,7 +73,9 @@ def check_signature(conf: SourceSettings, request: Request, body: bytes, now: fl
 # Staff
 
 
-def staff_member(request: Request) -> StaffMember:
+async def staff_member(request: Request) -> StaffMember:
+    """Async: it only compares tokens, so it runs on the event loop. A plain ``def`` dependency is run in
+    the thread pool, one thread hand-off per dependency per request (issue 14: the staff API's CPU)."""
     app: Any = request.app.state.notifier
     member = authenticate(app.settings, bearer_of(request))
     if member is None:
@@ -84,7 +86,7 @@ def staff_member(request: Request) -> StaffMember:
 def require(role: str) -> Any:
     """A dependency: the caller's staff identity, with at least ``role`` (else 403)."""
 
-    def check(member: StaffMember = Depends(staff_member)) -> StaffMember:  # noqa: B008
+    async def check(member: StaffMember = Depends(staff_member)) -> StaffMember:  # noqa: B008
         if not member.can(role):
             raise HTTPException(403, f"needs the {role} role; {member.name} is a {member.role}")
         return member

@@ -183,8 +183,8 @@ def _targets(app: App, update: IncidentUpdate) -> list[str]:
 
 
 def _enqueue(app: App, update: IncidentUpdate) -> None:
-    for channel in _targets(app, update):
-        app.dispatcher.deliver(notice_id(update.id, channel), channel)
+    """All of the update's notices in one hand-over (one broker round trip, not one per channel)."""
+    app.dispatcher.deliver_many([(notice_id(update.id, channel), channel) for channel in _targets(app, update)])
 
 
 def _new_update(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import uuid
+from collections.abc import Sequence
 
 import httpx
 import pytest
@@ -34,6 +35,10 @@ class KillsRedisOnce:
             self.server.kill()
             raise StoreUnavailable("broker unreachable")
         self.sent.append(notice_id)
+
+    def deliver_many(self, notices: Sequence[tuple[str, str]]) -> None:
+        for notice_id, channel in notices:
+            self.deliver(notice_id, channel)
 
     def wake_engine(self) -> None:
         pass

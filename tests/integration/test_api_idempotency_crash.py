@@ -44,6 +44,9 @@ class Handed:
         self.client = client
     def deliver(self, notice_id, channel, countdown=0):
         self.client.rpush(HANDED, notice_id)
+    def deliver_many(self, notices):
+        for notice_id, channel in notices:
+            self.deliver(notice_id, channel)
     def wake_engine(self):
         pass
 
