@@ -1,12 +1,13 @@
-"""Summarise a py-spy raw profile of a notifier worker: shares of on-CPU samples by where they go.
+"""Summarise a py-spy raw profile of a notifier worker: shares of its samples by where they go.
 
-    py-spy record --pid <worker> --rate 200 -f raw -o worker.raw --nonblocking -d 25   # --idle off
+    py-spy record --pid <worker> --rate 200 --gil -f raw -o worker.raw --nonblocking -d 25   # --idle off
     .venv/bin/python bench/pyspy_summary.py worker.raw [--top 8]
 
 Each stack is charged to one bucket (first rule that matches, checked in order; see ``RULES``): the
 thread it runs on first (the Celery consumer's main thread, a pool thread running a task, the HTTP
 deadline watchdog, the heartbeat), then, inside a delivery task, the part of ``deliver`` it is in.
-The shares are of on-CPU samples (py-spy without ``--idle`` drops threads that wait in a syscall).
+The shares are of samples of the thread holding the GIL (``--gil``): without it, py-spy also counted
+threads blocked in recv/epoll/a lock as busy.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def main() -> None:
         totals[b] += int(count)
         leaves[b][stack.split(";")[-1]] += int(count)
     n = sum(totals.values())
-    print(f"{n} on-CPU samples")
+    print(f"{n} samples")
     print(f"{'where':68} | samples | share")
     print("-" * 68 + "-|---------|------")
     for name, count in totals.most_common():
