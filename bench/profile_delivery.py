@@ -149,6 +149,10 @@ def main() -> None:
           f"{accept_rt:.1f} Redis round trips per broadcast (client side, this process)")
     print(f"deliver: {wall / n * 1000:6.2f} ms wall, {cpu / n * 1000:6.2f} ms CPU per delivery, {rt:.1f} Redis "
           f"round trips per delivery; outcomes {outcomes}")
+    # a count, not a time: the same on a loaded machine, so two trees compare in one run whatever the load
+    calls = stats.total_calls  # type: ignore[attr-defined]
+    print(f"deliver: {calls / n:,.0f} Python function calls per delivery (cProfile; C functions that hold the "
+          f"GIL, e.g. hiredis, count one call each)")
     print(f"\n{'where (cumulative, may overlap)':48} | ms per delivery | share of deliver()")
     print("-" * 48 + "-|-----------------|-------------------")
     root = [v for k, v in stats.stats.items() if k[2] == "deliver" and "services/delivery.py" in k[0]]  # type: ignore[attr-defined]
