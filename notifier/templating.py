@@ -27,8 +27,12 @@ class TemplateRenderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            # loaded once per process: no stat of every candidate file per render (issue 14). A changed
+            # templates_dir takes effect when the worker/API restarts (docs/channels.md).
+            auto_reload=False,
         )
         self.default_language = default_language
+        self._chosen: dict[tuple[str, str, str], jinja2.Template] = {}  # which candidate exists, per key
 
     def candidates(self, channel_type: str, name: str, language: str) -> list[str]:
         names = []
@@ -38,5 +42,9 @@ class TemplateRenderer:
         return names
 
     def render(self, channel_type: str, name: str, language: str, **context: Any) -> str:
-        template = self.env.select_template(self.candidates(channel_type, name, language))
+        key = (channel_type, name, language)
+        template = self._chosen.get(key)
+        if template is None:  # a racing first render of a key picks the same file twice, harmlessly
+            template = self.env.select_template(self.candidates(channel_type, name, language))
+            self._chosen[key] = template
         return template.render(language=language, **context).strip()

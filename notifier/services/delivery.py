@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from notifier.app import App
 from notifier.channels import deadline
 from notifier.channels.base import Channel, Rendering
-from notifier.domain.model import UNVERIFIED, DeliveryState, Notice, Receipt
+from notifier.domain.model import UNVERIFIED, DeliveryState, Incident, Notice, Receipt
 from notifier.errors import (
     CannotReconcile,
     DeliveryError,
@@ -72,7 +72,7 @@ def retry_wait(attempt: int, hint: float | None, grows: bool, base: float, cap: 
 def deliver(app: App, notice_id: str) -> Outcome:
     ledger = app.store.ledger
     failpoint("before_claim")
-    row = ledger.get(notice_id)
+    row, incident = _read(app, notice_id)
     if row is None:
         return Outcome("skipped", detail="no such notice")
     if row.state in (DeliveryState.POSTED, DeliveryState.FAILED):
@@ -88,7 +88,8 @@ def deliver(app: App, notice_id: str) -> Outcome:
         ledger.release(notice_id, "", DeliveryState.FAILED, now, None, reason, keep_sending=True)
         return Outcome("failed", detail=reason)
     try:
-        incident = app.store.get_incident(row.incident_id)
+        if incident is None:
+            incident = app.store.get_incident(row.incident_id)
         update = incident.update(row.update_id)
     except (NotFound, KeyError):
         ledger.release(notice_id, "", DeliveryState.FAILED, now, None, "its incident or update no longer exists",
@@ -128,6 +129,25 @@ def deliver(app: App, notice_id: str) -> Outcome:
     window = app.settings.delivery.task_time_limit - (time.monotonic() - started)
     with deadline.send_window(window):
         return _held(app, notice_id, row, channel, notice, claim, now)
+
+
+def _read(app: App, notice_id: str) -> tuple[LedgerRow | None, Incident | None]:
+    """The ledger row and, in the same round trip, its incident (issue 14: one read fewer per delivery).
+
+    Notice ids are ``<incident id>.<update number>:<channel>``; the incident read with the row is used
+    only when the row names that incident. Otherwise (another id scheme, a store without pipelines, an
+    incident that is gone) the incident is None and ``deliver`` reads it, or reports it missing, by
+    ``get_incident`` as before."""
+    ledger = app.store.ledger
+    guess = notice_id.rpartition(":")[0].rpartition(".")[0]
+    read_with = getattr(ledger, "get_with", None)
+    key = getattr(app.store, "key", None)
+    if not guess or read_with is None or key is None:
+        return ledger.get(notice_id), None
+    row, raw = read_with(notice_id, key("incident", guess))
+    if row is None or raw is None or row.incident_id != guess:
+        return row, None
+    return row, Incident.from_dict(json.loads(raw))
 
 
 def _held(app: App, notice_id: str, row: LedgerRow, channel: Channel, notice: Notice, claim: Claim,

@@ -104,6 +104,32 @@ def test_transient_errors_back_off_then_post_once(env) -> None:
     assert ScriptedChannel.renders == 1, "the text is rendered once and reused on every attempt"
 
 
+def test_a_notice_whose_incident_is_gone_fails_with_the_reason(env) -> None:
+    """``deliver`` reads the row and the incident named by the notice id together; a missing incident
+    still fails the row (never sent)."""
+    app, _, _ = env
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["s"])
+    nid = f"{inc.updates[0].id}:s"
+    app.store.redis.delete(app.store.key("incident", inc.id))
+    assert delivery.deliver(app, nid).state == "failed"
+    row = app.store.ledger.get(nid)
+    assert row.state == DeliveryState.FAILED and row.last_error == "its incident or update no longer exists"
+    assert ScriptedChannel.posted == []
+
+
+def test_the_rows_own_incident_wins_over_the_one_its_id_names(env) -> None:
+    """The incident read with the row (named by the notice id) is used only if the row names it too."""
+    app, _, _ = env
+    first = incidents.open_incident(app, name="IMAP", components=["imap"], body="first down", channels=["s"])
+    other = incidents.open_incident(app, name="IMAP", components=["imap"], body="other down", channels=["s"])
+    nid = f"{first.updates[0].id}:s"
+    app.store.redis.hset(app.store.ledger.row_key(nid),
+                         mapping={"incident_id": other.id, "update_id": other.updates[0].id})
+    assert delivery.deliver(app, nid).state == "posted"
+    assert ScriptedChannel.posted[0][0] == f"{other.updates[0].id}:s"
+    assert "other down" in ScriptedChannel.posted[0][1]
+
+
 def test_deadline_turns_endless_transient_errors_into_failed(env) -> None:
     app, clock, _ = env
     ScriptedChannel.script = [Transient("HTTP 503") for _ in range(100)]

@@ -94,3 +94,31 @@ def test_a_token_longer_than_a_post_is_cut() -> None:
 )
 def test_part_pattern_is_exact(text: str, index: int, total: int, found: bool) -> None:
     assert bool(part_pattern(MARKER, index, total).search(text)) is found
+
+
+def test_light_text_rules_match_twitter_texts_tables() -> None:
+    """The fast path of ``weighted_length`` assumes: below U+1100 each character weighs 1, and the only
+    emoji there are (c) and (r). Both come from twitter-text's own data; an upgrade that changes them fails here."""
+    from twitter_text.config import config
+    from twitter_text.extract_emojis import extract_emojis_with_indices
+
+    rules = config["defaults"]
+    first = rules["ranges"][0]
+    assert first["start"] == 0 and first["end"] >= 0x10FF and first["weight"] == rules["scale"]
+    assert [c for c in range(0x1100) if extract_emojis_with_indices(chr(c))] == [0xA9, 0xAE]
+
+
+def test_weighted_length_fast_path_equals_parse_tweet() -> None:
+    import random
+
+    from twitter_text import parse_tweet
+
+    rng = random.Random(14)
+    pieces = ["mail is slow ", "https://status.example.com/incidents/inc42.html", " #INC42·3 1/2", "\r\n", "\n\n",
+              "e\u0301", "Straße ", "Привет ", "ελληνικά ", "a.example/1 ", "www.example.org ", "©", "😀", "日本",
+              "x" * 40, " see http://a.b/c?d=e#f ", "\t", "1/3 "]
+    for _ in range(2000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 12)))
+        text += "".join(chr(rng.randrange(0x20, 0x1100)) for _ in range(rng.randrange(0, 4)))
+        weighted_length.cache_clear()
+        assert weighted_length(text) == parse_tweet(text).weightedLength, repr(text)
