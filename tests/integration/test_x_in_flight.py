@@ -63,15 +63,23 @@ def test_writes_in_flight_reach_the_limit_and_never_pass_it(tmp_path: Path, redi
                                                             monkeypatch: pytest.MonkeyPatch,
                                                             procs: list[Proc]) -> None:
     app = start(tmp_path, redis_server, redis_client, fake, 4, monkeypatch, procs)
-    for i in range(24):  # 16 worker threads, 24 notices: more senders than the account's limit
+    for k in range(4):  # incidents with three updates each: every later one replies to its predecessor
+        inc = incidents.open_incident(app, name=f"Outage {k}", body=f"[inc{k}] step 1: IMAP is down.")
+        incidents.update_incident(app, inc.id, status="identified", body=f"[inc{k}] step 2: a disk failed.")
+        incidents.update_incident(app, inc.id, status="monitoring", body=f"[inc{k}] step 3: fixed, watching.")
+    for i in range(24):  # 16 worker threads, 36 notices: more senders than the account's limit
         incidents.broadcast(app, body=f"Notice {i}: mail is slow for some users.")
-    wait_for(lambda: len(rows(app)) == 24 and all(r.state is DeliveryState.POSTED for r in rows(app)),
+    wait_for(lambda: len(rows(app)) == 36 and all(r.state is DeliveryState.POSTED for r in rows(app)),
              timeout=120, what="every notice posted")
     posts = fake.posts()
     assert fake.max_writes_in_flight == 4  # the limit was reached at X, and never passed
-    assert len(posts) == len({p.text for p in posts}) == len(fake.write_statuses) == 24  # once each
+    assert len(posts) == len({p.text for p in posts}) == len(fake.write_statuses) == 36  # once each
     assert sorted(r.remote_id for r in rows(app)) == sorted(p.id for p in posts)
     assert not redis_client.zcard("notifier:x:x:budget:inflight")  # every lease was given back
+    for k in range(4):
+        thread = [next(p for p in posts if f"[inc{k}] step {n}" in p.text) for n in (1, 2, 3)]
+        assert [p.in_reply_to for p in thread] == [None, thread[0].id, thread[1].id]
+        assert thread[0].created_at < thread[1].created_at < thread[2].created_at
 
 
 @pytest.mark.parametrize("in_flight", [1, 4])
