@@ -50,7 +50,8 @@ end
 if wait > 0 then return tostring(wait) end
 -- at most in_flight writes per account: each holds a lease in the gate (scored by when it lapses, on
 -- Redis's clock, so a dead worker's lease lapses by itself) until its answer is read and any block it
--- implies is set; a 429 therefore closes the account (blocked-until) before a freed lease is taken again
+-- implies is set; a 429 therefore closes the account (blocked-until) before a freed lease is taken again.
+-- TIME before a write needs effects replication of scripts: the default since Redis 5 (compose ships 7).
 if gate_ms > 0 then
   local t = redis.call('TIME')
   local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
