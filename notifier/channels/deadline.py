@@ -4,7 +4,7 @@ Why: ``requests``' timeout is per socket operation (connect, then each read): a 
 byte every few seconds keeps a request with ``timeout=10`` alive for ever. Under the prefork pool
 Celery's hard ``task_time_limit`` kills such a process; a thread (``-P threads``) cannot be killed, and
 a send that outlives its lease breaks the ledger's premise (the claim expires, another worker may
-reconcile and send while the first request is still on the wire, and X's one-write gate opens under a
+reconcile and send while the first request is still on the wire, and X's in-flight lease lapses under a
 write that is still in flight). So the time limit moves into the request itself:
 
 - ``ChannelSession.send`` (``notifier/channels/http.py``, the session of every HTTP channel, tweepy's

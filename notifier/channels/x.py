@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 import tweepy
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from notifier.channels.base import Channel, Rendering
 from notifier.channels.deadline import DeadlineAdapter
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 TWITTER_HOST = "https://api.twitter.com"
 RATE_LIMIT_FALLBACK = 60.0  # a 429 without x-rate-limit-reset: wait this long, never loop tightly
 MAX_WAIT = 24 * 3600.0
-GATE_WAIT = 10.0  # seconds a write waits for the account's in-flight write before it is rescheduled
+GATE_WAIT = 10.0  # seconds a write waits for a free in-flight lease of the account before it is rescheduled
 
 
 class XSettings(ChannelSettings):
@@ -65,6 +65,9 @@ class XSettings(ChannelSettings):
     timeout: float | None = None  # seconds; default: delivery.http_timeout
     budget_per_15min: int = 100  # X's per-user limit for POST /2/tweets; 0 disables the window
     budget_per_24h: int = 1000  # set to your plan's daily cap
+    # writes to this account in flight at once, over all workers (1: strictly one at a time, so nothing
+    # but that write reaches X behind a 429; N: at most N - 1 others were already on their way)
+    max_in_flight: int = Field(default=8, ge=1, le=64)
     reconcile_max_results: int = 100  # posts per timeline page reconcile reads (5..100)
     reconcile_max_pages: int = 32  # pages reconcile may read; X lists at most the latest 3,200 posts
     reconcile_skew_seconds: float = 300.0  # start_time this much before the row's sending_at (clock skew)
@@ -183,11 +186,12 @@ class XChannel(Channel):
         self.client.session.mount(TWITTER_HOST, _Redirect(s.api_base_url, timeout))
         windows = [Window(900, s.budget_per_15min), Window(86400, s.budget_per_24h)]
         budgets = self.context.budgets  # keyed under redis.key_prefix, shared by every worker
-        gate = min(5.0, timeout) + timeout + 5.0  # a write's longest life; a dead worker's gate opens after it
-        self.budget: PostingBudget = (budgets.budget(self.name, windows, gate) if budgets is not None
-                                      else LocalBudget(windows, gate))
+        gate = min(5.0, timeout) + timeout + 5.0  # a write's longest life; a dead worker's lease lapses after it
+        self.budget: PostingBudget = (budgets.budget(self.name, windows, gate, s.max_in_flight)
+                                      if budgets is not None else LocalBudget(windows, gate, s.max_in_flight))
         self._user_id = s.user_id
-        self._local_write = threading.Lock()  # this process's one write at a time (see _take_slot)
+        # this process's writes in flight (see _take_slot): never more than the account's shared limit
+        self._local_write = threading.BoundedSemaphore(s.max_in_flight)
         self.progress = thread_progress(self.context.progress, self.context.key_prefix, f"x:{self.name}")
 
     # -- rendering --------------------------------------------------------------------------------
@@ -232,7 +236,7 @@ class XChannel(Channel):
                         if exc.reset_time is None:  # no reset given: back off exponentially, shared by all workers
                             error = Transient(error.reason, retry_after=self.budget.backoff_429(now))
                         if isinstance(error, Transient) and error.retry_after:
-                            # closed for every process before the gate opens for the next write
+                            # closed for every process before this write's lease is free again
                             self.budget.block_until(now + error.retry_after)
                 finally:
                     self._end_write(slot)
@@ -267,16 +271,17 @@ class XChannel(Channel):
         return self._receipt(notice, done, fresh=fresh)
 
     def _take_slot(self) -> str:
-        """A budget slot, holding the account's one-write gate; waits (up to GATE_WAIT) while another
-        worker's write is in flight, raises Transient when the budget is spent or closed by a 429.
+        """A budget slot, holding one of the account's ``max_in_flight`` leases; waits (up to GATE_WAIT)
+        while that many writes are in flight, raises Transient when the budget is spent or closed by a 429.
 
-        Threads of this process queue on a local lock first: X takes one write per account at a time
-        anyway, and 32 sending threads polling the shared gate in Redis every 20 ms would cost Redis
-        round trips and CPU for nothing. Every slot taken here is given back by ``_end_write``."""
+        Threads of this process queue on a local semaphore of ``max_in_flight`` first: more threads than
+        that could never all write, and 32 sending threads polling the shared gate in Redis every 20 ms
+        would cost Redis round trips and CPU for nothing. Every slot taken here is given back by
+        ``_end_write``."""
         give_up = time.monotonic() + GATE_WAIT
         if not self._local_write.acquire(timeout=GATE_WAIT):
-            raise Transient("another write to this X account is still in flight in this worker; trying again "
-                            "shortly", retry_after=2.0)
+            raise Transient("max_in_flight writes to this X account are still in flight in this worker; trying "
+                            "again shortly", retry_after=2.0)
         try:
             return self._shared_slot(give_up)
         except BaseException:
@@ -284,7 +289,7 @@ class XChannel(Channel):
             raise
 
     def _end_write(self, slot: str) -> None:
-        """The write that took ``slot`` has its answer: open the shared gate, then the local lock."""
+        """The write that took ``slot`` has its answer: end its shared lease, then its local one."""
         try:
             self.budget.end_write(slot)
         finally:
@@ -298,9 +303,9 @@ class XChannel(Channel):
             if wait != BUSY:
                 raise Transient(f"the shared X posting budget is spent; next slot in {wait:.0f}s", retry_after=wait)
             if time.monotonic() >= give_up:
-                raise Transient("another write to this X account is still in flight; trying again shortly",
-                                retry_after=2.0)
-            time.sleep(0.02)  # the holder's answer takes a round trip to X
+                raise Transient("max_in_flight writes to this X account are still in flight; trying again "
+                                "shortly", retry_after=2.0)
+            time.sleep(0.02)  # a holder's answer takes a round trip to X
 
     def _receipt(self, notice: Notice, ids: list[str], fresh: bool = False) -> Receipt:
         root = (None if fresh else notice.previous.get("root_id")) or ids[0]

@@ -9,9 +9,12 @@ X's answers keep the budget honest: when a response says ``x-rate-limit-remainin
 24-hour ``x-user-limit-24hour-remaining: 0``), or X answers 429, the budget is closed until the
 ``reset`` time X gave, whatever our own count says (another tool may post on the same account).
 
-One write per account is in flight at a time (the ``gate``, taken in the same script as the slot and
-opened by ``end_write`` once the answer is read), so writes that already passed the budget cannot
-reach X behind a 429: they wait at the gate and then find the account closed.
+At most ``in_flight`` writes per account are in flight at a time (the ``gate``: a Redis sorted set of
+leases, taken in the same script as the slot, each left by ``end_write`` once its answer is read and any
+block it implies is set). X limits posts per window, not concurrent requests; the gate bounds how many
+writes can be on their way when X answers 429: once the block is set no new write starts, and those
+already in flight get a 429 too (a definite "not posted", retried after the reset). ``in_flight=1``
+is the strict rule: nothing but the one write reaches X behind a 429.
 """
 
 from __future__ import annotations
@@ -25,16 +28,18 @@ from typing import Any
 
 _ACQUIRE = """
 -- KEYS: blocked-until key, the in-flight gate, then one sorted set per window
--- ARGV: now, member, gate lease in ms (0: no gate), then (window seconds, limit) pairs in KEYS order
+-- ARGV: now, member, gate lease in ms (0: no gate), writes allowed in flight, then (window seconds,
+-- limit) pairs in KEYS order
 local now = tonumber(ARGV[1])
 local member = ARGV[2]
 local gate_ms = tonumber(ARGV[3])
+local in_flight = tonumber(ARGV[4])
 local wait = 0
 local blocked = tonumber(redis.call('GET', KEYS[1]) or '0')
 if blocked > now then wait = blocked - now end
 for i = 3, #KEYS do
-  local window = tonumber(ARGV[2 + 2 * (i - 2)])
-  local limit = tonumber(ARGV[3 + 2 * (i - 2)])
+  local window = tonumber(ARGV[3 + 2 * (i - 2)])
+  local limit = tonumber(ARGV[4 + 2 * (i - 2)])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
   if redis.call('ZCARD', KEYS[i]) >= limit then
     local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
@@ -43,11 +48,20 @@ for i = 3, #KEYS do
   end
 end
 if wait > 0 then return tostring(wait) end
--- one write in flight per account: whoever holds the gate answers before anyone else may write, so a
--- 429 it gets closes the account (blocked-until) before the next writer even looks
-if gate_ms > 0 and not redis.call('SET', KEYS[2], member, 'NX', 'PX', gate_ms) then return 'busy' end
+-- at most in_flight writes per account: each holds a lease in the gate (scored by when it lapses, on
+-- Redis's clock, so a dead worker's lease lapses by itself) until its answer is read and any block it
+-- implies is set; a 429 therefore closes the account (blocked-until) before a freed lease is taken again.
+-- TIME before a write needs effects replication of scripts: the default since Redis 5 (compose ships 7).
+if gate_ms > 0 then
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ms)
+  if redis.call('ZCARD', KEYS[2]) >= in_flight then return 'busy' end
+  redis.call('ZADD', KEYS[2], ms + gate_ms, member)
+  redis.call('PEXPIRE', KEYS[2], gate_ms + 1000)
+end
 for i = 3, #KEYS do
-  local window = tonumber(ARGV[2 + 2 * (i - 2)])
+  local window = tonumber(ARGV[3 + 2 * (i - 2)])
   redis.call('ZADD', KEYS[i], now, member)
   redis.call('EXPIRE', KEYS[i], math.ceil(window) + 60)
 end
@@ -65,12 +79,27 @@ return 1
 """
 
 _END_WRITE = """
--- KEYS[1]: the in-flight gate; ARGV[1]: the slot that took it. Opens the gate only for its holder.
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+-- KEYS[1]: the in-flight gate; ARGV[1]: the slot whose lease ends (only its own).
+redis.call('ZREM', KEYS[1], ARGV[1])
 return 1
 """
 
-BUSY = -1.0  # acquire's wait when another write of the account is in flight: ask again in a moment
+_BACKOFF_429 = """
+-- KEYS: blocked-until key, the 429 streak; ARGV: now, base, max, jitter factor.
+-- A 429 while the account is already closed was a write in flight when an earlier 429 closed it: it
+-- waits for that block and does not lengthen the streak (N writes in flight would double it N times).
+local now = tonumber(ARGV[1])
+local blocked = tonumber(redis.call('GET', KEYS[1]) or '0')
+if blocked > now then return tostring(blocked - now) end
+local streak = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], math.ceil(tonumber(ARGV[3]) * 2))
+local wait = math.min(tonumber(ARGV[3]), tonumber(ARGV[2]) * 2 ^ math.min(math.max(streak - 1, 0), 16)
+                      * tonumber(ARGV[4]))
+redis.call('SET', KEYS[1], tostring(now + wait), 'PXAT', math.ceil((now + wait) * 1000) + 1000)
+return tostring(wait)
+"""
+
+BUSY = -1.0  # acquire's wait when the account's writes in flight are at the limit: ask again in a moment
 
 
 @dataclass(frozen=True)
@@ -82,20 +111,24 @@ class Window:
 class PostingBudget:
     """Take a slot before each post; give it back if the post provably did not happen.
 
-    With a ``gate`` (seconds), a slot also holds the account's in-flight gate until ``end_write``
-    (or for at most ``gate`` seconds, should its worker die): one write per account at a time, so
-    that once X answers 429 no other write reaches it before the reset, not even one that had
-    already passed the budget. ``acquire`` answers ``(None, BUSY)`` while another write is in flight.
+    With a ``gate`` (seconds), a slot also holds one of the account's ``in_flight`` leases until
+    ``end_write`` (or for at most ``gate`` seconds, should its worker die): at most ``in_flight``
+    writes per account at a time, so that once X answers 429 no new write reaches it before the
+    reset, and at most ``in_flight - 1`` others were already on their way. ``acquire`` answers
+    ``(None, BUSY)`` while ``in_flight`` writes are in flight.
     """
 
-    def __init__(self, redis: Any, key: str, windows: list[Window], gate: float = 0.0) -> None:
+    def __init__(self, redis: Any, key: str, windows: list[Window], gate: float = 0.0,
+                 in_flight: int = 1) -> None:
         self.redis = redis
         self.key = key
         self.windows = [w for w in windows if w.limit > 0]
         self.gate = gate
+        self.in_flight = max(1, in_flight)
         self._acquire = redis.register_script(_ACQUIRE)
         self._block = redis.register_script(_BLOCK)
         self._end_write = redis.register_script(_END_WRITE)
+        self._backoff_429 = redis.register_script(_BACKOFF_429)
 
     def _keys(self) -> list[str]:
         return [f"{self.key}:blocked", f"{self.key}:inflight"] + [f"{self.key}:w{int(w.seconds)}"
@@ -103,9 +136,9 @@ class PostingBudget:
 
     def acquire(self, now: float) -> tuple[str | None, float]:
         """Take one slot: (slot id, 0) on success, (None, seconds to wait) when the budget is spent,
-        (None, BUSY) when the gate is held by another write."""
+        (None, BUSY) when the account's writes in flight are at the limit."""
         member = f"{now:.6f}:{uuid.uuid4().hex[:12]}"
-        args: list[Any] = [now, member, int(self.gate * 1000)]
+        args: list[Any] = [now, member, int(self.gate * 1000), self.in_flight]
         for w in self.windows:
             args += [w.seconds, w.limit]
         answer = self._acquire(keys=self._keys(), args=args)
@@ -115,7 +148,7 @@ class PostingBudget:
         return (None, wait) if wait > 0 else (member, 0.0)
 
     def end_write(self, slot: str | None) -> None:
-        """The write that took ``slot`` has its answer (and any block it implies is set): open the gate."""
+        """The write that took ``slot`` has its answer (and any block it implies is set): end its lease."""
         if slot is not None and self.gate > 0:
             self._end_write(keys=[f"{self.key}:inflight"], args=[slot])
 
@@ -146,12 +179,12 @@ class PostingBudget:
     def backoff_429(self, now: float) -> float:
         """Seconds to wait after a 429 without a reset time: 60, 120, 240 ... s (× U(1, 1.25)), at most an hour.
 
-        The streak is counted in Redis, so every worker's 429 lengthens the same account's wait.
+        The streak is counted in Redis, so every worker's 429 lengthens the same account's wait, and
+        the account is closed for that long in the same script. A 429 that arrives while the account is
+        already closed (a write that was in flight) waits for the block and leaves the streak alone.
         """
-        key = f"{self.key}:429s"
-        streak = int(self.redis.incr(key))
-        self.redis.expire(key, int(BACKOFF_429_MAX * 2))
-        return _jittered(streak)
+        return float(self._backoff_429(keys=[f"{self.key}:blocked", f"{self.key}:429s"],
+                                       args=[now, BACKOFF_429_BASE, BACKOFF_429_MAX, random.uniform(1.0, 1.25)]))
 
     def clear_429(self) -> None:
         """A post went through: the next header-less 429 starts the backoff from the bottom again."""
@@ -168,13 +201,15 @@ class PostingBudget:
 class LocalBudget(PostingBudget):
     """Same rules in process memory, for unit tests and previews without Redis (not shared!)."""
 
-    def __init__(self, windows: list[Window], gate: float = 0.0) -> None:  # noqa: D107 - no Redis on purpose
+    def __init__(self, windows: list[Window], gate: float = 0.0,  # noqa: D107 - no Redis on purpose
+                 in_flight: int = 1) -> None:
         self.key = "local"
         self.windows = [w for w in windows if w.limit > 0]
         self.gate = gate
+        self.in_flight = max(1, in_flight)
         self._slots: dict[int, list[tuple[float, str]]] = {i: [] for i in range(len(self.windows))}
         self._blocked = 0.0
-        self._inflight: tuple[str, float] | None = None  # (slot, until)
+        self._inflight: dict[str, float] = {}  # slot -> until
         self._lock = threading.Lock()
 
     def acquire(self, now: float) -> tuple[str | None, float]:
@@ -186,19 +221,21 @@ class LocalBudget(PostingBudget):
                     wait = max(wait, self._slots[i][0][0] + w.seconds - now)
             if wait > 0:
                 return None, wait
-            if self.gate > 0 and self._inflight is not None and self._inflight[1] > now:
-                return None, BUSY
+            if self.gate > 0:
+                self._inflight = {s: until for s, until in self._inflight.items() if until > now}
+                if len(self._inflight) >= self.in_flight:
+                    return None, BUSY
             member = f"{now:.6f}:{uuid.uuid4().hex[:12]}"
             if self.gate > 0:
-                self._inflight = (member, now + self.gate)
+                self._inflight[member] = now + self.gate
             for i in self._slots:
                 self._slots[i].append((now, member))
             return member, 0.0
 
     def end_write(self, slot: str | None) -> None:
         with self._lock:
-            if self._inflight is not None and self._inflight[0] == slot:
-                self._inflight = None
+            if slot is not None:
+                self._inflight.pop(slot, None)
 
     def release(self, slot: str | None) -> None:
         with self._lock:
@@ -211,8 +248,12 @@ class LocalBudget(PostingBudget):
 
     def backoff_429(self, now: float) -> float:
         with self._lock:
+            if self._blocked > now:
+                return self._blocked - now
             self._streak = getattr(self, "_streak", 0) + 1
-            return _jittered(self._streak)
+            wait = _jittered(self._streak)
+            self._blocked = now + wait
+            return wait
 
     def clear_429(self) -> None:
         with self._lock:
@@ -231,10 +272,11 @@ class BudgetStore:
         self.redis = redis
         self.prefix = prefix
 
-    def budget(self, channel: str, windows: list[Window], gate: float = 0.0) -> PostingBudget:
-        """The budget (and, with ``gate``, the one-write-at-a-time gate) every worker posting as
-        ``channel`` shares."""
-        return PostingBudget(self.redis, f"{self.prefix}x:{channel}:budget", windows, gate)
+    def budget(self, channel: str, windows: list[Window], gate: float = 0.0,
+               in_flight: int = 1) -> PostingBudget:
+        """The budget (and, with ``gate``, the gate of at most ``in_flight`` writes at a time) every
+        worker posting as ``channel`` shares."""
+        return PostingBudget(self.redis, f"{self.prefix}x:{channel}:budget", windows, gate, in_flight)
 
 
 BACKOFF_429_BASE = 60.0

@@ -44,6 +44,9 @@ class XState:
     revoked: set[str] = field(default_factory=set)
     post_limit_15min: int = 100
     post_limit_24h: int = 10000
+    # X's further "300 posts per 3 hours" per user, which its headers do not report: the post past it is
+    # the first to hear of it (429, reset when the 3 hours of the oldest post are over); None: no such limit
+    post_limit_3h: int | None = None
     refuse_duplicates: bool = True  # X's 403 duplicate content; off, like a receiver without the check
     timeline_lag: float = 0.0  # seconds before a new post shows in GET /2/users/:id/tweets
 
@@ -57,6 +60,28 @@ class FakeXApi(FakeServer):
         super().__init__()
         self.state = XState()
         self._ids = itertools.count(1860000000000000000)
+        # POST /2/tweets in progress here (from arrival to the end of the answer), and the most at once
+        self.writes_in_flight = 0
+        self.max_writes_in_flight = 0
+        self.write_statuses: list[int] = []  # the status of every POST /2/tweets answered, in order
+
+    def _serve(self, handler: Any, req: Request) -> None:
+        if not (req.method == "POST" and req.path == "/2/tweets"):
+            super()._serve(handler, req)
+            return
+        with self.lock:
+            self.writes_in_flight += 1
+            self.max_writes_in_flight = max(self.max_writes_in_flight, self.writes_in_flight)
+        try:
+            super()._serve(handler, req)
+        finally:
+            with self.lock:
+                self.writes_in_flight -= 1
+
+    def handle_write(self, req: Request, reply: Reply) -> Reply:
+        with self.lock:
+            self.write_statuses.append(reply.status)
+        return reply
 
     # -- test helpers -----------------------------------------------------------------------------
 
@@ -121,7 +146,7 @@ class FakeXApi(FakeServer):
         with self.lock:
             now = time.time()
             if req.method == "POST" and req.path == "/2/tweets":
-                return self._create(req, kind, token, now)
+                return self.handle_write(req, self._create(req, kind, token, now))
             if req.method == "GET" and req.path == "/2/users/me":
                 if kind == "app":
                     return Reply(403, _problem(403, "Unsupported Authentication", _APP_ONLY,
@@ -141,6 +166,12 @@ class FakeXApi(FakeServer):
             return Reply(429, _problem(429, "Too Many Requests", "Too Many Requests"), headers)
         if headers["x-user-limit-24hour-remaining"] == "0":
             return Reply(429, _problem(429, "Too Many Requests", "Too Many Requests"), headers)
+        if self.state.post_limit_3h is not None:
+            hours = [t for t in self.state.tweets if t.created_at > now - 10800]
+            if len(hours) >= self.state.post_limit_3h:
+                hidden = {**headers, "x-rate-limit-remaining": "0",
+                          "x-rate-limit-reset": str(int(hours[0].created_at + 10800))}
+                return Reply(429, _problem(429, "Too Many Requests", "Too Many Requests"), hidden)
         payload = req.json() or {}
         text = str(payload.get("text", ""))
         if not text or not parse_tweet(text).valid:

@@ -121,7 +121,8 @@ def test_a_429_closes_the_account_for_every_process_and_the_key_honours_the_pref
 
 def _racer(redis_url: str, api_url: str, worker: int, barrier: Any, queue: multiprocessing.Queue) -> None:
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
-    settings = XSettings(type="x", api_base_url=api_url, user_token=SecretStr("oauth2-user-token-1"))
+    settings = XSettings(type="x", api_base_url=api_url, user_token=SecretStr("oauth2-user-token-1"),
+                         max_in_flight=1)
     chan = XChannel("x", settings, context(redis=conn))
     note = notice(incident([f"Racer {worker}"], incident_id=f"inc9{worker:02d}"), 1, "x")
     rendering = chan.render(note)
@@ -135,8 +136,9 @@ def _racer(redis_url: str, api_url: str, worker: int, barrier: Any, queue: multi
 
 def test_writes_in_flight_when_x_answers_429_do_not_reach_x(redis_url: str, client: redis.Redis) -> None:
     """Four workers write to one account at the same moment and X answers the first with a 429: with
-    one write in flight per account, nothing else reaches X before the reset (without the gate, the
-    other three had passed the budget already and arrived while the 429 was on its way)."""
+    ``max_in_flight: 1`` (one write in flight per account), nothing else reaches X before the reset
+    (without the gate, the other three had passed the budget already and arrived while the 429 was on
+    its way). Larger limits: ``test_x_in_flight.py``."""
     ctx = multiprocessing.get_context("spawn")
     queue, barrier = ctx.Queue(), ctx.Barrier(5)
     with FakeXApi() as fake:
@@ -157,33 +159,38 @@ def test_writes_in_flight_when_x_answers_429_do_not_reach_x(redis_url: str, clie
     assert not client.exists("notifier:x:x:budget:inflight")  # the gate is open again
 
 
+@pytest.mark.parametrize("in_flight", [1, 3])
 @pytest.mark.parametrize("kind", ["redis", "local"])
-def test_one_write_in_flight_per_account_and_a_dead_holders_gate_opens_by_itself(kind: str,
-                                                                                 client: redis.Redis) -> None:
+def test_at_most_n_writes_in_flight_per_account_and_a_dead_holders_lease_lapses(kind: str, in_flight: int,
+                                                                                client: redis.Redis) -> None:
     windows = [Window(900, 100)]
-    budget = PostingBudget(client, "t:gate", windows, gate=0.2) if kind == "redis" else LocalBudget(windows, 0.2)
+    budget = (PostingBudget(client, "t:gate", windows, gate=0.2, in_flight=in_flight) if kind == "redis"
+              else LocalBudget(windows, 0.2, in_flight=in_flight))
     now = 1_800_000_000.0
-    first, _ = budget.acquire(now)
-    assert first is not None
-    assert budget.acquire(now) == (None, BUSY)  # the first write has no answer yet
-    budget.end_write("someone else's slot")  # only the holder opens it
+    held = [budget.acquire(now)[0] for _ in range(in_flight)]
+    assert all(held) and len(set(held)) == in_flight
+    assert budget.acquire(now) == (None, BUSY)  # none of them has its answer yet
+    budget.end_write("someone else's slot")  # only a holder ends its own lease
     assert budget.acquire(now) == (None, BUSY)
-    budget.end_write(first)
+    budget.end_write(held[0])
     second, _ = budget.acquire(now)
     assert second is not None
-    # the holder dies: the gate opens after its lease (Redis: its PX; local: the clock given)
-    wait_for(lambda: budget.acquire(now + 0.5)[0] is not None, timeout=10, what="the dead holder's gate to open")
+    assert budget.acquire(now) == (None, BUSY)
+    # the holders die: their leases lapse (Redis: on its own clock; local: the clock given)
+    wait_for(lambda: budget.acquire(now + 0.5)[0] is not None, timeout=10, what="the dead holders' leases to lapse")
 
 
-def test_threads_of_one_worker_queue_locally_for_the_accounts_one_write(client: redis.Redis) -> None:
-    """Under the thread pool, many threads of one process share one X channel: they take turns on a
-    process-local lock, so each write asks the shared gate in Redis once instead of polling it while
-    another thread's write is in flight. All of them are posted, each once."""
+def test_threads_of_one_worker_queue_locally_for_the_accounts_writes_in_flight(client: redis.Redis) -> None:
+    """Under the thread pool, many threads of one process share one X channel: they queue on a
+    process-local semaphore of ``max_in_flight``, so each write asks the shared gate in Redis once
+    instead of polling it while the account's writes in flight are at the limit. All of them are
+    posted, each once."""
     import threading
 
     with FakeXApi() as fake:
         fake.latency = 0.05
-        settings = XSettings(type="x", api_base_url=fake.url, user_token=SecretStr("oauth2-user-token-1"))
+        settings = XSettings(type="x", api_base_url=fake.url, user_token=SecretStr("oauth2-user-token-1"),
+                             max_in_flight=3)
         chan = XChannel("x", settings, context(redis=client))
         asks: list[str] = []
         acquire = chan.budget.acquire
@@ -214,5 +221,6 @@ def test_threads_of_one_worker_queue_locally_for_the_accounts_one_write(client: 
         posts = fake.posts()
     assert errors == []
     assert len(posts) == len({p.text for p in posts}) == 8
-    assert asks == ["slot"] * 8, "no thread polled the shared gate while another thread of this worker wrote"
+    assert asks == ["slot"] * 8, "no thread polled the shared gate while this worker's writes were at the limit"
+    assert fake.max_writes_in_flight <= 3
     assert not client.exists("notifier:x:x:budget:inflight")

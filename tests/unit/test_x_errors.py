@@ -13,7 +13,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from notifier.channels.x import DuplicateContent, ParentGone, XSettings, classify_error, config_warnings
 from notifier.config_loader import parse_settings
-from notifier.errors import OutcomeUnknown, Permanent, Transient
+from notifier.errors import ConfigError, OutcomeUnknown, Permanent, Transient
 
 NOW = 1_800_000_000.0
 # what requests raises for a refused connection, and for a server that hung up after reading the post
@@ -135,3 +135,18 @@ def test_secrets_must_be_env_references() -> None:
         parse_settings(text, env={})
     assert "channels.tw.user_token" in str(info.value)
     assert "literal-token" not in str(info.value)
+
+
+@pytest.mark.parametrize("value", [0, -1, 65, "many"])
+def test_max_in_flight_out_of_range_is_refused_with_its_key_path(value: object) -> None:
+    text = f"channels:\n  tw:\n    type: x\n    user_token: ${{TOKEN}}\n    max_in_flight: {value}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_settings(text, env={"TOKEN": "t"})
+    assert [p.path for p in info.value.problems] == ["channels.tw.max_in_flight"]
+
+
+def test_max_in_flight_defaults_to_8_and_1_is_the_strict_rule() -> None:
+    text = "channels:\n  tw:\n    type: x\n    user_token: ${TOKEN}\n  one:\n    type: x\n    user_token: ${TOKEN}\n" \
+           "    max_in_flight: 1\n"
+    settings = parse_settings(text, env={"TOKEN": "t"})
+    assert [settings.channels[n].max_in_flight for n in ("tw", "one")] == [8, 1]  # type: ignore[attr-defined]
