@@ -55,6 +55,9 @@ if wait > 0 then return tostring(wait) end
 if gate_ms > 0 then
   local t = redis.call('TIME')
   local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  -- an upgrade from the one-write gate: its key was a string lease (at most `gate` old); a new worker
+  -- starts counting afresh rather than failing with WRONGTYPE
+  if redis.call('TYPE', KEYS[2]).ok == 'string' then redis.call('DEL', KEYS[2]) end
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ms)
   if redis.call('ZCARD', KEYS[2]) >= in_flight then return 'busy' end
   redis.call('ZADD', KEYS[2], ms + gate_ms, member)

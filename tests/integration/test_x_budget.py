@@ -224,3 +224,13 @@ def test_threads_of_one_worker_queue_locally_for_the_accounts_writes_in_flight(c
     assert asks == ["slot"] * 8, "no thread polled the shared gate while this worker's writes were at the limit"
     assert fake.max_writes_in_flight <= 3
     assert not client.exists("notifier:x:x:budget:inflight")
+
+
+def test_an_upgrade_from_the_one_write_gate_does_not_fail_on_its_old_lease(client: redis.Redis) -> None:
+    # before max_in_flight the gate was a string key taken with SET NX PX; a worker of the new version
+    # that meets one (an old worker's write still in flight during a rolling upgrade) must not fail
+    client.set("t:old:inflight", "1800000000.000000:abcdef", px=200)
+    budget = PostingBudget(client, "t:old", [Window(900, 100)], gate=0.2, in_flight=2)
+    slot, wait = budget.acquire(1_800_000_000.0)
+    assert slot is not None and wait == 0.0
+    assert client.type("t:old:inflight") == "zset"
