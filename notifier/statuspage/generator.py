@@ -97,6 +97,7 @@ class _Renderer:
             self.tz = ZoneInfo("UTC")
         self.langs = _languages(snap)
         self.names = {c.id: c.name for c in snap.components}
+        self.form_origin = snap.page.subscribe_origin() or "'none'"  # the CSP's form-action, on every page
         self.fingerprint = json.dumps([TEMPLATE_VERSION, snap.page.model_dump(mode="json"), self.names], sort_keys=True)
 
     # ---- helpers exposed to templates -----------------------------------------------------------
@@ -112,6 +113,7 @@ class _Renderer:
         root = _root(full)
         return {
             "page": self.snap.page,
+            "form_origin": self.form_origin,
             "lang": lang.code,
             "t": lang.t,
             "root": root,
@@ -212,11 +214,28 @@ class _Renderer:
         return sparkline(values, text)
 
     def incident(self, lang: _Lang, inc: Incident) -> bytes:
+        code = lang.code
+        scheduled = None
+        if inc.kind == "maintenance" and inc.scheduled_for:
+            until = inc.scheduled_until
+            scheduled = (to_iso(inc.scheduled_for), self.when(inc.scheduled_for), to_iso(until), self.when(until))
         return self._render(
             "incident.html",
             lang,
             f"incidents/{inc.id}.html",
-            {"inc": inc, "text": lambda u: self.text(u, lang)},
+            {
+                "inc": inc,
+                "title": inc.title(code),
+                "status": label(code, str(inc.status)),
+                "impact": label(code, str(inc.impact)),
+                "affected": ", ".join(self.names.get(c, c) for c in inc.components),
+                "scheduled": scheduled,
+                "timeline": [
+                    (label(code, str(u.status)), to_iso(u.created_at), self.when(u.created_at), self.text(u, lang))
+                    for u in reversed(inc.updates)
+                ],
+                "permalink": self.snap.page.incident_url(inc.id),
+            },
         )
 
     def history(
