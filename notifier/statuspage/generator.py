@@ -97,6 +97,8 @@ class _Renderer:
             self.tz = ZoneInfo("UTC")
         self.langs = _languages(snap)
         self.names = {c.id: c.name for c in snap.components}
+        self.indicator = page_indicator(snap)  # once: the index in every language and status.json show it
+        self.open = [i for i in snap.incidents if i.is_open]
         self.form_origin = snap.page.subscribe_origin() or "'none'"  # the CSP's form-action, on every page
         self.fingerprint = json.dumps([TEMPLATE_VERSION, snap.page.model_dump(mode="json"), self.names], sort_keys=True)
 
@@ -133,7 +135,7 @@ class _Renderer:
 
     # ---- pages ----------------------------------------------------------------------------------
     def index(self, lang: _Lang, bars: dict[str, Bars], cache: RenderCache | None = None) -> bytes:
-        indicator, maintenance = page_indicator(self.snap)
+        indicator, maintenance = self.indicator
         key = {"none": "ok"}.get(indicator, indicator)
         description = lang.t["maint_desc"] if indicator == "none" and maintenance else lang.t[key]
         groups: dict[str | None, list[dict[str, Any]]] = {}
@@ -143,12 +145,12 @@ class _Renderer:
                                                       "runs": self.runs(lang, comp.id, bars[comp.id], cache),
                                                       "spark": self.spark(comp.id, lang)})
         incidents = sorted(
-            (i for i in self.snap.incidents if i.kind == "incident" and i.is_open),
+            (i for i in self.open if i.kind == "incident"),
             key=lambda i: i.created_at,
             reverse=True,
         )
         maint = sorted(
-            (i for i in self.snap.incidents if i.kind == "maintenance" and i.is_open),
+            (i for i in self.open if i.kind == "maintenance"),
             key=lambda i: i.scheduled_for or i.created_at,
         )
         recent = self.now.timestamp() - 7 * 86400
@@ -371,9 +373,10 @@ def render_site(snap: Snapshot, now: datetime, cache: RenderCache | None = None)
                 cache.misses += 1
                 files[path] = r.incident(lang, inc)
                 cache.pages[path] = (key, files[path])
-    files.update(JsonApi(snap, now).files())
-    files["history.atom"] = feeds.atom(snap, now)
-    files["history.rss"] = feeds.rss(snap, now)
+    files.update(JsonApi(snap, now, r.indicator).files())
+    entries = feeds.feed_entries(snap)
+    files["history.atom"] = feeds.atom(snap, now, entries)
+    files["history.rss"] = feeds.rss(snap, now, entries)
     return files
 
 
