@@ -34,6 +34,7 @@ from notifier.statuspage.sparkline import sparkline
 from notifier.statuspage.uptime import Bars, Run, compute_bars, with_uptime
 
 HERE = Path(__file__).parent
+_HOLE = "\x00"  # marks the placeholders in an incident page's chrome; never in escaped text we insert
 STATIC_DIR = HERE / "static"
 TEMPLATE_VERSION = "2"
 # One-letter classes keep 50 components x 90 days of bars small (see static/style.css)
@@ -99,6 +100,7 @@ class _Renderer:
         self.names = {c.id: c.name for c in snap.components}
         self.indicator = page_indicator(snap)  # once: the index in every language and status.json show it
         self.open = [i for i in snap.incidents if i.is_open]
+        self._chrome: dict[str, list[str]] = {}  # incident page around its main part, by language
         self.form_origin = snap.page.subscribe_origin() or "'none'"  # the CSP's form-action, on every page
         self.fingerprint = json.dumps([TEMPLATE_VERSION, snap.page.model_dump(mode="json"), self.names], sort_keys=True)
 
@@ -221,24 +223,36 @@ class _Renderer:
         if inc.kind == "maintenance" and inc.scheduled_for:
             until = inc.scheduled_until
             scheduled = (to_iso(inc.scheduled_for), self.when(inc.scheduled_for), to_iso(until), self.when(until))
-        return self._render(
-            "incident.html",
-            lang,
-            f"incidents/{inc.id}.html",
-            {
-                "inc": inc,
-                "title": inc.title(code),
-                "status": label(code, str(inc.status)),
-                "impact": label(code, str(inc.impact)),
-                "affected": ", ".join(self.names.get(c, c) for c in inc.components),
-                "scheduled": scheduled,
-                "timeline": [
-                    (label(code, str(u.status)), to_iso(u.created_at), self.when(u.created_at), self.text(u, lang))
-                    for u in reversed(inc.updates)
-                ],
-                "permalink": self.snap.page.incident_url(inc.id),
-            },
-        )
+        path = f"incidents/{inc.id}.html"
+        extra = {
+            "inc": inc,
+            "title": inc.title(code),
+            "status": label(code, str(inc.status)),
+            "impact": label(code, str(inc.impact)),
+            "affected": ", ".join(self.names.get(c, c) for c in inc.components),
+            "scheduled": scheduled,
+            "timeline": [
+                (label(code, str(u.status)), to_iso(u.created_at), self.when(u.created_at), self.text(u, lang))
+                for u in reversed(inc.updates)
+            ],
+            "permalink": self.snap.page.incident_url(inc.id),
+        }
+        main = _env.get_template("incident_main.html").render(**self.common(lang, path), **extra) + "\n"
+        if "/" in inc.id or _HOLE in inc.id:  # the page's depth or the placeholders would differ: no reuse
+            return self._render("incident.html", lang, path, {**extra, "chrome": Markup(main)})  # noqa: S704
+        # The page around the main part depends on the language and the incident's id and title only:
+        # rendered once per language with placeholders, filled in here (HTML escaping is per character,
+        # so escaping the id on its own gives what escaping the whole href gives).
+        chrome = self._chrome.get(lang.code)
+        if chrome is None:
+            chrome = self._chrome[lang.code] = self._render(
+                "incident.html",
+                lang,
+                f"incidents/{_HOLE}I{_HOLE}.html",
+                {"title": f"{_HOLE}T{_HOLE}", "chrome": Markup(f"{_HOLE}M{_HOLE}")},  # noqa: S704 - a constant
+            ).decode().split(_HOLE)
+        values = {"I": str(escape(inc.id)), "T": str(escape(extra["title"])), "M": main}
+        return "".join(piece if n % 2 == 0 else values[piece] for n, piece in enumerate(chrome)).encode()
 
     def history(
         self, lang: _Lang, rows: dict[tuple[str, str], tuple[tuple[Any, ...], str, str]] | None = None
