@@ -32,12 +32,13 @@ def _timeline_html(inc: Incident, language: str) -> str:
     return "".join(parts)
 
 
-def _entries(snap: Snapshot) -> list[Incident]:
+def feed_entries(snap: Snapshot) -> list[Incident]:
     shown = [i for i in snap.incidents if i.kind in ("incident", "maintenance")]
     return newest_first(shown)[:FEED_LIMIT]
 
 
-def atom(snap: Snapshot, now: datetime) -> bytes:
+def atom(snap: Snapshot, now: datetime, entries: list[Incident] | None = None) -> bytes:
+    """``entries``: ``feed_entries(snap)`` when the caller has it already (one sort for both feeds)."""
     page, language = snap.page, snap.page.language
     ET.register_namespace("", ATOM)
     feed = ET.Element(f"{{{ATOM}}}feed", {"xml:lang": language})
@@ -52,7 +53,7 @@ def atom(snap: Snapshot, now: datetime) -> bytes:
     ET.SubElement(feed, f"{{{ATOM}}}updated").text = to_iso(now)
     author = ET.SubElement(feed, f"{{{ATOM}}}author")
     ET.SubElement(author, f"{{{ATOM}}}name").text = page.name
-    for inc in _entries(snap):
+    for inc in entries if entries is not None else feed_entries(snap):
         entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
         ET.SubElement(entry, f"{{{ATOM}}}id").text = f"tag:{_host(page.url)},2005:Incident/{inc.id}"
         ET.SubElement(entry, f"{{{ATOM}}}published").text = to_iso(inc.created_at)
@@ -67,7 +68,7 @@ def atom(snap: Snapshot, now: datetime) -> bytes:
     return _serialise(feed)
 
 
-def rss(snap: Snapshot, now: datetime) -> bytes:
+def rss(snap: Snapshot, now: datetime, entries: list[Incident] | None = None) -> bytes:
     page, language = snap.page, snap.page.language
     root = ET.Element("rss", {"version": "2.0"})
     channel = ET.SubElement(root, "channel")
@@ -76,7 +77,7 @@ def rss(snap: Snapshot, now: datetime) -> bytes:
     ET.SubElement(channel, "description").text = f"Statuspage - {page.name}"
     ET.SubElement(channel, "language").text = language
     ET.SubElement(channel, "lastBuildDate").text = format_datetime(now)
-    for inc in _entries(snap):
+    for inc in entries if entries is not None else feed_entries(snap):
         item = ET.SubElement(channel, "item")
         ET.SubElement(item, "title").text = inc.title(language)
         ET.SubElement(item, "description").text = _timeline_html(inc, language)

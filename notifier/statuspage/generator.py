@@ -12,7 +12,8 @@ Layout: the default language at the root (``index.html``, ``incidents/<id>.html`
 
 from __future__ import annotations
 
-import hashlib
+import bisect
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from notifier.domain.model import ComponentStatus, Incident, to_iso
 from notifier.statuspage import feeds
@@ -30,9 +31,10 @@ from notifier.statuspage.i18n import label, strings
 from notifier.statuspage.json_api import ACTIVE_MAINTENANCE, JsonApi, page_indicator
 from notifier.statuspage.snapshot import Snapshot
 from notifier.statuspage.sparkline import sparkline
-from notifier.statuspage.uptime import Bars, compute_bars
+from notifier.statuspage.uptime import Bars, Run, compute_bars, with_uptime
 
 HERE = Path(__file__).parent
+_HOLE = "\x00"  # marks the placeholders in an incident page's chrome; never in escaped text we insert
 STATIC_DIR = HERE / "static"
 TEMPLATE_VERSION = "2"
 # One-letter classes keep 50 components x 90 days of bars small (see static/style.css)
@@ -58,7 +60,14 @@ _env = jinja2.Environment(
 class RenderCache:
     """Rendered incident pages by path, with the hash of what they were rendered from."""
 
-    pages: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    pages: dict[str, tuple[tuple[Any, ...], bytes]] = field(default_factory=dict)
+    # history rows by (language prefix, incident id): (what the row shows, its month, the row's markup)
+    rows: dict[tuple[str, str], tuple[tuple[Any, ...], str, str]] = field(default_factory=dict)
+    # per component: (what its bars are computed from, the now-independent part of its Bars)
+    bars: dict[str, tuple[tuple[Any, ...], Bars]] = field(default_factory=dict)
+    # a component's bar markup by (language prefix, component id): (the Bars.runs it shows, markup)
+    bar_html: dict[tuple[str, str], tuple[list[Run], Markup]] = field(default_factory=dict)
+    fingerprint: str = ""  # page settings + template version the entries above were rendered with
     hits: int = 0
     misses: int = 0
 
@@ -89,6 +98,10 @@ class _Renderer:
             self.tz = ZoneInfo("UTC")
         self.langs = _languages(snap)
         self.names = {c.id: c.name for c in snap.components}
+        self.indicator = page_indicator(snap)  # once: the index in every language and status.json show it
+        self.open = [i for i in snap.incidents if i.is_open]
+        self._chrome: dict[str, list[str]] = {}  # incident page around its main part, by language
+        self.form_origin = snap.page.subscribe_origin() or "'none'"  # the CSP's form-action, on every page
         self.fingerprint = json.dumps([TEMPLATE_VERSION, snap.page.model_dump(mode="json"), self.names], sort_keys=True)
 
     # ---- helpers exposed to templates -----------------------------------------------------------
@@ -104,6 +117,7 @@ class _Renderer:
         root = _root(full)
         return {
             "page": self.snap.page,
+            "form_origin": self.form_origin,
             "lang": lang.code,
             "t": lang.t,
             "root": root,
@@ -122,22 +136,23 @@ class _Renderer:
         return str(update.text(lang.code, self.snap.page.language))
 
     # ---- pages ----------------------------------------------------------------------------------
-    def index(self, lang: _Lang, bars: dict[str, Bars]) -> bytes:
-        indicator, maintenance = page_indicator(self.snap)
+    def index(self, lang: _Lang, bars: dict[str, Bars], cache: RenderCache | None = None) -> bytes:
+        indicator, maintenance = self.indicator
         key = {"none": "ok"}.get(indicator, indicator)
         description = lang.t["maint_desc"] if indicator == "none" and maintenance else lang.t[key]
         groups: dict[str | None, list[dict[str, Any]]] = {}
         for comp in self.snap.components:
             status = self.snap.status_of(comp.id)
             groups.setdefault(comp.group, []).append({"c": comp, "status": status, "bars": bars[comp.id],
+                                                      "runs": self.runs(lang, comp.id, bars[comp.id], cache),
                                                       "spark": self.spark(comp.id, lang)})
         incidents = sorted(
-            (i for i in self.snap.incidents if i.kind == "incident" and i.is_open),
+            (i for i in self.open if i.kind == "incident"),
             key=lambda i: i.created_at,
             reverse=True,
         )
         maint = sorted(
-            (i for i in self.snap.incidents if i.kind == "maintenance" and i.is_open),
+            (i for i in self.open if i.kind == "maintenance"),
             key=lambda i: i.scheduled_for or i.created_at,
         )
         recent = self.now.timestamp() - 7 * 86400
@@ -163,6 +178,30 @@ class _Renderer:
             },
         )
 
+    def runs(self, lang: _Lang, component_id: str, bars: Bars, cache: RenderCache | None) -> Markup:
+        """The ``<i>`` elements of a component's bars. Formatted here, not in a Jinja loop (50 components
+        x up to 90 runs x 2 languages); reused while the Bars' runs are the very list shown last time."""
+        cached = cache.bar_html.get((lang.prefix, component_id)) if cache is not None else None
+        if cached is not None and cached[0] is bars.runs:
+            return cached[1]
+        parts = []
+        minute = escape(lang.t["min"])
+        for run in bars.runs:
+            if run.worst == ComponentStatus.OPERATIONAL and not run.probe_failed:
+                parts.append(f"<i class=w{run.length}></i>" if run.length > 1 else "<i></i>")
+                continue
+            short = escape(BAR_CLASS[run.worst])
+            title = ", ".join(f"{escape(label(lang.code, str(st)))} {m} {minute}" for st, m in run.minutes.items())
+            if run.probe_failed:
+                failed = lang.t["probe_failed"].format(failed=run.probe_failed, runs=run.probe_runs)
+                title += ("; " if run.minutes else "") + escape(failed)
+            cls = f'"{short} pf"' if run.probe_failed else short
+            parts.append(f'<i class={cls} title="{escape(str(run.first))}: {title}"></i>')
+        markup = Markup("".join(parts))  # noqa: S704 - every value in the parts went through escape()
+        if cache is not None:
+            cache.bar_html[(lang.prefix, component_id)] = (bars.runs, markup)
+        return markup
+
     def spark(self, component_id: str, lang: _Lang) -> Markup | None:
         """The component's response-time sparkline, or None (no probe results, or none shown)."""
         results = self.snap.probe_results.get(component_id)
@@ -179,53 +218,92 @@ class _Renderer:
         return sparkline(values, text)
 
     def incident(self, lang: _Lang, inc: Incident) -> bytes:
-        return self._render(
-            "incident.html",
-            lang,
-            f"incidents/{inc.id}.html",
-            {"inc": inc, "text": lambda u: self.text(u, lang)},
-        )
+        code = lang.code
+        scheduled = None
+        if inc.kind == "maintenance" and inc.scheduled_for:
+            until = inc.scheduled_until
+            scheduled = (to_iso(inc.scheduled_for), self.when(inc.scheduled_for), to_iso(until), self.when(until))
+        path = f"incidents/{inc.id}.html"
+        extra = {
+            "inc": inc,
+            "title": inc.title(code),
+            "status": label(code, str(inc.status)),
+            "impact": label(code, str(inc.impact)),
+            "affected": ", ".join(self.names.get(c, c) for c in inc.components),
+            "scheduled": scheduled,
+            "timeline": [
+                (label(code, str(u.status)), to_iso(u.created_at), self.when(u.created_at), self.text(u, lang))
+                for u in reversed(inc.updates)
+            ],
+            "permalink": self.snap.page.incident_url(inc.id),
+        }
+        main = _env.get_template("incident_main.html").render(**self.common(lang, path), **extra) + "\n"
+        if "/" in inc.id or _HOLE in inc.id:  # the page's depth or the placeholders would differ: no reuse
+            return self._render("incident.html", lang, path, {**extra, "chrome": Markup(main)})  # noqa: S704
+        # The page around the main part depends on the language and the incident's id and title only:
+        # rendered once per language with placeholders, filled in here (HTML escaping is per character,
+        # so escaping the id on its own gives what escaping the whole href gives).
+        chrome = self._chrome.get(lang.code)
+        if chrome is None:
+            chrome = self._chrome[lang.code] = self._render(
+                "incident.html",
+                lang,
+                f"incidents/{_HOLE}I{_HOLE}.html",
+                {"title": f"{_HOLE}T{_HOLE}", "chrome": Markup(f"{_HOLE}M{_HOLE}")},  # noqa: S704 - a constant
+            ).decode().split(_HOLE)
+        values = {"I": str(escape(inc.id)), "T": str(escape(extra["title"])), "M": main}
+        return "".join(piece if n % 2 == 0 else values[piece] for n, piece in enumerate(chrome)).encode()
 
-    def history(self, lang: _Lang) -> bytes:
+    def history(
+        self, lang: _Lang, rows: dict[tuple[str, str], tuple[tuple[Any, ...], str, str]] | None = None
+    ) -> bytes:
         # Rows are formatted here, not in a Jinja loop: 1,000 incidents x 2 languages is the bulk of
-        # a rebuild otherwise. Everything user-written goes through escape().
+        # a rebuild otherwise; with a RenderCache a row is formatted again only when what it shows
+        # changed. Everything user-written goes through escape().
         items = sorted(self.snap.incidents, key=lambda i: i.created_at, reverse=True)
-        months: dict[str, list[Markup]] = {}
+        months: dict[str, list[str]] = {}
         home = _root(lang.prefix + "history.html") + lang.prefix
         for inc in items:
-            row = Markup(
-                '<li><a href="{}incidents/{}.html">{}</a> <span class="meta">{} · '
-                '<time datetime="{}">{}</time></span></li>'
-            ).format(
-                home, inc.id, inc.title(lang.code), label(lang.code, inc.status), to_iso(inc.created_at),
-                self.when(inc.created_at),
-            )
-            months.setdefault(inc.created_at.astimezone(self.tz).strftime("%Y-%m"), []).append(row)
-        return self._render("history.html", lang, "history.html", {"months": list(months.items())})
+            key = (inc.name, inc.names.get(lang.code), inc.status, inc.created_at)
+            cached = rows.get((lang.prefix, inc.id)) if rows is not None else None
+            if cached is not None and cached[0] == key:
+                month, row = cached[1], cached[2]
+            else:
+                month = inc.created_at.astimezone(self.tz).strftime("%Y-%m")
+                row = (
+                    f'<li><a href="{escape(home)}incidents/{escape(inc.id)}.html">{escape(inc.title(lang.code))}</a> '
+                    f'<span class="meta">{escape(label(lang.code, inc.status))} · '
+                    f'<time datetime="{escape(to_iso(inc.created_at))}">{escape(self.when(inc.created_at))}</time>'
+                    "</span></li>"
+                )
+                if rows is not None:
+                    rows[(lang.prefix, inc.id)] = (key, month, row)
+            months.setdefault(month, []).append(row)
+        # every value in a row went through escape()
+        joined = [(month, Markup("\n".join(group))) for month, group in months.items()]  # noqa: S704
+        return self._render("history.html", lang, "history.html", {"months": joined})
 
     def _render(self, template: str, lang: _Lang, path: str, extra: dict[str, Any]) -> bytes:
         return _env.get_template(template).render(**self.common(lang, path), **extra).encode()
 
-    def incident_hash(self, inc: Incident) -> str:
-        """Everything an incident page is rendered from. Built by hand: dataclasses.asdict is 10x slower."""
-        updates = tuple((u.id, u.status, u.created_at.timestamp(), tuple(sorted(u.body.items()))) for u in inc.updates)
-        raw = repr(
-            (
-                self.fingerprint,
-                inc.id,
-                inc.name,
-                inc.status,
-                inc.impact.value,
-                inc.kind,
-                tuple(inc.components),
-                inc.created_at.timestamp(),
-                _ts(inc.resolved_at),
-                _ts(inc.scheduled_for),
-                _ts(inc.scheduled_until),
-                updates,
-            )
+    @staticmethod
+    def incident_key(inc: Incident) -> tuple[Any, ...]:
+        """Everything an incident page is rendered from (with the renderer's fingerprint, kept once in
+        the RenderCache). A tuple compared with ==: building it is the cost, so no hashing, no asdict."""
+        return (
+            inc.id,
+            inc.name,
+            tuple(inc.names.items()),
+            inc.status,
+            inc.impact,
+            inc.kind,
+            tuple(inc.components),
+            inc.created_at,
+            inc.resolved_at,
+            inc.scheduled_for,
+            inc.scheduled_until,
+            tuple((u.id, u.status, u.created_at, tuple(u.body.items())) for u in inc.updates),
         )
-        return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def _probe_days(snap: Snapshot, component_id: str) -> dict[date, tuple[int, int]] | None:
@@ -239,49 +317,93 @@ def _ts(value: datetime | None) -> float | None:
     return value.timestamp() if value else None
 
 
+@functools.cache
+def _static_files() -> tuple[tuple[str, bytes], ...]:
+    # packaged assets do not change under a running process (like the templates: auto_reload=False)
+    return tuple((f"static/{p.name}", p.read_bytes()) for p in sorted(STATIC_DIR.iterdir()) if p.is_file())
+
+
 def static_files() -> dict[str, bytes]:
-    return {f"static/{p.name}": p.read_bytes() for p in sorted(STATIC_DIR.iterdir()) if p.is_file()}
+    return dict(_static_files())
+
+
+def _bars(snap: Snapshot, r: _Renderer, now: datetime, cache: RenderCache | None) -> dict[str, Bars]:
+    """Each component's 90-day bars; with a cache, recomputed only when an input changed."""
+    out = {}
+    today = now.astimezone(r.tz).date()
+    for comp in snap.components:
+        changes = snap.history.get(comp.id, [])
+        probe_days = _probe_days(snap, comp.id)
+        if cache is None:
+            out[comp.id] = compute_bars(changes, now, r.tz, probe_days=probe_days)
+            continue
+        # Only the changes up to now count; while the component is operational, nothing but the
+        # uptime percentage (re-derived below) depends on the exact time.
+        upto = bisect.bisect_right(changes, now, key=lambda c: c.at)
+        used = tuple(changes[:upto])
+        current = used[-1].status if used else ComponentStatus.OPERATIONAL
+        key = (today, used, tuple(sorted(probe_days.items())) if probe_days is not None else None)
+        cached = cache.bars.get(comp.id)
+        if current == ComponentStatus.OPERATIONAL and cached is not None and cached[0] == key:
+            out[comp.id] = with_uptime(cached[1], now, r.tz)
+            continue
+        bars = compute_bars(changes, now, r.tz, probe_days=probe_days)
+        if current == ComponentStatus.OPERATIONAL:
+            cache.bars[comp.id] = (key, bars)
+        out[comp.id] = bars
+    return out
 
 
 def render_site(snap: Snapshot, now: datetime, cache: RenderCache | None = None) -> dict[str, bytes]:
-    """Every file of the site as {relative path: bytes}; pure apart from reading the packaged assets."""
+    """Every file of the site as {relative path: bytes}; pure apart from reading the packaged assets.
+
+    With a ``cache`` (kept by the caller between builds), incident pages, history rows and component
+    bars whose inputs did not change are reused, byte for byte, instead of rendered again.
+    """
     r = _Renderer(snap, now)
-    bars = {c.id: compute_bars(snap.history.get(c.id, []), now, r.tz, probe_days=_probe_days(snap, c.id))
-            for c in snap.components}
+    if cache is not None and cache.fingerprint != r.fingerprint:
+        cache.pages.clear()
+        cache.rows.clear()
+        cache.bars.clear()
+        cache.bar_html.clear()
+        cache.fingerprint = r.fingerprint
+    bars = _bars(snap, r, now, cache)
     files: dict[str, bytes] = static_files()
-    digests = {inc.id: r.incident_hash(inc) for inc in snap.incidents} if cache is not None else {}
+    keys = {inc.id: r.incident_key(inc) for inc in snap.incidents} if cache is not None else {}
     for lang in r.langs:
-        files[lang.prefix + "index.html"] = r.index(lang, bars)
-        files[lang.prefix + "history.html"] = r.history(lang)
+        files[lang.prefix + "index.html"] = r.index(lang, bars, cache)
+        files[lang.prefix + "history.html"] = r.history(lang, cache.rows if cache is not None else None)
         for inc in snap.incidents:
             path = f"{lang.prefix}incidents/{inc.id}.html"
             if cache is None:
                 files[path] = r.incident(lang, inc)
                 continue
-            digest = digests[inc.id]  # the path carries the language
+            key = keys[inc.id]  # the path carries the language
             cached = cache.pages.get(path)
-            if cached and cached[0] == digest:
+            if cached and cached[0] == key:
                 cache.hits += 1
                 files[path] = cached[1]
             else:
                 cache.misses += 1
                 files[path] = r.incident(lang, inc)
-                cache.pages[path] = (digest, files[path])
-    files.update(JsonApi(snap, now).files())
-    files["history.atom"] = feeds.atom(snap, now)
-    files["history.rss"] = feeds.rss(snap, now)
+                cache.pages[path] = (key, files[path])
+    files.update(JsonApi(snap, now, r.indicator).files())
+    entries = feeds.feed_entries(snap)
+    files["history.atom"] = feeds.atom(snap, now, entries)
+    files["history.rss"] = feeds.rss(snap, now, entries)
     return files
 
 
 def write_files(files: dict[str, bytes], out_dir: str | os.PathLike[str]) -> None:
-    out = Path(out_dir)
-    made: set[Path] = set()
+    out = os.fspath(out_dir)
+    made: set[str] = set()
     for rel, data in files.items():
-        target = out / rel
-        if target.parent not in made:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            made.add(target.parent)
-        target.write_bytes(data)
+        parent = rel.rpartition("/")[0]
+        if parent not in made:
+            os.makedirs(f"{out}/{parent}" if parent else out, exist_ok=True)
+            made.add(parent)
+        with open(f"{out}/{rel}", "wb") as fh:
+            fh.write(data)
 
 
 def build_site(

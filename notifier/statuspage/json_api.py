@@ -60,15 +60,22 @@ def group_id(name: str) -> str:
 
 
 def newest_first(incidents: list[Incident]) -> list[Incident]:
-    return sorted(incidents, key=lambda i: (i.created_at, i.number), reverse=True)
+    """Newest first; incidents created at the same instant by their number, highest first."""
+    out = sorted(incidents, key=lambda i: i.created_at, reverse=True)
+    # ``number`` parses the id; only a tie on created_at needs it (the same order as a (created_at, number) key)
+    if any(a.created_at == b.created_at for a, b in zip(out, out[1:], strict=False)):
+        return sorted(incidents, key=lambda i: (i.created_at, i.number), reverse=True)
+    return out
 
 
 class JsonApi:
     """Builds every document from one snapshot; ``files()`` maps relative path -> bytes."""
 
-    def __init__(self, snap: Snapshot, now: datetime) -> None:
+    def __init__(self, snap: Snapshot, now: datetime, indicator: tuple[str, bool] | None = None) -> None:
+        """``indicator``: ``page_indicator(snap)`` when the caller has it already."""
         self.snap = snap
         self.now = now
+        self._indicator = indicator
         self.language = snap.page.language
         self.by_id = {c.id: c for c in snap.components}
         self.incidents = newest_first([i for i in snap.incidents if i.kind == "incident"])
@@ -92,7 +99,7 @@ class JsonApi:
         }
 
     def status(self) -> dict[str, str]:
-        indicator, maintenance = page_indicator(self.snap)
+        indicator, maintenance = self._indicator or page_indicator(self.snap)
         description = DESCRIPTIONS[indicator]
         if indicator == "none" and maintenance:
             description = MAINTENANCE_DESCRIPTION

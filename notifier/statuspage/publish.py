@@ -143,15 +143,18 @@ class DirectoryTarget:
         live = self.current_release()
         remembered = last_dir is not None and live == last_dir
         fresh = {}
-        made: set[Path] = set()
+        made: set[str] = set()
+        src, dst = str(live), str(staging)  # plain strings: pathlib costs more than the link itself
         for rel, data in files.items():
-            if live is not None and self._unchanged(live, rel, data, last_files if remembered else None):
-                target = staging / rel
-                if target.parent not in made:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(target.parent)
+            if live is not None and (
+                last_files.get(rel) is data if remembered else self._unchanged(live, rel, data, None)
+            ):
+                parent = rel.rpartition("/")[0]
+                if parent not in made:
+                    os.makedirs(f"{dst}/{parent}" if parent else dst, exist_ok=True)
+                    made.add(parent)
                 try:
-                    os.link(live / rel, target)
+                    os.link(f"{src}/{rel}", f"{dst}/{rel}")
                     continue
                 except OSError:
                     pass  # pruned meanwhile or another filesystem: write it

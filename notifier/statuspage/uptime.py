@@ -10,7 +10,7 @@ with failed runs is never merged, so its title can say how many failed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
 
 from notifier.domain.model import ComponentChange, ComponentStatus
@@ -53,6 +53,19 @@ class Bars:
     bad_days: int
     probe_runs: int = 0  # over the whole window; 0 without probe results
     probe_failed: int = 0
+    weighted_minutes: float = 0.0  # downtime, weighted: what uptime_percent is derived from
+
+
+def _uptime(weighted: float, window_start: datetime, now: datetime) -> float:
+    total = max((now - window_start).total_seconds() / 60, 1)
+    return max(0.0, 100.0 * (1 - weighted / total))
+
+
+def with_uptime(bars: Bars, now: datetime, tz: tzinfo) -> Bars:
+    """``bars`` (computed earlier the same day, no outage since) with the uptime percentage as of ``now``."""
+    first = bars.days[0].day
+    window_start = datetime(first.year, first.month, first.day, tzinfo=tz)
+    return replace(bars, uptime_percent=_uptime(bars.weighted_minutes, window_start, now))
 
 
 def _intervals(
@@ -108,7 +121,6 @@ def compute_bars(changes: list[ComponentChange], now: datetime, tz: tzinfo, days
     if current.severity > result[-1].worst.severity:
         result[-1].worst = current
         result[-1].minutes.setdefault(current, 0)
-    total = max((now - window_start).total_seconds() / 60, 1)
     runs: list[Run] = []
     for entry in result:
         if entry.clean and not entry.probe_failed and runs and runs[-1].worst == OK and not runs[-1].probe_failed:
@@ -119,8 +131,9 @@ def compute_bars(changes: list[ComponentChange], now: datetime, tz: tzinfo, days
     return Bars(
         days=result,
         runs=runs,
-        uptime_percent=max(0.0, 100.0 * (1 - weighted / total)),
+        uptime_percent=_uptime(weighted, window_start, now),
         bad_days=sum(1 for d in result if not d.clean),
         probe_runs=sum(d.probe_runs for d in result),
         probe_failed=sum(d.probe_failed for d in result),
+        weighted_minutes=weighted,
     )

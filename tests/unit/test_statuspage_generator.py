@@ -210,3 +210,49 @@ def test_an_empty_page_renders_all_operational_with_empty_lists() -> None:
     assert "No incidents reported." in files["history.html"].decode()
     assert "Keine Störungen gemeldet." in files["de/history.html"].decode()
     assert not [p for p in files if p.startswith("incidents/")]
+
+
+def test_a_warm_cache_renders_exactly_what_a_cold_render_does_through_a_day_of_changes() -> None:
+    """Every reused piece (incident pages, history rows, bars and their markup) against a render without a cache."""
+    snap = sample_snapshot()
+    cache = RenderCache()
+    render_site(snap, NOW, cache)
+    comp = snap.components[1].id
+    steps = [
+        (timedelta(minutes=1), lambda: None),  # nothing changed but the time
+        (timedelta(minutes=2), lambda: snap.history.setdefault(comp, []).append(
+            ComponentChange(comp, ComponentStatus.PARTIAL_OUTAGE, NOW + timedelta(minutes=2)))),
+        (timedelta(minutes=40), lambda: None),  # still down: the outage grows
+        (timedelta(minutes=50), lambda: snap.history[comp].append(
+            ComponentChange(comp, ComponentStatus.OPERATIONAL, NOW + timedelta(minutes=50)))),
+        (timedelta(hours=3), lambda: snap.incidents[1].names.update(de="Umbenannt")),
+        (timedelta(hours=4), lambda: setattr(snap.incidents[2], "status", "resolved")),
+        (timedelta(days=1, hours=1), lambda: None),  # the next day: the bars move on by one
+        (timedelta(days=1, hours=2), lambda: setattr(snap.page, "name", "Renamed Page")),
+    ]
+    for offset, change in steps:
+        change()
+        at = NOW + offset
+        warm = render_site(snap, at, cache)
+        cold = render_site(snap, at)
+        assert warm.keys() == cold.keys()
+        assert [p for p in warm if warm[p] != cold[p]] == [], offset
+    assert "Umbenannt" in render_site(snap, NOW + timedelta(days=1, hours=2), cache)["de/history.html"].decode()
+
+
+def test_incident_pages_filled_into_the_shared_chrome_escape_the_id_and_title_and_keep_their_depth() -> None:
+    """Incident pages are rendered once per language around placeholders; odd ids and titles still come out right."""
+    snap = sample_snapshot()
+    odd = Incident(id='i&"<1', name=EVIL, status="resolved", impact=Impact.MINOR, created_at=NOW - timedelta(hours=1),
+                   updates=[update('i&"<1', 1, "resolved", "done \x00 nul", NOW - timedelta(hours=1))])
+    deep = Incident(id="a/b", name="Deep \x00 one", status="resolved", impact=Impact.MINOR,
+                    created_at=NOW - timedelta(hours=2), updates=[update("a/b", 1, "resolved", "x", NOW)])
+    snap.incidents.extend([odd, deep])
+    files = render_site(snap, NOW)
+    page = files['de/incidents/i&"<1.html'].decode()
+    assert '<a href="../../incidents/i&amp;&#34;&lt;1.html" hreflang="en" lang="en">' in page
+    assert "<title>&lt;script&gt;window.pwned=1&lt;/script&gt;" in page and "<script>window" not in page
+    assert "done \x00 nul" in page and page.count("<main") == 1 and page.endswith("</html>")
+    deep_page = files["incidents/a/b.html"].decode()  # one level deeper: ../../ to the root, id hole not used
+    assert 'href="../../static/style.css"' in deep_page and "Deep \x00 one" in deep_page
+    assert files["incidents/inc2.html"].decode().count("\x00") == 0

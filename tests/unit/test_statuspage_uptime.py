@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from notifier.domain.model import ComponentChange, ComponentStatus
-from notifier.statuspage.uptime import compute_bars
+from notifier.statuspage.uptime import compute_bars, with_uptime
 
 S = ComponentStatus
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -112,3 +112,14 @@ def test_days_follow_the_page_time_zone() -> None:
     bars = compute_bars(changes, NOW, ZoneInfo("Europe/Berlin"))
     bad = [d.day.isoformat() for d in bars.days if not d.clean]
     assert bad == ["2026-11-21"]
+
+
+def test_bars_reused_later_the_same_day_get_the_uptime_of_the_later_time() -> None:
+    """What the render cache relies on: for a component that is operational, only the percentage moves."""
+    tz = ZoneInfo("Europe/Berlin")
+    changes = [ch(S.MAJOR_OUTAGE, at(23, 1)), ch(S.OPERATIONAL, at(23, 9)), ch(S.PARTIAL_OUTAGE, at(24, 2)),
+               ch(S.OPERATIONAL, at(24, 3))]
+    early = compute_bars(changes, at(24, 4), tz)
+    late = compute_bars(changes, at(24, 20), tz)
+    assert late.uptime_percent != early.uptime_percent
+    assert with_uptime(early, at(24, 20), tz) == late
