@@ -289,8 +289,9 @@ def main() -> int:
     parser.add_argument("--storm", type=int, default=10_000, help="alerts in the storm run (0: skip)")
     parser.add_argument("--fsync", default="always", choices=["always", "everysec"],
                         help="Redis appendfsync; always is the shipped default")
-    parser.add_argument("--profile", metavar="SVG", help="py-spy record the API process during the "
-                        "saturation runs of the kinds asked for, into SVG (needs py-spy)")
+    parser.add_argument("--profile", metavar="FILE", help="py-spy record the API process during the "
+                        "saturation runs, one file per kind (FILE-kind.svg: a flame graph; other names: "
+                        "collapsed stacks); needs py-spy")
     parser.add_argument("--serve", nargs=2, metavar=("CONFIG", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -348,9 +349,12 @@ def main() -> int:
             offset += len(sat)
             spy = None
             if args.profile and kind != "bare":
-                svg = f"{args.profile.removesuffix('.svg')}-{kind}.svg"
+                stem, dot, ext = args.profile.rpartition(".")
+                out = f"{stem}-{kind}.{ext}" if dot else f"{args.profile}-{kind}"
+                fmt = "flamegraph" if ext == "svg" else "raw"  # raw: collapsed stacks, one per line
                 spy = subprocess.Popen([shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
-                                        "record", "-p", str(sproc.pid), "-o", svg, "-r", "200", "--nonblocking"],
+                                        "record", "-p", str(sproc.pid), "-o", out, "-f", fmt, "-r", "200", "--gil",
+                                        "--nonblocking"],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             result = measured(sproc.pid, saturate(aport, path, sat, args.concurrency, args.seconds, token))
             if spy is not None:

@@ -73,7 +73,10 @@ def check_signature(conf: SourceSettings, request: Request, body: bytes, now: fl
 # Staff
 
 
-def staff_member(request: Request) -> StaffMember:
+# Both dependencies are ``async def`` although they do no I/O: FastAPI runs a plain ``def`` dependency
+# in its thread pool, and two thread hand-offs per staff request cost more CPU than the token compare
+# itself (issue 14; bench/webhooks.py --kinds staff).
+async def staff_member(request: Request) -> StaffMember:
     app: Any = request.app.state.notifier
     member = authenticate(app.settings, bearer_of(request))
     if member is None:
@@ -84,7 +87,7 @@ def staff_member(request: Request) -> StaffMember:
 def require(role: str) -> Any:
     """A dependency: the caller's staff identity, with at least ``role`` (else 403)."""
 
-    def check(member: StaffMember = Depends(staff_member)) -> StaffMember:  # noqa: B008
+    async def check(member: StaffMember = Depends(staff_member)) -> StaffMember:  # noqa: B008
         if not member.can(role):
             raise HTTPException(403, f"needs the {role} role; {member.name} is a {member.role}")
         return member
