@@ -1,9 +1,16 @@
-"""Webhook ingest benchmark: accepted webhooks/s and p50/p99 latency for real Alertmanager payloads,
+"""Webhook ingest benchmark: accepted webhooks/s, p50/p99 latency and server CPU per request for every
+webhook kind (Alertmanager, Grafana, Uptime Kuma, generic: the real payloads under tests/data/) and for
+the staff API's broadcast call (bearer token + Idempotency-Key, as a script or the console sends it),
 at a fixed 500 requests/s (open loop, latency measured from the scheduled send time, so a stall is not
 hidden) and at saturation (closed loop, N connections), compared in the same run with a bare endpoint on
 the same stack (uvicorn + FastAPI, the same Redis client and thread hand-off) that only XADDs the body.
 
-    /work/main/.venv/bin/python bench/webhooks.py [--rate 500] [--seconds 8] [--concurrency 32]
+    .venv/bin/python bench/webhooks.py [--rate 500] [--seconds 8] [--concurrency 32]
+                                       [--kinds alertmanager,grafana,uptime-kuma,generic,staff]
+
+The last table gives each endpoint's server CPU per request as a ratio to the bare endpoint's in the
+same run (issue 14's target: at most 2x). The bare endpoint is measured first and last; the ratio uses
+the mean of the two saturation runs, so drift over the run shows as the spread between them.
 
 The server runs in its own process (one uvicorn worker, as `notifier api` runs), the load generator in
 this one, Redis in a third: all three share this machine's cores.
@@ -13,8 +20,12 @@ Celery dispatcher, so each accepted batch also publishes the engine's wake-up ta
 AOF with ``appendfsync always``, the policy of the default config and of ``docker-compose.yml``.
 ``--fsync everysec`` is a labelled variant, not the shipped service. (Before issue 14 this benchmark
 used a dispatcher that publishes nothing and ``everysec``; its old figures were a floor.)
-Every webhook body is a real Alertmanager 0.25 payload with its alerts' startsAt shifted per request, so
-each request carries new events and takes the full path (auth, parse, Lua SET NX + XADD, 202).
+Every webhook body is a real payload with its start time shifted per request, so each request carries
+new events and takes the full path (auth, parse, Lua SET NX + XADD, 202); the script checks the number
+of events queued per kind. The staff call is ``POST /api/v1/broadcasts`` by a publisher with a fresh
+Idempotency-Key per request: RequestGate auth, body limit, the idempotency gate's SET NX / SET, pydantic
+validation, the incident transaction and one Celery publish per channel (one outbox channel here),
+201. It does much more durable work than an XADD, so its ratio says what the whole write path costs.
 """
 
 from __future__ import annotations
@@ -39,8 +50,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 ROOT = Path(__file__).resolve().parents[1]
-PAYLOADS = ROOT / "tests" / "data" / "alertmanager"
+DATA = ROOT / "tests" / "data"
+PAYLOADS = DATA / "alertmanager"
 TOKEN = "bench-token"
+Item = tuple[bytes, str]  # a body and its extra header lines
 
 
 # ---- server side -----------------------------------------------------------------------------------
@@ -75,8 +88,8 @@ class Conn:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def post(self, path: str, body: bytes) -> int:
-        head = (f"POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {TOKEN}\r\n"
+    async def post(self, path: str, body: bytes, token: str = TOKEN, extra: str = "") -> int:
+        head = (f"POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n{extra}"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
         for _ in range(2):
             if self.writer is None:
@@ -103,20 +116,55 @@ class Conn:
         return int(status_line.split()[1])
 
 
-def bodies(n: int, offset: int) -> list[bytes]:
-    templates = [json.loads(p.read_text()) for p in sorted(PAYLOADS.glob("*.json"))]
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def _alerts(payload: dict[str, Any], when: datetime) -> None:  # Alertmanager and Grafana
+    for alert in payload["alerts"]:
+        alert["startsAt"] = _iso(when)
+
+
+def _kuma(payload: dict[str, Any], when: datetime) -> None:
+    payload["heartbeat"]["time"] = when.strftime("%Y-%m-%d %H:%M:%S.000")
+
+
+def _generic(payload: dict[str, Any], when: datetime) -> None:
+    for alert in payload["alerts"]:
+        alert["starts_at"] = _iso(when)
+        alert.pop("ends_at", None)
+
+
+# kind -> (path, the payload files, how a request's start time is set, events per request)
+KINDS: dict[str, tuple[str, list[str], Any]] = {
+    "alertmanager": ("/webhooks/alertmanager", ["alertmanager/*.json"], _alerts),
+    "grafana": ("/webhooks/grafana", ["grafana/*.json"], _alerts),
+    "uptime-kuma": ("/webhooks/uptime-kuma", ["uptime_kuma/down.json", "uptime_kuma/up.json"], _kuma),
+    "generic": ("/webhooks/generic", ["generic/*.json"], _generic),
+}
+STAFF_TOKEN = "bench-staff-token"
+
+
+def bodies(n: int, offset: int, kind: str = "alertmanager") -> list[Item]:
+    if kind == "bare":
+        kind = "alertmanager"  # the bare endpoint XADDs the same bodies
+    if kind == "staff":
+        return [(json.dumps({"name": f"Bench notice {offset + i}", "body": f"Planned notice number {offset + i}: "
+                             "mail delivery may be slow tonight."}).encode(),
+                 f"Idempotency-Key: bench-{offset + i}\r\n") for i in range(n)]
+    _, globs, shift = KINDS[kind]
+    templates = [json.loads(p.read_text()) for g in globs for p in sorted(DATA.glob(g))]
+    templates = [t for t in templates if t.get("alerts") or t.get("heartbeat")]
     base = datetime(2026, 1, 1, tzinfo=UTC)
     out = []
     for i in range(n):
         payload = templates[i % len(templates)]
-        start = (base + timedelta(seconds=offset + i)).isoformat().replace("+00:00", "Z")
-        for alert in payload["alerts"]:
-            alert["startsAt"] = start
-        out.append(json.dumps(payload).encode())
+        shift(payload, base + timedelta(seconds=offset + i))
+        out.append((json.dumps(payload).encode(), ""))
     return out
 
 
-async def fixed_rate(port: int, path: str, payloads: list[bytes], rate: float) -> dict[str, Any]:
+async def fixed_rate(port: int, path: str, payloads: list[Item], rate: float, token: str = TOKEN) -> dict[str, Any]:
     pool: asyncio.LifoQueue[Conn] = asyncio.LifoQueue()  # LIFO: few connections stay warm
     for _ in range(64):
         pool.put_nowait(Conn(port))
@@ -125,12 +173,12 @@ async def fixed_rate(port: int, path: str, payloads: list[bytes], rate: float) -
     loop = asyncio.get_running_loop()
     t0 = loop.time() + 0.05
 
-    async def one(i: int, body: bytes) -> None:
+    async def one(i: int, item: Item) -> None:
         scheduled = t0 + i / rate
         await asyncio.sleep(max(0.0, scheduled - loop.time()))
         conn = await pool.get()
         try:
-            code = await conn.post(path, body)
+            code = await conn.post(path, item[0], token, item[1])
         finally:
             pool.put_nowait(conn)
         latencies.append(loop.time() - scheduled)
@@ -142,7 +190,7 @@ async def fixed_rate(port: int, path: str, payloads: list[bytes], rate: float) -
 
 
 async def saturate(
-    port: int, path: str, payloads: list[bytes], concurrency: int, seconds: float
+    port: int, path: str, payloads: list[Item], concurrency: int, seconds: float, token: str = TOKEN
 ) -> dict[str, Any]:
     latencies: list[float] = []
     codes: dict[int, int] = {}
@@ -154,11 +202,11 @@ async def saturate(
     async def worker() -> None:
         conn = Conn(port)
         while loop.time() < end:
-            body = next(it, None)
-            if body is None:
+            item = next(it, None)
+            if item is None:
                 return
             t = loop.time()
-            code = await conn.post(path, body)
+            code = await conn.post(path, item[0], token, item[1])
             latencies.append(loop.time() - t)
             codes[code] = codes.get(code, 0) + 1
 
@@ -170,13 +218,14 @@ def summary(latencies: list[float], codes: dict[int, int], elapsed: float) -> di
     lat = sorted(latencies)
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [0.0] * 99
     return {
-        "requests": len(lat), "codes": codes, "accepted_per_s": codes.get(202, 0) / elapsed,
+        "requests": len(lat), "codes": codes,
+        "accepted_per_s": sum(n for c, n in codes.items() if 200 <= c < 300) / elapsed,
         "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "max_ms": lat[-1] * 1000 if lat else 0.0,
     }
 
 
 # ---- orchestration ---------------------------------------------------------------------------------
-def storm_bodies(alerts: int, per_payload: int) -> list[bytes]:
+def storm_bodies(alerts: int, per_payload: int) -> list[Item]:
     """An alert storm as Alertmanager sends it: groups of ``per_payload`` new alerts per POST."""
     template = json.loads((PAYLOADS / "firing-storage-warning.json").read_text())
     alert = template["alerts"][0]
@@ -187,7 +236,7 @@ def storm_bodies(alerts: int, per_payload: int) -> list[bytes]:
             {**alert, "labels": {**alert["labels"], "volume": f"vol{i}"}, "fingerprint": f"{i:016x}"}
             for i in range(start, min(alerts, start + per_payload))
         ]
-        out.append(json.dumps(payload).encode())
+        out.append((json.dumps(payload).encode(), ""))
     return out
 
 
@@ -232,16 +281,26 @@ def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--staff-rate", type=float, default=100, help="open-loop rate for the staff call")
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--kinds", default=",".join([*KINDS, "staff"]),
+                        help="comma-separated: " + ", ".join([*KINDS, "staff"]))
     parser.add_argument("--storm", type=int, default=10_000, help="alerts in the storm run (0: skip)")
     parser.add_argument("--fsync", default="always", choices=["always", "everysec"],
                         help="Redis appendfsync; always is the shipped default")
+    parser.add_argument("--profile", metavar="FILE", help="py-spy record the API process during the "
+                        "saturation runs, one file per kind (FILE-kind.svg: a flame graph; other names: "
+                        "collapsed stacks); needs py-spy")
     parser.add_argument("--serve", nargs=2, metavar=("CONFIG", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve[0], int(args.serve[1]))
         return 0
+    kinds = [k for k in args.kinds.split(",") if k]
+    unknown = set(kinds) - {*KINDS, "staff"}
+    if unknown:
+        parser.error(f"unknown kinds: {sorted(unknown)}")
 
     import redis
 
@@ -253,34 +312,65 @@ def main() -> int:
          "--dir", str(tmp), "--save", "", "--appendonly", "yes", "--appendfsync", args.fsync],
         stdout=subprocess.DEVNULL)
     config = tmp / "notifier.yaml"
+    sources = "".join(f'  {k}: {{auth: bearer, token: "${{BENCH_TOKEN}}"}}\n' for k in KINDS)
     config.write_text(f'redis: {{url: "redis://127.0.0.1:{rport}/0", key_prefix: "b:"}}\n'
-                      'sources:\n  alertmanager: {auth: bearer, token: "${BENCH_TOKEN}"}\n')
-    env = {**os.environ, "BENCH_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+                      f"sources:\n{sources}"
+                      f"channels:\n  outbox: {{type: outbox, path: {tmp / 'outbox.jsonl'}}}\n"
+                      'staff:\n  tokens:\n    - {name: bench, role: publisher, token: "${BENCH_STAFF_TOKEN}"}\n'
+                      '    - {name: other, role: viewer, token: "${BENCH_OTHER_TOKEN}"}\n')
+    env = {**os.environ, "BENCH_TOKEN": TOKEN, "BENCH_STAFF_TOKEN": STAFF_TOKEN,
+           "BENCH_OTHER_TOKEN": "bench-viewer-token", "PYTHONPATH": str(ROOT)}
     argv = [sys.executable, __file__, "--serve", str(config), str(aport)]
     sproc = subprocess.Popen(argv, env=env, cwd=ROOT)
     rows = []
     storm_line = ""
+    checks = []
+    sat_cpu: dict[str, list[float]] = {}
     try:
         wait_port(aport, sproc)
         client = redis.Redis(port=rport)
-        n_fixed = int(args.rate * args.seconds)
-        n_sat = 200_000
         offset = 0
-        for label, path in (("bare XADD", "/webhooks/bare"), ("alertmanager webhook", "/webhooks/alertmanager")):
-            client.flushdb()
-            asyncio.run(saturate(aport, path, bodies(300, 10**8), 8, 1.0))  # warm-up, not reported
-            fixed = bodies(n_fixed, offset)
-            offset += n_fixed
-            run = fixed_rate(aport, path, fixed, args.rate)
-            rows.append((label, f"{args.rate:g}/s", measured(sproc.pid, run)))
-            sat = bodies(n_sat, offset)
-            offset += n_sat
-            rows.append((label, f"saturation c={args.concurrency}",
-                         measured(sproc.pid, saturate(aport, path, sat, args.concurrency, args.seconds))))
-            if path == "/webhooks/alertmanager":
-                queued = client.xlen("b:events")
-                print(f"events in the Redis stream after the webhook runs: {queued}")
-        storm_line = ""
+        plan = [("bare", "/webhooks/bare"), *((k, KINDS[k][0] if k in KINDS else "/api/v1/broadcasts")
+                                              for k in kinds), ("bare", "/webhooks/bare")]
+        for kind, path in plan:
+            staff = kind == "staff"
+            token = STAFF_TOKEN if staff else TOKEN
+            rate = args.staff_rate if staff else args.rate
+            label = "bare XADD (floor)" if kind == "bare" else ("staff broadcast" if staff else f"{kind} webhook")
+            warm = bodies(100 if staff else 300, 10**8 + offset, kind)
+            offset += len(warm)
+            asyncio.run(saturate(aport, path, warm, 8, 1.0, token))  # warm-up, not reported
+            events_before = int(client.xlen("b:events"))  # type: ignore[arg-type]
+            fixed = bodies(int(rate * args.seconds), offset, kind)
+            offset += len(fixed)
+            first = measured(sproc.pid, fixed_rate(aport, path, fixed, rate, token))
+            rows.append((label, f"{rate:g}/s", first))
+            sat = bodies(int(4000 * args.seconds) if not staff else int(1000 * args.seconds), offset, kind)
+            offset += len(sat)
+            spy = None
+            if args.profile and kind != "bare":
+                stem, dot, ext = args.profile.rpartition(".")
+                out = f"{stem}-{kind}.{ext}" if dot else f"{args.profile}-{kind}"
+                fmt = "flamegraph" if ext == "svg" else "raw"  # raw: collapsed stacks, one per line
+                spy = subprocess.Popen([shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+                                        "record", "-p", str(sproc.pid), "-o", out, "-f", fmt, "-r", "200", "--gil",
+                                        "--nonblocking"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            result = measured(sproc.pid, saturate(aport, path, sat, args.concurrency, args.seconds, token))
+            if spy is not None:
+                spy.send_signal(2)
+                spy.wait(30)
+            rows.append((label, f"saturation c={args.concurrency}", result))
+            sat_cpu.setdefault(label, []).append(result["cpu_ms"])
+            if kind in KINDS:
+                ok = first["codes"].get(202, 0) + result["codes"].get(202, 0)
+                queued = int(client.xlen("b:events")) - events_before  # type: ignore[arg-type]
+                checks.append(f"{label}: {ok} requests answered 202, {queued} new events in the stream")
+                if queued < ok:
+                    raise SystemExit(f"{label}: fewer events queued ({queued}) than requests accepted ({ok})")
+            elif staff:
+                created = first["codes"].get(201, 0) + result["codes"].get(201, 0)
+                checks.append(f"{label}: {created} broadcasts answered 201")
         if args.storm:
             client.flushdb()
             storm = storm_bodies(args.storm, 10)
@@ -295,16 +385,27 @@ def main() -> int:
         rproc.terminate()
         rproc.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
+    load_after = " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
     print(f"\nshipped path: real Celery dispatcher, appendfsync {args.fsync}; "
-          f"load average before the run: {load_before}")
+          f"load average before the run: {load_before}, after: {load_after}")
+    for line in checks:
+        print(line)
     if storm_line:
         print(storm_line)
-    print(f"{'endpoint':<22} {'load':<18} {'requests':>8} {'202/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+    print(f"{'endpoint':<22} {'load':<18} {'requests':>8} {'2xx/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'max ms':>8} {'server CPU ms/req':>18}  codes")
     for label, load, r in rows:
         print(f"{label:<22} {load:<18} {r['requests']:>8} {r['accepted_per_s']:>8.0f} {r['p50_ms']:>8.2f} "
               f"{r['p99_ms']:>8.2f} {r['max_ms']:>8.1f} {r['cpu_ms']:>18.3f}  {r['codes']}")
+    floor_runs = sat_cpu.pop("bare XADD (floor)")
+    floor = statistics.mean(floor_runs)
+    print(f"\nserver CPU per request at saturation, against the bare XADD endpoint in the same run "
+          f"({floor:.3f} ms: mean of {', '.join(f'{x:.3f}' for x in floor_runs)}); target <= 2x")
+    print(f"{'endpoint':<22} {'CPU ms/req':>10} {'ratio':>7}  verdict")
+    for label, (cpu,) in sat_cpu.items():
+        ratio = cpu / floor
+        print(f"{label:<22} {cpu:>10.3f} {ratio:>6.2f}x  {'met' if ratio <= 2 else 'NOT met'}")
     return 0
 
 
