@@ -22,13 +22,14 @@ import redis
 from notifier.api import create_app
 from notifier.bootstrap import build
 from notifier.config_loader import load_settings
-from notifier.store.redis_store import connect
+from notifier.store.redis_store import connect, sentinel_of, sentinel_status
 from tests.fakes.sentinel import SentinelCluster, sentinel_cluster
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.integration._api_support import ApiServer
 from tests.integration._sentinel_support import SENTINEL_PASSWORD, broadcast, sentinel_config, set_secrets
 from tests.support import Proc, start_beat, start_worker, wait_for
 from workers.dispatch import CeleryDispatcher
+from workers.setup import make_celery
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +87,40 @@ def test_a_dead_sentinel_and_a_partitioned_replica_cost_nothing(tmp_path: Path, 
     assert dict(stats) == {}, f"no 503, no reset: the remaining Sentinels and replica carry on ({dict(stats)})"
     counts = Counter(receiver.keys())
     assert len(counts) == 3 * EACH and set(counts.values()) == {1}, f"each broadcast posted once: {counts}"
+
+
+
+def test_a_dead_first_sentinel_costs_a_new_connection_no_backoff(tmp_path: Path, three_hosts: SentinelCluster,
+                                                                 receiver: WebhookReceiver) -> None:
+    """The first Sentinel on the list SIGKILLed (refused at once): a new broker connection (kombu's
+    Sentinel transport, as a worker's pool process opens one), the store's discovery and `notifier status`
+    ask the next Sentinel straight away. With redis-py's default retry on the Sentinel clients each of
+    them slept 0-14 s first (2 + 4 + 8 s of jittered backoff), which ran a worker's tasks into the 10 s
+    hard limit. The bound, 1.5 s each, is far above a loopback round trip and far below the backoff
+    (three uniform draws from [0, 2], [0, 4], [0, 8] s sum to less than 1.5 s in ~1% of tries)."""
+    cluster = three_hosts
+    settings = load_settings(sentinel_config(tmp_path, cluster, receiver, min_replicas=1))
+    master_port = cluster.master_port()
+    cluster.sentinels[0].kill()
+    took: dict[str, list[float]] = {"broker connection": [], "store discovery": [], "status": []}
+    celery = make_celery(settings)
+    for _ in range(3):
+        started = time.monotonic()
+        with celery.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1)
+            conn.default_channel.client.ping()  # the channel asked the Sentinels for the master
+        took["broker connection"].append(time.monotonic() - started)
+        started = time.monotonic()
+        assert sentinel_of(settings).discover_master(settings.redis.master_name or "")[1] == master_port
+        took["store discovery"].append(time.monotonic() - started)
+        started = time.monotonic()
+        rows = sentinel_status(settings)
+        took["status"].append(time.monotonic() - started)
+        assert len(rows) == 3 and "error" in rows[0] and "master" in rows[1], rows
+    print("\nfirst Sentinel dead: " + "; ".join(f"{k} " + ", ".join(f"{t:.3f}" for t in v) + " s"
+                                            for k, v in took.items()))
+    slow = {k: [round(t, 2) for t in v if t >= 1.5] for k, v in took.items()}
+    assert not any(slow.values()), f"backoff on a dead Sentinel: {slow}"
 
 
 def _resp(*args: str) -> bytes:
