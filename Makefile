@@ -49,16 +49,12 @@ test-now: $(STAMP) system-packages-test
 	$(PYTEST) -n $(PYTEST_WORKERS) --dist loadfile --ignore=$(OPENAPI_TESTS) $(PYTEST_ARGS)
 	$(PYTEST) -q $(OPENAPI_TESTS) $(PYTEST_ARGS)
 
-# Out of the shifted pass only (issue 17, open): in 1 of 2 fresh-clone runs its worker's pool processes each hung
-# until the 10 s hard limit from the first task on, on the date-shifted clock only; not reproduced in 3 runs
-# alone, cause not found. It still runs in the first pass, on today's clock.
-SHIFT_FLAKY := --deselect tests/integration/test_sentinel_faults.py::test_a_dead_sentinel_and_a_partitioned_replica_cost_nothing
 test-shifted: $(STAMP) system-packages-test
 	@$(BIN)/python tests/timeshift.py install
 	@echo "== the suite again, the wall clock $(TIME_SHIFT_DAYS) days ahead (tests marked real_clock excepted)"
 	OUTAGE_TEST_TIME_SHIFT_DAYS=$(TIME_SHIFT_DAYS) $(PYTEST) -n $(PYTEST_WORKERS) --dist loadfile \
 	  -W "ignore:Module already imported so cannot be rewritten; time_machine" \
-	  --ignore=$(OPENAPI_TESTS) $(SHIFT_FLAKY) -m "not real_clock" $(PYTEST_ARGS)
+	  --ignore=$(OPENAPI_TESTS) -m "not real_clock" $(PYTEST_ARGS)
 
 # 10,000 hostile requests over every endpoint and console form; prints the answers counted by status.
 fuzz: $(STAMP) system-packages-test

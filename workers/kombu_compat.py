@@ -33,7 +33,8 @@ sweeper enqueues the notice sooner); the ledger keeps a redelivered notice from 
 Remove this module once a kombu/celery release no longer reaches ``_connparams`` on a detached
 transport (the regression test above fails without this work-around; run it after upgrading).
 
-Also here: Celery's consumer reconnects at kombu's fixed pace, not the broker's (``_install_reconnect_rounds``).
+Also here: Celery's consumer reconnects at kombu's fixed pace, not the broker's (``_install_reconnect_rounds``),
+and a broker reconnect after a pool process died killed the worker (``_install_exited_child_guard``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def install() -> bool:
     except ImportError:  # no redis transport: nothing to work around
         return False
     _install_reconnect_rounds()
+    _install_exited_child_guard()
     channel = kombu_redis.Channel
     original = channel.__dict__.get("_connparams")
     if original is None:
@@ -145,3 +147,31 @@ def _install_reconnect_rounds() -> None:
 
     setattr(ensure_connection, _MARK, True)
     setattr(Connection, "ensure_connection", ensure_connection)  # noqa: B010
+
+
+def _install_exited_child_guard() -> None:
+    """celery 5.7 ``AsynPool._track_child_process`` on a pool process that has exited: the worker dies with
+    ``Unrecoverable error: ValueError('file descriptor is None')``. When a process exits,
+    ``_untrack_child_process`` closes its sentinel fd and sets ``proc._sentinel_poll = None``; if the
+    consumer then reconnects to the broker before ``maintain_pool`` has dropped that process from
+    ``pool._pool``, ``register_with_event_loop`` tracks every process in it again, and ``hub.add_reader(None)``
+    raises ValueError, which ``iterate_file_descriptors_safely`` does not catch (OSError and AttributeError
+    only). Seen in issue 17's partitioned-master test: both pool processes killed at the 10 s hard limit while
+    their Redis commands waited on the silent master, then the reconnect to the new master. An exited,
+    untracked process has nothing to watch; billiard's ``maintain_pool`` replaces it, so it is skipped."""
+    try:
+        from celery.concurrency.asynpool import AsynPool
+    except ImportError:  # pragma: no cover - no prefork pool
+        return
+    original = AsynPool.__dict__.get("_track_child_process")
+    if original is None or getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def _track_child_process(self: Any, proc: Any, hub: Any) -> Any:
+        if "_sentinel_poll" in vars(proc) and proc._sentinel_poll is None:
+            return None  # exited and untracked: maintain_pool replaces it
+        return original(self, proc, hub)
+
+    setattr(_track_child_process, _MARK, True)
+    setattr(AsynPool, "_track_child_process", _track_child_process)  # noqa: B010

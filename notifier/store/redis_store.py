@@ -66,13 +66,21 @@ _CLIENT_OPTIONS: dict[str, Any] = {
 }
 
 
+def sentinel_retry() -> Retry:
+    """The retry policy of every client that asks a Sentinel: none. redis-py's default for a ``Redis`` it
+    builds itself (``Sentinel`` builds one per Sentinel) is 3 retries with exponential backoff and jitter,
+    up to 2 + 4 + 8 s: a dead Sentinel, refused at once, then cost 0-14 s of sleeping before the next one
+    on the list was asked (measured 2.3-10.1 s a discovery; with all of them down the API's answer timed
+    out at 25 s). In a worker's pool that ran every task that opened a broker connection into the 10 s
+    hard limit (issue 17). One pass over the list is the retry; the callers retry on their own pace."""
+    return Retry(NoBackoff(), 0)
+
+
 def sentinel_of(settings: Settings, timeout: float = 2.0) -> Sentinel:
     """A Sentinel client for ``redis.sentinels`` (Sentinel's own AUTH from ``redis.sentinel_password``)."""
     conf = settings.redis
-    # no retries with backoff on a Sentinel (redis-py's default): with all of them down, asking took 25 s
-    # and the API's answer timed out; one pass over the list is the retry
     sentinel_kwargs: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
-                                       "retry": Retry(NoBackoff(), 0)}
+                                       "retry": sentinel_retry()}
     if conf.sentinel_password is not None:
         sentinel_kwargs["password"] = conf.sentinel_password.get_secret_value()
     password = conf.password.get_secret_value() if conf.password is not None else None
@@ -118,7 +126,8 @@ def sentinel_problems(settings: Settings) -> list[ConfigProblem]:
     unknown_at: list[str] = []
     names: set[str] = set()
     for i, (host, port) in enumerate(conf.sentinel_addresses()):
-        kwargs: dict[str, Any] = {"socket_timeout": 2, "socket_connect_timeout": 2, "decode_responses": True}
+        kwargs: dict[str, Any] = {"socket_timeout": 2, "socket_connect_timeout": 2, "decode_responses": True,
+                                  "retry": sentinel_retry()}
         if conf.sentinel_password is not None:
             kwargs["password"] = conf.sentinel_password.get_secret_value()
         node = redis.Redis(host=host, port=port, **kwargs)
@@ -436,7 +445,8 @@ def sentinel_status(settings: Settings) -> list[dict[str, Any]]:
     out = []
     for host, port in conf.sentinel_addresses():
         node = redis.Redis(host=host, port=port, socket_timeout=2, socket_connect_timeout=2, decode_responses=True,
-                           password=conf.sentinel_password.get_secret_value() if conf.sentinel_password else None)
+                           password=conf.sentinel_password.get_secret_value() if conf.sentinel_password else None,
+                           retry=sentinel_retry())
         row: dict[str, Any] = {"address": f"{host}:{port}"}
         try:
             info = node.sentinel_master(conf.master_name)

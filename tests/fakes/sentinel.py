@@ -15,6 +15,7 @@ from pathlib import Path
 import redis
 
 from notifier.store.local_redis import LocalRedis, free_port
+from notifier.store.redis_store import sentinel_retry
 from tests.support import wait_for
 
 MASTER_NAME = "notifier"
@@ -52,7 +53,9 @@ class SentinelProc:
         return self
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, password=self.password, decode_responses=True, socket_timeout=2)
+        # no retries with backoff (redis-py's default): a dead Sentinel is skipped at once (sentinel_retry)
+        return redis.Redis(port=self.port, password=self.password, decode_responses=True, socket_timeout=2,
+                           retry=sentinel_retry())
 
     def _answers(self) -> bool:
         with contextlib.suppress(redis.RedisError), self.client() as c:

@@ -83,3 +83,29 @@ def test_celerys_consumer_reconnects_at_the_transport_options_pace() -> None:
         conn.ensure_connection(lambda _exc, interval: explicit.append(interval), 1, 0.25)
     assert explicit[:1] == [0.25], explicit  # an argument the caller gave wins
     conn.release()
+
+
+def test_a_reconnect_does_not_track_a_pool_process_that_already_exited() -> None:
+    """celery's AsynPool re-tracks every process of its pool after a broker reconnect; one that exited (its
+    sentinel fd closed, ``_sentinel_poll = None``) made ``hub.add_reader(None)`` raise ValueError and the
+    worker die. It is skipped; a live process is still tracked."""
+    import os
+
+    from celery.concurrency.asynpool import AsynPool
+
+    assert kombu_compat.install()
+    added: list[object] = []
+    hub = SimpleNamespace(add_reader=lambda fd, *a, **k: added.append(fd))
+    pool = SimpleNamespace(_event_process_exit=lambda *a: None)
+    exited = SimpleNamespace(_sentinel_poll=None)
+    AsynPool._track_child_process(pool, exited, hub)  # type: ignore[arg-type]
+    assert added == [], "an exited process is not tracked again"
+    read, write = os.pipe()
+    try:
+        live = SimpleNamespace(_popen=SimpleNamespace(sentinel=read))
+        AsynPool._track_child_process(pool, live, hub)  # type: ignore[arg-type]
+        assert added == [live._sentinel_poll] and live._sentinel_poll is not None
+        os.close(live._sentinel_poll)
+    finally:
+        os.close(read)
+        os.close(write)
