@@ -16,6 +16,7 @@ import bisect
 import functools
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -58,7 +59,8 @@ _env = jinja2.Environment(
 
 @dataclass
 class RenderCache:
-    """Rendered incident pages by path, with the hash of what they were rendered from."""
+    """Rendered pieces of the site (incident pages, history rows, component bars), each with the inputs
+    it was rendered from, kept by the caller between builds."""
 
     pages: dict[str, tuple[tuple[Any, ...], bytes]] = field(default_factory=dict)
     # history rows by (language prefix, incident id): (what the row shows, its month, the row's markup)
@@ -70,6 +72,10 @@ class RenderCache:
     fingerprint: str = ""  # page settings + template version the entries above were rendered with
     hits: int = 0
     misses: int = 0
+    # one build at a time per cache: the keys above do not carry the fingerprint, so a build that began
+    # under older settings must not store its entries after another build has moved the fingerprint on
+    # (a worker's threads and the heartbeat republish share the channel's cache)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 @dataclass
@@ -313,10 +319,6 @@ def _probe_days(snap: Snapshot, component_id: str) -> dict[date, tuple[int, int]
     return {day: (entry.runs, entry.failed) for day, entry in results.days.items()}
 
 
-def _ts(value: datetime | None) -> float | None:
-    return value.timestamp() if value else None
-
-
 @functools.cache
 def _static_files() -> tuple[tuple[str, bytes], ...]:
     # packaged assets do not change under a running process (like the templates: auto_reload=False)
@@ -360,6 +362,13 @@ def render_site(snap: Snapshot, now: datetime, cache: RenderCache | None = None)
     With a ``cache`` (kept by the caller between builds), incident pages, history rows and component
     bars whose inputs did not change are reused, byte for byte, instead of rendered again.
     """
+    if cache is None:
+        return _render_site(snap, now, None)
+    with cache.lock:
+        return _render_site(snap, now, cache)
+
+
+def _render_site(snap: Snapshot, now: datetime, cache: RenderCache | None) -> dict[str, bytes]:
     r = _Renderer(snap, now)
     if cache is not None and cache.fingerprint != r.fingerprint:
         cache.pages.clear()

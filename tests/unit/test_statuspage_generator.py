@@ -256,3 +256,21 @@ def test_incident_pages_filled_into_the_shared_chrome_escape_the_id_and_title_an
     deep_page = files["incidents/a/b.html"].decode()  # one level deeper: ../../ to the root, id hole not used
     assert 'href="../../static/style.css"' in deep_page and "Deep \x00 one" in deep_page
     assert files["incidents/inc2.html"].decode().count("\x00") == 0
+
+
+def test_builds_sharing_a_cache_run_one_at_a_time() -> None:
+    """The cache's keys do not carry the settings' fingerprint: a build that began under older settings
+    must not store entries while another build (a worker thread, the heartbeat republish) is under way."""
+    import threading
+
+    cache = RenderCache()
+    done = threading.Event()
+    with cache.lock:  # another build holds the cache
+        thread = threading.Thread(target=lambda: (render_site(sample_snapshot(), NOW, cache), done.set()))
+        thread.start()
+        # a render of this snapshot takes milliseconds: unfinished after 0.5 s means it waits its turn
+        assert not done.wait(0.5), "a second build ran while the cache was held"
+        assert cache.misses == 0
+    assert done.wait(30)
+    thread.join()
+    assert cache.misses == 8
