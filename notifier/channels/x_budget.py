@@ -55,9 +55,6 @@ if wait > 0 then return tostring(wait) end
 if gate_ms > 0 then
   local t = redis.call('TIME')
   local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  -- an upgrade from the one-write gate: its key was a string lease (at most `gate` old); a new worker
-  -- starts counting afresh rather than failing with WRONGTYPE
-  if redis.call('TYPE', KEYS[2]).ok == 'string' then redis.call('DEL', KEYS[2]) end
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ms)
   if redis.call('ZCARD', KEYS[2]) >= in_flight then return 'busy' end
   redis.call('ZADD', KEYS[2], ms + gate_ms, member)
@@ -128,13 +125,18 @@ class PostingBudget:
         self.windows = [w for w in windows if w.limit > 0]
         self.gate = gate
         self.in_flight = max(1, in_flight)
+        # the leases' sorted set; not the one-write gate's ``:inflight`` string, so that during a rolling
+        # upgrade old and new workers never meet a key of the other type (WRONGTYPE in a script, or a
+        # live lease of the other version deleted): for that window each version keeps its own gate,
+        # at most max_in_flight + 1 writes in flight
+        self._leases = f"{key}:leases"
         self._acquire = redis.register_script(_ACQUIRE)
         self._block = redis.register_script(_BLOCK)
         self._end_write = redis.register_script(_END_WRITE)
         self._backoff_429 = redis.register_script(_BACKOFF_429)
 
     def _keys(self) -> list[str]:
-        return [f"{self.key}:blocked", f"{self.key}:inflight"] + [f"{self.key}:w{int(w.seconds)}"
+        return [f"{self.key}:blocked", self._leases] + [f"{self.key}:w{int(w.seconds)}"
                                                                   for w in self.windows]
 
     def acquire(self, now: float) -> tuple[str | None, float]:
@@ -153,7 +155,7 @@ class PostingBudget:
     def end_write(self, slot: str | None) -> None:
         """The write that took ``slot`` has its answer (and any block it implies is set): end its lease."""
         if slot is not None and self.gate > 0:
-            self._end_write(keys=[f"{self.key}:inflight"], args=[slot])
+            self._end_write(keys=[self._leases], args=[slot])
 
     def release(self, slot: str | None) -> None:
         """Return a slot whose post provably did not take effect (refused connection, 429)."""

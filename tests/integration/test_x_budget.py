@@ -156,7 +156,7 @@ def test_writes_in_flight_when_x_answers_429_do_not_reach_x(redis_url: str, clie
     assert len(writes) == 1 and posts == []  # the 429 was the only write X saw
     assert [r[0] for r in results] == ["deferred"] * 4
     assert all(r[1] > 100 for r in results)  # all told to come back after X's reset
-    assert not client.exists("notifier:x:x:budget:inflight")  # the gate is open again
+    assert not client.exists("notifier:x:x:budget:leases")  # the gate is open again
 
 
 @pytest.mark.parametrize("in_flight", [1, 3])
@@ -223,14 +223,16 @@ def test_threads_of_one_worker_queue_locally_for_the_accounts_writes_in_flight(c
     assert len(posts) == len({p.text for p in posts}) == 8
     assert asks == ["slot"] * 8, "no thread polled the shared gate while this worker's writes were at the limit"
     assert fake.max_writes_in_flight <= 3
-    assert not client.exists("notifier:x:x:budget:inflight")
+    assert not client.exists("notifier:x:x:budget:leases")
 
 
-def test_an_upgrade_from_the_one_write_gate_does_not_fail_on_its_old_lease(client: redis.Redis) -> None:
-    # before max_in_flight the gate was a string key taken with SET NX PX; a worker of the new version
-    # that meets one (an old worker's write still in flight during a rolling upgrade) must not fail
-    client.set("t:old:inflight", "1800000000.000000:abcdef", px=200)
+def test_an_upgrade_from_the_one_write_gate_leaves_an_old_workers_lease_alone(client: redis.Redis) -> None:
+    # before max_in_flight the gate was a string key taken with SET NX PX (``:inflight``); during a
+    # rolling upgrade a new worker must neither fail on it nor delete it under the old worker's write
+    client.set("t:old:inflight", "1800000000.000000:abcdef", px=5000)
     budget = PostingBudget(client, "t:old", [Window(900, 100)], gate=0.2, in_flight=2)
     slot, wait = budget.acquire(1_800_000_000.0)
     assert slot is not None and wait == 0.0
-    assert client.type("t:old:inflight") == "zset"
+    budget.end_write(slot)
+    assert client.get("t:old:inflight") == "1800000000.000000:abcdef"  # the old worker's lease, untouched
+    assert client.type("t:old:leases") in ("zset", "none")

@@ -75,7 +75,7 @@ def test_writes_in_flight_reach_the_limit_and_never_pass_it(tmp_path: Path, redi
     assert fake.max_writes_in_flight == 4  # the limit was reached at X, and never passed
     assert len(posts) == len({p.text for p in posts}) == len(fake.write_statuses) == 36  # once each
     assert sorted(r.remote_id for r in rows(app)) == sorted(p.id for p in posts)
-    assert not redis_client.zcard("notifier:x:x:budget:inflight")  # every lease was given back
+    assert not redis_client.zcard("notifier:x:x:budget:leases")  # every lease was given back
     for k in range(4):
         thread = [next(p for p in posts if f"[inc{k}] step {n}" in p.text) for n in (1, 2, 3)]
         assert [p.in_reply_to for p in thread] == [None, thread[0].id, thread[1].id]
