@@ -23,7 +23,7 @@ from celery import Celery
 from kombu import Queue
 
 from notifier.config import Settings
-from notifier.store.redis_store import redis_url_of, sentinel_retry
+from notifier.store.redis_store import redis_url_of, sentinel_node_kwargs
 from workers import kombu_compat
 
 PERIODIC_QUEUE = "notifier.periodic"
@@ -90,10 +90,7 @@ def broker_of(settings: Settings, broker_url: str | None = None) -> tuple[str, d
     options["master_name"] = conf.master_name
     # kombu's Sentinel transport hands these to redis-py's Sentinel: without the retry a dead first
     # Sentinel cost every new broker connection 0-14 s of backoff (see sentinel_retry)
-    sentinel_kwargs: dict[str, Any] = {"socket_timeout": 2, "socket_connect_timeout": 2, "retry": sentinel_retry()}
-    if conf.sentinel_password is not None:
-        sentinel_kwargs["password"] = conf.sentinel_password.get_secret_value()
-    options["sentinel_kwargs"] = sentinel_kwargs
+    options["sentinel_kwargs"] = sentinel_node_kwargs(settings)
     return url, options
 
 

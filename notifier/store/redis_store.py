@@ -76,13 +76,22 @@ def sentinel_retry() -> Retry:
     return Retry(NoBackoff(), 0)
 
 
+def sentinel_node_kwargs(settings: Settings, timeout: float = 2.0) -> dict[str, Any]:
+    """How every client that talks to a Sentinel itself connects: the timeouts, no retries
+    (``sentinel_retry``) and Sentinel's own AUTH (``redis.sentinel_password``). The one place these are
+    built, for the store's ``Sentinel``, kombu's transport options and the probes of `config check` and
+    `notifier status`, so an option added here reaches all of them."""
+    conf = settings.redis
+    kwargs: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry": sentinel_retry()}
+    if conf.sentinel_password is not None:
+        kwargs["password"] = conf.sentinel_password.get_secret_value()
+    return kwargs
+
+
 def sentinel_of(settings: Settings, timeout: float = 2.0) -> Sentinel:
     """A Sentinel client for ``redis.sentinels`` (Sentinel's own AUTH from ``redis.sentinel_password``)."""
     conf = settings.redis
-    sentinel_kwargs: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
-                                       "retry": sentinel_retry()}
-    if conf.sentinel_password is not None:
-        sentinel_kwargs["password"] = conf.sentinel_password.get_secret_value()
+    sentinel_kwargs = sentinel_node_kwargs(settings, timeout)
     password = conf.password.get_secret_value() if conf.password is not None else None
     return Sentinel(conf.sentinel_addresses(), sentinel_kwargs=sentinel_kwargs, password=password, db=conf.db,
                     **_CLIENT_OPTIONS)
@@ -126,11 +135,7 @@ def sentinel_problems(settings: Settings) -> list[ConfigProblem]:
     unknown_at: list[str] = []
     names: set[str] = set()
     for i, (host, port) in enumerate(conf.sentinel_addresses()):
-        kwargs: dict[str, Any] = {"socket_timeout": 2, "socket_connect_timeout": 2, "decode_responses": True,
-                                  "retry": sentinel_retry()}
-        if conf.sentinel_password is not None:
-            kwargs["password"] = conf.sentinel_password.get_secret_value()
-        node = redis.Redis(host=host, port=port, **kwargs)
+        node = redis.Redis(host=host, port=port, decode_responses=True, **sentinel_node_kwargs(settings))
         try:
             masters = node.sentinel_masters()
         except redis.AuthenticationError:
@@ -444,9 +449,7 @@ def sentinel_status(settings: Settings) -> list[dict[str, Any]]:
     conf = settings.redis
     out = []
     for host, port in conf.sentinel_addresses():
-        node = redis.Redis(host=host, port=port, socket_timeout=2, socket_connect_timeout=2, decode_responses=True,
-                           password=conf.sentinel_password.get_secret_value() if conf.sentinel_password else None,
-                           retry=sentinel_retry())
+        node = redis.Redis(host=host, port=port, decode_responses=True, **sentinel_node_kwargs(settings))
         row: dict[str, Any] = {"address": f"{host}:{port}"}
         try:
             info = node.sentinel_master(conf.master_name)
