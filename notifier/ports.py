@@ -39,13 +39,14 @@ class Dispatcher(Protocol):
         """Queue one notice on its channel's own queue."""
 
     def deliver_many(self, notices: Sequence[tuple[str, str]]) -> None:
-        """Queue several notices, each ``(notice_id, channel)`` on its channel's queue, now, in as few
-        broker round trips as the broker allows (Celery on Redis: one pipeline, so one fsync under
-        ``appendfsync always`` instead of one per notice). Same contract as ``deliver``: a notice lost
-        here is due in the ledger, and the sweeper enqueues it."""
+        """Queue the notices of one update, each ``(notice_id, channel)``, now, as one unit of work if the
+        broker allows (Celery: one task that sends each on its own thread, so one broker round trip and
+        one fsync instead of one per notice, and every channel starts at once). Each notice is still
+        claimed, sent and recorded on its own. Same contract as ``deliver``: a notice lost here is due in
+        the ledger, and the sweeper enqueues it."""
 
     def backlog(self, channel: str) -> int | None:
-        """Tasks waiting in the channel's queue (None: cannot tell). The sweeper re-enqueues a row only
+        """Tasks waiting that may carry the channel's notices (None: cannot tell). The sweeper re-enqueues a row only
         when this is 0: with tasks still waiting, a late task is not yet a lost one."""
 
     def wake_engine(self) -> None:

@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from notifier.bootstrap import App, build
 from workers.dispatch import CeleryDispatcher
@@ -50,6 +51,32 @@ def note_received() -> None:
 
 def watch_queues(names: list[str]) -> None:
     _queues[:] = names
+
+
+def consumes(queue: str) -> bool:
+    """Whether this worker consumes ``queue`` (True before it knows: outside a worker, send everything)."""
+    return not _queues or queue in _queues
+
+
+_fanout: ThreadPoolExecutor | None = None
+_fanout_threads = 32
+
+
+def set_concurrency(concurrency: object) -> None:
+    """The fan-out threads: as many as the worker's slots, so each update task running in a slot can
+    have its other channels sent at the same moment (at most 2 × concurrency sends at once)."""
+    global _fanout_threads
+    if isinstance(concurrency, int) and concurrency > 0:
+        _fanout_threads = concurrency
+
+
+def fanout_executor() -> ThreadPoolExecutor:
+    """Built on first use, so in the process that uses it (after a prefork pool's fork)."""
+    global _fanout
+    with _lock:
+        if _fanout is None:
+            _fanout = ThreadPoolExecutor(max_workers=_fanout_threads, thread_name_prefix="notifier-fanout")
+        return _fanout
 
 
 def is_stalled(now: float, last_received: float, waiting_since: float | None, busy: bool,

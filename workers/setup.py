@@ -28,6 +28,10 @@ from workers import kombu_compat
 
 PERIODIC_QUEUE = "notifier.periodic"
 ENGINE_QUEUE = "notifier.engine"
+# One task per update carrying all its notices (workers/dispatch.py deliver_many). Not a ``notify.``
+# name, so it can never be a channel's queue; every worker that consumes a channel queue consumes it
+# too (``fanout_queue_for``), and forwards a notice of a channel it does not consume to that queue.
+FANOUT_QUEUE = "notifier.fanout"
 
 
 def queue_for(channel: str) -> str:
@@ -43,7 +47,17 @@ def all_queues(settings: Settings) -> list[str]:
     """The queues a plain ``notifier worker`` consumes. Not the probes queue: probes run in a worker of
     their own (``notifier run`` starts one; elsewhere ``notifier worker --queues notifier.probes.<location>``)
     so a slow probe never holds a process a delivery is waiting for."""
-    return [queue_for(name) for name, c in settings.channels.items() if c.enabled] + [ENGINE_QUEUE, PERIODIC_QUEUE]
+    channels = [queue_for(name) for name, c in settings.channels.items() if c.enabled]
+    return channels + ([FANOUT_QUEUE] if channels else []) + [ENGINE_QUEUE, PERIODIC_QUEUE]
+
+
+def with_fanout(queues: list[str]) -> list[str]:
+    """A worker that consumes any channel queue also consumes the fan-out queue: the update tasks there
+    carry that channel's notices (a worker started with ``-Q notify.x`` by hand, or by an older
+    ``notifier worker``, gets it too: ``workers/tasks.py`` adds it when the worker starts)."""
+    if FANOUT_QUEUE in queues or not any(q.startswith("notify.") for q in queues):
+        return queues
+    return [*queues, FANOUT_QUEUE]
 
 
 def probe_schedule(settings: Settings) -> dict[str, dict[str, object]]:

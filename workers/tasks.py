@@ -2,19 +2,68 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+from concurrent.futures import Future
 
-from celery.signals import task_received, worker_ready, worker_shutdown
+from celery.signals import task_received, worker_init, worker_ready, worker_shutdown
 
 from notifier.services import delivery
 from workers.celery_app import app
-from workers.runtime import get_app, note_received, start_heartbeat, watch_queues
+from workers.runtime import (
+    consumes,
+    fanout_executor,
+    get_app,
+    note_received,
+    set_concurrency,
+    start_heartbeat,
+    watch_queues,
+)
+from workers.setup import queue_for, with_fanout
+
+log = logging.getLogger(__name__)
 
 _stop = threading.Event()
 
 
 @app.task(name="notifier.deliver", acks_late=True, ignore_result=True)
 def deliver_notice(notice_id: str, channel: str) -> str:
+    return _deliver_one(notice_id, channel)
+
+
+@app.task(name="notifier.deliver_update", acks_late=True, ignore_result=True)
+def deliver_update(notices: list[list[str]]) -> list[str]:
+    """All the notices of one update (``CeleryDispatcher.deliver_many``), each sent as
+    ``deliver_notice`` sends one: its own ``delivery.deliver`` (claim, fence, send, record), its own
+    countdown task when it has to come back. They run at the same time, the first on this thread and
+    the others on the worker's fan-out threads, so a slow channel delays no other; the task ends (and
+    its message is acknowledged) when all of them did, so a worker killed mid-way leaves the message to
+    be delivered again and the ledger stops anything from going out twice. A notice of a channel this
+    worker does not consume goes to that channel's queue, for the workers dedicated to it."""
+    notifier = get_app()
+    mine = [(nid, channel) for nid, channel in notices if consumes(queue_for(channel))]
+    for nid, channel in notices:
+        if (nid, channel) not in mine:
+            notifier.dispatcher.deliver(nid, channel)
+    futures: list[Future[str]] = [fanout_executor().submit(_deliver_one, nid, channel) for nid, channel in mine[1:]]
+    states: list[str] = []
+    error: BaseException | None = None
+    if mine:
+        try:
+            states.append(_deliver_one(*mine[0]))
+        except Exception as exc:  # noqa: BLE001 - the others still go; raised below once they did
+            error = exc
+    for future in futures:
+        try:
+            states.append(future.result())
+        except Exception as exc:  # noqa: BLE001
+            error = error or exc
+    if error is not None:  # as deliver_notice would: logged by Celery, the row is due for the sweeper
+        raise error
+    return states
+
+
+def _deliver_one(notice_id: str, channel: str) -> str:
     notifier = get_app()
     outcome = delivery.deliver(notifier, notice_id)
     if outcome.retry_in is not None:
@@ -56,6 +105,18 @@ def probes_tick(location: str) -> dict[str, int]:
     notifier = get_app()
     report = run_due(notifier, lambda events: accept_events(notifier, events), location)
     return {"ran": len(report.ran), "locked": len(report.skipped_locked), "events": report.events}
+
+
+@worker_init.connect
+def _on_init(sender: object = None, **_: object) -> None:
+    """Before the consumer starts: a worker of any channel queue consumes the fan-out queue too (see
+    ``workers.setup.with_fanout``), and the fan-out threads are sized by the worker's concurrency."""
+    amqp = getattr(getattr(sender, "app", None), "amqp", None)
+    if amqp is not None:
+        names = list(amqp.queues.consume_from or {})
+        for name in with_fanout(names)[len(names):]:
+            amqp.queues.select_add(name)
+    set_concurrency(getattr(sender, "concurrency", None))
 
 
 @worker_ready.connect

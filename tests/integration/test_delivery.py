@@ -18,6 +18,7 @@ from notifier.store.local_redis import LocalRedis
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.support import Proc, start_beat, start_worker, wait_for, write_config
 from workers.dispatch import CeleryDispatcher
+from workers.setup import FANOUT_QUEUE
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +119,7 @@ def test_redis_killed_and_restarted_between_enqueue_and_delivery(setup, redis_se
     redis_server.kill()  # SIGKILL: no clean shutdown, only the AOF survives
     redis_server.start()
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    assert client.llen("notify.hook") == 3, "the queued tasks survived the crash"
+    assert client.llen(FANOUT_QUEUE) == 3, "the queued tasks (one per update) survived the crash"
     setup["procs"].append(start_worker(setup["config"], client, tmp / "worker.log"))
     setup["procs"].append(start_beat(setup["config"], tmp / "beat.log", tmp))
     fresh = build(load_settings(setup["config"]), redis_url=redis_server.url)
@@ -185,9 +186,10 @@ def test_watchdog_replaces_a_worker_that_stopped_consuming(setup, receiver: Webh
     worker = start_worker(config, setup["client"], tmp / "worker.log",
                           extra_env={"NOTIFIER_STALL_SECONDS": "3"})
     setup["procs"].append(worker)
-    answer = app.dispatcher.celery.control.cancel_consumer("notify.hook", destination=[worker.node], reply=True,
-                                                           timeout=10)
-    assert answer, "the worker acknowledged the cancel"
+    for queue in ("notify.hook", FANOUT_QUEUE):  # an update's notices of every channel wait in the latter
+        answer = app.dispatcher.celery.control.cancel_consumer(queue, destination=[worker.node], reply=True,
+                                                               timeout=10)
+        assert answer, f"the worker acknowledged the cancel of {queue}"
     update_ids = open_and_update(app)
     wait_for(lambda: worker.proc.poll() is not None, timeout=40, what="the watchdog to stop the wedged worker")
     assert "consumer stalled: 3 message(s) wait in" in worker.log.read_text()

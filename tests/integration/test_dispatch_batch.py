@@ -1,6 +1,6 @@
-"""``CeleryDispatcher.deliver_many`` against a real Redis broker: every notice's task lands on its own
-channel's queue, as the task message ``deliver`` publishes, in one pipeline; when that pipeline fails,
-each notice is still published (one by one)."""
+"""``CeleryDispatcher.deliver_many`` against a real Redis broker: an update's notices become one
+``notifier.deliver_update`` task on the fan-out queue; when that publish fails, each notice is still
+published on its own channel's queue (one by one). ``backlog`` counts both queues."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 import redis
-from kombu.transport import redis as kombu_redis
+from kombu import Producer
 
 from notifier.config_loader import parse_settings
-from workers.dispatch import DELIVER_TASK, CeleryDispatcher
+from workers.dispatch import DELIVER_TASK, DELIVER_UPDATE_TASK, CeleryDispatcher
+from workers.setup import FANOUT_QUEUE
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +28,10 @@ channels:
 NOTICES = [("brd1.1:x", "x"), ("brd1.1:facebook", "facebook"), ("brd1.1:hook", "hook")]
 
 
-def queued(client: redis.Redis, channel: str) -> list[tuple[str, list[Any]]]:
-    """(task name, args) of each message on the channel's queue."""
+def queued(client: redis.Redis, channel: str, queue: str | None = None) -> list[tuple[str, list[Any]]]:
+    """(task name, args) of each message on the channel's queue (or on ``queue``)."""
     out = []
-    for raw in client.lrange(f"notify.{channel}", 0, -1):
+    for raw in client.lrange(queue or f"notify.{channel}", 0, -1):
         message = json.loads(raw)
         args = json.loads(base64.b64decode(message["body"]))[0]
         out.append((message["headers"]["task"], args))
@@ -42,27 +43,25 @@ def dispatcher(redis_server: Any) -> CeleryDispatcher:
     return CeleryDispatcher(parse_settings(CONFIG % redis_server.url, "t", env={}))
 
 
-def test_each_notice_lands_on_its_channel_queue_in_one_pipeline(dispatcher, redis_client, monkeypatch) -> None:
-    flushed: list[int] = []
-    flush = kombu_redis.PublishBatch.flush
-
-    def counting(self: Any) -> None:
-        flushed.append(self._buffered)
-        flush(self)
-
-    monkeypatch.setattr(kombu_redis.PublishBatch, "flush", counting)
+def test_an_updates_notices_are_one_task_on_the_fanout_queue(dispatcher, redis_client) -> None:
     dispatcher.deliver_many(NOTICES)
-    for notice_id, channel in NOTICES:
-        assert queued(redis_client, channel) == [(DELIVER_TASK, [notice_id, channel])]
-    assert flushed == [3], "the three LPUSHes did not go out as one pipeline"
+    assert queued(redis_client, "", FANOUT_QUEUE) == [(DELIVER_UPDATE_TASK, [[list(n) for n in NOTICES]])]
+    for _notice_id, channel in NOTICES:
+        assert redis_client.llen(f"notify.{channel}") == 0
+        assert dispatcher.backlog(channel) == 1, "a notice waiting in the fan-out queue is not lost"
 
 
-def test_a_failed_batch_is_published_one_by_one(dispatcher, redis_client, monkeypatch) -> None:
-    def broken(self: Any) -> None:
-        raise redis.ConnectionError("the broker went away mid-pipeline")
+def test_a_failed_publish_is_repeated_one_notice_at_a_time(dispatcher, redis_client, monkeypatch) -> None:
+    publish = Producer.publish
 
-    monkeypatch.setattr(kombu_redis.PublishBatch, "flush", broken)
+    def broken_for_fanout(self: Any, body: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("routing_key") == FANOUT_QUEUE:
+            raise redis.ConnectionError("the broker went away mid-publish")
+        return publish(self, body, *args, **kwargs)
+
+    monkeypatch.setattr(Producer, "publish", broken_for_fanout)
     dispatcher.deliver_many(NOTICES)
+    assert redis_client.llen(FANOUT_QUEUE) == 0
     for notice_id, channel in NOTICES:
         assert queued(redis_client, channel) == [(DELIVER_TASK, [notice_id, channel])]
 
