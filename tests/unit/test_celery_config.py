@@ -28,3 +28,12 @@ def test_config_rejects_a_visibility_timeout_that_would_redeliver_waiting_tasks(
     with pytest.raises(ConfigError) as info:
         parse_settings("delivery: {visibility_timeout: 100, backoff_max: 600}\n", "t", {})
     assert any(p.path == "delivery.visibility_timeout" for p in info.value.problems)
+
+
+def test_a_worker_of_any_channel_queue_consumes_the_fanout_queue_too() -> None:
+    from workers.setup import FANOUT_QUEUE, with_fanout
+
+    assert with_fanout(["notify.x"]) == ["notify.x", FANOUT_QUEUE]
+    assert with_fanout(["notify.x", FANOUT_QUEUE]) == ["notify.x", FANOUT_QUEUE]
+    assert with_fanout(["notifier.probes.local"]) == ["notifier.probes.local"], "a probes worker sends nothing"
+    assert with_fanout(["notifier.engine", "notifier.periodic"]) == ["notifier.engine", "notifier.periodic"]
