@@ -307,6 +307,12 @@ class IncidentStore(Protocol):
     def get_incident(self, incident_id: str) -> Incident:
         """The incident; NotFound if there is none."""
 
+    def rows_with_incident(
+        self, notice_ids: list[str], incident_id: str
+    ) -> tuple[list[LedgerRow | None], Incident | None]:
+        """The ledger rows of these notices (None where there is none) and the incident (None if there is
+        none), in one round trip: what a worker reads before sending an update's notices."""
+
     def save_incident(self, incident: Incident) -> None:
         """Store the incident document (and its open/closed index entries)."""
 

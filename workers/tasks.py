@@ -8,7 +8,9 @@ from concurrent.futures import Future
 
 from celery.signals import task_received, worker_init, worker_ready, worker_shutdown
 
+from notifier.domain.model import Incident
 from notifier.services import delivery
+from notifier.store.ledger import LedgerRow
 from workers.celery_app import app
 from workers.runtime import (
     consumes,
@@ -45,14 +47,17 @@ def deliver_update(notices: list[list[str]]) -> list[str]:
     for nid, channel in notices:
         if (nid, channel) not in mine:
             notifier.dispatcher.deliver(nid, channel)
-    futures: list[Future[str]] = [fanout_executor().submit(_deliver_one, nid, channel) for nid, channel in mine[1:]]
+    if not mine:
+        return []
+    reads = delivery.read_many(notifier, [nid for nid, _ in mine])  # one round trip for the update
+    futures: list[Future[str]] = [fanout_executor().submit(_deliver_one, nid, channel, read)
+                                  for (nid, channel), read in zip(mine[1:], reads[1:], strict=True)]
     states: list[str] = []
     error: BaseException | None = None
-    if mine:
-        try:
-            states.append(_deliver_one(*mine[0]))
-        except Exception as exc:  # noqa: BLE001 - the others still go; raised below once they did
-            error = exc
+    try:
+        states.append(_deliver_one(*mine[0], reads[0]))
+    except Exception as exc:  # noqa: BLE001 - the others still go; raised below once they did
+        error = exc
     for future in futures:
         try:
             states.append(future.result())
@@ -63,9 +68,9 @@ def deliver_update(notices: list[list[str]]) -> list[str]:
     return states
 
 
-def _deliver_one(notice_id: str, channel: str) -> str:
+def _deliver_one(notice_id: str, channel: str, read: tuple[LedgerRow | None, Incident | None] | None = None) -> str:
     notifier = get_app()
-    outcome = delivery.deliver(notifier, notice_id)
+    outcome = delivery.deliver(notifier, notice_id, read)
     if outcome.retry_in is not None:
         notifier.dispatcher.deliver(notice_id, channel, countdown=outcome.retry_in)
     return outcome.state

@@ -258,14 +258,6 @@ class Ledger:
         data = self.redis.hgetall(self.row_key(notice_id))
         return LedgerRow.from_hash(data) if data else None
 
-    def get_with(self, notice_id: str, key: str) -> tuple[LedgerRow | None, str | None]:
-        """The row and the string at ``key`` (the row's incident, for ``deliver``) in one round trip."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.row_key(notice_id))
-            pipe.get(key)
-            data, raw = pipe.execute()
-        return (LedgerRow.from_hash(data) if data else None), raw
-
     def get_many(self, notice_ids: list[str]) -> list[LedgerRow | None]:
         if not notice_ids:
             return []

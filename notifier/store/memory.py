@@ -541,6 +541,12 @@ class MemoryStore:
             raise NotFound(f"no incident {incident_id!r}; `notifier incident list` shows the ids")
         return Incident.from_dict(json.loads(raw))
 
+    def rows_with_incident(
+        self, notice_ids: list[str], incident_id: str
+    ) -> tuple[list[LedgerRow | None], Incident | None]:
+        raw = self._incidents.get(incident_id)
+        return self.ledger.get_many(notice_ids), (Incident.from_dict(json.loads(raw)) if raw is not None else None)
+
     def save_incident(self, incident: Incident) -> None:
         doc = json.dumps(incident.to_dict(), ensure_ascii=False)
         with self._lock:

@@ -37,7 +37,7 @@ from notifier.errors import ConfigProblem, NotFound, NotReplicated, StoreUnavail
 from notifier.ports import UpdateCommit
 from notifier.store.engine_state import RedisEngineState
 from notifier.store.events import RedisEventStream
-from notifier.store.ledger import Ledger
+from notifier.store.ledger import Ledger, LedgerRow
 
 T = TypeVar("T")
 
@@ -281,6 +281,17 @@ class RedisStore:
         if raw is None:
             raise NotFound(f"no incident {incident_id!r}; `notifier incident list` shows the ids")
         return Incident.from_dict(json.loads(raw))
+
+    def rows_with_incident(
+        self, notice_ids: list[str], incident_id: str
+    ) -> tuple[list[LedgerRow | None], Incident | None]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for nid in notice_ids:
+                pipe.hgetall(self.ledger.row_key(nid))
+            pipe.get(self.key("incident", incident_id))
+            *found, raw = pipe.execute()
+        rows = [LedgerRow.from_hash(data) if data else None for data in found]
+        return rows, (Incident.from_dict(json.loads(raw)) if raw is not None else None)
 
     def save_incident(self, incident: Incident) -> None:
         with self.redis.pipeline() as pipe:

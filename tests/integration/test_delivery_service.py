@@ -130,6 +130,21 @@ def test_the_rows_own_incident_wins_over_the_one_its_id_names(env) -> None:
     assert "other down" in ScriptedChannel.posted[0][1]
 
 
+def test_an_updates_notices_are_read_together_and_each_sent_from_that_read(env) -> None:
+    """``read_many`` (what the worker's update task does first): every row and their incident in one
+    pipeline; a notice without a row reads as None; ``deliver`` then sends from it."""
+    app, _, _ = env
+    inc = incidents.open_incident(app, name="IMAP", components=["imap"], body="down", channels=["s", "o"])
+    ids = [f"{inc.updates[0].id}:s", f"{inc.updates[0].id}:o", f"{inc.updates[0].id}:gone"]
+    reads = delivery.read_many(app, ids)
+    assert [r.notice_id if r else None for r, _ in reads] == [ids[0], ids[1], None]
+    assert reads[0][1] is not None and reads[0][1].id == inc.id and reads[1][1] is reads[0][1]
+    assert reads[2] == (None, None)
+    assert [delivery.deliver(app, nid, read).state for nid, read in zip(ids, reads, strict=True)] == \
+        ["posted", "posted", "skipped"]
+    assert sorted(p[0] for p in ScriptedChannel.posted) == sorted(ids[:2])
+
+
 def test_deadline_turns_endless_transient_errors_into_failed(env) -> None:
     app, clock, _ = env
     ScriptedChannel.script = [Transient("HTTP 503") for _ in range(100)]
