@@ -93,7 +93,7 @@ def test_random_kills_at_volume_lose_nothing_and_post_nothing_twice(world, refus
     fx.state.refuse_duplicates = refuse_duplicates
     fg.refuse_duplicates = refuse_duplicates
     if pool == "threads":  # answers that take a while: many sends are on the wire together when a kill comes
-        fg.latency, fx.latency = 0.05, 0.01
+        fg.latency, fx.latency = 0.2, 0.05
     rng = random.Random(os.environ.get("CHAOS_SEED"))
     total = 2 * INCIDENTS
     kill_at = sorted(rng.sample(range(max(2, total // 20), max(3, total * 9 // 10)), KILLS))
@@ -110,8 +110,9 @@ def test_random_kills_at_volume_lose_nothing_and_post_nothing_twice(world, refus
     seen: list[int] = []  # claimed rows at each look before the first kill (thread pool)
 
     def claimed() -> int:  # dead claims of earlier kills included
-        return sum(1 for u in update_ids for r in app.store.ledger.rows(update_id=u)
-                   if r.state == DeliveryState.CLAIMED)
+        # one ZCARD of the ledger's claimed index, not a read of every row: a look must be much shorter
+        # than the moment sends overlap (one update's channels now go out together, so the drain is quick)
+        return int(client.zcard(app.store.ledger.claimed_key))
 
     for i, k in enumerate(kill_at, 1):
         try:
