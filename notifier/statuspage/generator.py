@@ -419,11 +419,29 @@ def _render_site(snap: Snapshot, now: datetime, cache: RenderCache | None) -> di
                 cache.misses += 1
                 files[path] = r.incident(lang, inc)
                 cache.pages[path] = (key, files[path])
+    if cache is not None:
+        _forget_deleted(cache, r, snap)
     files.update(JsonApi(snap, now, r.indicator).files())
     entries = feeds.feed_entries(snap)
     files["history.atom"] = feeds.atom(snap, now, entries)
     files["history.rss"] = feeds.rss(snap, now, entries)
     return files
+
+
+def _forget_deleted(cache: RenderCache, r: _Renderer, snap: Snapshot) -> None:
+    """Drop the cached pages and history rows of incidents no longer in the snapshot (deleted, or gone
+    from the page), so the cache holds what the site has, not everything it ever had. Every build stores
+    each live page and row, so more entries than live ones means some are dead: a count, no set, on the
+    usual build."""
+    live = len(r.langs) * len(snap.incidents)
+    if len(cache.pages) > live:
+        paths = {f"{lang.prefix}incidents/{inc.id}.html" for lang in r.langs for inc in snap.incidents}
+        for path in [p for p in cache.pages if p not in paths]:
+            del cache.pages[path]
+    if len(cache.rows) > live:
+        keys = {(lang.prefix, inc.id) for lang in r.langs for inc in snap.incidents}
+        for key in [k for k in cache.rows if k not in keys]:
+            del cache.rows[key]
 
 
 def write_files(
