@@ -158,7 +158,9 @@ def measure(
         floor_dir.mkdir()
         if spread_subdirectories is not None:  # where the target asks ext4 to spread releases, so does the floor
             spread_subdirectories(floor_dir)
-        record(wall["floor"], cpu["floor"], lambda d=floor_dir: write_files(files, d / "release"))
+        # a unique name, like a release id: ext4 picks a spread directory's block group by its name's hash
+        release = floor_dir / f"{NOW.strftime('%Y%m%dT%H%M%S%fZ')}-{os.getpid()}-{run}"
+        record(wall["floor"], cpu["floor"], lambda d=release: write_files(files, d))
 
         cache = RenderCache()
         inc_target = DirectoryTarget(Path(tmp) / f"incr{run}" / "site")
