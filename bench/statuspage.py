@@ -2,6 +2,11 @@
 
     .venv/bin/python bench/statuspage.py [--runs 5] [--dir /dev/shm]
     .venv/bin/python bench/statuspage.py --against /tmp/main-tree [--rounds 4] [--runs 3] [--dir /dev/shm]
+    .venv/bin/python bench/statuspage.py --against /tmp/main-tree --dir /var/tmp --busy
+
+``--busy`` runs, for the whole measurement, what made "the busy disk" of issue 14 in `--dir`: four
+processes appending 200 bytes and fsyncing in a loop (Redis with ``appendfsync always``) and one creating
+and deleting 200 small files in a loop (other test suites' temp dirs). It is load, not the service.
 
 ``--against DIR`` measures another checkout (e.g. ``git archive main | tar -x -C DIR``) with this same
 harness and model: child processes alternate between DIR and this tree, ``--rounds`` times each, and one
@@ -10,7 +15,8 @@ table shows both with the CPU ratio. ``--tree DIR`` (used by the children) impor
 Prints one table: the full build (render + write a complete release with the directory target),
 the incremental rebuild after one incident update (warm RenderCache: only the index, history, the
 changed incident's pages, JSON and feeds are rendered), and, as a baseline measured in the same run,
-writing the same files to disk without rendering (the I/O floor of any build). "republish from a fresh
+writing the same files to disk without rendering (the I/O floor of any build; in a directory placed as
+the tree's directory target places a release, so both see the same disk). "republish from a fresh
 process" is a worker restart's first heartbeat: everything rendered, unchanged files hard-linked.
 """
 
@@ -20,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,6 +45,11 @@ from notifier.domain.model import ComponentChange, ComponentStatus, Impact, Inci
 from notifier.statuspage.generator import RenderCache, render_site, write_files  # noqa: E402
 from notifier.statuspage.publish import DirectoryTarget  # noqa: E402
 from notifier.statuspage.snapshot import Snapshot  # noqa: E402
+
+try:  # not in every tree --against measures
+    from notifier.statuspage.publish import spread_subdirectories
+except ImportError:
+    spread_subdirectories = None  # type: ignore[assignment]
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 BAD = [ComponentStatus.DEGRADED_PERFORMANCE, ComponentStatus.PARTIAL_OUTAGE, ComponentStatus.MAJOR_OUTAGE]
@@ -142,7 +154,13 @@ def measure(
 
         record(wall["full"], cpu["full"], full_build)
         record(wall["render_full"], cpu["render_full"], lambda: render_site(snap, NOW))
-        record(wall["floor"], cpu["floor"], lambda run=run: write_files(files, Path(tmp) / f"floor{run}"))
+        floor_dir = Path(tmp) / f"floor{run}"
+        floor_dir.mkdir()
+        if spread_subdirectories is not None:  # where the target asks ext4 to spread releases, so does the floor
+            spread_subdirectories(floor_dir)
+        # a unique name, like a release id: ext4 picks a spread directory's block group by its name's hash
+        release = floor_dir / f"{NOW.strftime('%Y%m%dT%H%M%S%fZ')}-{os.getpid()}-{run}"
+        record(wall["floor"], cpu["floor"], lambda d=release: write_files(files, d))
 
         cache = RenderCache()
         inc_target = DirectoryTarget(Path(tmp) / f"incr{run}" / "site")
@@ -174,6 +192,48 @@ def measure(
     return wall, cpu, files
 
 
+BUSY_FSYNC = """
+import os, sys
+fd = os.open(os.path.join(sys.argv[1], f"aof.{os.getpid()}"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+n = 0
+while True:
+    os.write(fd, b"x" * 200)
+    os.fsync(fd)
+    n += 1
+    if n % 2000 == 0:
+        os.ftruncate(fd, 0)
+"""
+BUSY_CHURN = """
+import os, shutil, sys
+n = 0
+while True:
+    d = os.path.join(sys.argv[1], f"churn{n % 4}")
+    os.makedirs(d, exist_ok=True)
+    for i in range(200):
+        with open(os.path.join(d, f"f{i}"), "wb") as fh:
+            fh.write(b"y" * 3000)
+    shutil.rmtree(d)
+    n += 1
+"""
+
+
+def start_busy(where: str) -> tuple[list[subprocess.Popen[bytes]], str]:
+    """The --busy load in a fresh directory under ``where``; stop it with stop_busy."""
+    load = tempfile.mkdtemp(prefix="busy-", dir=where)
+    procs = [subprocess.Popen([sys.executable, "-c", BUSY_FSYNC, load]) for _ in range(4)]
+    procs.append(subprocess.Popen([sys.executable, "-c", BUSY_CHURN, load]))
+    time.sleep(3)  # let the churn get going
+    return procs, load
+
+
+def stop_busy(procs: list[subprocess.Popen[bytes]], load: str) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(10)
+    shutil.rmtree(load, ignore_errors=True)
+
+
 def against(args: argparse.Namespace) -> int:
     """Alternate child processes between ``args.against`` (the baseline) and this tree; one table."""
     trees = {"baseline": Path(args.against).resolve(), "this tree": HERE}
@@ -194,6 +254,7 @@ def against(args: argparse.Namespace) -> int:
     print(
         f"status page, baseline {trees['baseline']} against this tree {HERE}: {args.rounds} rounds x "
         f"{args.runs} runs each, alternating; medians; files in {args.dir or tempfile.gettempdir()}"
+        + (" with --busy load (4 fsync loops, 1 create/delete loop): load, not the service" if args.busy else "")
     )
     print(f"machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'measure':<52}{'base wall':>10}{'base CPU':>10}{'new wall':>10}{'new CPU':>10}{'CPU ratio':>10}")
@@ -227,9 +288,17 @@ def main() -> int:
     parser.add_argument("--against", default=None, help="a baseline checkout to measure alternately with this one")
     parser.add_argument("--rounds", type=int, default=4, help="with --against: child processes per tree")
     parser.add_argument("--json", action="store_true", help="print the raw samples as JSON (for --against)")
+    parser.add_argument("--busy", action="store_true", help="measure under fsync and file-churn load in --dir")
     args = parser.parse_args()
-    if args.against:
-        return against(args)
+    busy = start_busy(args.dir or tempfile.gettempdir()) if args.busy else None
+    try:
+        return against(args) if args.against else measure_here(args)
+    finally:
+        if busy is not None:
+            stop_busy(*busy)
+
+
+def measure_here(args: argparse.Namespace) -> int:
     snap = model()
     changes = sum(len(v) for v in snap.history.values())
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
@@ -245,6 +314,8 @@ def main() -> int:
         f"{len(snap.incidents)} incidents, {len(files)} files, median of {args.runs} runs"
     )
     print(f"machine load average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; files in {tmp}")
+    if args.busy:
+        print("with --busy load (4 fsync loops, 1 create/delete loop in the same directory): load, not the service")
     print(f"{'measure':<52}{'wall s':>9}{'CPU s':>9}{'x floor':>9}")
     floor = med(wall["floor"])
     for label, key in ROWS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -135,3 +136,81 @@ def test_a_fresh_process_links_files_whose_content_is_unchanged(tmp_path: Path) 
     assert (old / "index.html").stat().st_ino != (new / "index.html").stat().st_ino
     assert (tmp_path / "site" / "index.html").read_bytes() == changed["index.html"]
     assert {p.relative_to(new).as_posix() for p in new.rglob("*") if p.is_file()} == set(files) | {".release.json"}
+
+
+def test_equal_bytes_rendered_again_are_linked_not_rewritten(tmp_path: Path) -> None:
+    # a rebuild without the RenderCache's objects (settings changed, cache dropped) gives equal bytes in new
+    # objects: the target compares them, so only what really changed gets a new file
+    files = site_for(1)
+    target = DirectoryTarget(tmp_path / "site")
+    first = target.publish(files, NOW)
+    again = {k: bytes(bytearray(v)) for k, v in files.items()}  # equal, never the same objects
+    again["index.html"] = files["index.html"].replace(b"IMAP outage v1", b"IMAP outage v9")
+    second = target.publish(again, NOW + timedelta(seconds=1))
+    old, new = target.releases / first.release, target.releases / second.release
+    linked = [rel for rel in files if (old / rel).stat().st_ino == (new / rel).stat().st_ino]
+    assert sorted(linked) == sorted(set(files) - {"index.html"})
+    assert all((new / rel).read_bytes() == data for rel, data in again.items())
+
+
+def test_a_build_killed_midway_leaves_the_live_site_whole_and_the_next_publish_repairs_damage(tmp_path: Path) -> None:
+    """A crash-like interruption: a publish SIGKILLed while it writes its release, and a live file
+    damaged (as a power loss can leave an unsynced file on a filesystem without a journal)."""
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path / "site"
+    files = site_for(1)
+    DirectoryTarget(root).publish(files, NOW)
+    script = (
+        "import sys, time\n"
+        "from datetime import timedelta\n"
+        "import notifier.statuspage.generator as g\n"
+        "from notifier.statuspage.publish import DirectoryTarget\n"
+        "from tests.integration.test_statuspage_directory import site_for, NOW\n"
+        "files = site_for(2)\n"
+        "real = g.write_files\n"
+        "def slow(f, out, *a):\n"
+        "    half = dict(list(f.items())[: len(f) // 2])\n"
+        "    real(half, out, *a)\n"
+        "    print('half', flush=True)\n"
+        "    time.sleep(60)\n"
+        "import notifier.statuspage.publish as p\n"
+        "p.write_files = slow\n"
+        f"DirectoryTarget({str(root)!r}).publish(files, NOW + timedelta(seconds=2))\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
+    assert child.stdout is not None and child.stdout.readline().strip() == "half"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(10)
+    target = DirectoryTarget(root)  # the restarted worker
+    assert list(target.releases.glob(".tmp-*"))  # the half release is there, but nobody serves it
+    assert all((root / rel).read_bytes() == data for rel, data in files.items())
+    (root / "history.html").write_bytes(b"")  # damaged in place (the live release's own inode)
+    later = site_for(3)
+    result = target.publish(later, NOW + timedelta(seconds=3))
+    new = target.releases / result.release
+    assert all((new / rel).read_bytes() == data for rel, data in later.items())
+    assert (root / "history.html").read_bytes() == later["history.html"]
+
+
+def test_the_releases_directory_asks_the_filesystem_to_spread_releases(tmp_path: Path) -> None:
+    import fcntl
+    import struct
+
+    from notifier.statuspage import publish
+
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    if not publish.spread_subdirectories(probe):
+        pytest.skip("this filesystem has no top-directory flag (not ext2/3/4)")
+    target = DirectoryTarget(tmp_path / "site")
+    target.publish(site_for(1), NOW)
+    fd = os.open(target.releases, os.O_RDONLY)
+    try:
+        buf = bytearray(struct.calcsize("l"))
+        fcntl.ioctl(fd, publish._FS_IOC_GETFLAGS, buf, True)
+    finally:
+        os.close(fd)
+    assert struct.unpack_from("i", buf)[0] & publish._TOPDIR_FL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -174,6 +175,22 @@ def test_incremental_render_reuses_unchanged_incident_pages_and_matches_a_full_r
     assert cache.misses == 8 + 2 and cache.hits == 6
     assert again == render_site(snap, later)  # the cache never changes the output
     assert "Replacement node is in." in again["incidents/inc2.html"].decode()
+
+
+def test_the_cache_forgets_the_pages_and_rows_of_deleted_incidents() -> None:
+    """Review N2: a long-running worker's RenderCache must not keep every incident it ever rendered."""
+    snap = sample_snapshot()
+    cache = RenderCache()
+    render_site(snap, NOW, cache)
+    gone = snap.incidents.pop(0)
+    snap.incidents.append(dataclasses.replace(snap.incidents[0], id="new1", updates=[]))  # one deleted, one added
+    later = NOW + timedelta(minutes=1)
+    again = render_site(snap, later, cache)
+    assert not [p for p in cache.pages if gone.id in p]
+    assert not [k for k in cache.rows if k[1] == gone.id]
+    assert len(cache.pages) == len(cache.rows) == 2 * len(snap.incidents)
+    assert again == render_site(snap, later)
+    assert render_site(snap, later, cache) == again
 
 
 def test_index_with_50_components_stays_under_100_kb() -> None:
