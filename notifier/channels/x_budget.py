@@ -58,7 +58,8 @@ if gate_ms > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ms)
   if redis.call('ZCARD', KEYS[2]) >= in_flight then return 'busy' end
   redis.call('ZADD', KEYS[2], ms + gate_ms, member)
-  redis.call('PEXPIRE', KEYS[2], gate_ms + 1000)
+  -- the key outlives its longest lease: a shorter lease (another worker's config) never cuts it short
+  if redis.call('PTTL', KEYS[2]) < gate_ms + 1000 then redis.call('PEXPIRE', KEYS[2], gate_ms + 1000) end
 end
 for i = 3, #KEYS do
   local window = tonumber(ARGV[3 + 2 * (i - 2)])

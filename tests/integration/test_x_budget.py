@@ -180,6 +180,19 @@ def test_at_most_n_writes_in_flight_per_account_and_a_dead_holders_lease_lapses(
     wait_for(lambda: budget.acquire(now + 0.5)[0] is not None, timeout=10, what="the dead holders' leases to lapse")
 
 
+def test_a_shorter_lease_never_shortens_the_life_of_a_longer_one(client: redis.Redis) -> None:
+    """Two workers whose X timeouts differ share the account's gate: the gate key lives as long as its
+    longest lease (review N1: each acquire set the key's TTL to its own lease, dropping a longer one)."""
+    windows = [Window(900, 100)]
+    long = PostingBudget(client, "t:gate", windows, gate=60, in_flight=2)
+    short = PostingBudget(client, "t:gate", windows, gate=0.2, in_flight=2)
+    now = 1_800_000_000.0
+    assert long.acquire(now)[0] is not None
+    assert short.acquire(now)[0] is not None
+    assert client.pttl("t:gate:leases") > 59_000, "the long lease's write is still in flight"
+    assert short.acquire(now) == (None, BUSY)
+
+
 def test_threads_of_one_worker_queue_locally_for_the_accounts_writes_in_flight(client: redis.Redis) -> None:
     """Under the thread pool, many threads of one process share one X channel: they queue on a
     process-local semaphore of ``max_in_flight``, so each write asks the shared gate in Redis once
