@@ -233,9 +233,11 @@ class XChannel(Channel):
                     if isinstance(error, Transient | DuplicateContent):
                         self.budget.release(slot)  # provably not posted by this request: the slot was not spent
                     if isinstance(exc, tweepy.TooManyRequests):
-                        if exc.reset_time is None:  # no reset given: back off exponentially, shared by all workers
+                        if exc.reset_time is None:
+                            # no reset given: back off exponentially, shared by all workers; the same
+                            # script closes the account for that long (review M2: no second write)
                             error = Transient(error.reason, retry_after=self.budget.backoff_429(now))
-                        if isinstance(error, Transient) and error.retry_after:
+                        elif isinstance(error, Transient) and error.retry_after:
                             # closed for every process before this write's lease is free again
                             self.budget.block_until(now + error.retry_after)
                 finally:
