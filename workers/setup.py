@@ -30,7 +30,7 @@ PERIODIC_QUEUE = "notifier.periodic"
 ENGINE_QUEUE = "notifier.engine"
 # One task per update carrying all its notices (workers/dispatch.py deliver_many). Not a ``notify.``
 # name, so it can never be a channel's queue; every worker that consumes a channel queue consumes it
-# too (``fanout_queue_for``), and forwards a notice of a channel it does not consume to that queue.
+# too (``with_fanout``), and forwards a notice of a channel it does not consume to that queue.
 FANOUT_QUEUE = "notifier.fanout"
 
 

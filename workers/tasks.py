@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from concurrent.futures import Future
 
@@ -22,8 +21,6 @@ from workers.runtime import (
     watch_queues,
 )
 from workers.setup import queue_for, with_fanout
-
-log = logging.getLogger(__name__)
 
 _stop = threading.Event()
 
