@@ -11,12 +11,16 @@ not depend on the channel type: it writes one ledger row and one task per channe
 measured twice per round: without and with an ``Idempotency-Key`` (a fresh one per request, as a script
 or the console sends it).
 
-Two bare endpoints, labelled as such (neither is the service):
+Bare endpoints and a variant, labelled as such (none of them is the service):
 
 - **bare, same stack** (the baseline of issue 14's "at most 2x"): a route of the same app under
   ``/api/v1/``, so every middleware runs as for the real call; the same staff dependency (the publisher's
   token checked, its role required), the same pydantic body model (``BroadcastIn``), a plain ``def``
   run in the thread pool like the real route, and one fsynced Redis write (SET), answering 201 JSON.
+- **broadcast without the Celery publish**: the same service call (``incidents.broadcast``: the id,
+  the transaction with its three ledger rows) on the same store, with a dispatcher that hands nothing
+  to the workers, so that the publish's share of the broadcast shows; not the service (its notices
+  would wait for the sweeper).
 - **floor: JSON + one fsynced SET**: the endpoint of the first version of this benchmark (an ``async``
   route that parses the JSON itself, no staff dependency, no model; the middlewares still run), kept
   so that figures stay comparable with earlier runs.
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import statistics
 import sys
@@ -53,10 +58,31 @@ TOKEN = "bench-token"
 BROADCASTS = "/api/v1/broadcasts"
 FAIR = "bare, same stack: staff auth + model + one fsynced SET"
 FLOOR = "floor: JSON + one fsynced SET (no auth dependency)"
+UNPUBLISHED = "broadcast without the Celery publish (not the service)"
+
+
+class Unpublished:
+    """A dispatcher that hands nothing to the workers: the "without the publish" row only."""
+
+    def deliver(self, notice_id: str, channel: str, countdown: float = 0) -> None:
+        pass
+
+    def deliver_many(self, notices: Any) -> None:
+        pass
+
+    def backlog(self, channel: str) -> int | None:
+        return 0
+
+    def wake_engine(self) -> None:
+        pass
 
 
 def bare_routes(api: Any, settings: Any) -> None:
+    from notifier.api.staff import _incident
+    from notifier.services import incidents
+
     redis = api.state.notifier.store.redis
+    quiet = dataclasses.replace(api.state.notifier, dispatcher=Unpublished())
     key = settings.redis.key_prefix + "bare"
 
     async def floor(request: Request) -> Any:
@@ -68,6 +94,12 @@ def bare_routes(api: Any, settings: Any) -> None:
         redis.set(key, data.model_dump_json())
         return {"ok": True, "author": member.name}
 
+    def unpublished(data: BroadcastIn, member: StaffMember = publisher) -> dict[str, Any]:
+        inc = incidents.broadcast(quiet, name=data.name, body=data.body, author=member.name, channels=data.channels)
+        return _incident(inc)
+
+    api.add_api_route("/api/v1/broadcasts-unpublished", unpublished, methods=["POST"], status_code=201,
+                      include_in_schema=False)
     api.add_api_route("/api/v1/bare", floor, methods=["POST"], include_in_schema=False)
     api.add_api_route("/api/v1/bare-staff", same_stack, methods=["POST"], status_code=201, include_in_schema=False)
 
@@ -106,7 +138,8 @@ def main() -> int:
     load_before = loadavg()
     plan = [(FLOOR, "/api/v1/bare", False), (FAIR, "/api/v1/bare-staff", False),
             ("POST /api/v1/broadcasts (3 channels)", BROADCASTS, False),
-            ("same, with an Idempotency-Key", BROADCASTS, True)]
+            ("same, with an Idempotency-Key", BROADCASTS, True),
+            (UNPUBLISHED, "/api/v1/broadcasts-unpublished", False)]
     rows: list[tuple[str, int, list[float], float]] = []
     with Rig("bench-staff-") as rig:
         rport = rig.redis("always")
@@ -139,7 +172,7 @@ def main() -> int:
                 rows.append((label, r, lat, cpu))
         queued = sum(int(client.llen(f"notify.hook{i}")) for i in (1, 2, 3))
 
-    expected = 3 * (30 + args.rounds * args.requests) * 2
+    expected = 3 * (30 + args.rounds * args.requests) * 2  # the two broadcast rows publish; the variant does not
     print(f"shipped path: real Celery dispatcher, appendfsync always, one uvicorn worker; "
           f"load average before the run: {load_before}, after: {loadavg()}; "
           f"delivery tasks queued: {queued} (expected {expected})")
