@@ -2,6 +2,7 @@
 latency and server CPU per request, against bare endpoints on the same stack in the same run.
 
     .venv/bin/python bench/staff_api.py [--requests 300] [--rounds 2] [--profile FILE]
+    .venv/bin/python bench/staff_api.py --summary FILE-1.raw [...]
 
 Shipped path: the API is built as ``notifier api`` builds it (``create_app(settings=...)``: the real
 Celery dispatcher, so each broadcast also publishes its three delivery tasks), one uvicorn worker in its
@@ -28,7 +29,8 @@ Bare endpoints and a variant, labelled as such (none of them is the service):
 All are measured closed-loop from one keep-alive connection, alternated ``--rounds`` times. Server CPU
 is the API process's utime + stime from /proc over the requests, divided by their number.
 ``--profile FILE``: py-spy records the API process during the broadcasts of every round, one file per
-round and kind (FILE-1.svg, FILE-1-keyed.svg, ...: flame graphs; another suffix: collapsed stacks).
+round and kind (FILE-1.svg, FILE-1-keyed.svg, ...: flame graphs; another suffix: collapsed stacks, which
+``--summary FILE-1.raw ...`` sorts into the buckets of ``BUCKETS``).
 """
 
 from __future__ import annotations
@@ -75,6 +77,39 @@ class Unpublished:
 
     def wake_engine(self) -> None:
         pass
+
+
+# py-spy stacks of the API process -> where a broadcast's CPU goes (first rule whose needles all occur)
+BUCKETS: list[tuple[str, tuple[str, ...]]] = [
+    ("route thread: Celery publish (send_task, kombu batch + LPUSH pipeline)", ("_enqueue (",)),
+    ("route thread: incident transaction (MULTI: incident, 3 ledger rows, indexes)", ("commit_update (",)),
+    ("route thread: sequence INCR (next_id)", ("next_id (",)),
+    ("route thread: idempotency op look-up (GET op)", ("op_incident (",)),
+    ("route thread: other service code (checks, Incident and update objects)", ("open_incident (",)),
+    ("route thread: response dict (Incident.to_dict)", ("_incident (",)),
+    ("thread pool: idempotency gate's Redis (reserve SET NX, settle SET)", ("IdempotencyGate._reserve",)),
+    ("thread pool: idempotency gate's Redis (reserve SET NX, settle SET)", ("IdempotencyGate._settle",)),
+    ("thread pool: rest (FastAPI's sync endpoint wrapper, hand-off)", ("WorkerThread.run",)),
+    ("event loop: idempotency gate's Redis (reserve SET NX, settle SET)", ("IdempotencyGate", "redis/")),
+    ("event loop: staff token checks (authenticate)", ("authenticate (",)),
+    ("event loop: FastAPI (routing, dependencies, body model, response serialisation)", ("fastapi/routing.py",)),
+    ("event loop: middleware (RequestGate, BodyLimit, IdempotencyGate, Starlette's)", ("limits.py",)),
+    ("event loop: uvicorn HTTP, asyncio, thread hand-off", ("",)),
+]
+
+
+def summarise(files: list[str]) -> None:
+    """Shares of the samples of py-spy raw files (``--profile x.raw``) by ``BUCKETS``."""
+    total, counts = 0, dict.fromkeys(dict(BUCKETS), 0)
+    for name in files:
+        for line in Path(name).read_text().splitlines():
+            stack, _, n = line.rpartition(" ")
+            total += int(n)
+            counts[next(b for b, needles in BUCKETS if all(x in stack for x in needles))] += int(n)
+    print(f"{total} samples with the GIL held ({', '.join(files)})")
+    print("where | share\n--- | ---:")
+    for bucket, samples in counts.items():
+        print(f"{bucket} | {100 * samples / max(1, total):.1f} %")
 
 
 def bare_routes(api: Any, settings: Any) -> None:
@@ -127,8 +162,13 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--profile", metavar="FILE", help="py-spy record the broadcasts (needs py-spy)")
+    parser.add_argument("--summary", nargs="+", metavar="RAW", help="only print where the samples of these "
+                        "py-spy raw files (from --profile x.raw) go")
     parser.add_argument("--serve", nargs=2, metavar=("CONFIG", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.summary:
+        summarise(args.summary)
+        return 0
     if args.serve:
         serve_api(args.serve[0], int(args.serve[1]), bare_routes)
         return 0
@@ -170,7 +210,7 @@ def main() -> int:
                     spy.wait(30)
                 offset += args.requests
                 rows.append((label, r, lat, cpu))
-        queued = sum(int(client.llen(f"notify.hook{i}")) for i in (1, 2, 3))
+        queued = sum(int(client.llen(f"notify.hook{i}")) for i in (1, 2, 3))  # type: ignore[arg-type,misc]
 
     expected = 3 * (30 + args.rounds * args.requests) * 2  # the two broadcast rows publish; the variant does not
     print(f"shipped path: real Celery dispatcher, appendfsync always, one uvicorn worker; "
