@@ -6,7 +6,11 @@ hidden) and at saturation (closed loop, N connections), compared in the same run
 the same stack (uvicorn + FastAPI, the same Redis client and thread hand-off) that only XADDs the body.
 
     .venv/bin/python bench/webhooks.py [--rate 500] [--seconds 8] [--concurrency 32]
-                                       [--kinds alertmanager,grafana,uptime-kuma,generic,staff]
+                                       [--kinds alertmanager,grafana,uptime-kuma,generic,staff] [--mixed N]
+
+``--mixed N`` adds the generic webhook at ``--rate`` alone and then again while N connections send staff
+broadcasts (with Idempotency-Key) back to back: whether a staff write holds up webhooks (the latencies
+of the two generic rows; CPU is not split between the two there).
 
 The last table gives each endpoint's server CPU per request as a ratio to the bare endpoint's in the
 same run (issue 14's target: at most 2x). The bare endpoint is measured first and last; the ratio uses
@@ -210,6 +214,9 @@ def main() -> int:
     parser.add_argument("--storm", type=int, default=10_000, help="alerts in the storm run (0: skip)")
     parser.add_argument("--fsync", default="always", choices=["always", "everysec"],
                         help="Redis appendfsync; always is the shipped default")
+    parser.add_argument("--mixed", type=int, default=0, metavar="N",
+                        help="also: generic webhooks at --rate alone, then again while N connections send staff "
+                        "broadcasts with Idempotency-Key back to back (does a staff write stall webhooks?)")
     parser.add_argument("--profile", metavar="FILE", help="py-spy record the API process during the "
                         "saturation runs, one file per kind (FILE-kind.svg: a flame graph; other names: "
                         "collapsed stacks); needs py-spy")
@@ -281,6 +288,27 @@ def main() -> int:
             elif staff:
                 created = first["codes"].get(201, 0) + result["codes"].get(201, 0)
                 checks.append(f"{label}: {created} broadcasts answered 201")
+        if args.mixed:
+            n = int(args.rate * args.seconds)
+            alone = bodies(n, offset, "generic")
+            offset += n
+            rows.append(("generic webhook alone", f"{args.rate:g}/s", measured(
+                sproc.pid, fixed_rate(aport, KINDS["generic"][0], alone, args.rate))))
+            hooks, staff_calls = bodies(n, offset, "generic"), bodies(n, offset, "staff")
+            offset += n
+
+            async def together() -> tuple[dict[str, Any], dict[str, Any]]:
+                hook = asyncio.create_task(fixed_rate(aport, KINDS["generic"][0], hooks, args.rate))
+                staff = asyncio.create_task(saturate(aport, "/api/v1/broadcasts", staff_calls, args.mixed,
+                                                     args.seconds, STAFF_TOKEN))
+                return await hook, await staff
+
+            hook_result, staff_result = asyncio.run(together())
+            for result in (hook_result, staff_result):
+                result["cpu_ms"] = float("nan")  # shared between the two: not per request
+            rows.append(("generic webhook, mixed", f"{args.rate:g}/s", hook_result))
+            rows.append(("staff broadcast, mixed", f"c={args.mixed} beside", staff_result))
+            checks.append(f"mixed: {hook_result['codes']} webhooks, {staff_result['codes']} staff broadcasts")
         if args.storm:
             client.flushdb()
             storm = storm_bodies(args.storm, 10)
