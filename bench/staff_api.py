@@ -79,6 +79,7 @@ class Unpublished:
         pass
 
 
+GATE_POOL = "thread pool: idempotency gate's Redis (reserve SET NX, settle SET)"
 # py-spy stacks of the API process -> where a broadcast's CPU goes (first rule whose needles all occur)
 BUCKETS: list[tuple[str, tuple[str, ...]]] = [
     ("route thread: Celery publish (send_task, kombu batch + LPUSH pipeline)", ("_enqueue (",)),
@@ -87,8 +88,8 @@ BUCKETS: list[tuple[str, tuple[str, ...]]] = [
     ("route thread: idempotency op look-up (GET op)", ("op_incident (",)),
     ("route thread: other service code (checks, Incident and update objects)", ("open_incident (",)),
     ("route thread: response dict (Incident.to_dict)", ("_incident (",)),
-    ("thread pool: idempotency gate's Redis (reserve SET NX, settle SET)", ("IdempotencyGate._reserve",)),
-    ("thread pool: idempotency gate's Redis (reserve SET NX, settle SET)", ("IdempotencyGate._settle",)),
+    (GATE_POOL, ("WorkerThread.run", "IdempotencyGate._reserve")),
+    (GATE_POOL, ("WorkerThread.run", "IdempotencyGate._settle")),
     ("thread pool: rest (FastAPI's sync endpoint wrapper, hand-off)", ("WorkerThread.run",)),
     ("event loop: idempotency gate's Redis (reserve SET NX, settle SET)", ("IdempotencyGate", "redis/")),
     ("event loop: staff token checks (authenticate)", ("authenticate (",)),
