@@ -294,7 +294,7 @@ def main() -> int:
             offset += n
             rows.append(("generic webhook alone", f"{args.rate:g}/s", measured(
                 sproc.pid, fixed_rate(aport, KINDS["generic"][0], alone, args.rate))))
-            hooks, staff_calls = bodies(n, offset, "generic"), bodies(n, offset, "staff")
+            hooks, staff_calls = bodies(n, offset, "generic"), bodies(int(1000 * args.seconds), offset, "staff")
             offset += n
 
             async def together() -> tuple[dict[str, Any], dict[str, Any]]:
