@@ -6,7 +6,11 @@ hidden) and at saturation (closed loop, N connections), compared in the same run
 the same stack (uvicorn + FastAPI, the same Redis client and thread hand-off) that only XADDs the body.
 
     .venv/bin/python bench/webhooks.py [--rate 500] [--seconds 8] [--concurrency 32]
-                                       [--kinds alertmanager,grafana,uptime-kuma,generic,staff]
+                                       [--kinds alertmanager,grafana,uptime-kuma,generic,staff] [--mixed N]
+
+``--mixed N`` adds the generic webhook at ``--rate`` alone and then again while N connections send staff
+broadcasts (with Idempotency-Key) back to back: whether a staff write holds up webhooks (the latencies
+of the two generic rows; CPU is not split between the two there).
 
 The last table gives each endpoint's server CPU per request as a ratio to the bare endpoint's in the
 same run (issue 14's target: at most 2x). The bare endpoint is measured first and last; the ratio uses
@@ -33,14 +37,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,22 +47,18 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import Conn, Rig, cpu_seconds, loadavg, peak_rss_mb, py_spy, serve_api  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 PAYLOADS = DATA / "alertmanager"
 TOKEN = "bench-token"
 Item = tuple[bytes, str]  # a body and its extra header lines
 
 
 # ---- server side -----------------------------------------------------------------------------------
-def serve(config: str, port: int) -> None:
-    import uvicorn
-
-    from notifier.api import create_app
-    from notifier.config_loader import load_settings
-
-    settings = load_settings(config)
-    api = create_app(settings=settings)  # as `notifier api` builds it: the real Celery dispatcher
+def bare_route(api: Any, settings: Any) -> None:
     app = api.state.notifier
     stream = settings.redis.key_prefix + "bare"
 
@@ -76,46 +70,8 @@ def serve(config: str, port: int) -> None:
     # under /webhooks/ so that it skips the staff body-limit middleware exactly as the real routes do
     api.add_api_route("/webhooks/bare", bare, methods=["POST"], include_in_schema=False)
 
-    uvicorn.run(api, host="127.0.0.1", port=port, log_level="warning", server_header=False)
-
 
 # ---- load generator --------------------------------------------------------------------------------
-class Conn:
-    """A minimal keep-alive HTTP/1.1 client: the load generator must cost less CPU than the server."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, path: str, body: bytes, token: str = TOKEN, extra: str = "") -> int:
-        head = (f"POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n{extra}"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-        for _ in range(2):
-            if self.writer is None:
-                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-            assert self.reader is not None
-            self.writer.write(head + body)
-            status_line = await self.reader.readline()
-            if status_line:
-                break
-            # the server closed an idle keep-alive connection (uvicorn: after 5 s); open a new one
-            self.writer.close()
-            self.reader = self.writer = None
-        else:
-            raise ConnectionError("the server closed the connection twice")
-        length = 0
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            name, _, value = line.decode().partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-        await self.reader.readexactly(length)
-        return int(status_line.split()[1])
-
-
 def _iso(when: datetime) -> str:
     return when.isoformat().replace("+00:00", "Z")
 
@@ -240,42 +196,11 @@ def storm_bodies(alerts: int, per_payload: int) -> list[Item]:
     return out
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process: CPU cost per request does not depend on what else the machine runs."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measured(pid: int, run: Any) -> dict[str, Any]:
     before = cpu_seconds(pid)
     result: dict[str, Any] = asyncio.run(run)
     result["cpu_ms"] = (cpu_seconds(pid) - before) * 1000 / max(1, result["requests"])
     return result
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(300):
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("server did not start")
 
 
 def main() -> int:
@@ -289,13 +214,16 @@ def main() -> int:
     parser.add_argument("--storm", type=int, default=10_000, help="alerts in the storm run (0: skip)")
     parser.add_argument("--fsync", default="always", choices=["always", "everysec"],
                         help="Redis appendfsync; always is the shipped default")
+    parser.add_argument("--mixed", type=int, default=0, metavar="N",
+                        help="also: generic webhooks at --rate alone, then again while N connections send staff "
+                        "broadcasts with Idempotency-Key back to back (does a staff write stall webhooks?)")
     parser.add_argument("--profile", metavar="FILE", help="py-spy record the API process during the "
                         "saturation runs, one file per kind (FILE-kind.svg: a flame graph; other names: "
                         "collapsed stacks); needs py-spy")
     parser.add_argument("--serve", nargs=2, metavar=("CONFIG", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve[0], int(args.serve[1]))
+        serve_api(args.serve[0], int(args.serve[1]), bare_route)
         return 0
     kinds = [k for k in args.kinds.split(",") if k]
     unknown = set(kinds) - {*KINDS, "staff"}
@@ -304,30 +232,23 @@ def main() -> int:
 
     import redis
 
-    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    tmp = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
-    rport, aport = free_port(), free_port()
-    rproc = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(rport), "--bind", "127.0.0.1",
-         "--dir", str(tmp), "--save", "", "--appendonly", "yes", "--appendfsync", args.fsync],
-        stdout=subprocess.DEVNULL)
-    config = tmp / "notifier.yaml"
-    sources = "".join(f'  {k}: {{auth: bearer, token: "${{BENCH_TOKEN}}"}}\n' for k in KINDS)
-    config.write_text(f'redis: {{url: "redis://127.0.0.1:{rport}/0", key_prefix: "b:"}}\n'
-                      f"sources:\n{sources}"
-                      f"channels:\n  outbox: {{type: outbox, path: {tmp / 'outbox.jsonl'}}}\n"
-                      'staff:\n  tokens:\n    - {name: bench, role: publisher, token: "${BENCH_STAFF_TOKEN}"}\n'
-                      '    - {name: other, role: viewer, token: "${BENCH_OTHER_TOKEN}"}\n')
-    env = {**os.environ, "BENCH_TOKEN": TOKEN, "BENCH_STAFF_TOKEN": STAFF_TOKEN,
-           "BENCH_OTHER_TOKEN": "bench-viewer-token", "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, __file__, "--serve", str(config), str(aport)]
-    sproc = subprocess.Popen(argv, env=env, cwd=ROOT)
+    load_before = loadavg()
     rows = []
     storm_line = ""
     checks = []
     sat_cpu: dict[str, list[float]] = {}
-    try:
-        wait_port(aport, sproc)
+    with Rig("bench-webhooks-") as rig:
+        tmp = rig.tmp
+        rport = rig.redis(args.fsync)
+        config = tmp / "notifier.yaml"
+        sources = "".join(f'  {k}: {{auth: bearer, token: "${{BENCH_TOKEN}}"}}\n' for k in KINDS)
+        config.write_text(f'redis: {{url: "redis://127.0.0.1:{rport}/0", key_prefix: "b:"}}\n'
+                          f"sources:\n{sources}"
+                          f"channels:\n  outbox: {{type: outbox, path: {tmp / 'outbox.jsonl'}}}\n"
+                          'staff:\n  tokens:\n    - {name: bench, role: publisher, token: "${BENCH_STAFF_TOKEN}"}\n'
+                          '    - {name: other, role: viewer, token: "${BENCH_OTHER_TOKEN}"}\n')
+        sproc, aport = rig.api(__file__, config, {"BENCH_TOKEN": TOKEN, "BENCH_STAFF_TOKEN": STAFF_TOKEN,
+                                                  "BENCH_OTHER_TOKEN": "bench-viewer-token"})
         client = redis.Redis(port=rport)
         offset = 0
         plan = [("bare", "/webhooks/bare"), *((k, KINDS[k][0] if k in KINDS else "/api/v1/broadcasts")
@@ -351,11 +272,7 @@ def main() -> int:
             if args.profile and kind != "bare":
                 stem, dot, ext = args.profile.rpartition(".")
                 out = f"{stem}-{kind}.{ext}" if dot else f"{args.profile}-{kind}"
-                fmt = "flamegraph" if ext == "svg" else "raw"  # raw: collapsed stacks, one per line
-                spy = subprocess.Popen([shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
-                                        "record", "-p", str(sproc.pid), "-o", out, "-f", fmt, "-r", "200", "--gil",
-                                        "--nonblocking"],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                spy = py_spy(sproc.pid, out)
             result = measured(sproc.pid, saturate(aport, path, sat, args.concurrency, args.seconds, token))
             if spy is not None:
                 spy.send_signal(2)
@@ -371,6 +288,27 @@ def main() -> int:
             elif staff:
                 created = first["codes"].get(201, 0) + result["codes"].get(201, 0)
                 checks.append(f"{label}: {created} broadcasts answered 201")
+        if args.mixed:
+            n = int(args.rate * args.seconds)
+            alone = bodies(n, offset, "generic")
+            offset += n
+            rows.append(("generic webhook alone", f"{args.rate:g}/s", measured(
+                sproc.pid, fixed_rate(aport, KINDS["generic"][0], alone, args.rate))))
+            hooks, staff_calls = bodies(n, offset, "generic"), bodies(int(1000 * args.seconds), offset, "staff")
+            offset += n
+
+            async def together() -> tuple[dict[str, Any], dict[str, Any]]:
+                hook = asyncio.create_task(fixed_rate(aport, KINDS["generic"][0], hooks, args.rate))
+                staff = asyncio.create_task(saturate(aport, "/api/v1/broadcasts", staff_calls, args.mixed,
+                                                     args.seconds, STAFF_TOKEN))
+                return await hook, await staff
+
+            hook_result, staff_result = asyncio.run(together())
+            for result in (hook_result, staff_result):
+                result["cpu_ms"] = float("nan")  # shared between the two: not per request
+            rows.append(("generic webhook, mixed", f"{args.rate:g}/s", hook_result))
+            rows.append(("staff broadcast, mixed", f"c={args.mixed} beside", staff_result))
+            checks.append(f"mixed: {hook_result['codes']} webhooks, {staff_result['codes']} staff broadcasts")
         if args.storm:
             client.flushdb()
             storm = storm_bodies(args.storm, 10)
@@ -379,13 +317,7 @@ def main() -> int:
             rows.append(("alertmanager storm", f"{args.storm} alerts/10 s", result))
             storm_line = (f"storm: {client.xlen('b:events')} of {args.storm} alerts queued as events; "
                           f"API process peak RSS (VmHWM) over the whole run: {peak_rss_mb(sproc.pid):.0f} MiB")
-    finally:
-        sproc.terminate()
-        sproc.wait(10)
-        rproc.terminate()
-        rproc.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
-    load_after = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    load_after = loadavg()
 
     print(f"\nshipped path: real Celery dispatcher, appendfsync {args.fsync}; "
           f"load average before the run: {load_before}, after: {load_after}")

@@ -4,7 +4,6 @@ console (``notifier.console``, when installed) around one ``App`` from the compo
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 from typing import Any
 
@@ -19,6 +18,7 @@ from notifier.api import ops, staff, staff_subscribers, subscribe, webhooks
 from notifier.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from notifier.api.idempotency import IdempotencyGate
 from notifier.api.limits import BodyLimit, RequestGate
+from notifier.api.responses import TolerantJSON
 from notifier.api.schemas import WEBHOOK_MODELS
 from notifier.api.waker import EngineWaker
 from notifier.errors import NotFound, StoreUnavailable, UsageError
@@ -26,15 +26,6 @@ from notifier.metrics import Metrics
 from notifier.staff import authenticate
 
 log = logging.getLogger(__name__)
-
-
-class TolerantJSON(JSONResponse):
-    """JSON as UTF-8; a lone surrogate in text stored before input was checked becomes ? instead of a
-    dropped connection (issue 12)."""
-
-    def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
-                          separators=(",", ":")).encode("utf-8", "replace")
 
 
 def create_app(app: Any = None, settings: Any = None, idempotency_lease: float = 60.0) -> FastAPI:

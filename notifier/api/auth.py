@@ -19,6 +19,21 @@ from notifier.sources.settings import SourceSettings
 from notifier.staff import StaffMember, authenticate
 
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="notifier"'}
+PRINCIPAL = "notifier.staff_member"
+"""The key in a request's ``scope["state"]`` under which ``RequestGate`` leaves the staff member it
+authenticated, so the idempotency gate and the routes' role checks reuse it instead of comparing the
+token again (once per request; issue 14: the staff API's CPU)."""
+
+
+def remember_principal(scope: Any, member: StaffMember) -> None:
+    scope.setdefault("state", {})[PRINCIPAL] = member
+
+
+def principal_of(scope: Any) -> StaffMember | None:
+    """The staff member ``RequestGate`` authenticated for this request, if it did."""
+    state = scope.get("state")
+    member = state.get(PRINCIPAL) if isinstance(state, dict) else None
+    return member if isinstance(member, StaffMember) else None
 
 
 class Unauthorized(Exception):
@@ -75,9 +90,13 @@ def check_signature(conf: SourceSettings, request: Request, body: bytes, now: fl
 
 async def staff_member(request: Request) -> StaffMember:
     """Async: it only compares tokens, so it runs on the event loop. A plain ``def`` dependency is run in
-    the thread pool, one thread hand-off per dependency per request (issue 14: the staff API's CPU)."""
-    app: Any = request.app.state.notifier
-    member = authenticate(app.settings, bearer_of(request))
+    the thread pool, one thread hand-off per dependency per request (issue 14: the staff API's CPU).
+    The member ``RequestGate`` already authenticated for this request is reused (the token is compared
+    once per request); without the gate (an app assembled otherwise) the token is checked here."""
+    member = principal_of(request.scope)
+    if member is None:
+        app: Any = request.app.state.notifier
+        member = authenticate(app.settings, bearer_of(request))
     if member is None:
         raise HTTPException(401, "missing or unknown staff token", headers=BEARER_CHALLENGE)
     return member

@@ -32,7 +32,9 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+from starlette.concurrency import run_in_threadpool
 
+from notifier.api.auth import principal_of
 from notifier.failpoints import failpoint
 from notifier.services.idempotent import KEEP_SECONDS, current_op
 
@@ -74,8 +76,10 @@ class IdempotencyGate:
         if not _KEY.fullmatch(key):
             await _json(send, 422, "Idempotency-Key: 1 to 255 printable ASCII characters (a UUID is a good key)")
             return
-        auth = headers.get(b"authorization", b"").decode("latin-1")
-        member = self.principal(auth.partition(" ")[2].strip() or None)
+        member = principal_of(scope)  # authenticated once, by RequestGate
+        if member is None:
+            auth = headers.get(b"authorization", b"").decode("latin-1")
+            member = self.principal(auth.partition(" ")[2].strip() or None)
         if member is None:  # the gate before us already refused it; be safe anyway
             await self.app(scope, receive, send)
             return
@@ -121,7 +125,7 @@ class IdempotencyGate:
         try:
             await self.app(scope, once, capture)
         except BaseException:
-            self._settle(client, record_key, op, None)  # not kept: the retry runs again
+            await run_in_threadpool(self._settle, client, record_key, op, None)  # not kept: the retry runs again
             raise
         finally:
             current_op.reset(token)
@@ -132,16 +136,16 @@ class IdempotencyGate:
                                "body": b"".join(chunks).decode("utf-8", "replace")})
         # The record is settled before the client hears anything: a client that retries the moment it
         # reads a 503 finds the lease released, and one that got a 201 finds the answer kept.
-        self._settle(client, record_key, op, done)
+        await run_in_threadpool(self._settle, client, record_key, op, done)
         for msg in held:
             await send(msg)
 
     @staticmethod
     def _settle(client: Any, record_key: str, op: str, done: str | None) -> None:
-        """Keep the answer (``done``) or release the lease (None). A connection that broke under us (a
-        reset while Redis fails over, a socket closed by a pool reset) is redialled by the next command,
-        so one more try usually lands; left unsettled, the pending lease answers 409 to every retry until
-        it runs out (lease_seconds)."""
+        """Keep the answer (``done``) or release the lease (None); blocking, so run in the thread pool. A
+        connection that broke under us (a reset while Redis fails over, a socket closed by a pool reset) is
+        redialled by the next command, so one more try usually lands; left unsettled, the pending lease
+        answers 409 to every retry until it runs out (lease_seconds)."""
         for attempt in range(3):
             try:
                 if done is None:
@@ -155,14 +159,9 @@ class IdempotencyGate:
 
     async def _claim(self, client: Any, record_key: str, fingerprint: str, send: Any) -> bool:
         """Reserve the key, or answer for it (replay, 409, 422) and return True."""
-        pending = json.dumps({"state": "pending", "fp": fingerprint})
-        if client.set(record_key, pending, nx=True, px=self.lease_ms):
+        record = await run_in_threadpool(self._reserve, client, record_key, fingerprint)
+        if record is None:
             return False
-        raw = client.get(record_key)
-        if raw is None:  # expired between the two calls: take it
-            return not client.set(record_key, pending, nx=True, px=self.lease_ms) and \
-                await self._busy(send)
-        record = json.loads(raw)
         if record.get("fp") != fingerprint:
             await _json(send, 422, "this Idempotency-Key was used for a different request; use a new key")
             return True
@@ -175,6 +174,20 @@ class IdempotencyGate:
                                 (b"idempotent-replayed", b"true")]})
         await send({"type": "http.response.body", "body": body})
         return True
+
+    def _reserve(self, client: Any, record_key: str, fingerprint: str) -> dict[str, Any] | None:
+        """The key reserved for this request (None), or the record standing in its way. Blocking Redis
+        I/O: run in the thread pool, never on the event loop (a slow fsync would stall every request)."""
+        pending = json.dumps({"state": "pending", "fp": fingerprint})
+        if client.set(record_key, pending, nx=True, px=self.lease_ms):
+            return None
+        raw = client.get(record_key)
+        if raw is None:  # expired between the two calls: take it, unless another request just did
+            if client.set(record_key, pending, nx=True, px=self.lease_ms):
+                return None
+            return {"state": "pending", "fp": fingerprint}
+        record: dict[str, Any] = json.loads(raw)
+        return record
 
     async def _busy(self, send: Any) -> bool:
         await _json(send, 409, "a request with this Idempotency-Key is still running; retry shortly",

@@ -2,7 +2,8 @@
 
 ``RequestGate`` (outermost): request headers over ``MAX_HEADER_COUNT``/``MAX_HEADER_BYTES`` get a 431,
 and a staff API request (``/api/v1/``) without a known staff token gets its 401 before a byte of its
-body is read, so an unauthenticated client learns nothing about the schema and costs no parsing.
+body is read, so an unauthenticated client learns nothing about the schema and costs no parsing. The
+member it authenticated is left in the request's state (``auth.PRINCIPAL``) for everything after it.
 
 ``BodyLimit``: the body of every request is read up to the limit before the route runs, whether the
 route would read it or not (an endpoint without a body must not accept a gigabyte either); over the
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from notifier import limits
+from notifier.api.auth import remember_principal
 
 Scope = dict[str, Any]
 
@@ -49,10 +51,12 @@ class RequestGate:
             auth = dict(headers).get(b"authorization", b"").decode("latin-1")
             scheme, _, token = auth.partition(" ")
             presented = token.strip() if scheme.lower() == "bearer" else None
-            if self.authenticate(presented or None) is None:
+            member = self.authenticate(presented or None)
+            if member is None:
                 await _answer(send, 401, "missing or unknown staff token",
                               [(b"www-authenticate", b'Bearer realm="notifier"')])
                 return
+            remember_principal(scope, member)  # checked once: the gates and routes after us reuse it
         await self.app(scope, receive, send)
 
 

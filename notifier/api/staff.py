@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from notifier import limits
 from notifier.api.auth import require
+from notifier.api.responses import TolerantJSON
 from notifier.errors import UsageError
 from notifier.services import delivery, incidents, maintenance
 from notifier.staff import StaffMember
@@ -131,6 +132,13 @@ def _incident(inc: Any) -> dict[str, Any]:
     return data
 
 
+def _created(data: dict[str, Any]) -> Response:
+    """A 201 with ``data`` (already JSON types: a ``to_dict()``) rendered directly: FastAPI would
+    otherwise validate and re-encode the returned dict against ``dict[str, Any]`` (issue 14: the write
+    path's CPU). The routes declare ``response_model`` so the OpenAPI document is unchanged."""
+    return TolerantJSON(data, status_code=201)
+
+
 @router.get("/incidents", summary="List incidents, newest first")
 def list_incidents(request: Request, kind: Literal["incident", "maintenance", "broadcast"] | None = None,
                    open_only: bool = False, limit: int = Query(50, ge=1, le=1000),
@@ -144,40 +152,43 @@ def get_incident(request: Request, incident_id: IncidentId, member: StaffMember 
     return _incident(_app(request).store.get_incident(incident_id))
 
 
-@router.post("/incidents", status_code=201, summary="Open an incident")
-def create_incident(request: Request, data: IncidentIn, member: StaffMember = editor) -> dict[str, Any]:
+@router.post("/incidents", status_code=201, summary="Open an incident", response_model=dict[str, Any])
+def create_incident(request: Request, data: IncidentIn, member: StaffMember = editor) -> Response:
     inc = incidents.open_incident(
         _app(request), name=data.name, components=data.components, impact=data.impact, body=data.body,
         status=data.status, author=member.name, channels=data.channels, draft=_draft(member, data.draft),
     )
-    return _incident(inc)
+    return _created(_incident(inc))
 
 
-@router.post("/incidents/{incident_id}/updates", status_code=201, summary="Add an update")
+@router.post("/incidents/{incident_id}/updates", status_code=201, summary="Add an update",
+             response_model=dict[str, Any])
 def add_update(
     request: Request, incident_id: IncidentId, data: UpdateIn, member: StaffMember = editor
-) -> dict[str, Any]:
+) -> Response:
     upd = incidents.update_incident(
         _app(request), incident_id, status=data.status, body=data.body, components=data.components,
         impact=data.impact, author=member.name, channels=data.channels, draft=_draft(member, data.draft),
     )
-    return dict(upd.to_dict())
+    return _created(upd.to_dict())
 
 
-@router.post("/incidents/{incident_id}/resolve", status_code=201, summary="Resolve (or complete)")
+@router.post("/incidents/{incident_id}/resolve", status_code=201, summary="Resolve (or complete)",
+             response_model=dict[str, Any])
 def resolve(
     request: Request, incident_id: IncidentId, data: ResolveIn, member: StaffMember = editor
-) -> dict[str, Any]:
+) -> Response:
     upd = incidents.resolve_incident(_app(request), incident_id, body=data.body, author=member.name,
                                      channels=data.channels, draft=_draft(member, data.draft))
-    return dict(upd.to_dict())
+    return _created(upd.to_dict())
 
 
-@router.post("/broadcasts", status_code=201, summary="A one-off notice on every channel")
-def broadcast(request: Request, data: BroadcastIn, member: StaffMember = editor) -> dict[str, Any]:
+@router.post("/broadcasts", status_code=201, summary="A one-off notice on every channel",
+             response_model=dict[str, Any])
+def broadcast(request: Request, data: BroadcastIn, member: StaffMember = editor) -> Response:
     inc = incidents.broadcast(_app(request), name=data.name, body=data.body, author=member.name,
                               channels=data.channels, draft=_draft(member, data.draft))
-    return _incident(inc)
+    return _created(_incident(inc))
 
 
 @router.post("/maintenances", status_code=201, summary="Schedule a maintenance window")
