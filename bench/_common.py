@@ -20,6 +20,10 @@ from types import TracebackType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from notifier.store.local_redis import LocalRedis, free_port  # noqa: E402
+from tests.support import stop_process  # noqa: E402
 
 
 def loadavg() -> str:
@@ -37,12 +41,6 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
@@ -79,11 +77,9 @@ class Rig:
 
     def redis(self, fsync: str = "always") -> int:
         """A redis-server with AOF and ``appendfsync fsync`` (``always``: the shipped policy); its port."""
-        port = free_port()
-        self.spawn([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                    "--dir", str(self.tmp), "--save", "", "--appendonly", "yes", "--appendfsync", fsync],
-                   stdout=subprocess.DEVNULL)
-        return port
+        server = LocalRedis(self.tmp, appendfsync=fsync)  # the project's own private-Redis command line
+        self.spawn(server.command(), stdout=subprocess.DEVNULL)
+        return server.port
 
     def api(self, script: str, config: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
         """``script --serve CONFIG PORT`` (the benchmark's own server side) in its own process, once it listens."""
@@ -95,13 +91,7 @@ class Rig:
 
     def close(self) -> None:
         for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+            stop_process(proc)
         self.procs.clear()
         shutil.rmtree(self.tmp, ignore_errors=True)
 

@@ -79,6 +79,17 @@ def env_for(config: Path, extra: dict[str, str] | None = None) -> dict[str, str]
     return env
 
 
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM, ``grace`` seconds to exit, then SIGKILL: how a test or a benchmark ends a process it started."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(grace)
+
+
 class Proc:
     """A celery worker or beat in its own process group, so a test can SIGKILL the whole group."""
 

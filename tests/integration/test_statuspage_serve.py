@@ -15,6 +15,7 @@ import pytest
 from notifier.statuspage.generator import render_site
 from notifier.statuspage.publish import DirectoryTarget
 from tests.fakes.statuspage_model import NOW, sample_snapshot
+from tests.support import stop_process
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,9 +60,4 @@ def test_serve_waits_for_the_first_publish_then_serves_with_content_types(tmp_pa
         assert get(base + "static/style.css")[1] == "text/css; charset=utf-8"
         assert proc.poll() is None
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
