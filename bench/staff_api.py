@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import Conn, Rig, cpu_seconds, loadavg, py_spy, serve_api  # noqa: E402
 from notifier.api.staff import BroadcastIn, publisher  # noqa: E402  (module level: FastAPI reads the hints)
+from notifier.ports import NullDispatcher  # noqa: E402
 from notifier.staff import StaffMember  # noqa: E402
 from workers.setup import FANOUT_QUEUE  # noqa: E402
 
@@ -65,26 +66,10 @@ FLOOR = "floor: JSON + one fsynced SET (no auth dependency)"
 UNPUBLISHED = "broadcast without the Celery publish (not the service)"
 
 
-class Unpublished:
-    """A dispatcher that hands nothing to the workers: the "without the publish" row only."""
-
-    def deliver(self, notice_id: str, channel: str, countdown: float = 0) -> None:
-        pass
-
-    def deliver_many(self, notices: Any) -> None:
-        pass
-
-    def backlog(self, channel: str) -> int | None:
-        return 0
-
-    def wake_engine(self) -> None:
-        pass
-
-
 GATE_POOL = "thread pool: idempotency gate's Redis (reserve SET NX, settle SET)"
 # py-spy stacks of the API process -> where a broadcast's CPU goes (first rule whose needles all occur)
 BUCKETS: list[tuple[str, tuple[str, ...]]] = [
-    ("route thread: Celery publish (send_task, kombu batch + LPUSH pipeline)", ("_enqueue (",)),
+    ("route thread: Celery publish (send_task: one update task, one LPUSH)", ("_enqueue (",)),
     ("route thread: incident transaction (MULTI: incident, 3 ledger rows, indexes)", ("commit_update (",)),
     ("route thread: sequence INCR (next_id)", ("next_id (",)),
     ("route thread: idempotency op look-up (GET op)", ("op_incident (",)),
@@ -120,7 +105,7 @@ def bare_routes(api: Any, settings: Any) -> None:
     from notifier.services import incidents
 
     redis = api.state.notifier.store.redis
-    quiet = dataclasses.replace(api.state.notifier, dispatcher=Unpublished())
+    quiet = dataclasses.replace(api.state.notifier, dispatcher=NullDispatcher())  # hands nothing to the workers
     key = settings.redis.key_prefix + "bare"
 
     async def floor(request: Request) -> Any:
@@ -167,6 +152,7 @@ def queued_notices(client: Any) -> int:
     for raw in client.lrange(FANOUT_QUEUE, 0, -1):
         total += len(json.loads(base64.b64decode(json.loads(raw)["body"]))[0][0])
     return total
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
