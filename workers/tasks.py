@@ -40,9 +40,11 @@ def deliver_update(notices: list[list[str]]) -> list[str]:
     be delivered again and the ledger stops anything from going out twice. A notice of a channel this
     worker does not consume goes to that channel's queue, for the workers dedicated to it."""
     notifier = get_app()
-    mine = [(nid, channel) for nid, channel in notices if consumes(queue_for(channel))]
+    mine: list[tuple[str, str]] = []
     for nid, channel in notices:
-        if (nid, channel) not in mine:
+        if consumes(queue_for(channel)):
+            mine.append((nid, channel))
+        else:
             notifier.dispatcher.deliver(nid, channel)
     if not mine:
         return []
