@@ -108,11 +108,19 @@ def _serve(api: str, latency: float, conn: Connection) -> None:
     if isinstance(fake, FakeXApi):
         fake.state.post_limit_15min = fake.state.post_limit_24h = 10**9
     fake.latency = latency
+    write = ("POST", "/2/tweets") if isinstance(fake, FakeXApi) else ("POST", f"/v21.0/{PAGE_ID}/feed")
     with fake:
         conn.send(fake.url)
         while (cmd := conn.recv()) != "stop":
-            assert cmd == "count"
-            conn.send(len(fake.posts()) if isinstance(fake, FakeXApi) else len(fake.all_posts()))
+            if cmd == "count":
+                conn.send(len(fake.posts()) if isinstance(fake, FakeXApi) else len(fake.all_posts()))
+                continue
+            if cmd == "writes":
+                conn.send(len(fake.recorded(*write)))
+                continue
+            _, count, timeout = cmd  # ("arrival", n, timeout): when the n-th write arrived, once it has
+            writes = fake.wait_recorded(*write, count, timeout)
+            conn.send(writes[count - 1].at if len(writes) >= count else None)
 
 
 class FakeInProcess:
@@ -131,6 +139,19 @@ class FakeInProcess:
     def count(self) -> int:
         self.conn.send("count")
         return int(self.conn.recv())
+
+    def writes(self) -> int:
+        """Write requests (X: POST /2/tweets, Graph: POST /feed) that reached the fake, answered or not."""
+        self.conn.send("writes")
+        return int(self.conn.recv())
+
+    def arrival(self, count: int, timeout: float) -> float | None:
+        """When (``time.monotonic``, the same clock in every process) the ``count``-th write request reached
+        the fake, waiting for it without polling (the fake's process wakes on each arrival); None after
+        ``timeout`` seconds without it."""
+        self.conn.send(("arrival", count, timeout))
+        at = self.conn.recv()
+        return None if at is None else float(at)
 
     def __exit__(self, *exc: object) -> None:
         self.conn.send("stop")

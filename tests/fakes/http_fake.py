@@ -23,6 +23,7 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # arrival (CLOCK_MONOTONIC: one clock for all processes)
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -65,6 +66,7 @@ class FakeServer:
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
         self.lock = threading.RLock()
+        self.arrived = threading.Condition(self.lock)  # notified on every request recorded
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -132,6 +134,13 @@ class FakeServer:
         with self.lock:
             return [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]
 
+    def wait_recorded(self, method: str, path_prefix: str, count: int, timeout: float) -> list[Request]:
+        """The matching requests once at least ``count`` have arrived (woken by each arrival, no polling);
+        fewer if ``timeout`` seconds pass first."""
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.recorded(method, path_prefix)) >= count, timeout)
+            return self.recorded(method, path_prefix)
+
     # -- serving ----------------------------------------------------------------------------------
 
     def handle(self, req: Request) -> Reply:
@@ -140,6 +149,7 @@ class FakeServer:
     def _serve(self, handler: BaseHTTPRequestHandler, req: Request) -> None:
         with self.lock:
             self.requests.append(req)
+            self.arrived.notify_all()
         if self.latency:
             time.sleep(self.latency)
         fault = self._take_fault(req)

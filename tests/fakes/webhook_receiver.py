@@ -32,6 +32,7 @@ class WebhookReceiver:
         self.gate = threading.Event()
         self.gate.set()
         self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)  # notified on every POST recorded
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -73,6 +74,7 @@ class WebhookReceiver:
                 with receiver.lock:
                     receiver.received.append({"key": key, "body": json.loads(body), "at": time.monotonic()})
                     number = len(receiver.received)
+                    receiver.arrived.notify_all()
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 receiver.gate.wait(60)
@@ -99,6 +101,14 @@ class WebhookReceiver:
     def keys(self) -> list[str]:
         with self.lock:
             return [item["key"] for item in self.received]
+
+    def arrival(self, count: int, timeout: float) -> float | None:
+        """When (time.monotonic) the ``count``-th POST was recorded, waiting for it (woken by each arrival,
+        no polling); None if it has not arrived within ``timeout`` seconds."""
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: len(self.received) >= count, timeout):
+                return None
+            return float(self.received[count - 1]["at"])
 
     def first_arrival(self, keys: set[str]) -> float | None:
         """When (time.monotonic) the first POST with one of ``keys`` arrived; None if none did."""
