@@ -16,6 +16,9 @@ write itself records the key in its own Redis transaction (``notifier.services.i
 ``op`` this module sets for the request). So when the API dies, or Redis goes away, between the write
 and the answer, a retry with the same key finds the committed write and answers with it instead of
 writing again: one publish, whatever the client saw. A 5xx answer is not kept (the client may retry).
+The incident writes (open, update, resolve, broadcast) also keep the answer in that transaction
+(``services.idempotent.answer_in_commit``): this gate then has nothing to write after the route, and a
+retry after such a crash gets the answer the route gave (replayed) rather than one rendered anew.
 Every keyed write does so: the incident writes (``services.incidents._commit``), merge
 (``services.merge``: the source's resolution, the target's components and the op in one transaction)
 and a delivery retry (``services.delivery.retry_delivery``: the row's move and the op in one ledger
@@ -36,7 +39,7 @@ from starlette.concurrency import run_in_threadpool
 
 from notifier.api.auth import principal_of
 from notifier.failpoints import failpoint
-from notifier.services.idempotent import KEEP_SECONDS, current_op
+from notifier.services.idempotent import KEEP_SECONDS, Answer, Record, current_op, current_record, done_record
 
 log = logging.getLogger(__name__)
 HEADER = "Idempotency-Key"
@@ -121,7 +124,8 @@ class IdempotencyGate:
                 chunks.append(msg.get("body", b""))
             held.append(msg)  # answered only once the key's record is settled, below
 
-        token = current_op.set(op)
+        record = Record(record_key, fingerprint)
+        token, record_token = current_op.set(op), current_record.set(record)
         try:
             await self.app(scope, once, capture)
         except BaseException:
@@ -129,14 +133,22 @@ class IdempotencyGate:
             raise
         finally:
             current_op.reset(token)
+            current_record.reset(record_token)
         done = None
         if status < 500:  # a 5xx is not kept: the retry runs again (and finds the write, if it was committed)
             ctype = dict(out_headers).get(b"content-type", b"application/json").decode("latin-1")
-            done = json.dumps({"state": "done", "fp": fingerprint, "status": status, "type": ctype,
-                               "body": b"".join(chunks).decode("utf-8", "replace")})
+            answer = Answer(status, ctype, b"".join(chunks))
+            if answer == record.kept:  # the write's own transaction kept exactly this answer
+                await self._answer(send, held)
+                return
+            done = done_record(fingerprint, answer)
         # The record is settled before the client hears anything: a client that retries the moment it
         # reads a 503 finds the lease released, and one that got a 201 finds the answer kept.
         await run_in_threadpool(self._settle, client, record_key, op, done)
+        await self._answer(send, held)
+
+    @staticmethod
+    async def _answer(send: Any, held: list[Any]) -> None:
         for msg in held:
             await send(msg)
 

@@ -15,9 +15,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from notifier import limits
 from notifier.api.auth import require
-from notifier.api.responses import TolerantJSON
+from notifier.api.responses import TolerantJSON, render_json
 from notifier.errors import UsageError
-from notifier.services import delivery, incidents, maintenance
+from notifier.services import delivery, idempotent, incidents, maintenance
 from notifier.staff import StaffMember
 
 ComponentState = Literal[
@@ -139,6 +139,23 @@ def _created(data: dict[str, Any]) -> Response:
     return TolerantJSON(data, status_code=201)
 
 
+def _answer_incident(inc: Any, upd: Any) -> idempotent.Answer:
+    return idempotent.Answer(201, "application/json", render_json(inc.to_dict()))
+
+
+def _answer_update(inc: Any, upd: Any) -> idempotent.Answer:
+    return idempotent.Answer(201, "application/json", render_json(upd.to_dict()))
+
+
+def _kept(record: idempotent.Record | None, data: Any) -> Response:
+    """The answer the write's transaction kept for an ``Idempotency-Key`` (``answer_in_commit``: the
+    gate then writes nothing more), else a 201 with ``data()``."""
+    if record is not None and record.kept is not None:
+        kept = record.kept
+        return Response(kept.body, status_code=kept.status, media_type=kept.media_type)
+    return _created(data())
+
+
 @router.get("/incidents", summary="List incidents, newest first")
 def list_incidents(request: Request, kind: Literal["incident", "maintenance", "broadcast"] | None = None,
                    open_only: bool = False, limit: int = Query(50, ge=1, le=1000),
@@ -154,11 +171,12 @@ def get_incident(request: Request, incident_id: IncidentId, member: StaffMember 
 
 @router.post("/incidents", status_code=201, summary="Open an incident", response_model=dict[str, Any])
 def create_incident(request: Request, data: IncidentIn, member: StaffMember = editor) -> Response:
+    record = idempotent.answer_in_commit(_answer_incident)
     inc = incidents.open_incident(
         _app(request), name=data.name, components=data.components, impact=data.impact, body=data.body,
         status=data.status, author=member.name, channels=data.channels, draft=_draft(member, data.draft),
     )
-    return _created(_incident(inc))
+    return _kept(record, lambda: _incident(inc))
 
 
 @router.post("/incidents/{incident_id}/updates", status_code=201, summary="Add an update",
@@ -166,11 +184,12 @@ def create_incident(request: Request, data: IncidentIn, member: StaffMember = ed
 def add_update(
     request: Request, incident_id: IncidentId, data: UpdateIn, member: StaffMember = editor
 ) -> Response:
+    record = idempotent.answer_in_commit(_answer_update)
     upd = incidents.update_incident(
         _app(request), incident_id, status=data.status, body=data.body, components=data.components,
         impact=data.impact, author=member.name, channels=data.channels, draft=_draft(member, data.draft),
     )
-    return _created(upd.to_dict())
+    return _kept(record, upd.to_dict)
 
 
 @router.post("/incidents/{incident_id}/resolve", status_code=201, summary="Resolve (or complete)",
@@ -178,17 +197,19 @@ def add_update(
 def resolve(
     request: Request, incident_id: IncidentId, data: ResolveIn, member: StaffMember = editor
 ) -> Response:
+    record = idempotent.answer_in_commit(_answer_update)
     upd = incidents.resolve_incident(_app(request), incident_id, body=data.body, author=member.name,
                                      channels=data.channels, draft=_draft(member, data.draft))
-    return _created(upd.to_dict())
+    return _kept(record, upd.to_dict)
 
 
 @router.post("/broadcasts", status_code=201, summary="A one-off notice on every channel",
              response_model=dict[str, Any])
 def broadcast(request: Request, data: BroadcastIn, member: StaffMember = editor) -> Response:
+    record = idempotent.answer_in_commit(_answer_incident)
     inc = incidents.broadcast(_app(request), name=data.name, body=data.body, author=member.name,
                               channels=data.channels, draft=_draft(member, data.draft))
-    return _created(_incident(inc))
+    return _kept(record, lambda: _incident(inc))
 
 
 @router.post("/maintenances", status_code=201, summary="Schedule a maintenance window")
