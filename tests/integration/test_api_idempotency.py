@@ -6,11 +6,13 @@ with the same key publishes exactly once."""
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 import pytest
+import redis
 
 from notifier.api import create_app
 from notifier.errors import StoreUnavailable
@@ -128,3 +130,48 @@ def test_openapi_documents_the_header_on_every_write(stack):
              if m == "post"]
     assert posts and all(any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in op["parameters"])
                          for op in posts)
+
+
+def commands_during(server: LocalRedis, action: Callable[[], object]) -> list[str]:
+    """Every command Redis executed while ``action`` ran (MONITOR, real Redis), in order."""
+    watcher = redis.Redis(port=server.port, decode_responses=True)
+    seen: list[str] = []
+    ready = threading.Event()
+
+    def listen() -> None:
+        with watcher.monitor() as monitor:
+            ready.set()
+            for cmd in monitor.listen():
+                if cmd["command"] == "ECHO end-of-request":
+                    return
+                seen.append(cmd["command"])
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    ready.wait(10)
+    watcher.echo("start")
+    wait_for(lambda: seen, what="MONITOR to listen")
+    action()
+    watcher.echo("end-of-request")
+    thread.join(10)
+    watcher.close()
+    return seen[seen.index("ECHO start") + 1:]
+
+
+def test_a_keyed_broadcast_keeps_its_answer_in_the_write_s_own_transaction(stack):
+    app, http, server = stack
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    answers: list[httpx.Response] = []
+    seen = commands_during(server, lambda: answers.append(
+        http.post("/api/v1/broadcasts", json={"body": "kept"}, headers={**PUBLISHER, **key})))
+    (first,) = answers
+    assert first.status_code == 201, first.text
+    records = [c for c in seen if c.startswith("SET t:idempotency:")]
+    begin, end = seen.index("MULTI"), seen.index("EXEC")
+    assert seen.count("MULTI") == 1  # one transaction: the incident, its ledger row, the op and the answer
+    assert [seen.index(c) for c in records][0] < begin and " NX PX " in records[0]  # the reservation
+    assert len(records) == 2 and begin < seen.index(records[1]) < end  # the answer, in the write's MULTI
+    assert not [c for c in seen[end + 1:] if c.split(" ")[0] in ("SET", "DEL", "EVALSHA", "EVAL")]
+    again = http.post("/api/v1/broadcasts", json={"body": "kept"}, headers={**PUBLISHER, **key})
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content and again.headers["content-type"] == first.headers["content-type"]
