@@ -27,6 +27,7 @@ script).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -37,9 +38,18 @@ from typing import Any
 import redis
 from starlette.concurrency import run_in_threadpool
 
+from notifier.api import staff
 from notifier.api.auth import principal_of
 from notifier.failpoints import failpoint
-from notifier.services.idempotent import KEEP_SECONDS, Answer, Record, current_op, current_record, done_record
+from notifier.services.idempotent import (
+    KEEP_SECONDS,
+    Answer,
+    Claimed,
+    Record,
+    current_op,
+    current_record,
+    done_record,
+)
 
 log = logging.getLogger(__name__)
 HEADER = "Idempotency-Key"
@@ -62,12 +72,14 @@ class IdempotencyGate:
     """ASGI middleware; runs after authentication and after the body has been read (``BodyLimit``)."""
 
     def __init__(self, app: Any, principal: Callable[[str | None], Any], store: Callable[[], Any],
-                 lease_seconds: float = 60.0, prefix: str = "/api/v1/") -> None:
+                 lease_seconds: float = 60.0, prefix: str = "/api/v1/",
+                 route_reserves: Callable[[str], bool] = staff.reserves_own_key) -> None:
         self.app = app
         self.principal = principal  # bearer token -> StaffMember | None
         self.store = store  # -> the App (its redis client and key())
         self.lease_ms = int(lease_seconds * 1000)
         self.prefix = prefix
+        self.route_reserves = route_reserves  # POST path -> its route reserves the key on its own thread
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
@@ -93,16 +105,20 @@ class IdempotencyGate:
         op = op_for(member.name, key)
         app = self.store()
         client = app.require_redis()
-        record_key = app.key("idempotency", op)
-        try:
-            replay = await self._claim(client, record_key, fingerprint, send)
-        except redis.RedisError as exc:
-            log.warning("idempotency: redis error: %s", exc)
-            await _json(send, 503, "store unavailable; retry later with the same Idempotency-Key",
-                        [(b"retry-after", b"5")])
-            return
-        if replay:
-            return
+        record = Record(app.key("idempotency", op), fingerprint)
+        record_key = record.key
+        if self.route_reserves(scope["path"]):  # on its own thread, first thing (answer_in_commit): no hand-off
+            record.claim = functools.partial(self._claim_here, client, record)
+        else:
+            try:
+                found = await run_in_threadpool(self._reserve, client, record_key, fingerprint)
+            except redis.RedisError as exc:
+                await self._unavailable(send, exc)
+                return
+            if found is not None:
+                await self._answer_for(send, found, fingerprint)
+                return
+            record.reserved = True
         replayed = False
 
         async def once() -> Any:
@@ -124,16 +140,25 @@ class IdempotencyGate:
                 chunks.append(msg.get("body", b""))
             held.append(msg)  # answered only once the key's record is settled, below
 
-        record = Record(record_key, fingerprint)
         token, record_token = current_op.set(op), current_record.set(record)
         try:
             await self.app(scope, once, capture)
+        except Claimed as claimed:  # the route found the key taken (or Redis failing) before it did anything
+            if claimed.error is not None or claimed.found is None:
+                await self._unavailable(send, claimed.error)
+            else:
+                await self._answer_for(send, claimed.found, fingerprint)
+            return
         except BaseException:
-            await run_in_threadpool(self._settle, client, record_key, op, None)  # not kept: the retry runs again
+            if record.reserved:
+                await run_in_threadpool(self._settle, client, record_key, op, None)  # not kept: the retry runs again
             raise
         finally:
             current_op.reset(token)
             current_record.reset(record_token)
+        if not record.reserved:  # refused before it reached the key (its body, its role): nothing ran, nothing kept
+            await self._answer(send, held)
+            return
         done = None
         if status < 500:  # a 5xx is not kept: the retry runs again (and finds the write, if it was committed)
             ctype = dict(out_headers).get(b"content-type", b"application/json").decode("latin-1")
@@ -169,27 +194,41 @@ class IdempotencyGate:
                 if attempt == 2:  # the lease runs out by itself
                     log.warning("idempotency: could not record %s: %s", op, exc)
 
-    async def _claim(self, client: Any, record_key: str, fingerprint: str, send: Any) -> bool:
-        """Reserve the key, or answer for it (replay, 409, 422) and return True."""
-        record = await run_in_threadpool(self._reserve, client, record_key, fingerprint)
-        if record is None:
-            return False
+    def _claim_here(self, client: Any, record: Record) -> None:
+        """``_reserve`` on the caller's thread (the route's): Claimed unless the key is now this request's."""
+        try:
+            found = self._reserve(client, record.key, record.fingerprint)
+        except redis.RedisError as exc:
+            raise Claimed(None, exc) from exc
+        if found is not None:
+            raise Claimed(found)
+        record.reserved = True
+
+    @staticmethod
+    async def _unavailable(send: Any, exc: Exception | None) -> None:
+        log.warning("idempotency: redis error: %s", exc)
+        await _json(send, 503, "store unavailable; retry later with the same Idempotency-Key",
+                    [(b"retry-after", b"5")])
+
+    async def _answer_for(self, send: Any, record: dict[str, Any], fingerprint: str) -> None:
+        """The answer for a key whose record stands in the way: a replay, 409 (still running) or 422."""
         if record.get("fp") != fingerprint:
             await _json(send, 422, "this Idempotency-Key was used for a different request; use a new key")
-            return True
+            return
         if record.get("state") != "done":
-            return await self._busy(send)
+            await self._busy(send)
+            return
         body = str(record["body"]).encode()
         await send({"type": "http.response.start", "status": int(record["status"]),
                     "headers": [(b"content-type", str(record["type"]).encode()),
                                 (b"content-length", str(len(body)).encode()),
                                 (b"idempotent-replayed", b"true")]})
         await send({"type": "http.response.body", "body": body})
-        return True
 
     def _reserve(self, client: Any, record_key: str, fingerprint: str) -> dict[str, Any] | None:
         """The key reserved for this request (None), or the record standing in its way. Blocking Redis
-        I/O: run in the thread pool, never on the event loop (a slow fsync would stall every request)."""
+        I/O: run in the thread pool or on the route's own thread, never on the event loop (a slow fsync
+        would stall every request)."""
         pending = json.dumps({"state": "pending", "fp": fingerprint})
         if client.set(record_key, pending, nx=True, px=self.lease_ms):
             return None
@@ -201,7 +240,6 @@ class IdempotencyGate:
         record: dict[str, Any] = json.loads(raw)
         return record
 
-    async def _busy(self, send: Any) -> bool:
+    async def _busy(self, send: Any) -> None:
         await _json(send, 409, "a request with this Idempotency-Key is still running; retry shortly",
                     [(b"retry-after", b"1")])
-        return True

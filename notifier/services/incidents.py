@@ -126,6 +126,8 @@ def _commit(
     keyed = idempotent.current_op.get()  # a staff API Idempotency-Key: this write may have happened
     op = keyed or secrets.token_hex(8)
     record = idempotent.current_record.get() if keyed else None
+    if record is not None and record.claim is not None and not record.reserved:
+        record.claim()  # the gate left the key to the route (answer_in_commit), which did not take it: now
     answers: list[idempotent.Answer] = []  # the answer this commit keeps (prepare's last run)
     if keyed:
         earlier = _earlier(app, op, app.store.op_incident(op))

@@ -175,3 +175,33 @@ def test_a_keyed_broadcast_keeps_its_answer_in_the_write_s_own_transaction(stack
     again = http.post("/api/v1/broadcasts", json={"body": "kept"}, headers={**PUBLISHER, **key})
     assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
     assert again.content == first.content and again.headers["content-type"] == first.headers["content-type"]
+
+
+def test_a_request_refused_before_its_route_ran_keeps_nothing_under_its_key(stack):
+    """As Stripe: a request that failed validation (or the role check) never started, so nothing is kept;
+    the corrected request with the same key runs. The incident writes reserve the key on their own
+    thread, after those checks, and before anything is written."""
+    app, http, server = stack
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    watcher = redis.Redis(port=server.port, decode_responses=True)
+    before = set(watcher.scan_iter("t:idempotency:*"))
+    invalid = http.post("/api/v1/broadcasts", json={"body": ""}, headers={**PUBLISHER, **key})
+    viewer = http.post("/api/v1/broadcasts", json={"body": "fixed"},
+                       headers={"Authorization": f"Bearer {TOKENS['VIEWER_TOKEN']}", **key})
+    assert invalid.status_code == 422 and viewer.status_code == 403
+    assert set(watcher.scan_iter("t:idempotency:*")) == before  # nothing reserved, nothing kept
+    fixed = http.post("/api/v1/broadcasts", json={"body": "fixed"}, headers={**PUBLISHER, **key})
+    assert fixed.status_code == 201 and "idempotent-replayed" not in fixed.headers, fixed.text
+    assert len(broadcasts(app, "fixed")) == 1
+    watcher.close()
+
+
+def test_only_the_incident_writes_reserve_their_key_on_their_own_thread():
+    from notifier.api.staff import reserves_own_key
+
+    assert all(reserves_own_key(p) for p in ("/api/v1/broadcasts", "/api/v1/incidents",
+                                              "/api/v1/incidents/inc4/updates", "/api/v1/incidents/inc4/resolve"))
+    # the others keep the gate's reservation: merge, approve, a delivery retry, a maintenance, unknown paths
+    assert not any(reserves_own_key(p) for p in (
+        "/api/v1/incidents/inc4/merge", "/api/v1/drafts/inc4.2/approve", "/api/v1/deliveries/inc4.1:x/retry",
+        "/api/v1/maintenances", "/api/v1/broadcasts/x", "/v2/api/v1/broadcasts", "/api/v1/incidents/inc4"))
