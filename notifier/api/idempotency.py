@@ -56,6 +56,18 @@ HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
+# The reservation of a route that reserves on its own thread, in one round trip: SET NX the pending
+# record, and then read the op's committed incident (1, incident?); or the record in the way (0, record).
+_RESERVE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    local incident = redis.call('GET', KEYS[2])
+    if incident then return {1, incident} end
+    return {1}
+end
+return {0, redis.call('GET', KEYS[1])}
+"""
+
+
 def op_for(principal: str, key: str) -> str:
     return hashlib.sha256(f"{principal}\0{key}".encode()).hexdigest()[:32]
 
@@ -80,6 +92,7 @@ class IdempotencyGate:
         self.lease_ms = int(lease_seconds * 1000)
         self.prefix = prefix
         self.route_reserves = route_reserves  # POST path -> its route reserves the key on its own thread
+        self._script: tuple[Any, Any] | None = None  # (client, its registered _RESERVE)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
@@ -108,7 +121,7 @@ class IdempotencyGate:
         record = Record(app.key("idempotency", op), fingerprint)
         record_key = record.key
         if self.route_reserves(scope["path"]):  # on its own thread, first thing (answer_in_commit): no hand-off
-            record.claim = functools.partial(self._claim_here, client, record)
+            record.claim = functools.partial(self._claim_here, client, record, app.key("op", op))
         else:
             try:
                 found = await run_in_threadpool(self._reserve, client, record_key, fingerprint)
@@ -194,15 +207,23 @@ class IdempotencyGate:
                 if attempt == 2:  # the lease runs out by itself
                     log.warning("idempotency: could not record %s: %s", op, exc)
 
-    def _claim_here(self, client: Any, record: Record) -> None:
-        """``_reserve`` on the caller's thread (the route's): Claimed unless the key is now this request's."""
+    def _claim_here(self, client: Any, record: Record, op_key: str) -> None:
+        """Reserve the key on the caller's thread (the route's, right before its write): Claimed unless it
+        is now this request's. The same round trip reads the op's committed incident (``op:<op>``, see
+        ``store.redis_store``) for ``incidents._commit``: nothing runs between the two but the route's
+        own next steps, as when ``_commit`` read it itself (an expired lease's holder that commits after
+        this read is no more and no less likely to be missed than after that one)."""
+        if self._script is None or self._script[0] is not client:
+            self._script = (client, client.register_script(_RESERVE))
+        pending = json.dumps({"state": "pending", "fp": record.fingerprint})
         try:
-            found = self._reserve(client, record.key, record.fingerprint)
+            reply = self._script[1](keys=[record.key, op_key], args=[pending, self.lease_ms], client=client)
         except redis.RedisError as exc:
             raise Claimed(None, exc) from exc
-        if found is not None:
-            raise Claimed(found)
-        record.reserved = True
+        if int(reply[0]) != 1:
+            raise Claimed(json.loads(reply[1]))
+        record.reserved, record.op_read = True, True
+        record.op_incident = reply[1] if len(reply) > 1 else None
 
     @staticmethod
     async def _unavailable(send: Any, exc: Exception | None) -> None:

@@ -129,8 +129,9 @@ def _commit(
     if record is not None and record.claim is not None and not record.reserved:
         record.claim()  # the gate left the key to the route (answer_in_commit), which did not take it: now
     answers: list[idempotent.Answer] = []  # the answer this commit keeps (prepare's last run)
-    if keyed:
-        earlier = _earlier(app, op, app.store.op_incident(op))
+    if keyed:  # the gate's reservation may have read it already, in the same round trip (claim)
+        earlier = _earlier(app, op, record.op_incident if record is not None and record.op_read
+                           else app.store.op_incident(op))
         if earlier is not None:
             return earlier
 

@@ -132,10 +132,11 @@ def test_openapi_documents_the_header_on_every_write(stack):
                          for op in posts)
 
 
-def commands_during(server: LocalRedis, action: Callable[[], object]) -> list[str]:
-    """Every command Redis executed while ``action`` ran (MONITOR, real Redis), in order."""
+def commands_during(server: LocalRedis, action: Callable[[], object]) -> list[tuple[str, str]]:
+    """Every command Redis executed while ``action`` ran (MONITOR, real Redis), in order, as (who,
+    command): who is "lua" for a command a script ran, else "client"."""
     watcher = redis.Redis(port=server.port, decode_responses=True)
-    seen: list[str] = []
+    seen: list[tuple[str, str]] = []
     ready = threading.Event()
 
     def listen() -> None:
@@ -144,7 +145,7 @@ def commands_during(server: LocalRedis, action: Callable[[], object]) -> list[st
             for cmd in monitor.listen():
                 if cmd["command"] == "ECHO end-of-request":
                     return
-                seen.append(cmd["command"])
+                seen.append(("lua" if cmd.get("client_type") == "lua" else "client", cmd["command"]))
 
     thread = threading.Thread(target=listen, daemon=True)
     thread.start()
@@ -155,23 +156,32 @@ def commands_during(server: LocalRedis, action: Callable[[], object]) -> list[st
     watcher.echo("end-of-request")
     thread.join(10)
     watcher.close()
-    return seen[seen.index("ECHO start") + 1:]
+    return seen[seen.index(("client", "ECHO start")) + 1:]
 
 
 def test_a_keyed_broadcast_keeps_its_answer_in_the_write_s_own_transaction(stack):
+    """Three fsynced writes for a keyed broadcast, as for one without a key but the reservation: the
+    reservation (with the op look-up, one script), the id's INCR and the transaction, which also keeps
+    the answer; nothing is written after it. (Main: four, and a GET: the answer's SET after EXEC.)"""
     app, http, server = stack
+    warm = http.post("/api/v1/broadcasts", json={"body": "warm"}, headers={**PUBLISHER, "Idempotency-Key": "w1"})
+    assert warm.status_code == 201  # the reservation script is loaded from now on
     key = {"Idempotency-Key": uuid.uuid4().hex}
     answers: list[httpx.Response] = []
     seen = commands_during(server, lambda: answers.append(
         http.post("/api/v1/broadcasts", json={"body": "kept"}, headers={**PUBLISHER, **key})))
     (first,) = answers
     assert first.status_code == 201, first.text
-    records = [c for c in seen if c.startswith("SET t:idempotency:")]
-    begin, end = seen.index("MULTI"), seen.index("EXEC")
-    assert seen.count("MULTI") == 1  # one transaction: the incident, its ledger row, the op and the answer
-    assert [seen.index(c) for c in records][0] < begin and " NX PX " in records[0]  # the reservation
-    assert len(records) == 2 and begin < seen.index(records[1]) < end  # the answer, in the write's MULTI
-    assert not [c for c in seen[end + 1:] if c.split(" ")[0] in ("SET", "DEL", "EVALSHA", "EVAL")]
+    sent = [c for who, c in seen if who == "client"]
+    begin, end = sent.index("MULTI"), sent.index("EXEC")
+    outside = [c.split(" ")[0] for c in sent[:begin] + sent[end + 1:]]
+    assert outside == ["EVALSHA", "INCRBY"], sent  # the reservation and op look-up, the id; then the MULTI
+    assert sent.count("MULTI") == 1  # one transaction: the incident, its ledger row, the op and the answer
+    inside = sent[begin:end]
+    assert [c for c in inside if c.startswith("SET t:idempotency:") and '"state": "done"' in c], inside
+    scripted = [c for who, c in seen if who == "lua"]
+    assert scripted[0].startswith("SET t:idempotency:") and " NX PX " in scripted[0]
+    assert scripted[1].startswith("GET t:op:")
     again = http.post("/api/v1/broadcasts", json={"body": "kept"}, headers={**PUBLISHER, **key})
     assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
     assert again.content == first.content and again.headers["content-type"] == first.headers["content-type"]
