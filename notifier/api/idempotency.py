@@ -11,18 +11,26 @@ A ``POST /api/v1/...`` with ``Idempotency-Key: <1-255 printable ASCII>``:
 
 (*) the same status and body, with ``Idempotent-Replayed: true``.
 
-Crash safety: the key is reserved (``SET NX`` with a short lease) before the route runs, and the
-write itself records the key in its own Redis transaction (``notifier.services.incidents`` reads the
-``op`` this module sets for the request). So when the API dies, or Redis goes away, between the write
-and the answer, a retry with the same key finds the committed write and answers with it instead of
-writing again: one publish, whatever the client saw. A 5xx answer is not kept (the client may retry).
-The incident writes (open, update, resolve, broadcast) also keep the answer in that transaction
-(``services.idempotent.answer_in_commit``): this gate then has nothing to write after the route, and a
-retry after such a crash gets the answer the route gave (replayed) rather than one rendered anew.
-Every keyed write does so: the incident writes (``services.incidents._commit``), merge
+Crash safety: the key is reserved (``SET NX`` with a short lease) before the route writes anything,
+and the write itself records the key in its own Redis transaction (``notifier.services.incidents``
+reads the ``op`` this module sets for the request). So when the API dies, or Redis goes away, between
+the write and the answer, a retry with the same key finds the committed write and answers with it
+instead of writing again: one publish, whatever the client saw. A 5xx answer is not kept (the client
+may retry). Every keyed write does so: the incident writes (``services.incidents._commit``), merge
 (``services.merge``: the source's resolution, the target's components and the op in one transaction)
 and a delivery retry (``services.delivery.retry_delivery``: the row's move and the op in one ledger
 script).
+
+The incident writes (open, update, resolve, broadcast: ``staff._keeps_answer``) go further (issue 14:
+a keyed write's CPU). They reserve the key themselves, first thing on the route's own thread (one
+script that also reads the op's committed incident for ``_commit``; no thread hand-off of this gate's),
+and their transaction also keeps the answer (``services.idempotent.answer_in_commit``), so this gate
+writes nothing after the route, and a retry after a crash between the commit and the answer replays
+the answer the route gave, not one rendered anew. Whether the key is taken is then known only once
+the route runs: it raises ``Claimed`` and this gate answers (replay, 409, 422, 503) as for any other
+write. A request those routes refuse before they run (its body fails validation, its role is short)
+keeps nothing, as with Stripe: the corrected request with the same key runs. The other writes are
+reserved and settled here, around the route, as before.
 """
 
 from __future__ import annotations
