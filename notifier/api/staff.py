@@ -145,10 +145,11 @@ def _created(data: dict[str, Any]) -> Response:
 
 
 def _keeps_answer(part: Callable[[Incident, IncidentUpdate], Incident | IncidentUpdate]) -> Callable[[F], F]:
-    """An incident write's route, answering 201 with ``part(incident, update).to_dict()`` of what it
-    returns. With an ``Idempotency-Key`` the key is reserved here, on the route's own thread, and the
-    write keeps this answer in its own transaction (``idempotent.answer_in_commit``): the gate has no
-    Redis I/O of its own for these routes."""
+    """An incident write's route: it returns the incident (or the update) it wrote, and answers a 201
+    with its ``to_dict()``; ``part`` picks that same object out of the committed incident and update.
+    With an ``Idempotency-Key`` the key is reserved here, on the route's own thread, and the write keeps
+    this answer in its own transaction (``idempotent.answer_in_commit``): the gate has no Redis I/O of
+    its own for these routes."""
 
     def render(inc: Incident, upd: IncidentUpdate) -> idempotent.Answer:
         return idempotent.Answer(201, "application/json", render_json(part(inc, upd).to_dict()))
