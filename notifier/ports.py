@@ -92,8 +92,10 @@ class UpdateCommit:
 
     ``already``: the update had been committed by an earlier attempt of the same op (the connection
     dropped after EXEC); nothing is written. ``op``: an idempotency op id to remember for ``op_ttl``
-    seconds, mapping to the incident, in the same transaction. ``also``: other incident documents written
-    in the same transaction (a merge's target); ``commit_update`` must have been told to watch them.
+    seconds, mapping to the incident, in the same transaction. ``record``: (key, value) of the staff API's
+    idempotency record of the request (its kept answer, ``services.idempotent``), written for ``op_ttl``
+    seconds in the same transaction. ``also``: other incident documents written in the same transaction
+    (a merge's target); ``commit_update`` must have been told to watch them.
     """
 
     incident: Incident
@@ -102,6 +104,7 @@ class UpdateCommit:
     notices: list[NewNotice] = field(default_factory=list)
     op: str | None = None
     op_ttl: int = 0
+    record: tuple[str, str] | None = None
     already: bool = False
     also: list[Incident] = field(default_factory=list)
 

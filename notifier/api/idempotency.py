@@ -11,19 +11,31 @@ A ``POST /api/v1/...`` with ``Idempotency-Key: <1-255 printable ASCII>``:
 
 (*) the same status and body, with ``Idempotent-Replayed: true``.
 
-Crash safety: the key is reserved (``SET NX`` with a short lease) before the route runs, and the
-write itself records the key in its own Redis transaction (``notifier.services.incidents`` reads the
-``op`` this module sets for the request). So when the API dies, or Redis goes away, between the write
-and the answer, a retry with the same key finds the committed write and answers with it instead of
-writing again: one publish, whatever the client saw. A 5xx answer is not kept (the client may retry).
-Every keyed write does so: the incident writes (``services.incidents._commit``), merge
+Crash safety: the key is reserved (``SET NX`` with a short lease) before the route writes anything,
+and the write itself records the key in its own Redis transaction (``notifier.services.incidents``
+reads the ``op`` this module sets for the request). So when the API dies, or Redis goes away, between
+the write and the answer, a retry with the same key finds the committed write and answers with it
+instead of writing again: one publish, whatever the client saw. A 5xx answer is not kept (the client
+may retry). Every keyed write does so: the incident writes (``services.incidents._commit``), merge
 (``services.merge``: the source's resolution, the target's components and the op in one transaction)
 and a delivery retry (``services.delivery.retry_delivery``: the row's move and the op in one ledger
 script).
+
+The incident writes (open, update, resolve, broadcast: ``staff._keeps_answer``) go further (issue 14:
+a keyed write's CPU). They reserve the key themselves, first thing on the route's own thread (one
+script that also reads the op's committed incident for ``_commit``; no thread hand-off of this gate's),
+and their transaction also keeps the answer (``services.idempotent.answer_in_commit``), so this gate
+writes nothing after the route, and a retry after a crash between the commit and the answer replays
+the answer the route gave, not one rendered anew. Whether the key is taken is then known only once
+the route runs: it raises ``Claimed`` and this gate answers (replay, 409, 422, 503) as for any other
+write. A request those routes refuse before they run (its body fails validation, its role is short)
+keeps nothing, as with Stripe: the corrected request with the same key runs. The other writes are
+reserved and settled here, around the route, as before.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -34,13 +46,34 @@ from typing import Any
 import redis
 from starlette.concurrency import run_in_threadpool
 
+from notifier.api import staff
 from notifier.api.auth import principal_of
 from notifier.failpoints import failpoint
-from notifier.services.idempotent import KEEP_SECONDS, current_op
+from notifier.services.idempotent import (
+    KEEP_SECONDS,
+    Answer,
+    Claimed,
+    Record,
+    current_op,
+    current_record,
+    done_record,
+)
 
 log = logging.getLogger(__name__)
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+# The reservation of a route that reserves on its own thread, in one round trip: SET NX the pending
+# record, and then read the op's committed incident (1, incident?); or the record in the way (0, record).
+_RESERVE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    local incident = redis.call('GET', KEYS[2])
+    if incident then return {1, incident} end
+    return {1}
+end
+return {0, redis.call('GET', KEYS[1])}
+"""
 
 
 def op_for(principal: str, key: str) -> str:
@@ -59,12 +92,15 @@ class IdempotencyGate:
     """ASGI middleware; runs after authentication and after the body has been read (``BodyLimit``)."""
 
     def __init__(self, app: Any, principal: Callable[[str | None], Any], store: Callable[[], Any],
-                 lease_seconds: float = 60.0, prefix: str = "/api/v1/") -> None:
+                 lease_seconds: float = 60.0, prefix: str = "/api/v1/",
+                 route_reserves: Callable[[str], bool] = staff.reserves_own_key) -> None:
         self.app = app
         self.principal = principal  # bearer token -> StaffMember | None
         self.store = store  # -> the App (its redis client and key())
         self.lease_ms = int(lease_seconds * 1000)
         self.prefix = prefix
+        self.route_reserves = route_reserves  # POST path -> its route reserves the key on its own thread
+        self._script: tuple[Any, Any] | None = None  # (client, its registered _RESERVE)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
@@ -90,16 +126,20 @@ class IdempotencyGate:
         op = op_for(member.name, key)
         app = self.store()
         client = app.require_redis()
-        record_key = app.key("idempotency", op)
-        try:
-            replay = await self._claim(client, record_key, fingerprint, send)
-        except redis.RedisError as exc:
-            log.warning("idempotency: redis error: %s", exc)
-            await _json(send, 503, "store unavailable; retry later with the same Idempotency-Key",
-                        [(b"retry-after", b"5")])
-            return
-        if replay:
-            return
+        record = Record(app.key("idempotency", op), fingerprint)
+        record_key = record.key
+        if self.route_reserves(scope["path"]):  # on its own thread, first thing (answer_in_commit): no hand-off
+            record.claim = functools.partial(self._claim_here, client, record, app.key("op", op))
+        else:
+            try:
+                found = await run_in_threadpool(self._reserve, client, record_key, fingerprint)
+            except redis.RedisError as exc:
+                await self._unavailable(send, exc)
+                return
+            if found is not None:
+                await self._answer_for(send, found, fingerprint)
+                return
+            record.reserved = True
         replayed = False
 
         async def once() -> Any:
@@ -121,22 +161,40 @@ class IdempotencyGate:
                 chunks.append(msg.get("body", b""))
             held.append(msg)  # answered only once the key's record is settled, below
 
-        token = current_op.set(op)
+        token, record_token = current_op.set(op), current_record.set(record)
         try:
             await self.app(scope, once, capture)
+        except Claimed as claimed:  # the route found the key taken (or Redis failing) before it did anything
+            if claimed.error is not None or claimed.found is None:
+                await self._unavailable(send, claimed.error)
+            else:
+                await self._answer_for(send, claimed.found, fingerprint)
+            return
         except BaseException:
-            await run_in_threadpool(self._settle, client, record_key, op, None)  # not kept: the retry runs again
+            if record.reserved:
+                await run_in_threadpool(self._settle, client, record_key, op, None)  # not kept: the retry runs again
             raise
         finally:
             current_op.reset(token)
+            current_record.reset(record_token)
+        if not record.reserved:  # refused before it reached the key (its body, its role): nothing ran, nothing kept
+            await self._answer(send, held)
+            return
         done = None
         if status < 500:  # a 5xx is not kept: the retry runs again (and finds the write, if it was committed)
             ctype = dict(out_headers).get(b"content-type", b"application/json").decode("latin-1")
-            done = json.dumps({"state": "done", "fp": fingerprint, "status": status, "type": ctype,
-                               "body": b"".join(chunks).decode("utf-8", "replace")})
+            answer = Answer(status, ctype, b"".join(chunks))
+            if answer == record.kept:  # the write's own transaction kept exactly this answer
+                await self._answer(send, held)
+                return
+            done = done_record(fingerprint, answer)
         # The record is settled before the client hears anything: a client that retries the moment it
         # reads a 503 finds the lease released, and one that got a 201 finds the answer kept.
         await run_in_threadpool(self._settle, client, record_key, op, done)
+        await self._answer(send, held)
+
+    @staticmethod
+    async def _answer(send: Any, held: list[Any]) -> None:
         for msg in held:
             await send(msg)
 
@@ -157,27 +215,49 @@ class IdempotencyGate:
                 if attempt == 2:  # the lease runs out by itself
                     log.warning("idempotency: could not record %s: %s", op, exc)
 
-    async def _claim(self, client: Any, record_key: str, fingerprint: str, send: Any) -> bool:
-        """Reserve the key, or answer for it (replay, 409, 422) and return True."""
-        record = await run_in_threadpool(self._reserve, client, record_key, fingerprint)
-        if record is None:
-            return False
+    def _claim_here(self, client: Any, record: Record, op_key: str) -> None:
+        """Reserve the key on the caller's thread (the route's, right before its write): Claimed unless it
+        is now this request's. The same round trip reads the op's committed incident (``op:<op>``, see
+        ``store.redis_store``) for ``incidents._commit``: nothing runs between the two but the route's
+        own next steps, as when ``_commit`` read it itself (an expired lease's holder that commits after
+        this read is no more and no less likely to be missed than after that one)."""
+        if self._script is None or self._script[0] is not client:
+            self._script = (client, client.register_script(_RESERVE))
+        pending = json.dumps({"state": "pending", "fp": record.fingerprint})
+        try:
+            reply = self._script[1](keys=[record.key, op_key], args=[pending, self.lease_ms], client=client)
+        except redis.RedisError as exc:
+            raise Claimed(None, exc) from exc
+        if int(reply[0]) != 1:
+            raise Claimed(json.loads(reply[1]))
+        record.reserved, record.op_read = True, True
+        record.op_incident = reply[1] if len(reply) > 1 else None
+
+    @staticmethod
+    async def _unavailable(send: Any, exc: Exception | None) -> None:
+        log.warning("idempotency: redis error: %s", exc)
+        await _json(send, 503, "store unavailable; retry later with the same Idempotency-Key",
+                    [(b"retry-after", b"5")])
+
+    async def _answer_for(self, send: Any, record: dict[str, Any], fingerprint: str) -> None:
+        """The answer for a key whose record stands in the way: a replay, 409 (still running) or 422."""
         if record.get("fp") != fingerprint:
             await _json(send, 422, "this Idempotency-Key was used for a different request; use a new key")
-            return True
+            return
         if record.get("state") != "done":
-            return await self._busy(send)
+            await self._busy(send)
+            return
         body = str(record["body"]).encode()
         await send({"type": "http.response.start", "status": int(record["status"]),
                     "headers": [(b"content-type", str(record["type"]).encode()),
                                 (b"content-length", str(len(body)).encode()),
                                 (b"idempotent-replayed", b"true")]})
         await send({"type": "http.response.body", "body": body})
-        return True
 
     def _reserve(self, client: Any, record_key: str, fingerprint: str) -> dict[str, Any] | None:
         """The key reserved for this request (None), or the record standing in its way. Blocking Redis
-        I/O: run in the thread pool, never on the event loop (a slow fsync would stall every request)."""
+        I/O: run in the thread pool or on the route's own thread, never on the event loop (a slow fsync
+        would stall every request)."""
         pending = json.dumps({"state": "pending", "fp": fingerprint})
         if client.set(record_key, pending, nx=True, px=self.lease_ms):
             return None
@@ -189,7 +269,6 @@ class IdempotencyGate:
         record: dict[str, Any] = json.loads(raw)
         return record
 
-    async def _busy(self, send: Any) -> bool:
+    async def _busy(self, send: Any) -> None:
         await _json(send, 409, "a request with this Idempotency-Key is still running; retry shortly",
                     [(b"retry-after", b"1")])
-        return True

@@ -7,17 +7,21 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from notifier import limits
 from notifier.api.auth import require
-from notifier.api.responses import TolerantJSON
+from notifier.api.responses import TolerantJSON, render_json
+from notifier.domain.model import Incident, IncidentUpdate
 from notifier.errors import UsageError
-from notifier.services import delivery, incidents, maintenance
+from notifier.services import delivery, idempotent, incidents, maintenance
 from notifier.staff import StaffMember
 
 ComponentState = Literal[
@@ -43,6 +47,7 @@ NoticeId = Annotated[str, Path(pattern=r"^[a-z]{1,10}[0-9]{1,18}\.[0-9]{1,9}:[A-
                                max_length=limits.MAX_ID)]
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
+F = TypeVar("F", bound=Callable[..., Any])
 viewer, editor, publisher = (Depends(require(r)) for r in ("viewer", "editor", "publisher"))
 
 
@@ -139,6 +144,32 @@ def _created(data: dict[str, Any]) -> Response:
     return TolerantJSON(data, status_code=201)
 
 
+def _keeps_answer(part: Callable[[Incident, IncidentUpdate], Incident | IncidentUpdate]) -> Callable[[F], F]:
+    """An incident write's route: it returns the incident (or the update) it wrote, and answers a 201
+    with its ``to_dict()``; ``part`` picks that same object out of the committed incident and update.
+    With an ``Idempotency-Key`` the key is reserved here, on the route's own thread, and the write keeps
+    this answer in its own transaction (``idempotent.answer_in_commit``): the gate has no Redis I/O of
+    its own for these routes."""
+
+    def render(inc: Incident, upd: IncidentUpdate) -> idempotent.Answer:
+        return idempotent.Answer(201, "application/json", render_json(part(inc, upd).to_dict()))
+
+    def decorate(route: F) -> F:
+        @functools.wraps(route)
+        def endpoint(*args: Any, **kwargs: Any) -> Response:
+            record = idempotent.answer_in_commit(render)  # first thing: the key reserved before any write
+            written = route(*args, **kwargs)
+            if record is not None and record.kept is not None:
+                kept = record.kept
+                return Response(kept.body, status_code=kept.status, media_type=kept.media_type)
+            return _created(written.to_dict())
+
+        setattr(endpoint, idempotent.KEEPS_ANSWER, True)
+        return cast(F, endpoint)
+
+    return decorate
+
+
 @router.get("/incidents", summary="List incidents, newest first")
 def list_incidents(request: Request, kind: Literal["incident", "maintenance", "broadcast"] | None = None,
                    open_only: bool = False, limit: int = Query(50, ge=1, le=1000),
@@ -153,42 +184,42 @@ def get_incident(request: Request, incident_id: IncidentId, member: StaffMember 
 
 
 @router.post("/incidents", status_code=201, summary="Open an incident", response_model=dict[str, Any])
-def create_incident(request: Request, data: IncidentIn, member: StaffMember = editor) -> Response:
-    inc = incidents.open_incident(
+@_keeps_answer(lambda inc, upd: inc)
+def create_incident(request: Request, data: IncidentIn, member: StaffMember = editor) -> Any:
+    return incidents.open_incident(
         _app(request), name=data.name, components=data.components, impact=data.impact, body=data.body,
         status=data.status, author=member.name, channels=data.channels, draft=_draft(member, data.draft),
     )
-    return _created(_incident(inc))
 
 
 @router.post("/incidents/{incident_id}/updates", status_code=201, summary="Add an update",
              response_model=dict[str, Any])
+@_keeps_answer(lambda inc, upd: upd)
 def add_update(
     request: Request, incident_id: IncidentId, data: UpdateIn, member: StaffMember = editor
-) -> Response:
-    upd = incidents.update_incident(
+) -> Any:
+    return incidents.update_incident(
         _app(request), incident_id, status=data.status, body=data.body, components=data.components,
         impact=data.impact, author=member.name, channels=data.channels, draft=_draft(member, data.draft),
     )
-    return _created(upd.to_dict())
 
 
 @router.post("/incidents/{incident_id}/resolve", status_code=201, summary="Resolve (or complete)",
              response_model=dict[str, Any])
+@_keeps_answer(lambda inc, upd: upd)
 def resolve(
     request: Request, incident_id: IncidentId, data: ResolveIn, member: StaffMember = editor
-) -> Response:
-    upd = incidents.resolve_incident(_app(request), incident_id, body=data.body, author=member.name,
-                                     channels=data.channels, draft=_draft(member, data.draft))
-    return _created(upd.to_dict())
+) -> Any:
+    return incidents.resolve_incident(_app(request), incident_id, body=data.body, author=member.name,
+                                      channels=data.channels, draft=_draft(member, data.draft))
 
 
 @router.post("/broadcasts", status_code=201, summary="A one-off notice on every channel",
              response_model=dict[str, Any])
-def broadcast(request: Request, data: BroadcastIn, member: StaffMember = editor) -> Response:
-    inc = incidents.broadcast(_app(request), name=data.name, body=data.body, author=member.name,
-                              channels=data.channels, draft=_draft(member, data.draft))
-    return _created(_incident(inc))
+@_keeps_answer(lambda inc, upd: inc)
+def broadcast(request: Request, data: BroadcastIn, member: StaffMember = editor) -> Any:
+    return incidents.broadcast(_app(request), name=data.name, body=data.body, author=member.name,
+                               channels=data.channels, draft=_draft(member, data.draft))
 
 
 @router.post("/maintenances", status_code=201, summary="Schedule a maintenance window")
@@ -267,3 +298,14 @@ def merge(request: Request, incident_id: IncidentId, data: MergeIn, member: Staf
     from notifier.services.merge import merge_incidents
 
     return _incident(merge_incidents(_app(request), incident_id, data.into, author=member.name))
+
+
+_RESERVING = [route for route in router.routes if isinstance(route, APIRoute) and "POST" in (route.methods or ())
+              and getattr(route.endpoint, idempotent.KEEPS_ANSWER, False)]
+
+
+def reserves_own_key(path: str) -> bool:
+    """Whether a POST to ``path`` goes to one of the incident writes that reserve their
+    ``Idempotency-Key`` on their own thread (``_keeps_answer``), so the gate need not. A path this does
+    not recognise (another prefix, another router) has the gate reserve, as for every other write."""
+    return any(route.path_regex.match(path) for route in _RESERVING)

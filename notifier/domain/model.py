@@ -8,7 +8,7 @@ the status page JSON can share one shape.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -170,9 +170,15 @@ class IncidentUpdate:
         return self.body.get(language) or self.body.get(fallback) or next(iter(self.body.values()), "")
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["created_at"] = to_iso(self.created_at)
-        return data
+        # written out, in the fields' order (the JSON is as before): ``asdict`` deep-copies every value
+        # through its recursive copier, ~34 against ~4 µs here, and a broadcast needs this twice (issue 14)
+        return {
+            "id": self.id, "incident_id": self.incident_id, "number": self.number, "status": self.status,
+            "body": dict(self.body), "created_at": to_iso(self.created_at), "author": self.author,
+            "component_statuses": dict(self.component_statuses),
+            "channels": list(self.channels) if self.channels is not None else None,
+            "draft": self.draft, "approved_by": self.approved_by, "op_id": self.op_id,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IncidentUpdate:

@@ -125,8 +125,13 @@ def _commit(
     deadline = now.timestamp() + app.settings.delivery.deadline_hours * 3600
     keyed = idempotent.current_op.get()  # a staff API Idempotency-Key: this write may have happened
     op = keyed or secrets.token_hex(8)
-    if keyed:
-        earlier = _earlier(app, op, app.store.op_incident(op))
+    record = idempotent.current_record.get() if keyed else None
+    if record is not None and record.claim is not None and not record.reserved:
+        record.claim()  # the gate left the key to the route (answer_in_commit), which did not take it: now
+    answers: list[idempotent.Answer] = []  # the answer this commit keeps (prepare's last run)
+    if keyed:  # the gate's reservation may have read it already, in the same round trip (claim)
+        earlier = _earlier(app, op, record.op_incident if record is not None and record.op_read
+                           else app.store.op_incident(op))
         if earlier is not None:
             return earlier
 
@@ -141,6 +146,9 @@ def _commit(
         commit = UpdateCommit(incident, update, also=also[1](incident) if also else [])
         if keyed:  # in the write's own transaction, so a retry after a crash finds it
             commit.op, commit.op_ttl = op, idempotent.KEEP_SECONDS
+            if record is not None and record.render is not None:  # and the answer, so the API writes nothing more
+                answers[:] = [record.render(incident, update)]
+                commit.record = (record.key, idempotent.done_record(record.fingerprint, answers[0]))
         if not update.draft:
             current = app.store.component_statuses(update.component_statuses) if update.component_statuses else {}
             for comp_id, status in update.component_statuses.items():
@@ -153,6 +161,8 @@ def _commit(
         return commit
 
     commit = app.store.commit_update(incident_id, prepare, also_watch=also[0] if also else ())
+    if record is not None and answers and not commit.already:
+        record.kept = answers[0]
     if not commit.update.draft:
         _enqueue(app, commit.update)
     return commit.incident, commit.update

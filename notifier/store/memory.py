@@ -524,6 +524,7 @@ class MemoryStore:
         self._created: dict[str, float] = {}
         self._open: set[str] = set()
         self._ops: dict[str, tuple[str, float]] = {}  # op id -> (incident id, expiry)
+        self._records: dict[str, tuple[str, float]] = {}  # the API's idempotency records -> (value, expiry)
         self._status: dict[str, str] = {}
         self._history: dict[str, list[str]] = {}
 
@@ -590,6 +591,8 @@ class MemoryStore:
             changes = [json.dumps(c.to_dict()) for c in commit.changes]
             if commit.op is not None:
                 self._ops[commit.op] = (commit.incident.id, self.clock.timestamp() + commit.op_ttl)
+            if commit.record is not None:  # kept like the Redis store keeps it; nothing here reads it back
+                self._records[commit.record[0]] = (commit.record[1], self.clock.timestamp() + commit.op_ttl)
             for change, line in zip(commit.changes, changes, strict=True):
                 self._status[change.component_id] = change.status.value
                 self._history.setdefault(change.component_id, []).append(line)

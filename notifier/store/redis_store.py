@@ -347,6 +347,8 @@ class RedisStore:
             pipe.multi()
             if commit.op is not None:  # in the write's own transaction, so a retry after a crash finds it
                 pipe.set(self.key("op", commit.op), commit.incident.id, ex=commit.op_ttl)
+            if commit.record is not None:  # the request's answer: the API keeps it without another write
+                pipe.set(commit.record[0], commit.record[1], ex=commit.op_ttl)
             for change in commit.changes:
                 self.set_component_status_in(pipe, change)
             for n in commit.notices:

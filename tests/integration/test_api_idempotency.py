@@ -6,11 +6,13 @@ with the same key publishes exactly once."""
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 import pytest
+import redis
 
 from notifier.api import create_app
 from notifier.errors import StoreUnavailable
@@ -128,3 +130,88 @@ def test_openapi_documents_the_header_on_every_write(stack):
              if m == "post"]
     assert posts and all(any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in op["parameters"])
                          for op in posts)
+
+
+def commands_during(server: LocalRedis, action: Callable[[], object]) -> list[tuple[str, str]]:
+    """Every command Redis executed while ``action`` ran (MONITOR, real Redis), in order, as (who,
+    command): who is "lua" for a command a script ran, else "client"."""
+    watcher = redis.Redis(port=server.port, decode_responses=True)
+    seen: list[tuple[str, str]] = []
+    ready = threading.Event()
+
+    def listen() -> None:
+        with watcher.monitor() as monitor:
+            ready.set()
+            for cmd in monitor.listen():
+                if cmd["command"] == "ECHO end-of-request":
+                    return
+                seen.append(("lua" if cmd.get("client_type") == "lua" else "client", cmd["command"]))
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    ready.wait(10)
+    watcher.echo("start")
+    wait_for(lambda: seen, what="MONITOR to listen")
+    action()
+    watcher.echo("end-of-request")
+    thread.join(10)
+    watcher.close()
+    return seen[seen.index(("client", "ECHO start")) + 1:]
+
+
+def test_a_keyed_broadcast_keeps_its_answer_in_the_write_s_own_transaction(stack):
+    """Three fsynced writes for a keyed broadcast, as for one without a key but the reservation: the
+    reservation (with the op look-up, one script), the id's INCR and the transaction, which also keeps
+    the answer; nothing is written after it. (Main: four, and a GET: the answer's SET after EXEC.)"""
+    app, http, server = stack
+    warm = http.post("/api/v1/broadcasts", json={"body": "warm"}, headers={**PUBLISHER, "Idempotency-Key": "w1"})
+    assert warm.status_code == 201  # the reservation script is loaded from now on
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    answers: list[httpx.Response] = []
+    seen = commands_during(server, lambda: answers.append(
+        http.post("/api/v1/broadcasts", json={"body": "kept"}, headers={**PUBLISHER, **key})))
+    (first,) = answers
+    assert first.status_code == 201, first.text
+    sent = [c for who, c in seen if who == "client"]
+    begin, end = sent.index("MULTI"), sent.index("EXEC")
+    outside = [c.split(" ")[0] for c in sent[:begin] + sent[end + 1:]]
+    assert outside == ["EVALSHA", "INCRBY"], sent  # the reservation and op look-up, the id; then the MULTI
+    assert sent.count("MULTI") == 1  # one transaction: the incident, its ledger row, the op and the answer
+    inside = sent[begin:end]
+    assert [c for c in inside if c.startswith("SET t:idempotency:") and '"state": "done"' in c], inside
+    scripted = [c for who, c in seen if who == "lua"]
+    assert scripted[0].startswith("SET t:idempotency:") and " NX PX " in scripted[0]
+    assert scripted[1].startswith("GET t:op:")
+    again = http.post("/api/v1/broadcasts", json={"body": "kept"}, headers={**PUBLISHER, **key})
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content and again.headers["content-type"] == first.headers["content-type"]
+
+
+def test_a_request_refused_before_its_route_ran_keeps_nothing_under_its_key(stack):
+    """As Stripe: a request that failed validation (or the role check) never started, so nothing is kept;
+    the corrected request with the same key runs. The incident writes reserve the key on their own
+    thread, after those checks, and before anything is written."""
+    app, http, server = stack
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    watcher = redis.Redis(port=server.port, decode_responses=True)
+    before = set(watcher.scan_iter("t:idempotency:*"))
+    invalid = http.post("/api/v1/broadcasts", json={"body": ""}, headers={**PUBLISHER, **key})
+    viewer = http.post("/api/v1/broadcasts", json={"body": "fixed"},
+                       headers={"Authorization": f"Bearer {TOKENS['VIEWER_TOKEN']}", **key})
+    assert invalid.status_code == 422 and viewer.status_code == 403
+    assert set(watcher.scan_iter("t:idempotency:*")) == before  # nothing reserved, nothing kept
+    fixed = http.post("/api/v1/broadcasts", json={"body": "fixed"}, headers={**PUBLISHER, **key})
+    assert fixed.status_code == 201 and "idempotent-replayed" not in fixed.headers, fixed.text
+    assert len(broadcasts(app, "fixed")) == 1
+    watcher.close()
+
+
+def test_only_the_incident_writes_reserve_their_key_on_their_own_thread():
+    from notifier.api.staff import reserves_own_key
+
+    assert all(reserves_own_key(p) for p in ("/api/v1/broadcasts", "/api/v1/incidents",
+                                              "/api/v1/incidents/inc4/updates", "/api/v1/incidents/inc4/resolve"))
+    # the others keep the gate's reservation: merge, approve, a delivery retry, a maintenance, unknown paths
+    assert not any(reserves_own_key(p) for p in (
+        "/api/v1/incidents/inc4/merge", "/api/v1/drafts/inc4.2/approve", "/api/v1/deliveries/inc4.1:x/retry",
+        "/api/v1/maintenances", "/api/v1/broadcasts/x", "/v2/api/v1/broadcasts", "/api/v1/incidents/inc4"))

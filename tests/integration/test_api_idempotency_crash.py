@@ -188,3 +188,21 @@ def test_delivery_retry_killed_before_handing_over_is_handed_over_by_the_retry(s
     third = retried(spawn(), path, {}, key)  # a third time: the recorded answer, nothing handed over again
     assert third.json() == answer.json() and third.headers["idempotent-replayed"] == "true"
     assert handed(app) == [row.notice_id]
+
+
+def test_an_incident_killed_before_its_answer_is_recorded_replays_the_answer_it_committed(stack):
+    app, spawn = stack
+    key, path = uuid.uuid4().hex, "/api/v1/incidents"
+    body = {"name": "Mail down", "components": {"smtp": "major_outage"}, "body": "mail is down"}
+
+    crash_during(spawn("idempotency_before_record"), path, body, key)
+    (opened,) = app.store.list_incidents()  # committed before the crash, with the answer it would give
+    incidents.update_incident(app, opened.id, status="identified", body="found it")  # changed since
+    answer = retried(spawn(), path, body, key)
+
+    assert answer.status_code == 201 and answer.headers["idempotent-replayed"] == "true", answer.text
+    assert answer.json()["id"] == opened.id
+    assert [u["body"] for u in answer.json()["updates"]] == [{"en": "mail is down"}]  # as committed
+    assert answer.json()["updates"][0]["op_id"] == opened.updates[0].op_id
+    assert len(app.store.list_incidents()) == 1  # opened once
+    assert handed(app) == [f"{opened.id}.1:{c}" for c in app.channels]  # handed over once, by the first request
