@@ -5,7 +5,8 @@ latency and server CPU per request, against bare endpoints on the same stack in 
     .venv/bin/python bench/staff_api.py --summary FILE-1.raw [...]
 
 Shipped path: the API is built as ``notifier api`` builds it (``create_app(settings=...)``: the real
-Celery dispatcher, so each broadcast also publishes its three delivery tasks), one uvicorn worker in its
+Celery dispatcher, so each broadcast also queues its delivery task: one message, written by the
+broadcast's own transaction, ``CeleryDispatcher.outbox``), one uvicorn worker in its
 own process, Redis with AOF ``appendfsync always`` (the default config's policy). No worker runs: the
 tasks stay queued, which the API does not notice. The three channels are webhooks (the accept path does
 not depend on the channel type: it writes one ledger row and one task per channel). The broadcast is
@@ -18,9 +19,10 @@ Bare endpoints and a variant, labelled as such (none of them is the service):
   ``/api/v1/``, so every middleware runs as for the real call; the same staff dependency (the publisher's
   token checked, its role required), the same pydantic body model (``BroadcastIn``), a plain ``def``
   run in the thread pool like the real route, and one fsynced Redis write (SET), answering 201 JSON.
-- **broadcast without the Celery publish**: the same service call (``incidents.broadcast``: the id,
+- **broadcast without the Celery task**: the same service call (``incidents.broadcast``: the id,
   the transaction with its three ledger rows) on the same store, with a dispatcher that hands nothing
-  to the workers, so that the publish's share of the broadcast shows; not the service (its notices
+  to the workers, so that the task's share of the broadcast shows (since the task is written in the
+  transaction, only building the message and one LPUSH in the MULTI); not the service (its notices
   would wait for the sweeper).
 - **floor: JSON + one fsynced SET**: the endpoint of the first version of this benchmark (an ``async``
   route that parses the JSON itself, no staff dependency, no model; the middlewares still run), kept
@@ -63,13 +65,14 @@ TOKEN = "bench-token"
 BROADCASTS = "/api/v1/broadcasts"
 FAIR = "bare, same stack: staff auth + model + one fsynced SET"
 FLOOR = "floor: JSON + one fsynced SET (no auth dependency)"
-UNPUBLISHED = "broadcast without the Celery publish (not the service)"
+UNPUBLISHED = "broadcast without the Celery task (not the service)"
 
 
 GATE_POOL = "thread pool: idempotency gate's Redis (reserve SET NX, settle SET)"
 # py-spy stacks of the API process -> where a broadcast's CPU goes (first rule whose needles all occur)
 BUCKETS: list[tuple[str, tuple[str, ...]]] = [
-    ("route thread: Celery publish (send_task: one update task, one LPUSH)", ("_enqueue (",)),
+    ("route thread: Celery publish after the commit (send_task; only with a broker elsewhere)", ("_enqueue (",)),
+    ("route thread: the task's message, built for the commit (CeleryDispatcher.outbox)", ("outbox (",)),
     ("route thread: incident transaction (MULTI: incident, 3 ledger rows, indexes)", ("commit_update (",)),
     ("route thread: sequence INCR (next_id)", ("next_id (",)),
     ("route thread: idempotency op look-up (GET op)", ("op_incident (",)),

@@ -52,6 +52,25 @@ class Dispatcher(Protocol):
     def wake_engine(self) -> None:
         """Ask the incident engine to process newly accepted alert events."""
 
+    def outbox(self, notices: Sequence[tuple[str, str]], store: IncidentStore) -> BrokerWrite | None:
+        """The broker write that queues these notices (as ``deliver_many`` would), for ``store`` to make
+        inside its own commit (``UpdateCommit.enqueue``), or None when that cannot be done: the broker is
+        not the store's Redis server and database, or is not Redis. Builds the message only; no I/O
+        except, once per store, finding out whether the two are the same server."""
+
+
+@dataclass(frozen=True)
+class BrokerWrite:
+    """A broker message written by the store's commit itself: ``LPUSH key message`` in the transaction
+    that creates the ledger rows it announces, so the rows and their task exist together or not at all
+    (no publish after the commit, no crash window between them for the sweeper to cover)."""
+
+    key: str
+    message: str
+
+    def __repr__(self) -> str:  # a message is long; what it is for is enough
+        return f"BrokerWrite(key={self.key!r}, {len(self.message)} bytes)"
+
 
 class NullDispatcher:
     """Enqueues nothing: for dry runs, and for tests that drive services directly."""
@@ -71,6 +90,9 @@ class NullDispatcher:
 
     def wake_engine(self) -> None:
         self.wakeups += 1
+
+    def outbox(self, notices: Sequence[tuple[str, str]], store: IncidentStore) -> BrokerWrite | None:
+        return None  # no broker: deliver_many records them
 
 
 # ---- the incident store's unit of work ---------------------------------------------------------------
@@ -95,7 +117,9 @@ class UpdateCommit:
     seconds, mapping to the incident, in the same transaction. ``record``: (key, value) of the staff API's
     idempotency record of the request (its kept answer, ``services.idempotent``), written for ``op_ttl``
     seconds in the same transaction. ``also``: other incident documents written in the same transaction
-    (a merge's target); ``commit_update`` must have been told to watch them.
+    (a merge's target); ``commit_update`` must have been told to watch them. ``enqueue``: the broker
+    message that hands the notices to the workers (``Dispatcher.outbox``), written in the same
+    transaction; None: the caller publishes after the commit.
     """
 
     incident: Incident
@@ -107,6 +131,7 @@ class UpdateCommit:
     record: tuple[str, str] | None = None
     already: bool = False
     also: list[Incident] = field(default_factory=list)
+    enqueue: BrokerWrite | None = None
 
 
 class DeliveryLedger(Protocol):
@@ -306,6 +331,10 @@ class IncidentStore(Protocol):
 
     def next_id(self, kind: str) -> str:
         """``inc`` -> ``inc1``, ``inc2``, ..."""
+
+    def server_id(self) -> str | None:
+        """Which server and database the store writes to (Redis: the server's ``run_id`` and the db
+        number), so a dispatcher can tell whether its broker is the same; None: not a Redis store."""
 
     def get_incident(self, incident_id: str) -> Incident:
         """The incident; NotFound if there is none."""

@@ -1,9 +1,11 @@
 """Use-cases for incidents, maintenances and broadcasts: the functions the CLI, the API, the console
 and the incident engine all call.
 
-Each published update is written in one store transaction (``commit_update``) together with its component status changes
-and one ledger row per channel, and only then handed to the workers. A crash between the two loses
-nothing: the beat sweeper enqueues every due row the workers have not picked up.
+Each published update is written in one store transaction (``commit_update``) together with its
+component status changes, one ledger row per channel and, when the broker is the store's Redis (the
+shipped setup), the task that hands them to the workers (``Dispatcher.outbox``). Otherwise the task
+is published after the commit, and a crash between the two loses nothing: the beat sweeper enqueues
+every due row the workers have not picked up.
 """
 
 from __future__ import annotations
@@ -158,12 +160,14 @@ def _commit(
                 commit.notices.append(NewNotice(
                     notice_id(update.id, channel), channel, update.id, incident.id, now.timestamp(), deadline
                 ))
+            if commit.notices:  # their task, in the same transaction: no publish after it, no window between
+                commit.enqueue = app.dispatcher.outbox([(n.notice_id, n.channel) for n in commit.notices], app.store)
         return commit
 
     commit = app.store.commit_update(incident_id, prepare, also_watch=also[0] if also else ())
     if record is not None and answers and not commit.already:
         record.kept = answers[0]
-    if not commit.update.draft:
+    if not commit.update.draft and commit.enqueue is None:  # the broker is elsewhere, or an earlier try committed
         _enqueue(app, commit.update)
     return commit.incident, commit.update
 

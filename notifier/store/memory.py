@@ -578,6 +578,9 @@ class MemoryStore:
                 return out
         return out
 
+    def server_id(self) -> str | None:
+        return None  # not Redis: a dispatcher publishes after the commit
+
     def commit_update(
         self, incident_id: str | None, prepare: Callable[[Incident | None], UpdateCommit],
         also_watch: Sequence[str] = (),

@@ -275,6 +275,10 @@ class RedisStore:
         """``inc`` -> ``inc1``, ``inc2``, ... (also ``mnt`` for maintenance, ``brd`` for broadcasts)."""
         return f"{kind}{self.redis.incr(self.key('seq', kind))}"
 
+    def server_id(self) -> str | None:
+        db = self.redis.connection_pool.connection_kwargs.get("db", 0)
+        return f"{self.redis.info('server')['run_id']}/{db}"
+
     # ---- incidents -------------------------------------------------------------------------------
     def get_incident(self, incident_id: str) -> Incident:
         raw = self.redis.get(self.key("incident", incident_id))
@@ -356,6 +360,8 @@ class RedisStore:
             self._save_incident_in(pipe, commit.incident)
             for other in commit.also:
                 self._save_incident_in(pipe, other)
+            if commit.enqueue is not None:  # the broker's own key (not prefixed): the workers' queue
+                pipe.lpush(commit.enqueue.key, commit.enqueue.message)
             return commit
 
         commit = self._transact(incident_id, body, [self.key("incident", i) for i in also_watch])

@@ -42,6 +42,9 @@ class KillsRedisOnce:
         for notice_id, channel in notices:
             self.deliver(notice_id, channel)
 
+    def outbox(self, notices: Sequence[tuple[str, str]], store: object) -> None:
+        return None  # a broker of its own: the notices are handed over after the commit
+
     def wake_engine(self) -> None:
         pass
 

@@ -59,9 +59,9 @@ def test_an_update_is_one_task_whose_channels_go_out_together(setup, receiver: W
     assert client.llen(FANOUT_QUEUE) == 1 and client.llen("notify.hook") == 0 == client.llen("notify.outbox")
     setup["procs"].append(start_worker(setup["config"], client, tmp / "worker.log", pool="threads", concurrency=1))
     # one slot, and the hook (first in the task) is in flight: the outbox goes out all the same
+    wait_for(lambda: receiver.keys() == [f"{update_id}:hook"], timeout=60, what="the webhook's POST at the receiver")
     wait_for(lambda: state(app, f"{update_id}:outbox") == DeliveryState.POSTED, timeout=60,
              what="the outbox posted while the webhook is held in flight")
-    assert receiver.keys() == [f"{update_id}:hook"]
     assert state(app, f"{update_id}:hook") == DeliveryState.CLAIMED
     receiver.gate.set()
     wait_for(lambda: state(app, f"{update_id}:hook") == DeliveryState.POSTED, timeout=60, what="the webhook posted")
