@@ -146,6 +146,7 @@ class FacebookChannel(Channel):
     settings: FacebookSettings
     max_length = 63206
     ordered = True
+    exact_reconcile = True  # a complete, paginated search of the account since the fence
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -166,6 +166,7 @@ class XChannel(Channel):
     settings: XSettings
     max_length = MAX_WEIGHTED
     ordered = True
+    exact_reconcile = True  # a complete, paginated search of the account since the fence
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
