@@ -3,8 +3,8 @@
 Inert unless ``NOTIFIER_FAILPOINT`` names the point (e.g. ``after_claim``) and
 ``NOTIFIER_FAILPOINT_DIR`` is set. On reaching it, the thread writes ``<dir>/<point>.<pid>.<thread>``
 (one update's notices run on several threads of one process) and sleeps, waiting for the test's
-SIGKILL. The crash tests use them to kill a worker between claiming a notice, sending it, and recording
-the result.
+SIGKILL. The crash tests use them to kill a worker between claiming a notice, fencing it ('sending'),
+sending it, and recording the result.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import threading
 import time
 from pathlib import Path
 
-POINTS = ("before_claim", "after_claim", "after_send", "retry_after_release", "idempotency_before_record")
+POINTS = ("before_claim", "after_claim", "after_fence", "after_send", "retry_after_release",
+          "idempotency_before_record")
 
 
 def failpoint(name: str) -> None:

@@ -74,6 +74,10 @@ class Channel(ABC):
     ordered: ClassVar[bool] = False
     # True: sending twice has no second visible effect, so an unknown outcome may simply be re-sent
     idempotent: ClassVar[bool] = False
+    # True: ``reconcile`` tells exactly whether the post is out (a complete search, or the receiver's own
+    # answer), so a crash right after the 'sending' fence costs a look, never a person's decision or a
+    # second post. ``deliver`` then claims and fences in one ledger write (``Ledger.claim_sending``).
+    exact_reconcile: bool = False  # per instance where settings decide (webhook: status_url)
 
     def __init__(self, name: str, settings: ChannelSettings, context: ChannelContext) -> None:
         self.name = name

@@ -146,11 +146,13 @@ class FacebookChannel(Channel):
     settings: FacebookSettings
     max_length = 63206
     ordered = True
+    exact_reconcile = True  # a complete, paginated search of the account since the fence
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.session = ChannelSession()  # reads the proxy environment once per host
         self.timeout = self.settings.timeout or self.context.http_timeout
+        self._auth_params = self._make_auth()  # the token and its proof do not change: one HMAC, not one per call
 
     # -- rendering --------------------------------------------------------------------------------
 
@@ -172,6 +174,9 @@ class FacebookChannel(Channel):
         return f"{self.settings.graph_url.rstrip('/')}/{self.settings.api_version}/{path}"
 
     def _auth(self) -> dict[str, str]:
+        return self._auth_params
+
+    def _make_auth(self) -> dict[str, str]:
         token = self.settings.page_token.get_secret_value()
         params = {"access_token": token}
         if self.settings.app_secret is not None:

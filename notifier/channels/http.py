@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
+from requests.cookies import RequestsCookieJar
 from requests.sessions import merge_setting
-from requests.utils import get_environ_proxies
+from requests.structures import CaseInsensitiveDict
+from requests.utils import check_header_validity, get_environ_proxies, get_netrc_auth
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NameResolutionError, NewConnectionError
 
 from notifier.channels import deadline
@@ -52,6 +54,16 @@ class ChannelSession(requests.Session):
     changed environment takes effect when the worker restarts. Thread-safe (a racing first request for a
     host computes the same entry twice, harmlessly).
 
+    ``request`` prepares a plain call (what the channels and tweepy make: a method, a URL, params, a form,
+    bytes or JSON body, headers, an auth callable) without requests' per-call re-merging: the session's
+    default headers are validated once (again only when they change), a form or query of strings is
+    encoded directly (requests' encoder runs slow ``typing`` protocol checks per value), ``~/.netrc`` is
+    looked up once per scheme://host like the environment, and the cookie jar is only consulted when it
+    holds a cookie. The request is the same byte for byte (``tests/unit/test_channel_session.py``); the
+    auth callable (tweepy's OAuth 1.0a signer) still runs last on the prepared request, as in requests.
+    Anything else (files, cookies or hooks passed or set on the session, per-call proxies/verify/cert)
+    takes requests' own path unchanged.
+
     Every request also has a hard total deadline (``notifier/channels/deadline.py``): its connect + read
     timeout, never past the send window of the claim it is sent under; a request still running then is
     cut and raises ``DeadlineExceeded``. The adapters mounted here (and any ``DeadlineAdapter`` a channel
@@ -66,6 +78,70 @@ class ChannelSession(requests.Session):
         self.mount("https://", deadline.DeadlineAdapter())
         self.mount("http://", deadline.DeadlineAdapter())
         self._environment: dict[tuple[str, str, str | None], tuple[dict[str, str], str | None]] = {}
+        self._netrc: dict[tuple[str, str], Any] = {}
+        self._defaults: tuple[tuple[tuple[Any, Any], ...], CaseInsensitiveDict[Any]] | None = None
+
+    def request(  # requests' own signature, keyword for keyword
+        self, method: str, url: str | bytes, params: Any = None, data: Any = None, headers: Any = None,
+        cookies: Any = None, files: Any = None, auth: Any = None, timeout: Any = None,
+        allow_redirects: bool = True, proxies: Any = None, hooks: Any = None, stream: Any = None,
+        verify: Any = None, cert: Any = None, json: Any = None,
+    ) -> requests.Response:
+        if (cookies or files or hooks or proxies or stream is not None or verify is not None or cert is not None
+                or isinstance(url, bytes) or self.auth or self.params or len(self.cookies)
+                or any(self.hooks.values())):
+            return super().request(method, url, params=params, data=data, headers=headers, cookies=cookies,
+                                   files=files, auth=auth, timeout=timeout, allow_redirects=allow_redirects,
+                                   proxies=proxies, hooks=hooks, stream=stream, verify=verify, cert=cert, json=json)
+        prep = self._prepare(method, url, params, data, headers, auth, json)
+        settings = self.merge_environment_settings(prep.url or url, {}, None, None, None)
+        return self.send(prep, timeout=timeout, allow_redirects=allow_redirects, **settings)
+
+    def _prepare(self, method: str, url: str, params: Any, data: Any, headers: Any, auth: Any,
+                 json: Any) -> requests.PreparedRequest:
+        """``PreparedRequest.prepare`` step by step, as ``Session.prepare_request`` would call it here."""
+        prep = requests.PreparedRequest()
+        prep.prepare_method(method.upper())
+        query = _form(params) if params else ""
+        prep.prepare_url(url, params if query is None else query)
+        prep.headers = self._merged_headers(headers)
+        prep._cookies = RequestsCookieJar()  # empty (checked above): no Cookie header, as requests would send
+        form = _form(data) if data else None
+        if form is not None:
+            prep.prepare_body(form, None)
+            if "content-type" not in prep.headers:
+                prep.headers["Content-Type"] = "application/x-www-form-urlencoded"
+        else:
+            prep.prepare_body(data or {}, None, json)
+        if not auth and self.trust_env:
+            parts = urlsplit(url)
+            key = (parts.scheme, parts.netloc)
+            if key not in self._netrc:
+                if len(self._netrc) >= self.MAX_HOSTS:
+                    self._netrc.clear()
+                self._netrc[key] = get_netrc_auth(url)
+            auth = self._netrc[key]
+        prep.prepare_auth(auth, url)  # last but hooks, as in prepare(): a signer sees the finished request
+        return prep
+
+    def _merged_headers(self, headers: Any) -> CaseInsensitiveDict[Any]:
+        """``merge_setting(headers, self.headers)``, validated: the session's part once per change."""
+        snapshot = tuple(self.headers.items())
+        if self._defaults is None or self._defaults[0] != snapshot:
+            valid: CaseInsensitiveDict[Any] = CaseInsensitiveDict()
+            for name, value in snapshot:
+                if value is not None:
+                    check_header_validity((name, value))
+                    valid[name] = value
+            self._defaults = (snapshot, valid)
+        merged = self._defaults[1].copy()
+        for name, value in (headers or {}).items():
+            if value is None:
+                merged.pop(name, None)  # requests drops a header a caller sets to None
+            else:
+                check_header_validity((name, value))
+                merged[name] = value
+        return merged
 
     def merge_environment_settings(
         self, url: str, proxies: dict[str, str] | None, stream: Any, verify: Any, cert: Any
@@ -106,3 +182,10 @@ class ChannelSession(requests.Session):
                         f"cut at its total deadline ({watch.budget:.1f} s) with no complete answer"
                     ) from exc
                 raise
+
+
+def _form(value: Any) -> str | None:
+    """A dict of strings form-encoded as requests' ``_encode_params`` would (None: leave it to requests)."""
+    if type(value) is not dict or not all(type(k) is str and type(v) is str for k, v in value.items()):
+        return None
+    return urlencode(list(value.items()))

@@ -96,6 +96,8 @@ class WebhookChannel(Channel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.session = ChannelSession()  # reads the proxy environment once per host
+        # the receiver's status_url answers exactly; without it an unknown outcome waits for a person
+        self.exact_reconcile = self.settings.status_url is not None
 
     def render(self, notice: Notice) -> Rendering:
         text = self.context.templates.render(

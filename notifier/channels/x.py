@@ -166,6 +166,7 @@ class XChannel(Channel):
     settings: XSettings
     max_length = MAX_WEIGHTED
     ordered = True
+    exact_reconcile = True  # a complete, paginated search of the account since the fence
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -262,11 +263,10 @@ class XChannel(Channel):
             except BaseException:
                 self._end_write(slot)
                 raise
-            try:
-                self.budget.sync(response.headers, self.context.clock.timestamp())
-                self.budget.clear_429()
+            try:  # X's block if its headers say so, the 429 streak ended, the lease ended: one write
+                self.budget.posted(slot, response.headers, self.context.clock.timestamp())
             finally:
-                self._end_write(slot)
+                self._local_write.release()
             tweet_id = str(response.json()["data"]["id"])
             done = self._remember(notice, index, tweet_id) if total > 1 else [tweet_id]
             reply_to = tweet_id

@@ -112,7 +112,15 @@ def deliver(app: App, notice_id: str, read: tuple[LedgerRow | None, Incident | N
     notice = notice_for(app, incident, update, row.channel)
 
     lease = app.settings.delivery.lease_seconds
-    claim = ledger.claim(notice_id, now, lease)
+    rendering: Rendering | None = None
+    if channel.exact_reconcile and getattr(ledger, "fuses_fence", False):
+        # Claim and fence in one write (issue 14): a crash after it is reconciled, which this channel's
+        # reconcile settles exactly. Rendered first, so the fence can carry the text. ``fuses_fence`` and
+        # ``claim_sending`` are not on the DeliveryLedger port yet (ports.py is another change's this round).
+        rendering = _rendering(channel, notice, row)
+        claim = ledger.claim_sending(notice_id, now, lease, list(rendering.parts))  # type: ignore[attr-defined]
+    else:
+        claim = ledger.claim(notice_id, now, lease)
     if claim.mode in ("posted", "failed", "missing"):
         return Outcome(claim.mode)
     if claim.mode == "busy":  # someone holds it; if they died, the lease runs out and we come back
@@ -130,7 +138,14 @@ def deliver(app: App, notice_id: str, read: tuple[LedgerRow | None, Incident | N
     # under a later claim. A request not yet started is not sent (transient).
     window = app.settings.delivery.task_time_limit - (time.monotonic() - started)
     with deadline.send_window(window):
-        return _held(app, notice_id, row, channel, notice, claim, now)
+        return _held(app, notice_id, row, channel, notice, claim, now, rendering)
+
+
+def _rendering(channel: Channel, notice: Notice, row: LedgerRow) -> Rendering:
+    """What an earlier attempt fenced (a retry publishes the same text), else a fresh rendering."""
+    if row.rendered:
+        return Rendering(parts=tuple(row.rendered), language=channel.language)
+    return channel.render(notice)
 
 
 def _incident_of(notice_id: str) -> str:
@@ -161,10 +176,15 @@ def read_many(app: App, notice_ids: list[str]) -> list[tuple[LedgerRow | None, I
 
 
 def _held(app: App, notice_id: str, row: LedgerRow, channel: Channel, notice: Notice, claim: Claim,
-          now: float) -> Outcome:
-    """The rest of ``deliver`` while we hold the claim: reconcile if it may be out, else send."""
+          now: float, rendering: Rendering | None = None) -> Outcome:
+    """The rest of ``deliver`` while we hold the claim: reconcile if it may be out, else fence and send
+    (a claim from ``claim_sending`` is fenced already)."""
     ledger = app.store.ledger
     failpoint("after_claim")
+    if claim.fenced is not None:
+        failpoint("after_fence")
+        return _send(app, notice_id, row, channel, notice, claim,
+                     Rendering(parts=claim.fenced, language=channel.language))
 
     if claim.mode == "reconcile" and not channel.idempotent:
         try:
@@ -178,9 +198,8 @@ def _held(app: App, notice_id: str, row: LedgerRow, channel: Channel, notice: No
         if found is not None:
             return _record_posted(app, notice_id, found, "found by reconcile")
 
-    rendering = Rendering(parts=tuple(row.rendered), language=channel.language) if row.rendered else None
     if rendering is None:
-        rendering = channel.render(notice)
+        rendering = _rendering(channel, notice, row)
     try:
         fenced = ledger.mark_sending(notice_id, claim.token, app.clock.timestamp(), list(rendering.parts))
     except NotReplicated as exc:
@@ -191,6 +210,14 @@ def _held(app: App, notice_id: str, row: LedgerRow, channel: Channel, notice: No
         return Outcome("retry", retry_in=exc.retry_after or REPLICATION_WAIT, detail=str(exc))
     if not fenced:
         return Outcome("busy", retry_in=1, detail="lost the claim before sending")
+    failpoint("after_fence")
+    return _send(app, notice_id, row, channel, notice, claim, rendering)
+
+
+def _send(app: App, notice_id: str, row: LedgerRow, channel: Channel, notice: Notice, claim: Claim,
+          rendering: Rendering) -> Outcome:
+    """Fenced: the request may leave. Send it and record what the channel answered."""
+    ledger = app.store.ledger
     try:
         receipt = channel.send(notice, rendering)
     except Permanent as exc:

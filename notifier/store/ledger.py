@@ -58,6 +58,20 @@ redis.call('HSET', row, 'sending_at', ARGV[2], 'mode', 'send', 'rendered', ARGV[
 return 1
 """
 
+# ``_CLAIM`` and, when it gave a send claim, ``_MARK_SENDING``'s fence in the same atomic step (one fsynced
+# write instead of two before the request leaves). ARGV[5] = the rendered parts (JSON). A row that already
+# holds a rendering (an earlier attempt's, provably not sent) keeps it: a retry publishes the same text.
+# Returns {mode, attempt, the rendering fenced ('' unless the fence was written)}.
+_CLAIM_SENDING = "local function claim()\n" + _CLAIM + """
+end
+local claimed = claim()
+if claimed[1] ~= 'send' then return {claimed[1], claimed[2], ''} end
+local rendered = redis.call('HGET', KEYS[1], 'rendered')
+if not rendered or rendered == '' or rendered == '[]' then rendered = ARGV[5] end
+redis.call('HSET', KEYS[1], 'sending_at', ARGV[1], 'mode', 'send', 'rendered', rendered)
+return {'send', claimed[2], rendered}
+"""
+
 _MARK_POSTED = """
 local row, claimed_z, due_z, id = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local state = redis.call('HGET', row, 'state')
@@ -202,6 +216,8 @@ class Claim:
     token: str = ""
     attempt: int = 0
     until: float = 0.0  # busy: lease end; early: next_at
+    # claim_sending only: the 'sending' fence went in with the claim, for this rendering
+    fenced: tuple[str, ...] | None = None
 
     @property
     def held(self) -> bool:
@@ -213,6 +229,7 @@ class Ledger:
         self.redis = redis
         self.prefix = prefix
         self._claim = redis.register_script(_CLAIM)
+        self._claim_sending = redis.register_script(_CLAIM_SENDING)
         self._sending = redis.register_script(_MARK_SENDING)
         self._posted = redis.register_script(_MARK_POSTED)
         self._release = redis.register_script(_RELEASE)
@@ -272,6 +289,28 @@ class Ledger:
         token = secrets.token_hex(8)
         mode, value = self._claim(keys=self._keys(notice_id), args=[now, lease, token, notice_id])
         if mode in ("send", "reconcile"):
+            return Claim(mode, token, int(value))
+        return Claim(mode, until=float(value) if value else 0.0)
+
+    @property
+    def fuses_fence(self) -> bool:
+        """Whether ``claim_sending`` may stand for ``claim`` + ``mark_sending``: not when a subclass's fence
+        does more than the write (``ReplicatedLedger`` waits for replicas before a request may leave)."""
+        return type(self).mark_sending is Ledger.mark_sending
+
+    def claim_sending(self, notice_id: str, now: float, lease: float, rendered: list[str]) -> Claim:
+        """``claim`` and, if it is a send claim, ``mark_sending(rendered)`` in one script: the claim comes
+        back with ``fenced`` set to the rendering now on the row (its earlier one, if it had one).
+
+        Only for a channel whose ``reconcile`` tells exactly whether a post is out: a worker that dies
+        after this write, even before its request left, leaves a row that is reconciled, not re-sent.
+        A reconcile claim is not fenced (``fenced`` None): reconcile first, then ``mark_sending``."""
+        token = secrets.token_hex(8)
+        mode, value, fenced = self._claim_sending(keys=self._keys(notice_id),
+                                                  args=[now, lease, token, notice_id, json.dumps(rendered)])
+        if mode == "send":
+            return Claim(mode, token, int(value), fenced=tuple(json.loads(fenced)))
+        if mode == "reconcile":
             return Claim(mode, token, int(value))
         return Claim(mode, until=float(value) if value else 0.0)
 

@@ -19,6 +19,7 @@ import json
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -97,6 +98,20 @@ class MemoryLedger:
             self.claimed[notice_id] = now + lease
             self.due_at.pop(notice_id, None)
             return Claim(mode, token, attempt)
+
+    fuses_fence = True
+
+    def claim_sending(self, notice_id: str, now: float, lease: float, rendered: list[str]) -> Claim:
+        with self._lock:
+            claim = self.claim(notice_id, now, lease)
+            if claim.mode != "send":
+                return claim
+            row = self.hashes[notice_id]
+            stored = row.get("rendered") or ""
+            if stored in ("", "[]"):
+                stored = json.dumps(rendered)
+            row.update(sending_at=_arg(now), mode="send", rendered=stored)
+            return replace(claim, fenced=tuple(json.loads(stored)))
 
     def mark_sending(self, notice_id: str, token: str, now: float, rendered: list[str]) -> bool:
         with self._lock:

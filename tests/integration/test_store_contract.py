@@ -119,6 +119,30 @@ def _row(store: Any) -> Any:
     return store.ledger
 
 
+def test_claim_sending_claims_and_fences_in_one_step(store: Any) -> None:
+    """Issue 14: the claim and the 'sending' fence as one write; a crash after it is a reconcile."""
+    ledger = _row(store)
+    assert ledger.fuses_fence
+    claim = ledger.claim_sending("inc1.1:x", 100.0, 30, ["first text"])
+    assert (claim.mode, claim.attempt, claim.fenced) == ("send", 1, ("first text",))
+    row = ledger.get("inc1.1:x")
+    assert (row.state, row.sending_at, row.rendered) == (DeliveryState.CLAIMED, 100.0, ["first text"])
+    busy = ledger.claim_sending("inc1.1:x", 101.0, 30, ["other"])
+    assert (busy.mode, busy.until, busy.fenced) == ("busy", 130.0, None)
+    # the worker died after the write: the lease runs out and the row may be out there, so it is reconciled
+    assert ledger.expire("inc1.1:x", 131.0) == "unknown"
+    again = ledger.claim_sending("inc1.1:x", 131.0, 30, ["other"])
+    assert (again.mode, again.attempt, again.fenced) == ("reconcile", 2, None)  # not fenced: look first
+    # reconcile found nothing, the request then failed provably unsent: pending, its text kept for the retry
+    assert ledger.mark_sending("inc1.1:x", again.token, 132.0, ["first text"])
+    assert ledger.release("inc1.1:x", again.token, DeliveryState.PENDING, 133.0, 133.0, "429")
+    retry = ledger.claim_sending("inc1.1:x", 134.0, 30, ["a newer rendering"])
+    assert (retry.mode, retry.fenced) == ("send", ("first text",))  # a retry publishes the same text
+    assert ledger.get("inc1.1:x").rendered == ["first text"]
+    assert ledger.mark_posted("inc1.1:x", Receipt("42", ""), 135.0) == "posted"
+    assert ledger.claim_sending("inc1.1:x", 136.0, 30, ["x"]).mode == "posted"
+
+
 def test_claim_send_post_and_nothing_after(store: Any) -> None:
     ledger = _row(store)
     claim = ledger.claim("inc1.1:x", 100.0, 30)

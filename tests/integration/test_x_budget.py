@@ -10,6 +10,7 @@ import pytest
 import redis
 from pydantic import SecretStr
 
+from notifier.channels import x_budget
 from notifier.channels.x import XChannel, XSettings
 from notifier.channels.x_budget import BUSY, LocalBudget, PostingBudget, Window
 from notifier.errors import Transient
@@ -249,3 +250,32 @@ def test_an_upgrade_from_the_one_write_gate_leaves_an_old_workers_lease_alone(cl
     budget.end_write(slot)
     assert client.get("t:old:inflight") == "1800000000.000000:abcdef"  # the old worker's lease, untouched
     assert client.type("t:old:leases") in ("zset", "none")
+
+
+@pytest.mark.parametrize("kind", ["redis", "local"])
+def test_a_posted_write_blocks_clears_the_429_streak_and_ends_its_lease_in_one_step(
+        client: redis.Redis, kind: str) -> None:
+    """Issue 14: after a post, X's block from its headers, the 429 streak's end and the lease's end are one
+    script (one round trip), in the order ``sync``, ``clear_429``, ``end_write`` kept them."""
+    windows = [Window(900, 100)]
+    budget = (PostingBudget(client, "t:posted", windows, gate=60, in_flight=1) if kind == "redis"
+              else LocalBudget(windows, 60, in_flight=1))
+    now = 1_800_000_000.0
+    assert budget.backoff_429(now) >= 60  # a header-less 429 earlier: a streak of one, the account closed
+    if kind == "redis":
+        client.delete("t:posted:blocked")
+    else:
+        budget._blocked = 0.0
+    slot, _ = budget.acquire(now)
+    assert slot is not None and budget.acquire(now)[1] == BUSY  # the one lease is held
+    client.script_load(x_budget._POSTED)  # counted below: a first call's NOSCRIPT and retry would count twice
+    scripts_before = client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    until = budget.posted(slot, {"x-rate-limit-remaining": "0", "x-rate-limit-reset": str(now + 300)}, now)
+    assert until == now + 300
+    if kind == "redis":
+        scripts = client.info("commandstats")["cmdstat_evalsha"]["calls"] - scripts_before
+        assert scripts == 1, "one script, no DEL or second EVALSHA"
+        assert not client.exists("t:posted:429s") and not client.exists("t:posted:leases")
+    assert budget.acquire(now + 1) == (None, pytest.approx(299))  # closed until X's reset, lease free
+    assert budget.acquire(now + 301)[0] is not None
+    assert budget.backoff_429(now + 302) == pytest.approx(60, rel=0.3)  # the streak starts from the bottom

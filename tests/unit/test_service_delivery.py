@@ -181,3 +181,45 @@ def test_a_post_whose_ledger_row_is_not_replicated_yet_is_posted_once() -> None:
     assert outcome.state == "posted" and outcome.retry_in is None and "replicas" in outcome.detail, outcome
     assert delivery.deliver(app, "inc1.1:x").state == "posted"  # on the master: a repeated task sends nothing
     assert len(x.sent) == 1
+
+
+class _CountingLedger:
+    """The in-memory ledger, counting which transitions ``deliver`` used."""
+
+    def __init__(self, ledger) -> None:
+        self.ledger, self.calls = ledger, []
+
+    def __getattr__(self, name: str):
+        attr = getattr(self.ledger, name)
+        if callable(attr):
+            return lambda *a, **k: (self.calls.append(name), attr(*a, **k))[1]
+        return attr
+
+
+@pytest.mark.parametrize(("exact", "calls"), [
+    (True, ["claim_sending", "mark_posted"]),  # X, Facebook, a webhook with status_url: one write, then send
+    (False, ["claim", "mark_sending", "mark_posted"]),  # e-mail, Apprise, a webhook without: claim, then fence
+])
+def test_only_an_exactly_reconciling_channel_claims_and_fences_in_one_write(exact: bool, calls: list[str]) -> None:
+    x = RecordingChannel("x")
+    x.exact_reconcile = exact
+    app = _app(x)
+    counting = _CountingLedger(app.store.ledger)
+    app.store.ledger = counting
+    assert delivery.deliver(app, "inc1.1:x").state == "posted"
+    assert [c for c in counting.calls if c not in ("get", "get_many")] == calls
+    assert x.sent == [("inc1.1", ("[investigating] Looking",))]
+    row = counting.get("inc1.1:x")
+    assert (row.rendered, row.attempt, row.sending_at is not None) == (["[investigating] Looking"], 1, True)
+
+
+def test_a_ledger_whose_fence_does_more_than_the_write_is_never_fused() -> None:
+    from notifier.store.ledger import Ledger
+    from notifier.store.redis_store import ReplicatedLedger
+
+    class _Scripts:
+        def register_script(self, _source: str) -> None:
+            return None
+
+    assert Ledger(_Scripts(), "p:").fuses_fence
+    assert not ReplicatedLedger(_Scripts(), "p:", replication=None).fuses_fence  # type: ignore[arg-type]

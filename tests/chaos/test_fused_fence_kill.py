@@ -1,0 +1,96 @@
+"""Chaos: a worker SIGKILLed right after the one write that claims and fences a notice (issue 14).
+
+X and Facebook reconcile exactly, so ``deliver`` claims and marks them 'sending' in one ledger write
+(``Ledger.claim_sending``) before their request leaves. A worker killed between that write and the
+request must leave rows that are reconciled, never re-posted blind: here the request never left, so the
+reconcile (a complete timeline search at the fakes) finds nothing, and then, only then, the post is sent.
+Counted at the fakes: exactly one post each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from notifier.bootstrap import build
+from notifier.config_loader import load_settings
+from notifier.domain.model import DeliveryState
+from notifier.services import incidents
+from notifier.store.local_redis import LocalRedis
+from tests.chaos.test_kills_at_volume import ENV
+from tests.fakes.graph_api import PAGE_ID, FakeGraphApi
+from tests.fakes.x_api import FakeXApi
+from tests.support import Proc, start_beat, start_worker, wait_for, write_config
+from workers.dispatch import CeleryDispatcher
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def world(tmp_path: Path, redis_server: LocalRedis, redis_client: redis.Redis,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    with FakeXApi() as fx, FakeGraphApi() as fg:
+        config = write_config(tmp_path / "notifier.yaml", redis_server.url, {
+            "x": {"type": "x", "api_base_url": fx.url, "consumer_key": "${X_CONSUMER_KEY}",
+                  "consumer_secret": "${X_CONSUMER_SECRET}", "access_token": "${X_ACCESS_TOKEN}",
+                  "access_token_secret": "${X_ACCESS_SECRET}", "reconcile_settle_seconds": 1},
+            "facebook": {"type": "facebook", "graph_url": fg.url, "page_id": PAGE_ID,
+                         "page_token": "${FB_PAGE_TOKEN}"},
+        })
+        settings = load_settings(config)
+        app = build(settings, dispatcher=CeleryDispatcher(settings), redis_url=redis_server.url)
+        procs: list[Proc] = []
+        try:
+            yield {"config": config, "app": app, "procs": procs, "tmp": tmp_path, "client": redis_client,
+                   "x": fx, "fb": fg}
+        finally:
+            for proc in procs:
+                proc.stop()
+
+
+def test_a_kill_right_after_the_fused_claim_and_fence_is_reconciled_and_posted_once(world) -> None:
+    app, fx, fg, tmp, client = world["app"], world["x"], world["fb"], world["tmp"], world["client"]
+    marks = tmp / "failpoints"
+    marks.mkdir()
+    doomed = start_worker(world["config"], client, tmp / "doomed.log", concurrency=4, pool="threads",
+                          extra_env={"NOTIFIER_FAILPOINT": "after_fence", "NOTIFIER_FAILPOINT_DIR": str(marks)})
+    world["procs"].append(doomed)
+    inc = incidents.open_incident(app, name="Mail delayed", components=["smtp"], body="Investigating.")
+    update_id = inc.updates[0].id
+    try:  # the worker starts in a few seconds on an idle machine; the deadline is for a loaded one
+        wait_for(lambda: len(list(marks.iterdir())) >= 2, timeout=120, what="both notices frozen after the fence")
+    except AssertionError as exc:
+        log = (tmp / "doomed.log").read_text(errors="replace")[-3000:] if (tmp / "doomed.log").exists() else ""
+        raise AssertionError(f"{exc}; frozen: {sorted(p.name for p in marks.iterdir())}; log: {log}") from None
+    rows = {r.channel: r for r in app.store.ledger.rows(update_id=update_id)}
+    # one write did both: the first attempt's claim already says the request may be out, with its text
+    assert {c: (r.state, r.attempt, bool(r.sending_at), bool(r.rendered)) for c, r in rows.items()} == {
+        "x": (DeliveryState.CLAIMED, 1, True, True), "facebook": (DeliveryState.CLAIMED, 1, True, True)}
+    doomed.kill()
+    assert fx.posts() == [] and fg.all_posts() == [], "nothing left before the kill"
+
+    world["procs"] += [start_worker(world["config"], client, tmp / "worker.log", concurrency=4, pool="threads"),
+                       start_beat(world["config"], tmp / "beat.log", tmp)]
+
+    def posted() -> bool:
+        return all(r.state == DeliveryState.POSTED for r in app.store.ledger.rows(update_id=update_id))
+
+    try:  # lease (4 s) + X's settle window (http_timeout + 1 s) + a reconcile: seconds on an idle machine
+        wait_for(posted, timeout=120, what="recovery after the kill")
+    except AssertionError as exc:
+        rows_now = [(r.channel, r.state.value, r.attempt, r.last_error)
+                    for r in app.store.ledger.rows(update_id=update_id)]
+        logs = {n: (tmp / n).read_text(errors="replace")[-3000:] for n in ("worker.log", "beat.log")
+                if (tmp / n).exists()}
+        raise AssertionError(f"{exc}; rows: {rows_now}; logs: {logs}") from None
+    marker = inc.updates[0].marker
+    assert [t.text.count(marker) for t in fx.posts()] == [1], "X has the post exactly once"
+    assert [p.message.count(marker) for p in fg.all_posts()] == [1], "Facebook has the post exactly once"
+    # and each went through a reconcile first: the timelines were read after the fence, before the post
+    assert fx.recorded("GET", "/2/users/") and fg.recorded("GET", f"/v21.0/{PAGE_ID}/posts")
+    assert all(r.attempt >= 2 for r in app.store.ledger.rows(update_id=update_id))
