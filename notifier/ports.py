@@ -151,6 +151,16 @@ class DeliveryLedger(Protocol):
     def mark_sending(self, notice_id: str, token: str, now: float, rendered: list[str]) -> bool:
         """Record that the request may leave now. False: the claim was lost; do not send."""
 
+    @property
+    def fuses_fence(self) -> bool:
+        """Whether ``claim_sending`` may stand for ``claim`` + ``mark_sending`` (not when the fence does more
+        than the write: a ledger that waits for replicas before a request may leave)."""
+
+    def claim_sending(self, notice_id: str, now: float, lease: float, rendered: list[str]) -> Claim:
+        """``claim`` and, for a send claim, ``mark_sending(rendered)`` in one atomic write; the claim's
+        ``fenced`` is the rendering now on the row. Only for channels whose reconcile is exact: a worker
+        that dies after it leaves a row to reconcile, even if its request never left."""
+
     def mark_posted(self, notice_id: str, receipt: Receipt, now: float) -> str:
         """Record the post, whoever holds the row: 'posted', 'already' or 'missing'."""
 

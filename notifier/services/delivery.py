@@ -113,12 +113,11 @@ def deliver(app: App, notice_id: str, read: tuple[LedgerRow | None, Incident | N
 
     lease = app.settings.delivery.lease_seconds
     rendering: Rendering | None = None
-    if channel.exact_reconcile and getattr(ledger, "fuses_fence", False):
+    if channel.exact_reconcile and ledger.fuses_fence:
         # Claim and fence in one write (issue 14): a crash after it is reconciled, which this channel's
-        # reconcile settles exactly. Rendered first, so the fence can carry the text. ``fuses_fence`` and
-        # ``claim_sending`` are not on the DeliveryLedger port yet (ports.py is another change's this round).
+        # reconcile settles exactly. Rendered first, so the fence can carry the text.
         rendering = _rendering(channel, notice, row)
-        claim = ledger.claim_sending(notice_id, now, lease, list(rendering.parts))  # type: ignore[attr-defined]
+        claim = ledger.claim_sending(notice_id, now, lease, list(rendering.parts))
     else:
         claim = ledger.claim(notice_id, now, lease)
     if claim.mode in ("posted", "failed", "missing"):
