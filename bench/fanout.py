@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -315,6 +316,7 @@ def main() -> None:
             load1 = os.getloadavg()
     finally:
         server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # Redis's AOF and the worker's log: nothing is read afterwards
     head = ("system", "concurrency", "wall s", "deliveries/s", "worker CPU ms/delivery", "worker RSS MB",
             "posted", "its wall / notifier's")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
