@@ -20,15 +20,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from notifier.bootstrap import build
-from notifier.config_loader import load_settings
 from notifier.domain.model import DeliveryState, marker_for
 from notifier.services import incidents
 from notifier.store.local_redis import LocalRedis
-from tests.chaos.test_kills_at_volume import ENV, MARKER, SETTLE_BOUND
+from tests.chaos.test_kills_at_volume import MARKER, SETTLE_BOUND
+from tests.chaos.world import facebook_channel, running
 from tests.fakes.graph_api import PAGE_ID, FakeGraphApi
-from tests.support import Proc, start_beat, start_worker, wait_for, write_config
-from workers.dispatch import CeleryDispatcher
+from tests.support import start_beat, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,22 +38,10 @@ STALL = 2.0
 @pytest.fixture
 def world(tmp_path: Path, redis_server: LocalRedis, redis_client: redis.Redis,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    with FakeGraphApi() as fg:
-        config = write_config(tmp_path / "notifier.yaml", redis_server.url, {
-            "facebook": {"type": "facebook", "graph_url": fg.url, "page_id": PAGE_ID,
-                         "page_token": "${FB_PAGE_TOKEN}"},
-        }, delivery={"http_timeout": HTTP_TIMEOUT})
-        settings = load_settings(config)
-        app = build(settings, dispatcher=CeleryDispatcher(settings), redis_url=redis_server.url)
-        procs: list[Proc] = []
-        try:
-            yield {"config": config, "app": app, "procs": procs, "tmp": tmp_path, "client": redis_client,
-                   "fb": fg}
-        finally:
-            for proc in procs:
-                proc.stop()
+    with FakeGraphApi() as fg, running(tmp_path, redis_server, redis_client, monkeypatch,
+                                       {"facebook": facebook_channel(fg)},
+                                       {"delivery": {"http_timeout": HTTP_TIMEOUT}}, fb=fg) as built:
+        yield built
 
 
 @pytest.mark.parametrize("refuse_duplicates", [True, False], ids=["duplicate-check-on", "duplicate-check-off"])

@@ -15,16 +15,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from notifier.bootstrap import build
-from notifier.config_loader import load_settings
 from notifier.domain.model import DeliveryState
 from notifier.services import incidents
 from notifier.store.local_redis import LocalRedis
-from tests.chaos.test_kills_at_volume import ENV
+from tests.chaos.world import facebook_channel, running, x_channel
 from tests.fakes.graph_api import PAGE_ID, FakeGraphApi
 from tests.fakes.x_api import FakeXApi
-from tests.support import Proc, start_beat, start_worker, wait_for, write_config
-from workers.dispatch import CeleryDispatcher
+from tests.support import start_beat, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,25 +29,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def world(tmp_path: Path, redis_server: LocalRedis, redis_client: redis.Redis,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
     with FakeXApi() as fx, FakeGraphApi() as fg:
-        config = write_config(tmp_path / "notifier.yaml", redis_server.url, {
-            "x": {"type": "x", "api_base_url": fx.url, "consumer_key": "${X_CONSUMER_KEY}",
-                  "consumer_secret": "${X_CONSUMER_SECRET}", "access_token": "${X_ACCESS_TOKEN}",
-                  "access_token_secret": "${X_ACCESS_SECRET}", "reconcile_settle_seconds": 1},
-            "facebook": {"type": "facebook", "graph_url": fg.url, "page_id": PAGE_ID,
-                         "page_token": "${FB_PAGE_TOKEN}"},
-        })
-        settings = load_settings(config)
-        app = build(settings, dispatcher=CeleryDispatcher(settings), redis_url=redis_server.url)
-        procs: list[Proc] = []
-        try:
-            yield {"config": config, "app": app, "procs": procs, "tmp": tmp_path, "client": redis_client,
-                   "x": fx, "fb": fg}
-        finally:
-            for proc in procs:
-                proc.stop()
+        channels = {"x": x_channel(fx, reconcile_settle_seconds=1), "facebook": facebook_channel(fg)}
+        with running(tmp_path, redis_server, redis_client, monkeypatch, channels, x=fx, fb=fg) as built:
+            yield built
 
 
 def test_a_kill_right_after_the_fused_claim_and_fence_is_reconciled_and_posted_once(world) -> None:

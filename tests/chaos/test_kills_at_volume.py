@@ -21,15 +21,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from notifier.bootstrap import App, build
-from notifier.config_loader import load_settings
+from notifier.bootstrap import App
 from notifier.domain.model import DeliveryState, marker_for
 from notifier.services import incidents
 from notifier.store.local_redis import LocalRedis
-from tests.fakes.graph_api import PAGE_ID, TOKEN, FakeGraphApi
+from tests.chaos.world import facebook_channel, running, x_channel
+from tests.fakes.graph_api import FakeGraphApi
 from tests.fakes.x_api import FakeXApi
-from tests.support import Proc, start_beat, start_worker, wait_for, write_config
-from workers.dispatch import CeleryDispatcher
+from tests.support import start_beat, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,34 +36,17 @@ INCIDENTS = int(os.environ.get("CHAOS_INCIDENTS", "50"))
 KILLS = int(os.environ.get("CHAOS_KILLS", "3"))
 SETTLE_BOUND = float(os.environ.get("CHAOS_SETTLE_SECONDS", "150"))  # stated bound, generous for a loaded box
 MARKER = re.compile(r"#[A-Z]+\d+\u00b7\d+")
-ENV = {"X_CONSUMER_KEY": "consumer-key-1", "X_CONSUMER_SECRET": "cs", "X_ACCESS_TOKEN": "access-token-1",
-       "X_ACCESS_SECRET": "as", "FB_PAGE_TOKEN": TOKEN}
 
 
 @pytest.fixture
 def world(tmp_path: Path, redis_server: LocalRedis, redis_client: redis.Redis,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
     with FakeXApi() as fx, FakeGraphApi() as fg:
         fx.state.post_limit_15min = 100_000  # the budget is not under test here
-        config = write_config(tmp_path / "notifier.yaml", redis_server.url, {
-            "x": {"type": "x", "api_base_url": fx.url, "consumer_key": "${X_CONSUMER_KEY}",
-                  "consumer_secret": "${X_CONSUMER_SECRET}", "access_token": "${X_ACCESS_TOKEN}",
-                  "access_token_secret": "${X_ACCESS_SECRET}",
-                  "budget_per_15min": max(100, 3 * INCIDENTS), "budget_per_24h": max(10000, 3 * INCIDENTS)},
-            "facebook": {"type": "facebook", "graph_url": fg.url, "page_id": PAGE_ID,
-                         "page_token": "${FB_PAGE_TOKEN}"},
-        })
-        settings = load_settings(config)
-        app = build(settings, dispatcher=CeleryDispatcher(settings), redis_url=redis_server.url)
-        procs: list[Proc] = []
-        try:
-            yield {"config": config, "app": app, "procs": procs, "tmp": tmp_path, "client": redis_client,
-                   "x": fx, "fb": fg}
-        finally:
-            for proc in procs:
-                proc.stop()
+        x = x_channel(fx, budget_per_15min=max(100, 3 * INCIDENTS), budget_per_24h=max(10000, 3 * INCIDENTS))
+        with running(tmp_path, redis_server, redis_client, monkeypatch,
+                     {"x": x, "facebook": facebook_channel(fg)}, x=fx, fb=fg) as built:
+            yield built
 
 
 def arrived(fx: FakeXApi, fg: FakeGraphApi) -> int:

@@ -18,17 +18,15 @@ from pathlib import Path
 import pytest
 import redis
 
-from notifier.bootstrap import build
-from notifier.config_loader import load_settings
 from notifier.domain.model import DeliveryState, marker_for
 from notifier.services import incidents
 from notifier.store.local_redis import LocalRedis
-from tests.chaos.test_kills_at_volume import ENV, MARKER, SETTLE_BOUND
-from tests.fakes.graph_api import PAGE_ID, FakeGraphApi
+from tests.chaos.test_kills_at_volume import MARKER, SETTLE_BOUND
+from tests.chaos.world import facebook_channel, running, x_channel
+from tests.fakes.graph_api import FakeGraphApi
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.fakes.x_api import FakeXApi
-from tests.support import Proc, start_beat, start_worker, wait_for, write_config
-from workers.dispatch import CeleryDispatcher
+from tests.support import start_beat, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,29 +37,14 @@ RETRY_AFTER = 1.0  # what the broken receiver asks for; the row's next attempt w
 @pytest.fixture
 def world(tmp_path: Path, redis_server: LocalRedis, redis_client: redis.Redis,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
     with FakeXApi() as fx, FakeGraphApi() as fg, WebhookReceiver() as broken:
         broken.failing, broken.fail_status = True, 503
         fx.state.post_limit_15min = 100_000
-        config = write_config(tmp_path / "notifier.yaml", redis_server.url, {
-            "x": {"type": "x", "api_base_url": fx.url, "consumer_key": "${X_CONSUMER_KEY}",
-                  "consumer_secret": "${X_CONSUMER_SECRET}", "access_token": "${X_ACCESS_TOKEN}",
-                  "access_token_secret": "${X_ACCESS_SECRET}",
-                  "budget_per_15min": max(100, 3 * INCIDENTS), "budget_per_24h": max(10000, 3 * INCIDENTS)},
-            "facebook": {"type": "facebook", "graph_url": fg.url, "page_id": PAGE_ID,
-                         "page_token": "${FB_PAGE_TOKEN}"},
-            "hook": {"type": "webhook", "url": broken.url},
-        })
-        settings = load_settings(config)
-        app = build(settings, dispatcher=CeleryDispatcher(settings), redis_url=redis_server.url)
-        procs: list[Proc] = []
-        try:
-            yield {"config": config, "app": app, "procs": procs, "tmp": tmp_path, "client": redis_client,
-                   "x": fx, "fb": fg, "broken": broken}
-        finally:
-            for proc in procs:
-                proc.stop()
+        x = x_channel(fx, budget_per_15min=max(100, 3 * INCIDENTS), budget_per_24h=max(10000, 3 * INCIDENTS))
+        with running(tmp_path, redis_server, redis_client, monkeypatch,
+                     {"x": x, "facebook": facebook_channel(fg), "hook": {"type": "webhook", "url": broken.url}},
+                     x=fx, fb=fg, broken=broken) as built:
+            yield built
 
 
 def test_a_channel_refusing_everything_leaves_the_others_unaffected(world) -> None:
