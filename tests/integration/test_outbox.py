@@ -17,19 +17,12 @@ from notifier.bootstrap import build
 from notifier.config_loader import parse_settings
 from notifier.services import incidents
 from notifier.store.local_redis import LocalRedis
+from tests.integration.test_dispatch_batch import CONFIG, NOTICES  # the same three outbox channels
 from workers.dispatch import DELIVER_TASK, DELIVER_UPDATE_TASK, CeleryDispatcher
 from workers.setup import FANOUT_QUEUE
 
 pytestmark = pytest.mark.integration
 
-CONFIG = """
-redis: {url: "%s"}
-channels:
-  x: {type: outbox, path: /nonexistent/x.jsonl}
-  facebook: {type: outbox, path: /nonexistent/fb.jsonl}
-  hook: {type: outbox, path: /nonexistent/hook.jsonl}
-"""
-NOTICES = [("brd1.1:x", "x"), ("brd1.1:facebook", "facebook"), ("brd1.1:hook", "hook")]
 IDS = ("id", "root_id", "correlation_id", "delivery_tag")
 
 
