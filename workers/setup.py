@@ -38,6 +38,12 @@ def queue_for(channel: str) -> str:
     return f"notify.{channel}"
 
 
+def is_delivery_queue(queue: str) -> bool:
+    """A queue of delivery tasks (a channel's, or the fan-out queue): what the ledger keeps, so a message
+    lost from the broker is enqueued again by the sweeper."""
+    return queue == FANOUT_QUEUE or queue.startswith("notify.")
+
+
 def probe_queue(location: str) -> str:
     """Each location's probes have their own queue, consumed only by a worker of that location."""
     return f"notifier.probes.{location}"
@@ -96,7 +102,11 @@ def broker_of(settings: Settings, broker_url: str | None = None) -> tuple[str, d
     asks the Sentinels again on reconnect, so a worker follows a failover without a restart.
     ``BROKER_TIMEOUTS`` apply to both."""
     conf = settings.redis
-    options: dict[str, Any] = {"visibility_timeout": settings.delivery.visibility_timeout, **BROKER_TIMEOUTS}
+    # priority_steps [0]: one list per queue. kombu's default [0, 3, 6, 9] makes every consumer's BRPOP name
+    # four keys per queue (built and parsed after every message, issue 14); nothing here publishes with a
+    # priority, and a priority-0 message is on the queue's own list under either setting.
+    options: dict[str, Any] = {"visibility_timeout": settings.delivery.visibility_timeout, "priority_steps": [0],
+                               **BROKER_TIMEOUTS}
     if broker_url or not conf.sentinels:
         return broker_url or redis_url_of(settings), options
     auth = f":{quote(conf.password.get_secret_value(), safe='')}@" if conf.password is not None else ""
@@ -109,7 +119,7 @@ def broker_of(settings: Settings, broker_url: str | None = None) -> tuple[str, d
 
 
 def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
-    kombu_compat.install()  # before any broker connection exists; idempotent
+    kombu_compat.install(dispatch_first=is_delivery_queue)  # before any broker connection exists; idempotent
     conf = settings.delivery
     # Republish well inside the page's staleness bound, so visitors only see the warning when we are down.
     heartbeat = settings.page.heartbeat()
