@@ -449,9 +449,12 @@ def write_files(
     out_dir: str | os.PathLike[str],
     link_from: str | None = None,
     same: frozenset[str] = frozenset(),
+    fsync: bool = False,
 ) -> None:
     """Write ``files`` under ``out_dir``; the paths in ``same`` are hard-linked from ``link_from`` instead
-    (falling back to a write if the link fails: pruned meanwhile, or another filesystem).
+    (falling back to a write if the link fails: pruned meanwhile, or another filesystem). With ``fsync``
+    every file written here (not the linked ones) is fsynced before it is closed, and then every directory
+    under ``out_dir`` that holds a new entry, ``out_dir`` included (the directory target's durable publish).
 
     Every file is opened relative to its directory's descriptor with ``os.open``: one ``openat``, one
     ``write``, one ``close`` per file, where ``open()`` adds an ``fstat``, an ``ioctl`` and ``lseek``s
@@ -469,6 +472,12 @@ def write_files(
                 where = f"{out}/{parent}" if parent else out
                 os.makedirs(where, exist_ok=True)
                 dfd = dirs[parent] = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
+                if fsync:  # the directories makedirs created above it hold new entries too
+                    up = parent
+                    while up:
+                        up = up.rpartition("/")[0]
+                        if up not in dirs:
+                            dirs[up] = os.open(f"{out}/{up}" if up else out, os.O_RDONLY | os.O_DIRECTORY)
             if rel in same and link_from is not None:
                 sfd = sources.get(parent)
                 try:
@@ -485,8 +494,13 @@ def write_files(
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view):]
+                if fsync:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
+        if fsync:
+            for dfd in dirs.values():
+                os.fsync(dfd)
     finally:
         for fd in (*dirs.values(), *sources.values()):
             os.close(fd)

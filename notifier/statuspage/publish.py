@@ -122,6 +122,27 @@ def spread_subdirectories(path: str | os.PathLike[str]) -> bool:
         os.close(fd)
 
 
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """fsync a directory, so the entries created, renamed or removed in it are on disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: str | os.PathLike[str], data: bytes) -> None:
+    """Create ``path`` with ``data`` and fsync it (its directory entry is the caller's to fsync)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class DirectoryTarget:
     def __init__(self, path: str | os.PathLike[str], keep_releases: int = 5, public_url: str = "") -> None:
         self.path = Path(path)
@@ -153,12 +174,19 @@ class DirectoryTarget:
             self.releases.mkdir(parents=True, exist_ok=True)
             if not self._spread:
                 spread_subdirectories(self.releases)
+                fsync_dir(self.path.parent)  # <path>.releases itself, if it was just created
                 self._spread = True
+            # Durable in this order (ext4 may persist a rename before the data it points at): every new file
+            # and directory of the release, then the rename staging -> final, then the flip of <path>.
             staging = self.releases / f".tmp-{release_id}"
-            self._write(files, staging)
-            (staging / META).write_text(json.dumps({"id": release_id, "built_at": to_iso(now)}))
+            staging.mkdir()
+            write_durably(staging / META, json.dumps({"id": release_id, "built_at": to_iso(now)}).encode())
+            self._write(files, staging)  # fsyncs what it wrote and every directory of the release
+            if not files:
+                fsync_dir(staging)  # write_files opened no directory
             final = self.releases / release_id
             os.replace(staging, final)
+            fsync_dir(self.releases)
             with open(self.releases / ".lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)  # one flip at a time, so "newer wins" holds
                 live = self._meta(self.current_release())
@@ -168,6 +196,7 @@ class DirectoryTarget:
                 link = self.path.with_name(f".{self.path.name}.{release_id}.tmp")
                 os.symlink(os.path.relpath(final, self.path.parent), link)
                 os.replace(link, self.path)  # the atomic moment
+                fsync_dir(self.path.parent)  # and now it survives a power loss
                 self._prune(keep=final.name)
         except OSError as exc:
             raise Permanent(
@@ -196,7 +225,8 @@ class DirectoryTarget:
             for rel, data in files.items():
                 if self._unchanged(src, rel, data):
                     same.add(rel)
-        write_files(files, staging, str(live) if live is not None else None, frozenset(same))
+        # positional: the integration test's crash stand-in for write_files takes (files, out, *args)
+        write_files(files, staging, str(live) if live is not None else None, frozenset(same), True)
         self._last = ((self.releases / staging.name.removeprefix(".tmp-")).resolve(), files)
 
     @staticmethod
