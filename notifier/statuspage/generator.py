@@ -17,6 +17,7 @@ import functools
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -449,12 +450,12 @@ def write_files(
     out_dir: str | os.PathLike[str],
     link_from: str | None = None,
     same: frozenset[str] = frozenset(),
-    fsync: bool = False,
+    written: Callable[[int], None] | None = None,
 ) -> None:
     """Write ``files`` under ``out_dir``; the paths in ``same`` are hard-linked from ``link_from`` instead
-    (falling back to a write if the link fails: pruned meanwhile, or another filesystem). With ``fsync``
-    every file written here (not the linked ones) is fsynced before it is closed, and then every directory
-    under ``out_dir`` that holds a new entry, ``out_dir`` included (the directory target's durable publish).
+    (falling back to a write if the link fails: pruned meanwhile, or another filesystem). With ``written``,
+    the descriptor of each file written here (not of a linked one) is handed to ``written(fd)``, which
+    closes it, instead of closed here: the directory target fsyncs them.
 
     Every file is opened relative to its directory's descriptor with ``os.open``: one ``openat``, one
     ``write``, one ``close`` per file, where ``open()`` adds an ``fstat``, an ``ioctl`` and ``lseek``s
@@ -472,12 +473,6 @@ def write_files(
                 where = f"{out}/{parent}" if parent else out
                 os.makedirs(where, exist_ok=True)
                 dfd = dirs[parent] = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
-                if fsync:  # the directories makedirs created above it hold new entries too
-                    up = parent
-                    while up:
-                        up = up.rpartition("/")[0]
-                        if up not in dirs:
-                            dirs[up] = os.open(f"{out}/{up}" if up else out, os.O_RDONLY | os.O_DIRECTORY)
             if rel in same and link_from is not None:
                 sfd = sources.get(parent)
                 try:
@@ -490,17 +485,17 @@ def write_files(
                 except OSError:
                     pass  # write it instead
             fd = os.open(name, flags, 0o666, dir_fd=dfd)
+            handed = False
             try:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view):]
-                if fsync:
-                    os.fsync(fd)
+                if written is not None:
+                    handed = True  # it is written's to close from here on, even if it raises
+                    written(fd)
             finally:
-                os.close(fd)
-        if fsync:
-            for dfd in dirs.values():
-                os.fsync(dfd)
+                if not handed:
+                    os.close(fd)
     finally:
         for fd in (*dirs.values(), *sources.values()):
             os.close(fd)
