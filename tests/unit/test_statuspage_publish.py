@@ -113,3 +113,26 @@ def test_a_rebuild_fsyncs_only_what_it_wrote_and_its_linked_files_were_fsynced_b
     assert sorted(new[k] for k in linked - durable_before_first_flip) == []  # and the linked inodes were already
     assert sorted(new[k] for k in linked & this_publish) == []  # so they are not fsynced again
     assert key(tmp_path) in calls.fsynced(flip + 1)
+
+
+def test_a_failed_fsync_is_a_permanent_error_and_the_live_release_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from notifier.errors import Permanent
+
+    snap = sample_snapshot()
+    target = DirectoryTarget(tmp_path / "site")
+    first = target.publish(render_site(snap, NOW), NOW)
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    later = NOW + timedelta(minutes=1)
+    snap.incidents[0].updates.append(update("inc2", 3, "monitoring", "Watching closely.", later))
+    with pytest.raises(Permanent, match="Input/output error"):
+        target.publish(render_site(snap, later), later)
+    assert target.current_release() == (target.releases / first.release).resolve()
+    assert "Watching closely." not in (tmp_path / "site" / "incidents/inc2.html").read_text()
