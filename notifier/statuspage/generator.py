@@ -17,6 +17,7 @@ import functools
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -449,9 +450,12 @@ def write_files(
     out_dir: str | os.PathLike[str],
     link_from: str | None = None,
     same: frozenset[str] = frozenset(),
+    written: Callable[[int], None] | None = None,
 ) -> None:
     """Write ``files`` under ``out_dir``; the paths in ``same`` are hard-linked from ``link_from`` instead
-    (falling back to a write if the link fails: pruned meanwhile, or another filesystem).
+    (falling back to a write if the link fails: pruned meanwhile, or another filesystem). With ``written``,
+    the descriptor of each file written here (not of a linked one) is handed to ``written(fd)``, which
+    closes it, instead of closed here: the directory target fsyncs them.
 
     Every file is opened relative to its directory's descriptor with ``os.open``: one ``openat``, one
     ``write``, one ``close`` per file, where ``open()`` adds an ``fstat``, an ``ioctl`` and ``lseek``s
@@ -481,12 +485,17 @@ def write_files(
                 except OSError:
                     pass  # write it instead
             fd = os.open(name, flags, 0o666, dir_fd=dfd)
+            handed = False
             try:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view):]
+                if written is not None:
+                    handed = True  # it is written's to close from here on, even if it raises
+                    written(fd)
             finally:
-                os.close(fd)
+                if not handed:
+                    os.close(fd)
     finally:
         for fd in (*dirs.values(), *sources.values()):
             os.close(fd)
