@@ -365,11 +365,13 @@ class IncidentStore(Protocol):
 
     def commit_update(
         self, incident_id: str | None, prepare: Callable[[Incident | None], UpdateCommit],
-        also_watch: Sequence[str] = (),
+        also_watch: Sequence[str] = (), op: str | None = None,
     ) -> UpdateCommit:
         """Read the incident (None: a new one ``prepare`` brings), let ``prepare`` decide, and write the
         result atomically; ``prepare`` runs again if the incident (or one in ``also_watch``, which
-        ``prepare`` reads itself and may return in ``UpdateCommit.also``) changed underneath."""
+        ``prepare`` reads itself and may return in ``UpdateCommit.also``) changed underneath.
+        ``op``: at most one commit of this idempotency op lands; if one has (before this call, or while
+        ``prepare`` ran), nothing is written and that commit is returned, ``already`` set."""
 
     def op_incident(self, op: str) -> str | None:
         """The incident an idempotent write with this op id committed to."""

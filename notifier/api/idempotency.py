@@ -15,7 +15,9 @@ Crash safety: the key is reserved (``SET NX`` with a short lease) before the rou
 and the write itself records the key in its own Redis transaction (``notifier.services.incidents``
 reads the ``op`` this module sets for the request). So when the API dies, or Redis goes away, between
 the write and the answer, a retry with the same key finds the committed write and answers with it
-instead of writing again: one publish, whatever the client saw. A 5xx answer is not kept (the client
+instead of writing again: one publish, whatever the client saw. A request that stalls past its lease
+and resumes after the client's retry wrote does not write again either: the incident writes check the
+op inside their own transaction (``incidents._commit``). A 5xx answer is not kept (the client
 may retry). Every keyed write does so: the incident writes (``services.incidents._commit``), merge
 (``services.merge``: the source's resolution, the target's components and the op in one transaction)
 and a delivery retry (``services.delivery.retry_delivery``: the row's move and the op in one ledger
@@ -218,9 +220,11 @@ class IdempotencyGate:
     def _claim_here(self, client: Any, record: Record, op_key: str) -> None:
         """Reserve the key on the caller's thread (the route's, right before its write): Claimed unless it
         is now this request's. The same round trip reads the op's committed incident (``op:<op>``, see
-        ``store.redis_store``) for ``incidents._commit``: nothing runs between the two but the route's
-        own next steps, as when ``_commit`` read it itself (an expired lease's holder that commits after
-        this read is no more and no less likely to be missed than after that one)."""
+        ``store.redis_store``) for ``incidents._commit``, which skips its write when the op was
+        committed already. That read alone cannot keep a request whose lease ran out from writing next
+        to its retry's: the write that opens an incident also guards its own transaction by the op
+        (``commit_update(op=...)``: WATCH and GET of ``op:<op>``), and a write to an existing incident
+        finds the op's update in the document its transaction watches."""
         if self._script is None or self._script[0] is not client:
             self._script = (client, client.register_script(_RESERVE))
         pending = json.dumps({"state": "pending", "fp": record.fingerprint})

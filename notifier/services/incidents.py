@@ -164,7 +164,12 @@ def _commit(
                 commit.enqueue = app.dispatcher.outbox([(n.notice_id, n.channel) for n in commit.notices], app.store)
         return commit
 
-    commit = app.store.commit_update(incident_id, prepare, also_watch=also[0] if also else ())
+    # An incident this write opens: its op is guarded in the transaction itself, so that at most one
+    # commit per op lands even when our key's lease ran out before this point and the client's retry
+    # committed meanwhile (the look-up above was too early to see it). An existing incident needs no
+    # guard: its document holds the op's update, is watched, and ``prepare`` recognises it.
+    guard = op if keyed and incident_id is None else None
+    commit = app.store.commit_update(incident_id, prepare, also_watch=also[0] if also else (), op=guard)
     if record is not None and answers and not commit.already:
         record.kept = answers[0]
     if not commit.update.draft and commit.enqueue is None:  # the broker is elsewhere, or an earlier try committed

@@ -598,9 +598,16 @@ class MemoryStore:
 
     def commit_update(
         self, incident_id: str | None, prepare: Callable[[Incident | None], UpdateCommit],
-        also_watch: Sequence[str] = (),
+        also_watch: Sequence[str] = (), op: str | None = None,
     ) -> UpdateCommit:
         with self._lock:  # holding the lock is what WATCH/MULTI is to the Redis store: nobody changes it meanwhile
+            landed = self.op_incident(op) if op is not None else None
+            if landed is not None:  # the op's one commit landed already: replay it (see RedisStore)
+                raw = self._incidents.get(landed)
+                done = Incident.from_dict(json.loads(raw)) if raw is not None else None
+                update = next((u for u in done.updates if u.op_id == op), None) if done is not None else None
+                if done is not None and update is not None:
+                    return UpdateCommit(done, update, already=True)
             incident = self.get_incident(incident_id) if incident_id else None
             commit = prepare(incident)
             if commit.already:

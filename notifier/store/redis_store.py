@@ -334,7 +334,7 @@ class RedisStore:
 
     def commit_update(
         self, incident_id: str | None, prepare: Callable[[Incident | None], UpdateCommit],
-        also_watch: Sequence[str] = (),
+        also_watch: Sequence[str] = (), op: str | None = None,
     ) -> UpdateCommit:
         """One atomic write of what ``prepare(incident)`` decided: the incident, its component changes,
         its ledger rows and the idempotency op (see ``ports.UpdateCommit``).
@@ -342,9 +342,20 @@ class RedisStore:
         Optimistic: ``prepare`` runs again if the incident document changed underneath (another worker,
         the engine). redis-py also reports a connection lost while watching as a WatchError, after which
         EXEC may or may not have run: ``prepare`` must therefore recognise its own earlier commit.
+
+        ``op``: an idempotency op at most one commit may land for. ``op:<op>`` is watched with the rest
+        and read (WATCH, GET) before ``prepare``: if it is set, or set by anyone before our EXEC (which
+        then aborts, and this runs again), nothing is written and the commit that landed comes back
+        (``already``). Without it, a request whose key's lease ran out before its commit would land a
+        second write next to the retry's.
         """
+        op_key = self.key("op", op) if op is not None else None
 
         def body(pipe: Any, incident: Incident | None) -> UpdateCommit:
+            if op_key is not None:
+                landed = self._landed(pipe, op_key, op)
+                if landed is not None:
+                    return landed
             commit = prepare(incident)
             if commit.already:
                 return commit
@@ -364,9 +375,22 @@ class RedisStore:
                 pipe.lpush(commit.enqueue.key, commit.enqueue.message)
             return commit
 
-        commit = self._transact(incident_id, body, [self.key("incident", i) for i in also_watch])
+        watch = [self.key("incident", i) for i in also_watch] + ([op_key] if op_key is not None else [])
+        commit = self._transact(incident_id, body, watch)
         self.replication.confirm()  # a staff write's 201 means replicated (redis.min_replicas)
         return commit
+
+    def _landed(self, pipe: Any, op_key: str, op: str | None) -> UpdateCommit | None:
+        """The commit of ``op`` that landed already (read on the watching ``pipe``), or None."""
+        incident_id = pipe.get(op_key)
+        if incident_id is None:
+            return None
+        raw = pipe.get(self.key("incident", incident_id))
+        incident = Incident.from_dict(json.loads(raw)) if raw is not None else None
+        update = next((u for u in incident.updates if u.op_id == op), None) if incident is not None else None
+        if incident is None or update is None:  # not the write this op names (gone): nothing to replay
+            return None
+        return UpdateCommit(incident, update, already=True)
 
     def op_incident(self, op: str) -> str | None:
         """The incident an idempotent write with this op id committed to, if any."""

@@ -165,7 +165,9 @@ def commands_during(server: LocalRedis, action: Callable[[], object]) -> list[tu
 def test_a_keyed_broadcast_keeps_its_answer_in_the_write_s_own_transaction(stack):
     """Three fsynced writes for a keyed broadcast, as for one without a key but the reservation: the
     reservation (with the op look-up, one script), the id's INCR and the transaction, which also keeps
-    the answer; nothing is written after it. (Main: four, and a GET: the answer's SET after EXEC.)"""
+    the answer; nothing is written after it. (Main: four, and a GET: the answer's SET after EXEC.) The
+    transaction is guarded by WATCH and GET of the op (reads, no fsync): at most one commit per op lands
+    even when the key's lease ran out before it (test_api_idempotency_race)."""
     app, http, server = stack
     warm = http.post("/api/v1/broadcasts", json={"body": "warm"}, headers={**PUBLISHER, "Idempotency-Key": "w1"})
     assert warm.status_code == 201  # the reservation script is loaded from now on
@@ -178,7 +180,10 @@ def test_a_keyed_broadcast_keeps_its_answer_in_the_write_s_own_transaction(stack
     sent = [c for who, c in seen if who == "client"]
     begin, end = sent.index("MULTI"), sent.index("EXEC")
     outside = [c.split(" ")[0] for c in sent[:begin] + sent[end + 1:]]
-    assert outside == ["EVALSHA", "INCRBY"], sent  # the reservation and op look-up, the id; then the MULTI
+    # the reservation and op look-up, the id; the op's guard (WATCH, GET); then the MULTI
+    assert outside == ["EVALSHA", "INCRBY", "WATCH", "GET"], sent
+    assert sent[begin - 2:begin] == [f"WATCH {sent[begin - 1].split(' ')[1]}", sent[begin - 1]]
+    assert sent[begin - 1].startswith("GET t:op:")
     assert sent.count("MULTI") == 1  # one transaction: the incident, its ledger row, the op and the answer
     inside = sent[begin:end]
     assert [c for c in inside if c.startswith("SET t:idempotency:") and '"state": "done"' in c], inside

@@ -1,0 +1,136 @@
+"""A keyed write whose lease ran out before it committed (issue 14's Idempotency-Key race), against a
+real Redis and uvicorn: request A reserves the key and is held between its reservation and its commit
+for longer than the gate's lease; the client's retry B then reserves the key again and commits; A,
+released, must not commit a second incident: exactly one write lands for the key, and both answers
+describe it. (Main: two broadcasts, one per request.)
+
+A is held twice over: before its transaction (it reads ``op:<op>`` after B committed) and inside it,
+after that read (B commits under A's WATCH, A's EXEC aborts and the re-run finds B's commit)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import httpx
+import pytest
+
+from notifier.api import create_app
+from notifier.api.idempotency import op_for
+from notifier.ports import NullDispatcher
+from notifier.store.local_redis import LocalRedis
+from tests.integration._api_support import TOKENS, ApiServer, make_app, settings_for, wait_for
+
+pytestmark = pytest.mark.integration
+PUBLISHER = {"Authorization": f"Bearer {TOKENS['PUBLISHER_TOKEN']}"}
+LEASE = 0.3  # seconds: the gate's lease, run out while A is held
+
+
+class Hold:
+    """Holds the first caller of ``wrap(fn)`` until ``release`` is set (it sets ``reached`` first);
+    every later call passes straight through."""
+
+    def __init__(self) -> None:
+        self.reached, self.release, self.armed = threading.Event(), threading.Event(), True
+        self.lock = threading.Lock()
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def held(*args: Any, **kwargs: Any) -> Any:
+            with self.lock:
+                first, self.armed = self.armed, False
+            if first:
+                self.reached.set()
+                assert self.release.wait(30), "the test never released the held request"
+            return fn(*args, **kwargs)
+
+        return held
+
+
+class HoldingDispatcher(NullDispatcher):
+    """The first ``outbox`` call (inside the first keyed broadcast's transaction, after its reads and
+    before its EXEC) waits for the test."""
+
+    def __init__(self, hold: Hold) -> None:
+        super().__init__()
+        self.outbox = hold.wrap(super().outbox)  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def stack(tmp_path) -> Iterator[tuple[Any, httpx.Client, LocalRedis]]:
+    server = LocalRedis(tmp_path / "redis").start()
+    app = make_app(settings_for(tmp_path), server.port)
+    try:
+        with ApiServer(create_app(app, idempotency_lease=LEASE)) as api, \
+                httpx.Client(base_url=api.url, timeout=30) as http:
+            yield app, http, server
+    finally:
+        server.stop()
+
+
+def broadcasts(app: Any, body: str) -> list:
+    return [i for i in app.store.list_incidents(kind="broadcast") if i.updates[0].body.get("en") == body]
+
+
+def race(app: Any, http: httpx.Client, hold: Hold, body: str) -> Sequence[httpx.Response]:
+    """A posts and is held; once its lease has run out, B (the same request, the same key) is answered;
+    then A is released. Returns (A's answer, B's answer)."""
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    record_key = app.key("idempotency", op_for("pia", key["Idempotency-Key"]))
+    answers: dict[str, httpx.Response] = {}
+
+    def post_a() -> None:
+        with httpx.Client(base_url=str(http.base_url), timeout=60) as other:
+            answers["a"] = other.post("/api/v1/broadcasts", json={"body": body}, headers={**PUBLISHER, **key})
+
+    first = threading.Thread(target=post_a)
+    first.start()
+    try:
+        assert hold.reached.wait(30), "A never reached the hold"
+        assert app.store.redis.exists(record_key)  # A's reservation stands: the key is A's
+
+        def retried() -> httpx.Response | None:
+            resp = http.post("/api/v1/broadcasts", json={"body": body}, headers={**PUBLISHER, **key})
+            assert resp.status_code in (201, 409), resp.text  # 409: A's lease, until it runs out
+            return resp if resp.status_code == 201 else None
+
+        answers["b"] = wait_for(retried, timeout=30, what="B to get the key once A's lease ran out")
+        assert "idempotent-replayed" not in answers["b"].headers  # B ran: A had not committed
+    finally:
+        hold.release.set()
+        first.join(60)
+    assert not first.is_alive()
+    return answers["a"], answers["b"]
+
+
+def assert_one_write(app: Any, http: httpx.Client, body: str, a: httpx.Response, b: httpx.Response) -> None:
+    assert a.status_code == 201, a.text
+    found = broadcasts(app, body)
+    assert [i.id for i in found] == [b.json()["id"]], [i.id for i in found]  # one incident: B's
+    assert a.json()["id"] == b.json()["id"]  # and A's answer describes it
+    assert len(found[0].updates) == 1
+    rows = app.store.ledger.rows(incident_id=found[0].id, limit=100)
+    assert [r.channel for r in rows] == ["outbox"]  # one ledger row per channel: one publish
+
+
+def test_a_request_held_past_its_lease_before_its_commit_does_not_commit_again(stack, monkeypatch):
+    app, http, _ = stack
+    hold = Hold()
+    monkeypatch.setattr(app.store, "next_id", hold.wrap(app.store.next_id))  # A: reserved, not yet written
+    a, b = race(app, http, hold, "held before its commit")
+    assert_one_write(app, http, "held before its commit", a, b)
+
+
+def test_a_request_held_past_its_lease_inside_its_transaction_does_not_commit_again(stack):
+    app, http, _ = stack
+    hold = Hold()
+    app.dispatcher = HoldingDispatcher(hold)  # A: its transaction's reads done, its EXEC not sent
+    a, b = race(app, http, hold, "held inside its transaction")
+    assert_one_write(app, http, "held inside its transaction", a, b)
+    # a later retry with the key is the replay of that one write
+    again_key = a.request.headers["idempotency-key"]
+    again = http.post("/api/v1/broadcasts", json={"body": "held inside its transaction"},
+                      headers={**PUBLISHER, "Idempotency-Key": again_key})
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == b.json()["id"]
