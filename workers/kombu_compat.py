@@ -34,32 +34,22 @@ Remove this module once a kombu/celery release no longer reaches ``_connparams``
 transport (the regression test above fails without this work-around; run it after upgrading).
 
 Also here: Celery's consumer reconnects at kombu's fixed pace, not the broker's (``_install_reconnect_rounds``),
-a broker reconnect after a pool process died killed the worker (``_install_exited_child_guard``), and a
-delivery task starts before, not after, kombu's unacknowledged-message record is written
-(``_install_dispatch_first``, issue 14: one fsynced round trip less before an urgent post).
+and a broker reconnect after a pool process died killed the worker (``_install_exited_child_guard``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 _MARK = "_notifier_detached_transport_guard"
 
-_dispatch_first: Callable[[str], bool] = lambda queue: False  # noqa: E731 - replaced by install()
 
-
-def install(dispatch_first: Callable[[str], bool] | None = None) -> bool:
+def install() -> bool:
     """Install the guard on kombu's Redis channel (idempotent). False when kombu's code has changed shape
-    so that the guard no longer applies (nothing is patched then). ``dispatch_first``: the queues whose
-    messages are handed to Celery before kombu records them as unacknowledged (see
-    ``_install_dispatch_first``); none unless given."""
-    global _dispatch_first
-    if dispatch_first is not None:
-        _dispatch_first = dispatch_first
-    _install_dispatch_first()
+    so that the guard no longer applies (nothing is patched then)."""
     try:
         from kombu.transport import redis as kombu_redis
         from redis.exceptions import ConnectionError as RedisConnectionError
@@ -128,53 +118,6 @@ def _follows_sentinel(channel: Any) -> bool:
     the new master when it builds a client, and a cached one kept talking to the old address (the Sentinel
     failover test found no delivery through the new master with the cache on)."""
     return type(channel).__name__ == "SentinelChannel"
-
-
-def _install_dispatch_first() -> None:
-    """kombu's virtual channel (``basic_consume``'s ``_callback``) writes a received message to the
-    broker's unacknowledged index (``QoS.append``: ``MULTI ZADD HSET EXEC``, which waits for Redis's
-    fsync under ``appendfsync always``) and only then hands it to Celery, so every task started one
-    fsynced round trip after its message arrived. For a queue ``_dispatch_first`` names (the delivery
-    queues) the message is handed to Celery first and recorded right after, in the same call on the
-    consumer's thread; the task (on a pool thread, or a prefork child) starts while the record's reply is
-    on its way (issue 14's urgent path).
-
-    What that changes, and why it is safe for deliveries only:
-    - A worker that dies in between loses the message from the broker, as one that died between kombu's
-      ``BRPOP`` and its record always could. The delivery ledger, not the broker, is what keeps a notice:
-      its row is due, so the sweeper enqueues it again (``requeue_after``), and the ledger's claim keeps a
-      copy from posting twice. The engine's and beat's queues have no such net; they keep kombu's order.
-    - The ack cannot overtake the record: Celery acknowledges through the consumer's event loop
-      (``call_soon``), on this same thread, after this callback returned. A message Celery acknowledged
-      or rejected inside the callback (an unknown task, a body it cannot decode) is not recorded, as
-      kombu's ack would have removed it.
-    - Prefetch still counts it: the record (``QoS._delivered``) is in place before the consumer's loop
-      asks ``can_consume`` again."""
-    from kombu.transport import virtual
-
-    original = virtual.Channel.__dict__.get("basic_consume")
-    if original is None or getattr(original, _MARK, False):
-        return
-
-    @functools.wraps(original)
-    def basic_consume(self: Any, queue: str, no_ack: bool, callback: Any, consumer_tag: Any, **kwargs: Any) -> Any:
-        result = original(self, queue, no_ack, callback, consumer_tag, **kwargs)
-        if no_ack or not _dispatch_first(queue):
-            return result
-
-        def _callback(raw_message: Any) -> Any:
-            message = self.Message(raw_message, channel=self)
-            try:
-                return callback(message)
-            finally:
-                if not message.acknowledged:
-                    self.qos.append(message, message.delivery_tag)
-
-        self.connection._callbacks[queue] = _callback  # what kombu's basic_consume registered, reordered
-        return result
-
-    setattr(basic_consume, _MARK, True)
-    setattr(virtual.Channel, "basic_consume", basic_consume)  # noqa: B010
 
 
 _ROUNDS = ("interval_start", "interval_step", "interval_max")  # ensure_connection's 3rd..5th arguments

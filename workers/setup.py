@@ -38,12 +38,6 @@ def queue_for(channel: str) -> str:
     return f"notify.{channel}"
 
 
-def is_delivery_queue(queue: str) -> bool:
-    """A queue of delivery tasks (a channel's, or the fan-out queue): what the ledger keeps, so a message
-    lost from the broker is enqueued again by the sweeper."""
-    return queue == FANOUT_QUEUE or queue.startswith("notify.")
-
-
 def probe_queue(location: str) -> str:
     """Each location's probes have their own queue, consumed only by a worker of that location."""
     return f"notifier.probes.{location}"
@@ -119,7 +113,7 @@ def broker_of(settings: Settings, broker_url: str | None = None) -> tuple[str, d
 
 
 def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
-    kombu_compat.install(dispatch_first=is_delivery_queue)  # before any broker connection exists; idempotent
+    kombu_compat.install()  # before any broker connection exists; idempotent
     conf = settings.delivery
     # Republish well inside the page's staleness bound, so visitors only see the warning when we are down.
     heartbeat = settings.page.heartbeat()

@@ -4,7 +4,6 @@ the transport declares (recoverable for Celery), not AttributeError; the guard i
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from kombu.transport import redis as kombu_redis
@@ -110,45 +109,3 @@ def test_a_reconnect_does_not_track_a_pool_process_that_already_exited() -> None
     finally:
         os.close(read)
         os.close(write)
-
-
-def test_a_delivery_message_reaches_the_consumer_before_its_unacked_record_others_after() -> None:
-    """kombu's virtual channel, memory transport: for a queue ``dispatch_first`` names, the callback sees the
-    message not yet in the channel's unacknowledged record, and the record holds it once the callback has
-    returned (prefetch counts it, a later ack removes it); any other queue keeps kombu's order. A message the
-    callback acknowledged itself is not recorded."""
-    from kombu import Connection, Consumer, Exchange, Producer, Queue
-
-    before = kombu_compat._dispatch_first
-    kombu_compat.install(dispatch_first=lambda queue: queue.startswith("notify."))
-    try:
-        with Connection("memory://") as conn:
-            channel = conn.channel()
-            seen: dict[str, bool] = {}
-
-            def consume(name: str, ack_inside: bool = False) -> Any:
-                queue = Queue(name, Exchange(name, type="direct"), routing_key=name)
-                Producer(channel).publish({"q": name}, exchange=queue.exchange, routing_key=name, declare=[queue])
-                got: list[Any] = []
-
-                def on_message(body: Any, message: Any) -> None:
-                    seen[name] = message.delivery_tag in channel.qos._delivered
-                    got.append(message)
-                    if ack_inside:
-                        message.ack()
-
-                with Consumer(channel, queues=[queue], callbacks=[on_message], accept=["json"]):
-                    conn.drain_events(timeout=5)
-                return got[0]
-
-            delivery = consume("notify.hook")
-            engine = consume("notifier.engine")
-            assert seen == {"notify.hook": False, "notifier.engine": True}
-            assert delivery.delivery_tag in channel.qos._delivered and engine.delivery_tag in channel.qos._delivered
-            acked = consume("notify.x", ack_inside=True)
-            assert seen["notify.x"] is False
-            assert acked.delivery_tag not in channel.qos._delivered  # acknowledged in the callback: not recorded
-            delivery.ack()  # kombu's ack of a recorded message: marked done, dropped on the next record
-            assert delivery.delivery_tag in channel.qos._dirty and engine.delivery_tag not in channel.qos._dirty
-    finally:
-        kombu_compat._dispatch_first = before
