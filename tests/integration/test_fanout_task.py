@@ -83,29 +83,6 @@ def test_a_dedicated_worker_sends_its_channels_and_forwards_the_others(setup, re
     assert receiver.keys() == [f"{update_id}:hook"] and outbox_ids(tmp / "outbox.jsonl") == [f"{update_id}:outbox"]
 
 
-def test_a_running_update_task_is_recorded_unacknowledged_and_acknowledged_when_it_ends(
-        setup, receiver: WebhookReceiver) -> None:
-    """kombu's unacknowledged record holds the update task's message while it runs (acks_late), so a
-    worker that dies mid-task leaves it to be restored; the ack removes it when the task ends. (Kept from
-    a tried change that wrote the record after the task started: measured, it moved no latency, and was
-    dropped; this guards the record either way.)"""
-    app, tmp, client = setup["app"], setup["tmp"], setup["client"]
-    receiver.gate.clear()  # the webhook's answer is held: the task stays running
-    setup["procs"].append(start_worker(setup["config"], client, tmp / "worker.log", pool="threads", concurrency=2))
-    inc = incidents.open_incident(app, name="IMAP down", components=["imap"], body="Investigating.")
-    update_id = inc.updates[0].id
-    wait_for(lambda: receiver.keys() == [f"{update_id}:hook"], timeout=60, what="the webhook's POST at the receiver")
-    wait_for(lambda: client.hlen("unacked") == 1, timeout=30, what="kombu's record of the running task")
-    (raw,) = client.hvals("unacked")
-    payload, _exchange, routing_key = json.loads(raw)
-    assert routing_key == FANOUT_QUEUE and payload["headers"]["task"] == "notifier.deliver_update"
-    assert client.zcard("unacked_index") == 1 and client.llen(FANOUT_QUEUE) == 0
-    receiver.gate.set()
-    wait_for(lambda: state(app, f"{update_id}:hook") == DeliveryState.POSTED, timeout=60, what="the webhook posted")
-    wait_for(lambda: client.hlen("unacked") == 0 and client.zcard("unacked_index") == 0, timeout=30,
-             what="the task's ack")
-
-
 def test_a_workers_brpop_names_each_queue_once(setup) -> None:
     """``priority_steps: [0]`` (workers/setup.py ``broker_of``): a consumer's BRPOP names each of its queues
     once, not four times (kombu's default steps add ``<queue>\\x06\\x163``, ``...6``, ``...9``)."""
