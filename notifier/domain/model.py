@@ -231,6 +231,10 @@ class Incident:
                 return upd
         raise KeyError(update_id)
 
+    def update_for_op(self, op: str | None) -> IncidentUpdate | None:
+        """The update an idempotent write with this op made, if it is in this incident."""
+        return next((u for u in self.updates if u.op_id == op), None)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -140,7 +140,7 @@ def _commit(
     def prepare(incident: Incident | None) -> UpdateCommit:
         incident = incident or new
         assert incident is not None
-        done = next((u for u in incident.updates if u.op_id == op), None)
+        done = incident.update_for_op(op)
         if done is not None:  # our EXEC went through before the connection dropped: nothing to redo
             return UpdateCommit(incident, done, already=True)
         update = make(incident)
@@ -188,7 +188,7 @@ def _earlier(app: App, op: str, incident_id: str | None) -> tuple[Incident, Inci
     if not incident_id:
         return None
     incident = app.store.get_incident(incident_id)
-    update = next((u for u in incident.updates if u.op_id == op), None)
+    update = incident.update_for_op(op)
     if update is None:
         return None
     if not update.draft:

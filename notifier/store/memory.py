@@ -605,7 +605,7 @@ class MemoryStore:
             if landed is not None:  # the op's one commit landed already: replay it (see RedisStore)
                 raw = self._incidents.get(landed)
                 done = Incident.from_dict(json.loads(raw)) if raw is not None else None
-                update = next((u for u in done.updates if u.op_id == op), None) if done is not None else None
+                update = done.update_for_op(op) if done is not None else None
                 if done is not None and update is not None:
                     return UpdateCommit(done, update, already=True)
             incident = self.get_incident(incident_id) if incident_id else None

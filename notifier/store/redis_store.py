@@ -387,7 +387,7 @@ class RedisStore:
             return None
         raw = pipe.get(self.key("incident", incident_id))
         incident = Incident.from_dict(json.loads(raw)) if raw is not None else None
-        update = next((u for u in incident.updates if u.op_id == op), None) if incident is not None else None
+        update = incident.update_for_op(op) if incident is not None else None
         if incident is None or update is None:  # not the write this op names (gone): nothing to replay
             return None
         return UpdateCommit(incident, update, already=True)
