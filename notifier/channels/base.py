@@ -76,8 +76,16 @@ class Channel(ABC):
     idempotent: ClassVar[bool] = False
     # True: ``reconcile`` tells exactly whether the post is out (a complete search, or the receiver's own
     # answer), so a crash right after the 'sending' fence costs a look, never a person's decision or a
-    # second post. ``deliver`` then claims and fences in one ledger write (``Ledger.claim_sending``).
+    # second post.
     exact_reconcile: bool = False  # per instance where settings decide (webhook: status_url)
+    # True: ``deliver`` renders first, then claims and fences in one ledger write (``Ledger.claim_sending``).
+    # A crash after that write is reconciled (exactly, or by a person where reconcile cannot look), even
+    # if the request had not left: the price of one write instead of two. None: as ``exact_reconcile``.
+    fuse_fence: bool | None = None
+
+    @property
+    def fuses_fence(self) -> bool:
+        return self.exact_reconcile if self.fuse_fence is None else self.fuse_fence
 
     def __init__(self, name: str, settings: ChannelSettings, context: ChannelContext) -> None:
         self.name = name

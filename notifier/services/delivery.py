@@ -113,9 +113,9 @@ def deliver(app: App, notice_id: str, read: tuple[LedgerRow | None, Incident | N
 
     lease = app.settings.delivery.lease_seconds
     rendering: Rendering | None = None
-    if channel.exact_reconcile and ledger.fuses_fence:
-        # Claim and fence in one write (issue 14): a crash after it is reconciled, which this channel's
-        # reconcile settles exactly. Rendered first, so the fence can carry the text.
+    if channel.fuses_fence and ledger.fuses_fence:
+        # Claim and fence in one write (issue 14): a crash after it is reconciled (``Channel.fuse_fence``).
+        # Rendered first, so the fence can carry the text.
         rendering = _rendering(channel, notice, row)
         claim = ledger.claim_sending(notice_id, now, lease, list(rendering.parts))
     else:

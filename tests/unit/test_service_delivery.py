@@ -196,13 +196,16 @@ class _CountingLedger:
         return attr
 
 
-@pytest.mark.parametrize(("exact", "calls"), [
-    (True, ["claim_sending", "mark_posted"]),  # X, Facebook, a webhook with status_url: one write, then send
-    (False, ["claim", "mark_sending", "mark_posted"]),  # e-mail, Apprise, a webhook without: claim, then fence
+@pytest.mark.parametrize(("exact", "fuse", "calls"), [
+    (True, None, ["claim_sending", "mark_posted"]),  # X, Facebook: exact, so one write, then send
+    (False, True, ["claim_sending", "mark_posted"]),  # a webhook (with or without status_url): one write too
+    (False, None, ["claim", "mark_sending", "mark_posted"]),  # e-mail, Apprise: claim, then fence
+    (True, False, ["claim", "mark_sending", "mark_posted"]),  # a channel may refuse it
 ])
-def test_only_an_exactly_reconciling_channel_claims_and_fences_in_one_write(exact: bool, calls: list[str]) -> None:
+def test_a_channel_that_fuses_its_fence_claims_and_fences_in_one_write(exact: bool, fuse: bool | None,
+                                                                        calls: list[str]) -> None:
     x = RecordingChannel("x")
-    x.exact_reconcile = exact
+    x.exact_reconcile, x.fuse_fence = exact, fuse
     app = _app(x)
     counting = _CountingLedger(app.store.ledger)
     app.store.ledger = counting
@@ -223,3 +226,23 @@ def test_a_ledger_whose_fence_does_more_than_the_write_is_never_fused() -> None:
 
     assert Ledger(_Scripts(), "p:").fuses_fence
     assert not ReplicatedLedger(_Scripts(), "p:", replication=None).fuses_fence  # type: ignore[arg-type]
+
+
+def test_which_built_channels_claim_and_fence_in_one_write() -> None:
+    import redis
+
+    from notifier.bootstrap import build
+    from notifier.config_loader import parse_settings
+
+    settings = parse_settings("""
+components: [{id: imap, name: IMAP}]
+channels:
+  hook: {type: webhook, url: "http://hooks.invalid/in"}
+  checked: {type: webhook, url: "http://hooks.invalid/in", status_url: "http://hooks.invalid/status"}
+  x: {type: x, user_token: "${X_TOKEN}"}
+  out: {type: outbox, path: /nonexistent/outbox.jsonl}
+""", "test", env={"X_TOKEN": "t"})
+    app = build(settings, redis_client=redis.Redis(host="unused.invalid"))  # build() makes no Redis call
+    assert {name: ch.fuses_fence for name, ch in app.channels.items()} == {
+        "hook": True, "checked": True, "x": True, "out": False}
+    assert (app.channel("hook").exact_reconcile, app.channel("checked").exact_reconcile) == (False, True)
