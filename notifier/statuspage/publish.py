@@ -18,13 +18,14 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import secrets
 import shutil
 import struct
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +36,8 @@ from typing import Any
 from notifier.domain.model import to_iso
 from notifier.errors import Permanent, Transient
 from notifier.statuspage.generator import write_files
+
+log = logging.getLogger(__name__)
 
 META = ".release.json"
 
@@ -188,6 +191,51 @@ def release_directories(files: Iterable[str]) -> set[str]:
     return dirs
 
 
+class _Pruning:
+    """One background thread per target that runs the prune while one is wanted: a request during a
+    prune makes it run once more, never twice at once. After a fork (prefork workers) the child starts
+    afresh: the parent's thread, and any lock it held, did not come along."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._wanted = False
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def request(self, prune: Callable[[], None]) -> None:
+        if self._pid != os.getpid():
+            self._reset()
+        with self._lock:
+            self._wanted = True
+            self._idle.clear()
+            if self._thread is not None and self._thread.is_alive():
+                return
+            # not a daemon: a one-shot `notifier statuspage` build prunes before the interpreter exits
+            self._thread = threading.Thread(target=self._run, args=(prune,), name="statuspage-prune")
+            self._thread.start()
+
+    def _run(self, prune: Callable[[], None]) -> None:
+        while True:
+            with self._lock:
+                if not self._wanted:
+                    self._thread = None
+                    self._idle.set()
+                    return
+                self._wanted = False
+            try:
+                prune()
+            except Exception:  # a prune that fails is retried by the next publish; never kill the thread
+                log.exception("status page: pruning older releases failed")
+
+    def settle(self, timeout: float | None = None) -> bool:
+        return self._idle.wait(timeout)
+
+
 class DirectoryTarget:
     def __init__(self, path: str | os.PathLike[str], keep_releases: int = 5, public_url: str = "") -> None:
         self.path = Path(path)
@@ -196,6 +244,7 @@ class DirectoryTarget:
         self.public_url = public_url
         self._last: tuple[Path | None, dict[str, bytes]] = (None, {})
         self._spread = False
+        self._pruning = _Pruning()
 
     def current_release(self) -> Path | None:
         if not self.path.is_symlink():
@@ -243,7 +292,10 @@ class DirectoryTarget:
                 os.symlink(os.path.relpath(final, self.path.parent), link)
                 os.replace(link, self.path)  # the atomic moment
                 fsync_dir(self.path.parent)  # and now it survives a power loss
-                self._prune(keep=final.name)
+            # Older releases go in the background (issue 14): the page is live and durable already, and
+            # deleting one release (~2,000 unlinks) added 20-30 ms to every publish once there were
+            # keep_releases of them. Outside the lock: it never touches the live release or a newer one.
+            self._pruning.request(self._prune)
         except OSError as exc:
             raise Permanent(
                 f"cannot write the status page to {self.path}: {exc.strerror or exc}; fix the path or its permissions"
@@ -286,18 +338,39 @@ class DirectoryTarget:
         except OSError:
             return False
 
-    def _prune(self, keep: str) -> None:
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until no prune of older releases is pending or running (tests, a clean shutdown);
+        False if one is still running after ``timeout`` seconds."""
+        return self._pruning.settle(timeout)
+
+    def _prune(self) -> None:
         # Older releases stay a while: a visitor who loaded index.html from one may still fetch its CSS.
-        done = sorted(
-            (p for p in self.releases.iterdir() if p.is_dir() and not p.name.startswith(".")),
-            key=lambda p: p.name,
-        )
+        # The newest keep_releases stay (release ids sort by their snapshot's time, and a snapshot older
+        # than the live one is never linked), and whatever is live now, whatever its name.
+        try:
+            done = sorted(
+                (p for p in self.releases.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                key=lambda p: p.name,
+            )
+            live = self.current_release()
+        except OSError as exc:
+            log.warning("status page: could not list %s to prune it: %s", self.releases, exc)
+            return
         for old in done[: -self.keep]:
-            if old.name != keep:
+            if old.resolve() != live:
                 shutil.rmtree(old, ignore_errors=True)
-        for tmp in self.releases.glob(".tmp-*"):  # left by a crashed build; only if an hour old
+        # A staging directory left by a crashed build goes once it is an hour old, judged by the file
+        # system's own clock (a file touched now: an NFS server's, not this host's, which may differ; and
+        # under the test suite's shifted clock every live staging directory would look years old).
+        try:
+            stamp = self.releases / ".now"
+            stamp.touch()
+            fs_now = stamp.stat().st_mtime
+        except OSError:
+            return
+        for tmp in self.releases.glob(".tmp-*"):
             try:
-                if tmp.stat().st_mtime < datetime.now().timestamp() - 3600:
+                if tmp.stat().st_mtime < fs_now - 3600:
                     shutil.rmtree(tmp, ignore_errors=True)
             except OSError:
                 continue

@@ -77,9 +77,52 @@ def test_concurrent_readers_never_see_a_partial_site(tmp_path: Path) -> None:
     assert problems == []
     assert fetches > 0 and len(seen) > 1  # readers really overlapped the publishes
     assert "IMAP outage v15" in (root / "index.html").read_text()
+    assert target.settle(60), "the background prune ended"
     releases = [p for p in target.releases.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(releases) == 3  # older releases pruned
     assert root.is_symlink() and target.current_release() in releases
+
+
+def test_older_releases_are_pruned_after_the_publish_not_inside_it(tmp_path: Path) -> None:
+    """Deleting a release (~2,000 unlinks on a real site) is not on the publish's path: each publish
+    returns with its release live while the prune is held back; once it may run, the newest
+    ``keep_releases`` are what is left."""
+    may_prune = threading.Event()
+
+    class HeldPrune(DirectoryTarget):  # the real prune, started only when the test says so
+        def _prune(self) -> None:
+            assert may_prune.wait(60)
+            super()._prune()
+
+    target = HeldPrune(tmp_path / "site", keep_releases=2)
+    results = [target.publish({"index.html": f"v{i}".encode()}, NOW + timedelta(seconds=i)) for i in range(5)]
+
+    def names() -> list[str]:
+        return sorted(p.name for p in target.releases.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    assert names() == sorted(r.release for r in results)  # nothing pruned yet, and no publish waited for it
+    assert target.current_release() == (target.releases / results[-1].release).resolve()
+    assert (tmp_path / "site" / "index.html").read_bytes() == b"v4"
+    assert not target.settle(0)  # a prune is pending
+    may_prune.set()
+    assert target.settle(60)
+    assert names() == sorted(r.release for r in results[-2:])
+    assert (tmp_path / "site" / "index.html").read_bytes() == b"v4"
+
+
+def test_a_crashed_builds_staging_goes_once_an_hour_old_by_the_file_systems_clock(tmp_path: Path) -> None:
+    """Not by this process's clock (an NFS server's may differ; the suite's shifted run moves ours)."""
+    target = DirectoryTarget(tmp_path / "site")
+    target.publish({"index.html": b"v0"}, NOW)
+    assert target.settle(60)
+    stale, fresh = target.releases / ".tmp-crashed", target.releases / ".tmp-running"
+    for d in (stale, fresh):
+        (d / "static").mkdir(parents=True)
+    fs_now = fresh.stat().st_mtime  # the file system's own time, just now
+    os.utime(stale, (fs_now - 7200, fs_now - 7200))
+    target.publish({"index.html": b"v1"}, NOW + timedelta(seconds=1))
+    assert target.settle(60)
+    assert not stale.exists() and fresh.exists()
 
 
 def test_an_older_snapshot_never_replaces_a_newer_one(tmp_path: Path) -> None:
