@@ -126,7 +126,7 @@ def record(wall: list[float], cpu: list[float], fn) -> None:  # type: ignore[no-
     cpu.append(timed.last_cpu)  # type: ignore[attr-defined]
 
 
-NAMES = ["floor", "full", "render_full", "incremental", "render_incr", "restart"]
+NAMES = ["floor", "full", "render_full", "incremental", "render_incr", "restart", "steady"]
 ROWS = [
     ("baseline: write the same files, no rendering (floor)", "floor"),
     ("full build: render + publish a directory release", "full"),
@@ -134,7 +134,9 @@ ROWS = [
     ("incremental: one incident updated, render + publish", "incremental"),
     ("  of which render only", "render_incr"),
     ("republish from a fresh process (cold cache)", "restart"),
+    ("one update, steady state (prunes older releases)", "steady"),
 ]
+STEADY = 6  # one-update publishes per run into a target that already holds keep_releases (5) releases
 TARGET_FULL, TARGET_INCREMENTAL = 1.0, 0.100  # issue 14: full build <= 1 s, one-update rebuild <= 100 ms
 
 
@@ -189,6 +191,22 @@ def measure(
         fresh = DirectoryTarget(Path(tmp) / f"incr{run}" / "site")
         later2 = later + timedelta(seconds=1)
         record(wall["restart"], cpu["restart"], lambda t=later2, f=fresh: f.publish(render_site(snap, t), t))
+        # A long-running worker: every publish from the 5th on also deletes the oldest release (~2,000
+        # files). Between publishes (untimed) a tree that prunes in the background is let finish, as it
+        # does when updates are more than a few tens of ms apart; a tree that prunes inside publish pays
+        # it in the row.
+        steady = DirectoryTarget(Path(tmp) / f"incr{run}" / "site")
+        steady.publish(render_site(snap, later2 + timedelta(seconds=1), cache), later2 + timedelta(seconds=1))
+        for k in range(STEADY + 2):
+            getattr(steady, "settle", lambda: True)()
+            at = later2 + timedelta(seconds=k + 2)
+            victim.updates[-1].body = {"en": f"A fix is in ({k})."}
+            victim.updates[-1].created_at = at
+            if k < 2:  # fill the target up to keep_releases first
+                steady.publish(render_site(snap, at, cache), at)
+                continue
+            record(wall["steady"], cpu["steady"], lambda t=at, f=steady: f.publish(render_site(snap, t, cache), t))  # noqa: B023
+        getattr(steady, "settle", lambda: True)()
     return wall, cpu, files
 
 
