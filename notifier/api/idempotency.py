@@ -42,6 +42,7 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -77,6 +78,16 @@ end
 return {0, redis.call('GET', KEYS[1])}
 """
 
+# The settlement of a request's lease: keep its answer (ARGV[2], for ARGV[3] seconds) or release the key
+# (ARGV[2] empty), only while the record is still the pending value this request wrote (ARGV[1]). A
+# request whose lease ran out, and whose key another request then reserved (and maybe answered), leaves
+# that record alone. 1: settled; 0: the record was not ours any more.
+_SETTLE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
+return 1
+"""
+
 
 def op_for(principal: str, key: str) -> str:
     return hashlib.sha256(f"{principal}\0{key}".encode()).hexdigest()[:32]
@@ -103,6 +114,7 @@ class IdempotencyGate:
         self.prefix = prefix
         self.route_reserves = route_reserves  # POST path -> its route reserves the key on its own thread
         self._script: tuple[Any, Any] | None = None  # (client, its registered _RESERVE)
+        self._settle_script: tuple[Any, Any] | None = None  # (client, its registered _SETTLE)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
@@ -128,13 +140,15 @@ class IdempotencyGate:
         op = op_for(member.name, key)
         app = self.store()
         client = app.require_redis()
-        record = Record(app.key("idempotency", op), fingerprint)
-        record_key = record.key
+        # The pending value carries this request's own nonce: the record is settled only while it is still
+        # this value (_SETTLE), never once the lease ran out and another request with the key took it.
+        pending = json.dumps({"state": "pending", "fp": fingerprint, "nonce": secrets.token_hex(8)})
+        record = Record(app.key("idempotency", op), fingerprint, pending=pending)
         if self.route_reserves(scope["path"]):  # on its own thread, first thing (answer_in_commit): no hand-off
             record.claim = functools.partial(self._claim_here, client, record, app.key("op", op))
         else:
             try:
-                found = await run_in_threadpool(self._reserve, client, record_key, fingerprint)
+                found = await run_in_threadpool(self._reserve, client, record)
             except redis.RedisError as exc:
                 await self._unavailable(send, exc)
                 return
@@ -174,7 +188,7 @@ class IdempotencyGate:
             return
         except BaseException:
             if record.reserved:
-                await run_in_threadpool(self._settle, client, record_key, op, None)  # not kept: the retry runs again
+                await run_in_threadpool(self._settle, client, record, op, None)  # not kept: the retry runs again
             raise
         finally:
             current_op.reset(token)
@@ -192,7 +206,7 @@ class IdempotencyGate:
             done = done_record(fingerprint, answer)
         # The record is settled before the client hears anything: a client that retries the moment it
         # reads a 503 finds the lease released, and one that got a 201 finds the answer kept.
-        await run_in_threadpool(self._settle, client, record_key, op, done)
+        await run_in_threadpool(self._settle, client, record, op, done)
         await self._answer(send, held)
 
     @staticmethod
@@ -200,18 +214,20 @@ class IdempotencyGate:
         for msg in held:
             await send(msg)
 
-    @staticmethod
-    def _settle(client: Any, record_key: str, op: str, done: str | None) -> None:
-        """Keep the answer (``done``) or release the lease (None); blocking, so run in the thread pool. A
-        connection that broke under us (a reset while Redis fails over, a socket closed by a pool reset) is
-        redialled by the next command, so one more try usually lands; left unsettled, the pending lease
-        answers 409 to every retry until it runs out (lease_seconds)."""
+    def _settle(self, client: Any, record: Record, op: str, done: str | None) -> None:
+        """Keep the answer (``done``) or release the lease (None), if the record is still this request's
+        pending value (one script, ``_SETTLE``): a request whose lease ran out meanwhile, and whose key
+        another request reserved, does not overwrite or delete that one's record. Blocking, so run in the
+        thread pool. A connection that broke under us (a reset while Redis fails over, a socket closed by
+        a pool reset) is redialled by the next command, so one more try usually lands; left unsettled, the
+        pending lease answers 409 to every retry until it runs out (lease_seconds)."""
+        if self._settle_script is None or self._settle_script[0] is not client:
+            self._settle_script = (client, client.register_script(_SETTLE))
+        script = self._settle_script[1]
         for attempt in range(3):
             try:
-                if done is None:
-                    client.delete(record_key)
-                else:
-                    client.set(record_key, done, ex=KEEP_SECONDS)
+                if not script(keys=[record.key], args=[record.pending, done or "", KEEP_SECONDS], client=client):
+                    log.info("idempotency: %s was taken by another request after its lease ran out", op)
                 return
             except (redis.RedisError, OSError, ValueError) as exc:  # ValueError: I/O on a closed socket
                 if attempt == 2:  # the lease runs out by itself
@@ -227,9 +243,8 @@ class IdempotencyGate:
         finds the op's update in the document its transaction watches."""
         if self._script is None or self._script[0] is not client:
             self._script = (client, client.register_script(_RESERVE))
-        pending = json.dumps({"state": "pending", "fp": record.fingerprint})
         try:
-            reply = self._script[1](keys=[record.key, op_key], args=[pending, self.lease_ms], client=client)
+            reply = self._script[1](keys=[record.key, op_key], args=[record.pending, self.lease_ms], client=client)
         except redis.RedisError as exc:
             raise Claimed(None, exc) from exc
         if int(reply[0]) != 1:
@@ -258,20 +273,19 @@ class IdempotencyGate:
                                 (b"idempotent-replayed", b"true")]})
         await send({"type": "http.response.body", "body": body})
 
-    def _reserve(self, client: Any, record_key: str, fingerprint: str) -> dict[str, Any] | None:
-        """The key reserved for this request (None), or the record standing in its way. Blocking Redis
-        I/O: run in the thread pool or on the route's own thread, never on the event loop (a slow fsync
-        would stall every request)."""
-        pending = json.dumps({"state": "pending", "fp": fingerprint})
-        if client.set(record_key, pending, nx=True, px=self.lease_ms):
+    def _reserve(self, client: Any, record: Record) -> dict[str, Any] | None:
+        """The key reserved for this request (None: the record is now its ``pending`` value), or the
+        record standing in its way. Blocking Redis I/O: run in the thread pool or on the route's own
+        thread, never on the event loop (a slow fsync would stall every request)."""
+        if client.set(record.key, record.pending, nx=True, px=self.lease_ms):
             return None
-        raw = client.get(record_key)
+        raw = client.get(record.key)
         if raw is None:  # expired between the two calls: take it, unless another request just did
-            if client.set(record_key, pending, nx=True, px=self.lease_ms):
+            if client.set(record.key, record.pending, nx=True, px=self.lease_ms):
                 return None
-            return {"state": "pending", "fp": fingerprint}
-        record: dict[str, Any] = json.loads(raw)
-        return record
+            return {"state": "pending", "fp": record.fingerprint}
+        found: dict[str, Any] = json.loads(raw)
+        return found
 
     async def _busy(self, send: Any) -> None:
         await _json(send, 409, "a request with this Idempotency-Key is still running; retry shortly",

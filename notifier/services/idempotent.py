@@ -52,12 +52,13 @@ class Claimed(Exception):  # noqa: N818  (not an error: the gate answers for the
 
 @dataclass
 class Record:
-    """The gate's record of one keyed request. Set by the gate (``key``, ``fingerprint``, and ``claim``
-    when the route reserves the key itself), shared by reference with the route's thread: the route sets
-    ``render``, the write sets ``kept``."""
+    """The gate's record of one keyed request. Set by the gate (``key``, ``fingerprint``, ``pending``, and
+    ``claim`` when the route reserves the key itself), shared by reference with the route's thread: the
+    route sets ``render``, the write sets ``kept``."""
 
     key: str
     fingerprint: str
+    pending: str = ""  # the pending value this request reserves the key with (its fingerprint and a nonce)
     claim: Callable[[], None] | None = None  # reserve the key on the caller's thread; raises Claimed
     reserved: bool = False  # the key is this request's (its record must be settled, or was kept)
     op_read: bool = False  # claim also read the op's committed incident: ``op_incident`` (None: none)

@@ -9,6 +9,7 @@ after that read (B commits under A's WATCH, A's EXEC aborts and the re-run finds
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -134,3 +135,61 @@ def test_a_request_held_past_its_lease_inside_its_transaction_does_not_commit_ag
                       headers={**PUBLISHER, "Idempotency-Key": again_key})
     assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
     assert again.json()["id"] == b.json()["id"]
+
+
+def test_a_request_that_fails_after_its_lease_ran_out_leaves_the_key_to_the_request_now_holding_it(
+        stack, monkeypatch):
+    """A is held past its lease and then fails; meanwhile B (the same key) reserved the key and is still
+    running. A's gate must not release B's reservation (main: it DELETEd the key's record, so a third
+    request C ran next to B instead of getting 409)."""
+    app, http, _ = stack
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    record_key = app.key("idempotency", op_for("pia", key["Idempotency-Key"]))
+    reached_a, release_a, reached_b, release_b = (threading.Event() for _ in range(4))
+    calls: list[int] = []
+    lock, next_id = threading.Lock(), app.store.next_id
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            calls.append(1)
+            n = len(calls)
+        if n == 1:  # A: reserved, held until its lease ran out, then fails
+            reached_a.set()
+            assert release_a.wait(30)
+            raise RuntimeError("A fails after its lease ran out")
+        if n == 2:  # B: reserved the key after A's lease ran out; held until the test is done with A
+            reached_b.set()
+            assert release_b.wait(30)
+        return next_id(*args, **kwargs)
+
+    monkeypatch.setattr(app.store, "next_id", held)
+    answers: dict[str, httpx.Response] = {}
+
+    def post(name: str) -> None:
+        with httpx.Client(base_url=str(http.base_url), timeout=60) as other:
+            answers[name] = other.post("/api/v1/broadcasts", json={"body": "b holds it"}, headers={**PUBLISHER, **key})
+
+    a, b = threading.Thread(target=post, args=("a",)), threading.Thread(target=post, args=("b",))
+    a.start()
+    try:
+        assert reached_a.wait(30), "A never reached the hold"
+        wait_for(lambda: not app.store.redis.exists(record_key), what="A's lease to run out")
+        b.start()
+        assert reached_b.wait(30), "B never reached the hold"
+        app.store.redis.persist(record_key)  # B's lease does not run out while the test looks
+        b_pending = app.store.redis.get(record_key)
+        assert json.loads(b_pending)["state"] == "pending"
+        release_a.set()
+        a.join(60)
+        assert answers["a"].status_code == 500
+        assert app.store.redis.get(record_key) == b_pending  # B's reservation stands
+        c = http.post("/api/v1/broadcasts", json={"body": "b holds it"}, headers={**PUBLISHER, **key})
+        assert c.status_code == 409, c.text  # B is still running
+    finally:
+        release_a.set()
+        release_b.set()
+        a.join(60)
+        if b.ident is not None:  # started
+            b.join(60)
+    assert answers["b"].status_code == 201, answers["b"].text
+    assert [i.id for i in broadcasts(app, "b holds it")] == [answers["b"].json()["id"]]
