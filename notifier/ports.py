@@ -174,9 +174,11 @@ class DeliveryLedger(Protocol):
     def release_for_op(
         self, notice_id: str, state: DeliveryState, now: float, next_at: float | None, error: str, *,
         keep_sending: bool, expect: DeliveryState, op: str, result: str, ttl: int,
-    ) -> bool:
+    ) -> bool | str:
         """``release`` without a token and, only if the row moved, ``op`` -> ``result`` kept for ``ttl``
-        seconds, in the same atomic step (a staff request's ``Idempotency-Key``)."""
+        seconds, in the same atomic step (a staff request's ``Idempotency-Key``). When ``op`` had been
+        recorded already (a concurrent request with it released first), nothing moves and its recorded
+        result is returned (a str)."""
 
     def op_result(self, op: str, now: float) -> str | None:
         """The ``result`` a committed ``release_for_op`` recorded for ``op`` (until its ttl ran out)."""

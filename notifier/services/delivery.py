@@ -360,6 +360,8 @@ def retry_delivery(app: App, notice_id: str, force: bool = False) -> str:
         moved = ledger.release_for_op(notice_id, new_state, now, now, error, keep_sending=keep, expect=row.state,
                                       op=op, result=json.dumps({"was": was, "at": now}),
                                       ttl=idempotent.KEEP_SECONDS)
+        if isinstance(moved, str):  # a concurrent request with the op (a stalled one, its retry) released first
+            return _retried_before(app, notice_id, moved)
     else:
         moved = ledger.release(notice_id, "", new_state, now, now, error, keep_sending=keep, expect=row.state)
     if not moved:

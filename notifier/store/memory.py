@@ -167,8 +167,11 @@ class MemoryLedger:
     def release_for_op(
         self, notice_id: str, state: DeliveryState, now: float, next_at: float | None, error: str, *,
         keep_sending: bool, expect: DeliveryState, op: str, result: str, ttl: int,
-    ) -> bool:
+    ) -> bool | str:
         with self._lock:
+            earlier = self.op_result(op, now)
+            if earlier is not None:  # a concurrent request with the op released first: nothing moves
+                return earlier
             moved = self.release(notice_id, "", state, now, next_at, error, keep_sending=keep_sending, expect=expect)
             if moved:
                 self.ops[op] = (result, now + max(1, int(ttl)))

@@ -227,6 +227,22 @@ def test_a_release_for_an_op_records_the_op_only_when_the_row_moved(store: Any) 
     assert ledger.due(1e12) == []
 
 
+def test_a_release_for_an_op_recorded_already_moves_nothing_and_returns_that_result(store: Any) -> None:
+    """Two requests with one op (a stalled one and its retry) both passed their ``op_result`` look-up;
+    the first released. The second, even where its expected state holds (main: it moved the row back and
+    overwrote the op's result), moves nothing and gets the first one's result."""
+    ledger = _row(store)
+    kw: dict[str, Any] = {"keep_sending": False, "op": "op1", "ttl": 60}
+    assert ledger.release_for_op("inc1.1:x", DeliveryState.FAILED, 110.0, None, "first",
+                                 expect=DeliveryState.PENDING, result="first", **kw) is True
+    assert ledger.release_for_op("inc1.1:x", DeliveryState.PENDING, 111.0, 111.0, "second",
+                                 expect=DeliveryState.FAILED, result="second", **kw) == "first"
+    row = ledger.get("inc1.1:x")
+    assert (row.state, row.last_error) == (DeliveryState.FAILED, "first")
+    assert ledger.op_result("op1", 111.0) == "first"
+    assert ledger.due(1e12) == []
+
+
 def test_a_commit_writes_the_other_incidents_it_brings_in_the_same_transaction(store: Any) -> None:
     _publish(store, None, _incident(store), ["x"])
     other = Incident(id=store.next_id("inc"), name="Mail", status="investigating", impact=Impact.MAJOR,

@@ -223,3 +223,32 @@ def test_a_ledger_whose_fence_does_more_than_the_write_is_never_fused() -> None:
 
     assert Ledger(_Scripts(), "p:").fuses_fence
     assert not ReplicatedLedger(_Scripts(), "p:", replication=None).fuses_fence  # type: ignore[arg-type]
+
+
+def test_a_keyed_retry_whose_op_another_request_released_meanwhile_answers_as_that_one() -> None:
+    """Two staff retries with one Idempotency-Key (a stalled request and the client's retry): B looks the
+    op up and reads the row before A releases it, A releases and records the op, then B releases. B
+    moves nothing and answers as A did (main: "changed while we looked", a 422 kept under the key)."""
+    from notifier.services import idempotent
+
+    x = RecordingChannel("x", failures=[Permanent("401 bad credentials")])
+    app = _app(x)
+    assert delivery.deliver(app, "inc1.1:x").state == "failed"
+    ledger, set_deadline = app.store.ledger, app.store.ledger.set_deadline
+    a_ran: list[str] = []
+    armed = [True]
+
+    def a_releases_first(*args: object, **kwargs: object) -> None:
+        if armed.pop() if armed else False:  # B is past its op look-up and its row read: A runs now, whole
+            a_ran.append(delivery.retry_delivery(app, "inc1.1:x"))
+        set_deadline(*args, **kwargs)
+
+    ledger.set_deadline = a_releases_first
+    token = idempotent.current_op.set("op-of-the-key")
+    try:
+        b = delivery.retry_delivery(app, "inc1.1:x")
+    finally:
+        idempotent.current_op.reset(token)
+    assert a_ran == ["failed"] and b == "failed"
+    assert ledger.get("inc1.1:x").state == DeliveryState.PENDING
+    assert app.dispatcher.sent == [("inc1.1:x", "x", 0)]  # handed to the workers once, by A
