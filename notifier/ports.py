@@ -108,13 +108,27 @@ class NewNotice:
     deadline: float
 
 
+def op_mark(incident_id: str, fingerprint: str) -> str:
+    """What ``op:<op>`` holds: the incident the op's write went to and the fingerprint of the request
+    that made it (the staff API's, ``services.idempotent``; '' for none)."""
+    return f"{incident_id} {fingerprint}" if fingerprint else incident_id
+
+
+def split_op_mark(mark: str) -> tuple[str, str]:
+    """(incident id, fingerprint) of an ``op_mark``; the fingerprint is '' for a mark written without."""
+    incident_id, _, fingerprint = mark.partition(" ")
+    return incident_id, fingerprint
+
+
 @dataclass
 class UpdateCommit:
     """Everything one published (or drafted) update writes, committed atomically by ``commit_update``.
 
     ``already``: the update had been committed by an earlier attempt of the same op (the connection
     dropped after EXEC); nothing is written. ``op``: an idempotency op id to remember for ``op_ttl``
-    seconds, mapping to the incident, in the same transaction. ``record``: (key, value) of the staff API's
+    seconds, mapping to the incident (and ``op_fp``, the fingerprint of the request that made it), in the
+    same transaction; on a commit ``commit_update`` found landed for its ``op`` guard, ``op_fp`` is the one
+    kept with that op. ``record``: (key, value) of the staff API's
     idempotency record of the request (its kept answer, ``services.idempotent``), written for ``op_ttl``
     seconds in the same transaction. ``also``: other incident documents written in the same transaction
     (a merge's target); ``commit_update`` must have been told to watch them. ``enqueue``: the broker
@@ -128,6 +142,7 @@ class UpdateCommit:
     notices: list[NewNotice] = field(default_factory=list)
     op: str | None = None
     op_ttl: int = 0
+    op_fp: str = ""
     record: tuple[str, str] | None = None
     already: bool = False
     also: list[Incident] = field(default_factory=list)
@@ -377,6 +392,9 @@ class IncidentStore(Protocol):
 
     def op_incident(self, op: str) -> str | None:
         """The incident an idempotent write with this op id committed to."""
+
+    def op_commit(self, op: str) -> tuple[str, str] | None:
+        """(incident, the fingerprint of the request that made it; '' if none) of the op's commit."""
 
     def component_status(self, component_id: str) -> ComponentStatus:
         """Current status (operational when never set)."""

@@ -17,11 +17,15 @@ reads the ``op`` this module sets for the request). So when the API dies, or Red
 the write and the answer, a retry with the same key finds the committed write and answers with it
 instead of writing again: one publish, whatever the client saw. A request that stalls past its lease
 and resumes after the client's retry wrote does not write again either: the incident writes check the
-op inside their own transaction (``incidents._commit``). A 5xx answer is not kept (the client
+op inside their own transaction (``incidents._commit``); and a request with the key and another body
+that wrote meanwhile makes it a 422 (the op keeps the fingerprint of the request that made its write),
+as does a write found for the op whose request had another body. A 5xx answer is not kept (the client
 may retry). Every keyed write does so: the incident writes (``services.incidents._commit``), merge
 (``services.merge``: the source's resolution, the target's components and the op in one transaction)
 and a delivery retry (``services.delivery.retry_delivery``: the row's move and the op in one ledger
-script).
+script). This gate settles a key's record (keeps the answer, or releases the lease) only while it is
+still the pending value this request wrote (a nonce in it): never one that another request with the key
+reserved after this one's lease ran out.
 
 The incident writes (open, update, resolve, broadcast: ``staff._keeps_answer``) go further (issue 14:
 a keyed write's CPU). They reserve the key themselves, first thing on the route's own thread (one
@@ -52,6 +56,7 @@ from starlette.concurrency import run_in_threadpool
 from notifier.api import staff
 from notifier.api.auth import principal_of
 from notifier.failpoints import failpoint
+from notifier.ports import split_op_mark
 from notifier.services.idempotent import (
     KEEP_SECONDS,
     Answer,
@@ -180,7 +185,9 @@ class IdempotencyGate:
         token, record_token = current_op.set(op), current_record.set(record)
         try:
             await self.app(scope, once, capture)
-        except Claimed as claimed:  # the route found the key taken (or Redis failing) before it did anything
+        except Claimed as claimed:  # the route found the key taken (or Redis failing) and wrote nothing
+            if record.reserved:  # taken under our reservation (its lease ran out): released, if still ours
+                await run_in_threadpool(self._settle, client, record, op, None)
             if claimed.error is not None or claimed.found is None:
                 await self._unavailable(send, claimed.error)
             else:
@@ -235,12 +242,12 @@ class IdempotencyGate:
 
     def _claim_here(self, client: Any, record: Record, op_key: str) -> None:
         """Reserve the key on the caller's thread (the route's, right before its write): Claimed unless it
-        is now this request's. The same round trip reads the op's committed incident (``op:<op>``, see
-        ``store.redis_store``) for ``incidents._commit``, which skips its write when the op was
-        committed already. That read alone cannot keep a request whose lease ran out from writing next
-        to its retry's: the write that opens an incident also guards its own transaction by the op
-        (``commit_update(op=...)``: WATCH and GET of ``op:<op>``), and a write to an existing incident
-        finds the op's update in the document its transaction watches."""
+        is now this request's. The same round trip reads the op's commit (``op:<op>``: its incident and
+        the fingerprint of the request that made it, see ``ports.op_mark``) for ``incidents._commit``,
+        which skips its write when the op was committed already (and answers 422 when by another body).
+        That read alone cannot keep a request whose lease ran out from writing next to a later request's
+        with the key: every keyed incident write also guards its own transaction by the op
+        (``commit_update(op=...)``: WATCH and GET of ``op:<op>``)."""
         if self._script is None or self._script[0] is not client:
             self._script = (client, client.register_script(_RESERVE))
         try:
@@ -250,7 +257,7 @@ class IdempotencyGate:
         if int(reply[0]) != 1:
             raise Claimed(json.loads(reply[1]))
         record.reserved, record.op_read = True, True
-        record.op_incident = reply[1] if len(reply) > 1 else None
+        record.op_landed = split_op_mark(reply[1]) if len(reply) > 1 else None
 
     @staticmethod
     async def _unavailable(send: Any, exc: Exception | None) -> None:

@@ -61,8 +61,8 @@ class Record:
     pending: str = ""  # the pending value this request reserves the key with (its fingerprint and a nonce)
     claim: Callable[[], None] | None = None  # reserve the key on the caller's thread; raises Claimed
     reserved: bool = False  # the key is this request's (its record must be settled, or was kept)
-    op_read: bool = False  # claim also read the op's committed incident: ``op_incident`` (None: none)
-    op_incident: str | None = None
+    op_read: bool = False  # claim also read the op's commit: ``op_landed`` (None: none)
+    op_landed: tuple[str, str] | None = None  # (incident, fingerprint of the request that wrote it)
     render: Renderer | None = None  # the route's answer for the committed write
     kept: Answer | None = None  # what the write's transaction recorded as this request's answer
 

@@ -430,7 +430,7 @@ def test_the_run_lock_is_held_by_one_and_renewed_only_by_its_holder(store: Any) 
 # ran) writes nothing and returns the commit that landed, ``already`` set.
 
 
-def _opener(store: Any, op: str, during: Any = None) -> Any:
+def _opener(store: Any, op: str, during: Any = None, fp: str = "") -> Any:
     """A ``prepare`` opening a new incident with one update of ``op`` and one ledger row; ``during()``
     runs inside it (another request's commit, landing under this one's transaction)."""
     new = Incident(id=store.next_id("brd"), name="Notice", status="broadcast", impact=Impact.NONE,
@@ -444,7 +444,7 @@ def _opener(store: Any, op: str, during: Any = None) -> Any:
                              body={"en": "once"}, created_at=T0, op_id=op)
         inc.updates = [upd]
         return UpdateCommit(inc, upd, notices=[NewNotice(f"{upd.id}:x", "x", upd.id, inc.id, 100.0, 10_000.0)],
-                            op=op, op_ttl=60)
+                            op=op, op_ttl=60, **({"op_fp": fp} if fp else {}))
 
     return prepare
 
@@ -458,6 +458,17 @@ def test_a_guarded_commit_whose_op_landed_writes_nothing_and_returns_that_commit
     assert [r.notice_id for r in store.ledger.rows()] == ["brd1.1:x"]
     other = store.commit_update(None, _opener(store, "op2"), op="op2")  # another op is another write
     assert not other.already and other.incident.id == "brd3"
+
+
+def test_an_op_keeps_the_fingerprint_of_the_request_that_made_it(store: Any) -> None:
+    """The staff API's 422 for a key reused with another body, once the first request's lease ran out,
+    reads the fingerprint kept with the op (``incidents._commit``): by look-up and from the guard."""
+    first = store.commit_update(None, _opener(store, "op1", fp="fp-a"), op="op1")
+    assert not first.already and store.op_commit("op1") == ("brd1", "fp-a")
+    assert store.op_incident("op1") == "brd1"
+    late = store.commit_update(None, _opener(store, "op1", fp="fp-b"), op="op1")
+    assert late.already and (late.incident.id, late.op_fp) == ("brd1", "fp-a")  # the landed commit's
+    assert store.op_commit("other") is None
 
 
 @pytest.mark.integration
