@@ -252,3 +252,30 @@ def test_a_keyed_retry_whose_op_another_request_released_meanwhile_answers_as_th
     assert a_ran == ["failed"] and b == "failed"
     assert ledger.get("inc1.1:x").state == DeliveryState.PENDING
     assert app.dispatcher.sent == [("inc1.1:x", "x", 0)]  # handed to the workers once, by A
+
+
+def test_a_keyed_retry_whose_op_another_body_recorded_is_refused_not_answered_with_that_one() -> None:
+    """The key of a committed staff retry reused with another body (the first request died before its
+    answer was kept, its lease ran out): Claimed, which the staff API answers 422; nothing moves again.
+    (Main: the first retry's answer, for a request it was not made for.)"""
+    from notifier.services import idempotent
+
+    x = RecordingChannel("x", failures=[Permanent("401 bad credentials")])
+    app = _app(x)
+    assert delivery.deliver(app, "inc1.1:x").state == "failed"
+
+    def keyed(fingerprint: str, force: bool) -> str:
+        tokens = (idempotent.current_op.set("op-of-the-key"),
+                  idempotent.current_record.set(idempotent.Record("rec", fingerprint)))
+        try:
+            return delivery.retry_delivery(app, "inc1.1:x", force=force)
+        finally:
+            idempotent.current_op.reset(tokens[0])
+            idempotent.current_record.reset(tokens[1])
+
+    assert keyed("fp-a", force=False) == "failed"
+    with pytest.raises(idempotent.Claimed) as refused:
+        keyed("fp-b", force=True)
+    assert refused.value.found == {"state": "done", "fp": "fp-a"}
+    assert keyed("fp-a", force=False) == "failed"  # the first request's retry: its answer
+    assert app.dispatcher.sent == [("inc1.1:x", "x", 0)]
