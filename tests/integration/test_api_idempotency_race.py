@@ -159,6 +159,7 @@ def test_a_request_that_fails_after_its_lease_ran_out_leaves_the_key_to_the_requ
             assert release_a.wait(30)
             raise RuntimeError("A fails after its lease ran out")
         if n == 2:  # B: reserved the key after A's lease ran out; held until the test is done with A
+            app.store.redis.persist(record_key)  # right after B's reservation: its lease lasts while we look
             reached_b.set()
             assert release_b.wait(30)
         return next_id(*args, **kwargs)
@@ -177,7 +178,6 @@ def test_a_request_that_fails_after_its_lease_ran_out_leaves_the_key_to_the_requ
         wait_for(lambda: not app.store.redis.exists(record_key), what="A's lease to run out")
         b.start()
         assert reached_b.wait(30), "B never reached the hold"
-        app.store.redis.persist(record_key)  # B's lease does not run out while the test looks
         b_pending = app.store.redis.get(record_key)
         assert json.loads(b_pending)["state"] == "pending"
         release_a.set()
