@@ -108,16 +108,7 @@ class NewNotice:
     deadline: float
 
 
-def op_mark(incident_id: str, fingerprint: str) -> str:
-    """What ``op:<op>`` holds: the incident the op's write went to and the fingerprint of the request
-    that made it (the staff API's, ``services.idempotent``; '' for none)."""
-    return f"{incident_id} {fingerprint}" if fingerprint else incident_id
-
-
-def split_op_mark(mark: str) -> tuple[str, str]:
-    """(incident id, fingerprint) of an ``op_mark``; the fingerprint is '' for a mark written without."""
-    incident_id, _, fingerprint = mark.partition(" ")
-    return incident_id, fingerprint
+OP_FP = "fp"  # ``op:<op>:fp``: the fingerprint of the request whose write ``op:<op>`` names
 
 
 @dataclass

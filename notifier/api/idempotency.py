@@ -56,7 +56,7 @@ from starlette.concurrency import run_in_threadpool
 from notifier.api import staff
 from notifier.api.auth import principal_of
 from notifier.failpoints import failpoint
-from notifier.ports import split_op_mark
+from notifier.ports import OP_FP
 from notifier.services.idempotent import (
     KEEP_SECONDS,
     Answer,
@@ -77,7 +77,7 @@ _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _RESERVE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
     local incident = redis.call('GET', KEYS[2])
-    if incident then return {1, incident} end
+    if incident then return {1, incident, redis.call('GET', KEYS[3]) or ''} end
     return {1}
 end
 return {0, redis.call('GET', KEYS[1])}
@@ -242,8 +242,8 @@ class IdempotencyGate:
 
     def _claim_here(self, client: Any, record: Record, op_key: str) -> None:
         """Reserve the key on the caller's thread (the route's, right before its write): Claimed unless it
-        is now this request's. The same round trip reads the op's commit (``op:<op>``: its incident and
-        the fingerprint of the request that made it, see ``ports.op_mark``) for ``incidents._commit``,
+        is now this request's. The same round trip reads the op's commit (``op:<op>``: its incident, and
+        ``op:<op>:fp``: the fingerprint of the request that made it) for ``incidents._commit``,
         which skips its write when the op was committed already (and answers 422 when by another body).
         That read alone cannot keep a request whose lease ran out from writing next to a later request's
         with the key: every keyed incident write also guards its own transaction by the op
@@ -251,13 +251,14 @@ class IdempotencyGate:
         if self._script is None or self._script[0] is not client:
             self._script = (client, client.register_script(_RESERVE))
         try:
-            reply = self._script[1](keys=[record.key, op_key], args=[record.pending, self.lease_ms], client=client)
+            reply = self._script[1](keys=[record.key, op_key, f"{op_key}:{OP_FP}"],
+                                    args=[record.pending, self.lease_ms], client=client)
         except redis.RedisError as exc:
             raise Claimed(None, exc) from exc
         if int(reply[0]) != 1:
             raise Claimed(json.loads(reply[1]))
         record.reserved, record.op_read = True, True
-        record.op_landed = split_op_mark(reply[1]) if len(reply) > 1 else None
+        record.op_landed = (reply[1], reply[2] if len(reply) > 2 else "") if len(reply) > 1 else None
 
     @staticmethod
     async def _unavailable(send: Any, exc: Exception | None) -> None:

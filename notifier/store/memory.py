@@ -27,7 +27,7 @@ from notifier.clock import Clock, SystemClock
 from notifier.domain.model import ComponentChange, ComponentStatus, DeliveryState, Incident, Receipt
 from notifier.engine.state import ComponentFlap, EngineState, Group, Window
 from notifier.errors import NotFound, NotifierError
-from notifier.ports import GLOBAL_LOG, NewNotice, UpdateCommit, op_mark, split_op_mark
+from notifier.ports import GLOBAL_LOG, NewNotice, UpdateCommit
 from notifier.store.events import entry_id
 from notifier.store.ledger import Claim, LedgerRow
 
@@ -541,7 +541,7 @@ class MemoryStore:
         self._incidents: dict[str, str] = {}  # id -> JSON document
         self._created: dict[str, float] = {}
         self._open: set[str] = set()
-        self._ops: dict[str, tuple[str, float]] = {}  # op id -> (op_mark: incident id and fingerprint, expiry)
+        self._ops: dict[str, tuple[str, str, float]] = {}  # op id -> (incident id, request fingerprint, expiry)
         self._records: dict[str, tuple[str, float]] = {}  # the API's idempotency records -> (value, expiry)
         self._status: dict[str, str] = {}
         self._history: dict[str, list[str]] = {}
@@ -618,8 +618,7 @@ class MemoryStore:
             doc = json.dumps(commit.incident.to_dict(), ensure_ascii=False)
             changes = [json.dumps(c.to_dict()) for c in commit.changes]
             if commit.op is not None:
-                mark = op_mark(commit.incident.id, commit.op_fp)
-                self._ops[commit.op] = (mark, self.clock.timestamp() + commit.op_ttl)
+                self._ops[commit.op] = (commit.incident.id, commit.op_fp, self.clock.timestamp() + commit.op_ttl)
             if commit.record is not None:  # kept like the Redis store keeps it; nothing here reads it back
                 self._records[commit.record[0]] = (commit.record[1], self.clock.timestamp() + commit.op_ttl)
             for change, line in zip(commit.changes, changes, strict=True):
@@ -639,7 +638,7 @@ class MemoryStore:
 
     def op_commit(self, op: str) -> tuple[str, str] | None:
         found = self._ops.get(op)
-        return split_op_mark(found[0]) if found and found[1] > self.clock.timestamp() else None
+        return (found[0], found[1]) if found and found[2] > self.clock.timestamp() else None
 
     def component_status(self, component_id: str) -> ComponentStatus:
         raw = self._status.get(component_id)

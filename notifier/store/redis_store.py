@@ -13,6 +13,7 @@ here has returned from is on disk. Keys, all under ``redis.key_prefix`` (default
     notice:<notice id>         HASH, one ledger row (see ledger.py)
     notices / :claimed / :due  ZSET indexes of the ledger
     op:<op id>                 incident id an idempotent write (staff API Idempotency-Key) committed to
+    op:<op id>:fp              the fingerprint of the request that made that write (same transaction)
 
 The engine's keys are documented in ``engine_state.py``, the event stream's in ``events.py``; this
 store owns both (``engine_state``, ``events``), so one client serves them all.
@@ -34,7 +35,7 @@ from redis.sentinel import Sentinel
 from notifier.config import Settings, mask_url
 from notifier.domain.model import ComponentChange, ComponentStatus, DeliveryState, Incident, Receipt
 from notifier.errors import ConfigProblem, NotFound, NotReplicated, StoreUnavailable
-from notifier.ports import UpdateCommit, op_mark, split_op_mark
+from notifier.ports import OP_FP, UpdateCommit
 from notifier.store.engine_state import RedisEngineState
 from notifier.store.events import RedisEventStream
 from notifier.store.ledger import Ledger, LedgerRow
@@ -362,7 +363,11 @@ class RedisStore:
                 return commit
             pipe.multi()
             if commit.op is not None:  # in the write's own transaction, so a retry after a crash finds it
-                pipe.set(self.key("op", commit.op), op_mark(commit.incident.id, commit.op_fp), ex=commit.op_ttl)
+                # the fingerprint in a key of its own: op:<op> keeps the bare incident id that workers and
+                # API processes of the previous version read during a rolling upgrade
+                pipe.set(self.key("op", commit.op), commit.incident.id, ex=commit.op_ttl)
+                if commit.op_fp:
+                    pipe.set(self.key("op", commit.op, OP_FP), commit.op_fp, ex=commit.op_ttl)
             if commit.record is not None:  # the request's answer: the API keeps it without another write
                 pipe.set(commit.record[0], commit.record[1], ex=commit.op_ttl)
             for change in commit.changes:
@@ -384,16 +389,15 @@ class RedisStore:
     def _landed(self, pipe: Any, op_key: str, op: str | None) -> UpdateCommit | None:
         """The commit of ``op`` that landed already (read on the watching ``pipe``; ``op_fp``: the
         fingerprint kept with the op), or None."""
-        mark = pipe.get(op_key)
-        if mark is None:
+        incident_id, fingerprint = pipe.mget(op_key, f"{op_key}:{OP_FP}")
+        if incident_id is None:
             return None
-        incident_id, fingerprint = split_op_mark(mark)
         raw = pipe.get(self.key("incident", incident_id))
         incident = Incident.from_dict(json.loads(raw)) if raw is not None else None
         update = incident.update_for_op(op) if incident is not None else None
         if incident is None or update is None:  # not the write this op names (gone): nothing to replay
             return None
-        return UpdateCommit(incident, update, already=True, op_fp=fingerprint)
+        return UpdateCommit(incident, update, already=True, op_fp=fingerprint or "")
 
     def op_incident(self, op: str) -> str | None:
         """The incident an idempotent write with this op id committed to, if any."""
@@ -402,8 +406,8 @@ class RedisStore:
 
     def op_commit(self, op: str) -> tuple[str, str] | None:
         """(incident, fingerprint of the request that made it) of the op's commit, if any."""
-        mark = self.redis.get(self.key("op", op))
-        return split_op_mark(mark) if mark is not None else None
+        incident_id, fingerprint = self.redis.mget(self.key("op", op), self.key("op", op, OP_FP))
+        return (incident_id, fingerprint or "") if incident_id is not None else None
 
     def _transact(
         self, incident_id: str | None, fn: Callable[[Any, Incident | None], T], also: Sequence[str] = ()

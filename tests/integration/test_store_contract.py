@@ -472,6 +472,20 @@ def test_an_op_keeps_the_fingerprint_of_the_request_that_made_it(store: Any) -> 
 
 
 @pytest.mark.integration
+def test_op_keeps_a_bare_incident_id_that_the_previous_version_reads(redis_client: Any) -> None:
+    """Rolling upgrade: ``op:<op>`` stays the bare incident id (what the previous version's API and
+    workers read); the fingerprint is a key of its own. An op the previous version wrote (no
+    fingerprint) is still replayed, by any request with the key."""
+    store = RedisStore(redis_client, prefix="c:")
+    store.commit_update(None, _opener(store, "op1", fp="fp-a"), op="op1")
+    assert (redis_client.get("c:op:op1"), redis_client.get("c:op:op1:fp")) == ("brd1", "fp-a")
+    old = store.commit_update(None, _opener(store, "op2"), op="op2")  # as the previous version wrote it
+    assert redis_client.get("c:op:op2") == old.incident.id and redis_client.get("c:op:op2:fp") is None
+    again = store.commit_update(None, _opener(store, "op2", fp="fp-z"), op="op2")
+    assert again.already and (again.incident.id, again.op_fp) == (old.incident.id, "")
+
+
+@pytest.mark.integration
 def test_a_commit_of_the_op_landing_under_the_guarded_transaction_aborts_it(redis_client: Any) -> None:
     store = RedisStore(redis_client, prefix="c:")
     landed: list[UpdateCommit] = []
