@@ -108,13 +108,18 @@ class NewNotice:
     deadline: float
 
 
+OP_FP = "fp"  # ``op:<op>:fp``: the fingerprint of the request whose write ``op:<op>`` names
+
+
 @dataclass
 class UpdateCommit:
     """Everything one published (or drafted) update writes, committed atomically by ``commit_update``.
 
     ``already``: the update had been committed by an earlier attempt of the same op (the connection
     dropped after EXEC); nothing is written. ``op``: an idempotency op id to remember for ``op_ttl``
-    seconds, mapping to the incident, in the same transaction. ``record``: (key, value) of the staff API's
+    seconds, mapping to the incident (and ``op_fp``, the fingerprint of the request that made it), in the
+    same transaction; on a commit ``commit_update`` found landed for its ``op`` guard, ``op_fp`` is the one
+    kept with that op. ``record``: (key, value) of the staff API's
     idempotency record of the request (its kept answer, ``services.idempotent``), written for ``op_ttl``
     seconds in the same transaction. ``also``: other incident documents written in the same transaction
     (a merge's target); ``commit_update`` must have been told to watch them. ``enqueue``: the broker
@@ -128,6 +133,7 @@ class UpdateCommit:
     notices: list[NewNotice] = field(default_factory=list)
     op: str | None = None
     op_ttl: int = 0
+    op_fp: str = ""
     record: tuple[str, str] | None = None
     already: bool = False
     also: list[Incident] = field(default_factory=list)
@@ -174,9 +180,11 @@ class DeliveryLedger(Protocol):
     def release_for_op(
         self, notice_id: str, state: DeliveryState, now: float, next_at: float | None, error: str, *,
         keep_sending: bool, expect: DeliveryState, op: str, result: str, ttl: int,
-    ) -> bool:
+    ) -> bool | str:
         """``release`` without a token and, only if the row moved, ``op`` -> ``result`` kept for ``ttl``
-        seconds, in the same atomic step (a staff request's ``Idempotency-Key``)."""
+        seconds, in the same atomic step (a staff request's ``Idempotency-Key``). When ``op`` had been
+        recorded already (a concurrent request with it released first), nothing moves and its recorded
+        result is returned (a str)."""
 
     def op_result(self, op: str, now: float) -> str | None:
         """The ``result`` a committed ``release_for_op`` recorded for ``op`` (until its ttl ran out)."""
@@ -375,6 +383,9 @@ class IncidentStore(Protocol):
 
     def op_incident(self, op: str) -> str | None:
         """The incident an idempotent write with this op id committed to."""
+
+    def op_commit(self, op: str) -> tuple[str, str] | None:
+        """(incident, the fingerprint of the request that made it; '' if none) of the op's commit."""
 
     def component_status(self, component_id: str) -> ComponentStatus:
         """Current status (operational when never set)."""

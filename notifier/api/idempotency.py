@@ -17,11 +17,15 @@ reads the ``op`` this module sets for the request). So when the API dies, or Red
 the write and the answer, a retry with the same key finds the committed write and answers with it
 instead of writing again: one publish, whatever the client saw. A request that stalls past its lease
 and resumes after the client's retry wrote does not write again either: the incident writes check the
-op inside their own transaction (``incidents._commit``). A 5xx answer is not kept (the client
+op inside their own transaction (``incidents._commit``); and a request with the key and another body
+that wrote meanwhile makes it a 422 (the op keeps the fingerprint of the request that made its write),
+as does a write found for the op whose request had another body. A 5xx answer is not kept (the client
 may retry). Every keyed write does so: the incident writes (``services.incidents._commit``), merge
 (``services.merge``: the source's resolution, the target's components and the op in one transaction)
 and a delivery retry (``services.delivery.retry_delivery``: the row's move and the op in one ledger
-script).
+script). This gate settles a key's record (keeps the answer, or releases the lease) only while it is
+still the pending value this request wrote (a nonce in it): never one that another request with the key
+reserved after this one's lease ran out.
 
 The incident writes (open, update, resolve, broadcast: ``staff._keeps_answer``) go further (issue 14:
 a keyed write's CPU). They reserve the key themselves, first thing on the route's own thread (one
@@ -42,6 +46,7 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +56,7 @@ from starlette.concurrency import run_in_threadpool
 from notifier.api import staff
 from notifier.api.auth import principal_of
 from notifier.failpoints import failpoint
+from notifier.ports import OP_FP
 from notifier.services.idempotent import (
     KEEP_SECONDS,
     Answer,
@@ -71,10 +77,20 @@ _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _RESERVE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
     local incident = redis.call('GET', KEYS[2])
-    if incident then return {1, incident} end
+    if incident then return {1, incident, redis.call('GET', KEYS[3]) or ''} end
     return {1}
 end
 return {0, redis.call('GET', KEYS[1])}
+"""
+
+# The settlement of a request's lease: keep its answer (ARGV[2], for ARGV[3] seconds) or release the key
+# (ARGV[2] empty), only while the record is still the pending value this request wrote (ARGV[1]). A
+# request whose lease ran out, and whose key another request then reserved (and maybe answered), leaves
+# that record alone. 1: settled; 0: the record was not ours any more.
+_SETTLE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
+return 1
 """
 
 
@@ -103,6 +119,7 @@ class IdempotencyGate:
         self.prefix = prefix
         self.route_reserves = route_reserves  # POST path -> its route reserves the key on its own thread
         self._script: tuple[Any, Any] | None = None  # (client, its registered _RESERVE)
+        self._settle_script: tuple[Any, Any] | None = None  # (client, its registered _SETTLE)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
@@ -128,13 +145,15 @@ class IdempotencyGate:
         op = op_for(member.name, key)
         app = self.store()
         client = app.require_redis()
-        record = Record(app.key("idempotency", op), fingerprint)
-        record_key = record.key
+        # The pending value carries this request's own nonce: the record is settled only while it is still
+        # this value (_SETTLE), never once the lease ran out and another request with the key took it.
+        pending = json.dumps({"state": "pending", "fp": fingerprint, "nonce": secrets.token_hex(8)})
+        record = Record(app.key("idempotency", op), fingerprint, pending=pending)
         if self.route_reserves(scope["path"]):  # on its own thread, first thing (answer_in_commit): no hand-off
             record.claim = functools.partial(self._claim_here, client, record, app.key("op", op))
         else:
             try:
-                found = await run_in_threadpool(self._reserve, client, record_key, fingerprint)
+                found = await run_in_threadpool(self._reserve, client, record)
             except redis.RedisError as exc:
                 await self._unavailable(send, exc)
                 return
@@ -166,7 +185,9 @@ class IdempotencyGate:
         token, record_token = current_op.set(op), current_record.set(record)
         try:
             await self.app(scope, once, capture)
-        except Claimed as claimed:  # the route found the key taken (or Redis failing) before it did anything
+        except Claimed as claimed:  # the route found the key taken (or Redis failing) and wrote nothing
+            if record.reserved:  # taken under our reservation (its lease ran out): released, if still ours
+                await run_in_threadpool(self._settle, client, record, op, None)
             if claimed.error is not None or claimed.found is None:
                 await self._unavailable(send, claimed.error)
             else:
@@ -174,7 +195,7 @@ class IdempotencyGate:
             return
         except BaseException:
             if record.reserved:
-                await run_in_threadpool(self._settle, client, record_key, op, None)  # not kept: the retry runs again
+                await run_in_threadpool(self._settle, client, record, op, None)  # not kept: the retry runs again
             raise
         finally:
             current_op.reset(token)
@@ -192,7 +213,7 @@ class IdempotencyGate:
             done = done_record(fingerprint, answer)
         # The record is settled before the client hears anything: a client that retries the moment it
         # reads a 503 finds the lease released, and one that got a 201 finds the answer kept.
-        await run_in_threadpool(self._settle, client, record_key, op, done)
+        await run_in_threadpool(self._settle, client, record, op, done)
         await self._answer(send, held)
 
     @staticmethod
@@ -200,18 +221,20 @@ class IdempotencyGate:
         for msg in held:
             await send(msg)
 
-    @staticmethod
-    def _settle(client: Any, record_key: str, op: str, done: str | None) -> None:
-        """Keep the answer (``done``) or release the lease (None); blocking, so run in the thread pool. A
-        connection that broke under us (a reset while Redis fails over, a socket closed by a pool reset) is
-        redialled by the next command, so one more try usually lands; left unsettled, the pending lease
-        answers 409 to every retry until it runs out (lease_seconds)."""
+    def _settle(self, client: Any, record: Record, op: str, done: str | None) -> None:
+        """Keep the answer (``done``) or release the lease (None), if the record is still this request's
+        pending value (one script, ``_SETTLE``): a request whose lease ran out meanwhile, and whose key
+        another request reserved, does not overwrite or delete that one's record. Blocking, so run in the
+        thread pool. A connection that broke under us (a reset while Redis fails over, a socket closed by
+        a pool reset) is redialled by the next command, so one more try usually lands; left unsettled, the
+        pending lease answers 409 to every retry until it runs out (lease_seconds)."""
+        if self._settle_script is None or self._settle_script[0] is not client:
+            self._settle_script = (client, client.register_script(_SETTLE))
+        script = self._settle_script[1]
         for attempt in range(3):
             try:
-                if done is None:
-                    client.delete(record_key)
-                else:
-                    client.set(record_key, done, ex=KEEP_SECONDS)
+                if not script(keys=[record.key], args=[record.pending, done or "", KEEP_SECONDS], client=client):
+                    log.info("idempotency: %s was taken by another request after its lease ran out", op)
                 return
             except (redis.RedisError, OSError, ValueError) as exc:  # ValueError: I/O on a closed socket
                 if attempt == 2:  # the lease runs out by itself
@@ -219,23 +242,23 @@ class IdempotencyGate:
 
     def _claim_here(self, client: Any, record: Record, op_key: str) -> None:
         """Reserve the key on the caller's thread (the route's, right before its write): Claimed unless it
-        is now this request's. The same round trip reads the op's committed incident (``op:<op>``, see
-        ``store.redis_store``) for ``incidents._commit``, which skips its write when the op was
-        committed already. That read alone cannot keep a request whose lease ran out from writing next
-        to its retry's: the write that opens an incident also guards its own transaction by the op
-        (``commit_update(op=...)``: WATCH and GET of ``op:<op>``), and a write to an existing incident
-        finds the op's update in the document its transaction watches."""
+        is now this request's. The same round trip reads the op's commit (``op:<op>``: its incident, and
+        ``op:<op>:fp``: the fingerprint of the request that made it) for ``incidents._commit``,
+        which skips its write when the op was committed already (and answers 422 when by another body).
+        That read alone cannot keep a request whose lease ran out from writing next to a later request's
+        with the key: every keyed incident write also guards its own transaction by the op
+        (``commit_update(op=...)``: WATCH and GET of ``op:<op>``)."""
         if self._script is None or self._script[0] is not client:
             self._script = (client, client.register_script(_RESERVE))
-        pending = json.dumps({"state": "pending", "fp": record.fingerprint})
         try:
-            reply = self._script[1](keys=[record.key, op_key], args=[pending, self.lease_ms], client=client)
+            reply = self._script[1](keys=[record.key, op_key, f"{op_key}:{OP_FP}"],
+                                    args=[record.pending, self.lease_ms], client=client)
         except redis.RedisError as exc:
             raise Claimed(None, exc) from exc
         if int(reply[0]) != 1:
             raise Claimed(json.loads(reply[1]))
         record.reserved, record.op_read = True, True
-        record.op_incident = reply[1] if len(reply) > 1 else None
+        record.op_landed = (reply[1], reply[2] if len(reply) > 2 else "") if len(reply) > 1 else None
 
     @staticmethod
     async def _unavailable(send: Any, exc: Exception | None) -> None:
@@ -258,20 +281,19 @@ class IdempotencyGate:
                                 (b"idempotent-replayed", b"true")]})
         await send({"type": "http.response.body", "body": body})
 
-    def _reserve(self, client: Any, record_key: str, fingerprint: str) -> dict[str, Any] | None:
-        """The key reserved for this request (None), or the record standing in its way. Blocking Redis
-        I/O: run in the thread pool or on the route's own thread, never on the event loop (a slow fsync
-        would stall every request)."""
-        pending = json.dumps({"state": "pending", "fp": fingerprint})
-        if client.set(record_key, pending, nx=True, px=self.lease_ms):
+    def _reserve(self, client: Any, record: Record) -> dict[str, Any] | None:
+        """The key reserved for this request (None: the record is now its ``pending`` value), or the
+        record standing in its way. Blocking Redis I/O: run in the thread pool or on the route's own
+        thread, never on the event loop (a slow fsync would stall every request)."""
+        if client.set(record.key, record.pending, nx=True, px=self.lease_ms):
             return None
-        raw = client.get(record_key)
+        raw = client.get(record.key)
         if raw is None:  # expired between the two calls: take it, unless another request just did
-            if client.set(record_key, pending, nx=True, px=self.lease_ms):
+            if client.set(record.key, record.pending, nx=True, px=self.lease_ms):
                 return None
-            return {"state": "pending", "fp": fingerprint}
-        record: dict[str, Any] = json.loads(raw)
-        return record
+            return {"state": "pending", "fp": record.fingerprint}
+        found: dict[str, Any] = json.loads(raw)
+        return found
 
     async def _busy(self, send: Any) -> None:
         await _json(send, 409, "a request with this Idempotency-Key is still running; retry shortly",

@@ -336,10 +336,12 @@ def retry_delivery(app: App, notice_id: str, force: bool = False) -> str:
     ledger = app.store.ledger
     now = app.clock.timestamp()
     op = idempotent.current_op.get()
+    record = idempotent.current_record.get()
+    fingerprint = record.fingerprint if record is not None and op else ""  # the request's, kept with the op
     if op:
         earlier = ledger.op_result(op, now)
         if earlier is not None:
-            return _retried_before(app, notice_id, earlier)
+            return _retried_before(app, notice_id, earlier, fingerprint)
     ledger.expire(notice_id, now)  # a claim whose worker died counts as what it was: sent or not
     row = ledger.get(notice_id)
     if row is None:
@@ -358,8 +360,10 @@ def retry_delivery(app: App, notice_id: str, force: bool = False) -> str:
         new_state, error, keep = DeliveryState.PENDING, f"retry requested by staff ({row.last_error})", False
     if op:
         moved = ledger.release_for_op(notice_id, new_state, now, now, error, keep_sending=keep, expect=row.state,
-                                      op=op, result=json.dumps({"was": was, "at": now}),
+                                      op=op, result=json.dumps({"was": was, "at": now, "fp": fingerprint}),
                                       ttl=idempotent.KEEP_SECONDS)
+        if isinstance(moved, str):  # a concurrent request with the op (a stalled one, its retry) released first
+            return _retried_before(app, notice_id, moved, fingerprint)
     else:
         moved = ledger.release(notice_id, "", new_state, now, now, error, keep_sending=keep, expect=row.state)
     if not moved:
@@ -371,10 +375,15 @@ def retry_delivery(app: App, notice_id: str, force: bool = False) -> str:
     return was
 
 
-def _retried_before(app: App, notice_id: str, recorded: str) -> str:
+def _retried_before(app: App, notice_id: str, recorded: str, fingerprint: str = "") -> str:
     """A repeat of a committed retry: its first answer. The row is handed to the workers again only if
-    the first request died before it did so (nothing enqueued it since the retry moved it)."""
+    the first request died before it did so (nothing enqueued it since the retry moved it). Claimed (the
+    staff API's 422) when the retry that recorded the op was another request (``fingerprint``: this
+    one's; the key reused for another notice or body once the first request's lease ran out)."""
     first = json.loads(recorded)
+    made_by = str(first.get("fp") or "")
+    if made_by and fingerprint and made_by != fingerprint:
+        raise idempotent.Claimed({"state": "done", "fp": made_by})
     row = app.store.ledger.get(notice_id)
     if row is not None and row.state in (DeliveryState.PENDING, DeliveryState.UNKNOWN) \
             and row.enqueued_at < float(first["at"]):

@@ -52,16 +52,17 @@ class Claimed(Exception):  # noqa: N818  (not an error: the gate answers for the
 
 @dataclass
 class Record:
-    """The gate's record of one keyed request. Set by the gate (``key``, ``fingerprint``, and ``claim``
-    when the route reserves the key itself), shared by reference with the route's thread: the route sets
-    ``render``, the write sets ``kept``."""
+    """The gate's record of one keyed request. Set by the gate (``key``, ``fingerprint``, ``pending``, and
+    ``claim`` when the route reserves the key itself), shared by reference with the route's thread: the
+    route sets ``render``, the write sets ``kept``."""
 
     key: str
     fingerprint: str
+    pending: str = ""  # the pending value this request reserves the key with (its fingerprint and a nonce)
     claim: Callable[[], None] | None = None  # reserve the key on the caller's thread; raises Claimed
     reserved: bool = False  # the key is this request's (its record must be settled, or was kept)
-    op_read: bool = False  # claim also read the op's committed incident: ``op_incident`` (None: none)
-    op_incident: str | None = None
+    op_read: bool = False  # claim also read the op's commit: ``op_landed`` (None: none)
+    op_landed: tuple[str, str] | None = None  # (incident, fingerprint of the request that wrote it)
     render: Renderer | None = None  # the route's answer for the committed write
     kept: Answer | None = None  # what the write's transaction recorded as this request's answer
 

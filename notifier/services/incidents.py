@@ -131,9 +131,10 @@ def _commit(
     if record is not None and record.claim is not None and not record.reserved:
         record.claim()  # the gate left the key to the route (answer_in_commit), which did not take it: now
     answers: list[idempotent.Answer] = []  # the answer this commit keeps (prepare's last run)
+    fingerprint = record.fingerprint if record is not None else ""
     if keyed:  # the gate's reservation may have read it already, in the same round trip (claim)
-        earlier = _earlier(app, op, record.op_incident if record is not None and record.op_read
-                           else app.store.op_incident(op))
+        earlier = _earlier(app, op, record.op_landed if record is not None and record.op_read
+                           else app.store.op_commit(op), fingerprint)
         if earlier is not None:
             return earlier
 
@@ -147,7 +148,7 @@ def _commit(
         update.op_id = op
         commit = UpdateCommit(incident, update, also=also[1](incident) if also else [])
         if keyed:  # in the write's own transaction, so a retry after a crash finds it
-            commit.op, commit.op_ttl = op, idempotent.KEEP_SECONDS
+            commit.op, commit.op_ttl, commit.op_fp = op, idempotent.KEEP_SECONDS, fingerprint
             if record is not None and record.render is not None:  # and the answer, so the API writes nothing more
                 answers[:] = [record.render(incident, update)]
                 commit.record = (record.key, idempotent.done_record(record.fingerprint, answers[0]))
@@ -164,12 +165,14 @@ def _commit(
                 commit.enqueue = app.dispatcher.outbox([(n.notice_id, n.channel) for n in commit.notices], app.store)
         return commit
 
-    # An incident this write opens: its op is guarded in the transaction itself, so that at most one
-    # commit per op lands even when our key's lease ran out before this point and the client's retry
-    # committed meanwhile (the look-up above was too early to see it). An existing incident needs no
-    # guard: its document holds the op's update, is watched, and ``prepare`` recognises it.
-    guard = op if keyed and incident_id is None else None
+    # The op is guarded in the transaction itself, so that at most one commit per op lands even when our
+    # key's lease ran out before this point and a request with the key committed meanwhile (the look-up
+    # above was too early to see it): the client's retry (its write is ours: answered with it), or a
+    # request with another body (422). The existing incident's document would show only a retry's
+    # write to the same incident, not one to another incident, nor whose body it was.
+    guard = op if keyed else None
     commit = app.store.commit_update(incident_id, prepare, also_watch=also[0] if also else (), op=guard)
+    _same_request(commit.op_fp if commit.already else "", fingerprint)
     if record is not None and answers and not commit.already:
         record.kept = answers[0]
     if not commit.update.draft and commit.enqueue is None:  # the broker is elsewhere, or an earlier try committed
@@ -179,14 +182,19 @@ def _commit(
 
 def committed(app: App, op: str) -> tuple[Incident, IncidentUpdate] | None:
     """The write a staff request with this idempotency op committed (handed to the workers again), if any."""
-    return _earlier(app, op, app.store.op_incident(op))
+    record = idempotent.current_record.get()
+    return _earlier(app, op, app.store.op_commit(op), record.fingerprint if record is not None else "")
 
 
-def _earlier(app: App, op: str, incident_id: str | None) -> tuple[Incident, IncidentUpdate] | None:
-    """The write an earlier request with this op committed, handed to the workers again (a notice
-    that is already out is not sent twice: the ledger says so)."""
-    if not incident_id:
+def _earlier(app: App, op: str, landed: tuple[str, str] | None, fingerprint: str,
+             ) -> tuple[Incident, IncidentUpdate] | None:
+    """The write an earlier request with this op committed (``landed``: its incident and the request's
+    fingerprint), handed to the workers again (a notice that is already out is not sent twice: the
+    ledger says so). Claimed (the gate answers 422) when that request had another body."""
+    if not landed:
         return None
+    incident_id, made_by = landed
+    _same_request(made_by, fingerprint)
     incident = app.store.get_incident(incident_id)
     update = incident.update_for_op(op)
     if update is None:
@@ -194,6 +202,13 @@ def _earlier(app: App, op: str, incident_id: str | None) -> tuple[Incident, Inci
     if not update.draft:
         _enqueue(app, update)
     return incident, update
+
+
+def _same_request(made_by: str, fingerprint: str) -> None:
+    """Claimed, for the gate's 422, when the op's write was made by a request with another fingerprint
+    (the same Idempotency-Key with another method, path or body); '' on either side: not known."""
+    if made_by and fingerprint and made_by != fingerprint:
+        raise idempotent.Claimed({"state": "done", "fp": made_by})
 
 
 def _targets(app: App, update: IncidentUpdate) -> list[str]:

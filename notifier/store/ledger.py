@@ -115,10 +115,14 @@ return 1
 
 # ``_RELEASE`` and, only when the row moved, the staff request's idempotency op recorded in the same
 # atomic step (KEYS[4] = the op's key, ARGV[10] = what the request answered, ARGV[11] = seconds to keep it;
-# ARGV[9] is the release's own ``enqueued_at``).
+# ARGV[9] is the release's own ``enqueued_at``). An op recorded already (another request with the op, a
+# stalled one and its retry, passed its ``op_result`` look-up too and released first) moves nothing: its
+# result comes back instead of 0 or 1.
 # The release body runs unchanged inside a function: its ``return``s become the function's result.
 _RELEASE_FOR_OP = "local function release()\n" + _RELEASE + """
 end
+local earlier = redis.call('GET', KEYS[4])
+if earlier then return earlier end
 local moved = release()
 if moved == 1 then redis.call('SET', KEYS[4], ARGV[10], 'EX', ARGV[11]) end
 return moved
@@ -352,17 +356,17 @@ class Ledger:
     def release_for_op(
         self, notice_id: str, state: DeliveryState, now: float, next_at: float | None, error: str, *,
         keep_sending: bool, expect: DeliveryState, op: str, result: str, ttl: int,
-    ) -> bool:
+    ) -> bool | str:
         """``release`` without a token (a person's retry) that, when the row moved, records ``op`` ->
-        ``result`` for ``ttl`` seconds in the same script: a retry of the request after a crash finds it."""
+        ``result`` for ``ttl`` seconds in the same script: a retry of the request after a crash finds it.
+        A str: ``op`` had been recorded already (by a concurrent request with it); that result, nothing moved."""
         nxt = "inf" if next_at is None else repr(next_at)
-        return bool(
-            self._release_for_op(
-                keys=[*self._keys(notice_id), self.op_key(op)],
-                args=[notice_id, "", state.value, now, nxt, error[:500], "1" if keep_sending else "0",
-                      expect.value, "", result, max(1, int(ttl))],
-            )
+        reply = self._release_for_op(
+            keys=[*self._keys(notice_id), self.op_key(op)],
+            args=[notice_id, "", state.value, now, nxt, error[:500], "1" if keep_sending else "0",
+                  expect.value, "", result, max(1, int(ttl))],
         )
+        return reply if isinstance(reply, str) else bool(reply)
 
     def op_result(self, op: str, now: float) -> str | None:
         """What the request with this idempotency op answered, if its release was committed."""

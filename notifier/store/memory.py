@@ -167,8 +167,11 @@ class MemoryLedger:
     def release_for_op(
         self, notice_id: str, state: DeliveryState, now: float, next_at: float | None, error: str, *,
         keep_sending: bool, expect: DeliveryState, op: str, result: str, ttl: int,
-    ) -> bool:
+    ) -> bool | str:
         with self._lock:
+            earlier = self.op_result(op, now)
+            if earlier is not None:  # a concurrent request with the op released first: nothing moves
+                return earlier
             moved = self.release(notice_id, "", state, now, next_at, error, keep_sending=keep_sending, expect=expect)
             if moved:
                 self.ops[op] = (result, now + max(1, int(ttl)))
@@ -538,7 +541,7 @@ class MemoryStore:
         self._incidents: dict[str, str] = {}  # id -> JSON document
         self._created: dict[str, float] = {}
         self._open: set[str] = set()
-        self._ops: dict[str, tuple[str, float]] = {}  # op id -> (incident id, expiry)
+        self._ops: dict[str, tuple[str, str, float]] = {}  # op id -> (incident id, request fingerprint, expiry)
         self._records: dict[str, tuple[str, float]] = {}  # the API's idempotency records -> (value, expiry)
         self._status: dict[str, str] = {}
         self._history: dict[str, list[str]] = {}
@@ -601,13 +604,13 @@ class MemoryStore:
         also_watch: Sequence[str] = (), op: str | None = None,
     ) -> UpdateCommit:
         with self._lock:  # holding the lock is what WATCH/MULTI is to the Redis store: nobody changes it meanwhile
-            landed = self.op_incident(op) if op is not None else None
+            landed = self.op_commit(op) if op is not None else None
             if landed is not None:  # the op's one commit landed already: replay it (see RedisStore)
-                raw = self._incidents.get(landed)
+                raw = self._incidents.get(landed[0])
                 done = Incident.from_dict(json.loads(raw)) if raw is not None else None
                 update = done.update_for_op(op) if done is not None else None
                 if done is not None and update is not None:
-                    return UpdateCommit(done, update, already=True)
+                    return UpdateCommit(done, update, already=True, op_fp=landed[1])
             incident = self.get_incident(incident_id) if incident_id else None
             commit = prepare(incident)
             if commit.already:
@@ -615,7 +618,7 @@ class MemoryStore:
             doc = json.dumps(commit.incident.to_dict(), ensure_ascii=False)
             changes = [json.dumps(c.to_dict()) for c in commit.changes]
             if commit.op is not None:
-                self._ops[commit.op] = (commit.incident.id, self.clock.timestamp() + commit.op_ttl)
+                self._ops[commit.op] = (commit.incident.id, commit.op_fp, self.clock.timestamp() + commit.op_ttl)
             if commit.record is not None:  # kept like the Redis store keeps it; nothing here reads it back
                 self._records[commit.record[0]] = (commit.record[1], self.clock.timestamp() + commit.op_ttl)
             for change, line in zip(commit.changes, changes, strict=True):
@@ -630,8 +633,12 @@ class MemoryStore:
             return commit
 
     def op_incident(self, op: str) -> str | None:
+        found = self.op_commit(op)
+        return found[0] if found is not None else None
+
+    def op_commit(self, op: str) -> tuple[str, str] | None:
         found = self._ops.get(op)
-        return found[0] if found and found[1] > self.clock.timestamp() else None
+        return (found[0], found[1]) if found and found[2] > self.clock.timestamp() else None
 
     def component_status(self, component_id: str) -> ComponentStatus:
         raw = self._status.get(component_id)

@@ -13,6 +13,7 @@ here has returned from is on disk. Keys, all under ``redis.key_prefix`` (default
     notice:<notice id>         HASH, one ledger row (see ledger.py)
     notices / :claimed / :due  ZSET indexes of the ledger
     op:<op id>                 incident id an idempotent write (staff API Idempotency-Key) committed to
+    op:<op id>:fp              the fingerprint of the request that made that write (same transaction)
 
 The engine's keys are documented in ``engine_state.py``, the event stream's in ``events.py``; this
 store owns both (``engine_state``, ``events``), so one client serves them all.
@@ -34,7 +35,7 @@ from redis.sentinel import Sentinel
 from notifier.config import Settings, mask_url
 from notifier.domain.model import ComponentChange, ComponentStatus, DeliveryState, Incident, Receipt
 from notifier.errors import ConfigProblem, NotFound, NotReplicated, StoreUnavailable
-from notifier.ports import UpdateCommit
+from notifier.ports import OP_FP, UpdateCommit
 from notifier.store.engine_state import RedisEngineState
 from notifier.store.events import RedisEventStream
 from notifier.store.ledger import Ledger, LedgerRow
@@ -346,8 +347,9 @@ class RedisStore:
         ``op``: an idempotency op at most one commit may land for. ``op:<op>`` is watched with the rest
         and read (WATCH, GET) before ``prepare``: if it is set, or set by anyone before our EXEC (which
         then aborts, and this runs again), nothing is written and the commit that landed comes back
-        (``already``). Without it, a request whose key's lease ran out before its commit would land a
-        second write next to the retry's.
+        (``already``, ``op_fp``: the fingerprint kept with the op, for the caller to compare). Without it,
+        a request whose key's lease ran out before its commit would land a second write next to the
+        retry's (or next to a request's with the key and another body).
         """
         op_key = self.key("op", op) if op is not None else None
 
@@ -361,7 +363,11 @@ class RedisStore:
                 return commit
             pipe.multi()
             if commit.op is not None:  # in the write's own transaction, so a retry after a crash finds it
+                # the fingerprint in a key of its own: op:<op> keeps the bare incident id that workers and
+                # API processes of the previous version read during a rolling upgrade
                 pipe.set(self.key("op", commit.op), commit.incident.id, ex=commit.op_ttl)
+                if commit.op_fp:
+                    pipe.set(self.key("op", commit.op, OP_FP), commit.op_fp, ex=commit.op_ttl)
             if commit.record is not None:  # the request's answer: the API keeps it without another write
                 pipe.set(commit.record[0], commit.record[1], ex=commit.op_ttl)
             for change in commit.changes:
@@ -381,8 +387,9 @@ class RedisStore:
         return commit
 
     def _landed(self, pipe: Any, op_key: str, op: str | None) -> UpdateCommit | None:
-        """The commit of ``op`` that landed already (read on the watching ``pipe``), or None."""
-        incident_id = pipe.get(op_key)
+        """The commit of ``op`` that landed already (read on the watching ``pipe``; ``op_fp``: the
+        fingerprint kept with the op), or None."""
+        incident_id, fingerprint = pipe.mget(op_key, f"{op_key}:{OP_FP}")
         if incident_id is None:
             return None
         raw = pipe.get(self.key("incident", incident_id))
@@ -390,11 +397,17 @@ class RedisStore:
         update = incident.update_for_op(op) if incident is not None else None
         if incident is None or update is None:  # not the write this op names (gone): nothing to replay
             return None
-        return UpdateCommit(incident, update, already=True)
+        return UpdateCommit(incident, update, already=True, op_fp=fingerprint or "")
 
     def op_incident(self, op: str) -> str | None:
         """The incident an idempotent write with this op id committed to, if any."""
-        return self.redis.get(self.key("op", op))
+        found = self.op_commit(op)
+        return found[0] if found is not None else None
+
+    def op_commit(self, op: str) -> tuple[str, str] | None:
+        """(incident, fingerprint of the request that made it) of the op's commit, if any."""
+        incident_id, fingerprint = self.redis.mget(self.key("op", op), self.key("op", op, OP_FP))
+        return (incident_id, fingerprint or "") if incident_id is not None else None
 
     def _transact(
         self, incident_id: str | None, fn: Callable[[Any, Incident | None], T], also: Sequence[str] = ()

@@ -180,10 +180,10 @@ def test_a_keyed_broadcast_keeps_its_answer_in_the_write_s_own_transaction(stack
     sent = [c for who, c in seen if who == "client"]
     begin, end = sent.index("MULTI"), sent.index("EXEC")
     outside = [c.split(" ")[0] for c in sent[:begin] + sent[end + 1:]]
-    # the reservation and op look-up, the id; the op's guard (WATCH, GET); then the MULTI
-    assert outside == ["EVALSHA", "INCRBY", "WATCH", "GET"], sent
+    # the reservation and op look-up, the id; the op's guard (WATCH, MGET of the op and its fingerprint); then the MULTI
+    assert outside == ["EVALSHA", "INCRBY", "WATCH", "MGET"], sent
     assert sent[begin - 2:begin] == [f"WATCH {sent[begin - 1].split(' ')[1]}", sent[begin - 1]]
-    assert sent[begin - 1].startswith("GET t:op:")
+    assert sent[begin - 1].startswith("MGET t:op:")
     assert sent.count("MULTI") == 1  # one transaction: the incident, its ledger row, the op and the answer
     inside = sent[begin:end]
     assert [c for c in inside if c.startswith("SET t:idempotency:") and '"state": "done"' in c], inside

@@ -200,7 +200,11 @@ def test_an_incident_killed_before_its_answer_is_recorded_replays_the_answer_it_
     crash_during(spawn("idempotency_before_record"), path, body, key)
     (opened,) = app.store.list_incidents()  # committed before the crash, with the answer it would give
     incidents.update_incident(app, opened.id, status="identified", body="found it")  # changed since
-    answer = retried(spawn(), path, body, key)
+    api = spawn()
+    other = httpx.post(api.url + path, json={**body, "body": "another body"},
+                       headers={**PUBLISHER, "Idempotency-Key": key}, timeout=30)
+    assert other.status_code == 422, other.text  # the key with another body: the answer kept in the commit says so
+    answer = retried(api, path, body, key)
 
     assert answer.status_code == 201 and answer.headers["idempotent-replayed"] == "true", answer.text
     assert answer.json()["id"] == opened.id

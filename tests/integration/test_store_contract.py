@@ -227,6 +227,22 @@ def test_a_release_for_an_op_records_the_op_only_when_the_row_moved(store: Any) 
     assert ledger.due(1e12) == []
 
 
+def test_a_release_for_an_op_recorded_already_moves_nothing_and_returns_that_result(store: Any) -> None:
+    """Two requests with one op (a stalled one and its retry) both passed their ``op_result`` look-up;
+    the first released. The second, even where its expected state holds (main: it moved the row back and
+    overwrote the op's result), moves nothing and gets the first one's result."""
+    ledger = _row(store)
+    kw: dict[str, Any] = {"keep_sending": False, "op": "op1", "ttl": 60}
+    assert ledger.release_for_op("inc1.1:x", DeliveryState.FAILED, 110.0, None, "first",
+                                 expect=DeliveryState.PENDING, result="first", **kw) is True
+    assert ledger.release_for_op("inc1.1:x", DeliveryState.PENDING, 111.0, 111.0, "second",
+                                 expect=DeliveryState.FAILED, result="second", **kw) == "first"
+    row = ledger.get("inc1.1:x")
+    assert (row.state, row.last_error) == (DeliveryState.FAILED, "first")
+    assert ledger.op_result("op1", 111.0) == "first"
+    assert ledger.due(1e12) == []
+
+
 def test_a_commit_writes_the_other_incidents_it_brings_in_the_same_transaction(store: Any) -> None:
     _publish(store, None, _incident(store), ["x"])
     other = Incident(id=store.next_id("inc"), name="Mail", status="investigating", impact=Impact.MAJOR,
@@ -414,7 +430,7 @@ def test_the_run_lock_is_held_by_one_and_renewed_only_by_its_holder(store: Any) 
 # ran) writes nothing and returns the commit that landed, ``already`` set.
 
 
-def _opener(store: Any, op: str, during: Any = None) -> Any:
+def _opener(store: Any, op: str, during: Any = None, fp: str = "") -> Any:
     """A ``prepare`` opening a new incident with one update of ``op`` and one ledger row; ``during()``
     runs inside it (another request's commit, landing under this one's transaction)."""
     new = Incident(id=store.next_id("brd"), name="Notice", status="broadcast", impact=Impact.NONE,
@@ -428,7 +444,7 @@ def _opener(store: Any, op: str, during: Any = None) -> Any:
                              body={"en": "once"}, created_at=T0, op_id=op)
         inc.updates = [upd]
         return UpdateCommit(inc, upd, notices=[NewNotice(f"{upd.id}:x", "x", upd.id, inc.id, 100.0, 10_000.0)],
-                            op=op, op_ttl=60)
+                            op=op, op_ttl=60, **({"op_fp": fp} if fp else {}))
 
     return prepare
 
@@ -442,6 +458,31 @@ def test_a_guarded_commit_whose_op_landed_writes_nothing_and_returns_that_commit
     assert [r.notice_id for r in store.ledger.rows()] == ["brd1.1:x"]
     other = store.commit_update(None, _opener(store, "op2"), op="op2")  # another op is another write
     assert not other.already and other.incident.id == "brd3"
+
+
+def test_an_op_keeps_the_fingerprint_of_the_request_that_made_it(store: Any) -> None:
+    """The staff API's 422 for a key reused with another body, once the first request's lease ran out,
+    reads the fingerprint kept with the op (``incidents._commit``): by look-up and from the guard."""
+    first = store.commit_update(None, _opener(store, "op1", fp="fp-a"), op="op1")
+    assert not first.already and store.op_commit("op1") == ("brd1", "fp-a")
+    assert store.op_incident("op1") == "brd1"
+    late = store.commit_update(None, _opener(store, "op1", fp="fp-b"), op="op1")
+    assert late.already and (late.incident.id, late.op_fp) == ("brd1", "fp-a")  # the landed commit's
+    assert store.op_commit("other") is None
+
+
+@pytest.mark.integration
+def test_op_keeps_a_bare_incident_id_that_the_previous_version_reads(redis_client: Any) -> None:
+    """Rolling upgrade: ``op:<op>`` stays the bare incident id (what the previous version's API and
+    workers read); the fingerprint is a key of its own. An op the previous version wrote (no
+    fingerprint) is still replayed, by any request with the key."""
+    store = RedisStore(redis_client, prefix="c:")
+    store.commit_update(None, _opener(store, "op1", fp="fp-a"), op="op1")
+    assert (redis_client.get("c:op:op1"), redis_client.get("c:op:op1:fp")) == ("brd1", "fp-a")
+    old = store.commit_update(None, _opener(store, "op2"), op="op2")  # as the previous version wrote it
+    assert redis_client.get("c:op:op2") == old.incident.id and redis_client.get("c:op:op2:fp") is None
+    again = store.commit_update(None, _opener(store, "op2", fp="fp-z"), op="op2")
+    assert again.already and (again.incident.id, again.op_fp) == (old.incident.id, "")
 
 
 @pytest.mark.integration

@@ -246,3 +246,59 @@ channels:
     assert {name: ch.fuses_fence for name, ch in app.channels.items()} == {
         "hook": True, "checked": True, "x": True, "out": False}
     assert (app.channel("hook").exact_reconcile, app.channel("checked").exact_reconcile) == (False, True)
+
+
+def test_a_keyed_retry_whose_op_another_request_released_meanwhile_answers_as_that_one() -> None:
+    """Two staff retries with one Idempotency-Key (a stalled request and the client's retry): B looks the
+    op up and reads the row before A releases it, A releases and records the op, then B releases. B
+    moves nothing and answers as A did (main: "changed while we looked", a 422 kept under the key)."""
+    from notifier.services import idempotent
+
+    x = RecordingChannel("x", failures=[Permanent("401 bad credentials")])
+    app = _app(x)
+    assert delivery.deliver(app, "inc1.1:x").state == "failed"
+    ledger, set_deadline = app.store.ledger, app.store.ledger.set_deadline
+    a_ran: list[str] = []
+    armed = [True]
+
+    def a_releases_first(*args: object, **kwargs: object) -> None:
+        if armed.pop() if armed else False:  # B is past its op look-up and its row read: A runs now, whole
+            a_ran.append(delivery.retry_delivery(app, "inc1.1:x"))
+        set_deadline(*args, **kwargs)
+
+    ledger.set_deadline = a_releases_first
+    token = idempotent.current_op.set("op-of-the-key")
+    try:
+        b = delivery.retry_delivery(app, "inc1.1:x")
+    finally:
+        idempotent.current_op.reset(token)
+    assert a_ran == ["failed"] and b == "failed"
+    assert ledger.get("inc1.1:x").state == DeliveryState.PENDING
+    assert app.dispatcher.sent == [("inc1.1:x", "x", 0)]  # handed to the workers once, by A
+
+
+def test_a_keyed_retry_whose_op_another_body_recorded_is_refused_not_answered_with_that_one() -> None:
+    """The key of a committed staff retry reused with another body (the first request died before its
+    answer was kept, its lease ran out): Claimed, which the staff API answers 422; nothing moves again.
+    (Main: the first retry's answer, for a request it was not made for.)"""
+    from notifier.services import idempotent
+
+    x = RecordingChannel("x", failures=[Permanent("401 bad credentials")])
+    app = _app(x)
+    assert delivery.deliver(app, "inc1.1:x").state == "failed"
+
+    def keyed(fingerprint: str, force: bool) -> str:
+        tokens = (idempotent.current_op.set("op-of-the-key"),
+                  idempotent.current_record.set(idempotent.Record("rec", fingerprint)))
+        try:
+            return delivery.retry_delivery(app, "inc1.1:x", force=force)
+        finally:
+            idempotent.current_op.reset(tokens[0])
+            idempotent.current_record.reset(tokens[1])
+
+    assert keyed("fp-a", force=False) == "failed"
+    with pytest.raises(idempotent.Claimed) as refused:
+        keyed("fp-b", force=True)
+    assert refused.value.found == {"state": "done", "fp": "fp-a"}
+    assert keyed("fp-a", force=False) == "failed"  # the first request's retry: its answer
+    assert app.dispatcher.sent == [("inc1.1:x", "x", 0)]
