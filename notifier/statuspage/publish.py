@@ -233,6 +233,8 @@ class _Pruning:
                 log.exception("status page: pruning older releases failed")
 
     def settle(self, timeout: float | None = None) -> bool:
+        if self._pid != os.getpid():  # a forked child: nothing of the parent's runs here
+            return True
         return self._idle.wait(timeout)
 
 
