@@ -205,7 +205,9 @@ def measure(
             if k < 2:  # fill the target up to keep_releases first
                 steady.publish(render_site(snap, at, cache), at)
                 continue
+            before = cache.misses
             record(wall["steady"], cpu["steady"], lambda t=at, f=steady: f.publish(render_site(snap, t, cache), t))  # noqa: B023
+            assert cache.misses - before == 2, cache.misses - before  # the changed incident re-rendered, en + de
         getattr(steady, "settle", lambda: True)()
     return wall, cpu, files
 
