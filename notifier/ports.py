@@ -108,7 +108,9 @@ class NewNotice:
     deadline: float
 
 
-OP_FP = "fp"  # ``op:<op>:fp``: the fingerprint of the request whose write ``op:<op>`` names
+def op_fp_key(op_key: str) -> str:
+    """``op:<op>:fp``: the fingerprint of the request whose write ``op:<op>`` (``op_key``) names."""
+    return f"{op_key}:fp"
 
 
 @dataclass

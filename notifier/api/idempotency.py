@@ -56,7 +56,7 @@ from starlette.concurrency import run_in_threadpool
 from notifier.api import staff
 from notifier.api.auth import principal_of
 from notifier.failpoints import failpoint
-from notifier.ports import OP_FP
+from notifier.ports import op_fp_key
 from notifier.services.idempotent import (
     KEEP_SECONDS,
     Answer,
@@ -251,7 +251,7 @@ class IdempotencyGate:
         if self._script is None or self._script[0] is not client:
             self._script = (client, client.register_script(_RESERVE))
         try:
-            reply = self._script[1](keys=[record.key, op_key, f"{op_key}:{OP_FP}"],
+            reply = self._script[1](keys=[record.key, op_key, op_fp_key(op_key)],
                                     args=[record.pending, self.lease_ms], client=client)
         except redis.RedisError as exc:
             raise Claimed(None, exc) from exc

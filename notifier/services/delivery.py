@@ -381,9 +381,7 @@ def _retried_before(app: App, notice_id: str, recorded: str, fingerprint: str = 
     staff API's 422) when the retry that recorded the op was another request (``fingerprint``: this
     one's; the key reused for another notice or body once the first request's lease ran out)."""
     first = json.loads(recorded)
-    made_by = str(first.get("fp") or "")
-    if made_by and fingerprint and made_by != fingerprint:
-        raise idempotent.Claimed({"state": "done", "fp": made_by})
+    idempotent.same_request(str(first.get("fp") or ""), fingerprint)
     row = app.store.ledger.get(notice_id)
     if row is not None and row.state in (DeliveryState.PENDING, DeliveryState.UNKNOWN) \
             and row.enqueued_at < float(first["at"]):

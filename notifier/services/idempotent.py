@@ -50,6 +50,13 @@ class Claimed(Exception):  # noqa: N818  (not an error: the gate answers for the
         self.found, self.error = found, error
 
 
+def same_request(made_by: str, fingerprint: str) -> None:
+    """Claimed, for the gate's 422, when the op's write was made by a request with another fingerprint
+    (the same Idempotency-Key with another method, path or body); '' on either side: not known."""
+    if made_by and fingerprint and made_by != fingerprint:
+        raise Claimed({"state": "done", "fp": made_by})
+
+
 @dataclass
 class Record:
     """The gate's record of one keyed request. Set by the gate (``key``, ``fingerprint``, ``pending``, and

@@ -172,7 +172,7 @@ def _commit(
     # write to the same incident, not one to another incident, nor whose body it was.
     guard = op if keyed else None
     commit = app.store.commit_update(incident_id, prepare, also_watch=also[0] if also else (), op=guard)
-    _same_request(commit.op_fp if commit.already else "", fingerprint)
+    idempotent.same_request(commit.op_fp if commit.already else "", fingerprint)
     if record is not None and answers and not commit.already:
         record.kept = answers[0]
     if not commit.update.draft and commit.enqueue is None:  # the broker is elsewhere, or an earlier try committed
@@ -194,7 +194,7 @@ def _earlier(app: App, op: str, landed: tuple[str, str] | None, fingerprint: str
     if not landed:
         return None
     incident_id, made_by = landed
-    _same_request(made_by, fingerprint)
+    idempotent.same_request(made_by, fingerprint)
     incident = app.store.get_incident(incident_id)
     update = incident.update_for_op(op)
     if update is None:
@@ -202,13 +202,6 @@ def _earlier(app: App, op: str, landed: tuple[str, str] | None, fingerprint: str
     if not update.draft:
         _enqueue(app, update)
     return incident, update
-
-
-def _same_request(made_by: str, fingerprint: str) -> None:
-    """Claimed, for the gate's 422, when the op's write was made by a request with another fingerprint
-    (the same Idempotency-Key with another method, path or body); '' on either side: not known."""
-    if made_by and fingerprint and made_by != fingerprint:
-        raise idempotent.Claimed({"state": "done", "fp": made_by})
 
 
 def _targets(app: App, update: IncidentUpdate) -> list[str]:

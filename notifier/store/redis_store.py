@@ -35,7 +35,7 @@ from redis.sentinel import Sentinel
 from notifier.config import Settings, mask_url
 from notifier.domain.model import ComponentChange, ComponentStatus, DeliveryState, Incident, Receipt
 from notifier.errors import ConfigProblem, NotFound, NotReplicated, StoreUnavailable
-from notifier.ports import OP_FP, UpdateCommit
+from notifier.ports import UpdateCommit, op_fp_key
 from notifier.store.engine_state import RedisEngineState
 from notifier.store.events import RedisEventStream
 from notifier.store.ledger import Ledger, LedgerRow
@@ -365,9 +365,10 @@ class RedisStore:
             if commit.op is not None:  # in the write's own transaction, so a retry after a crash finds it
                 # the fingerprint in a key of its own: op:<op> keeps the bare incident id that workers and
                 # API processes of the previous version read during a rolling upgrade
-                pipe.set(self.key("op", commit.op), commit.incident.id, ex=commit.op_ttl)
+                committed_op = self.key("op", commit.op)
+                pipe.set(committed_op, commit.incident.id, ex=commit.op_ttl)
                 if commit.op_fp:
-                    pipe.set(self.key("op", commit.op, OP_FP), commit.op_fp, ex=commit.op_ttl)
+                    pipe.set(op_fp_key(committed_op), commit.op_fp, ex=commit.op_ttl)
             if commit.record is not None:  # the request's answer: the API keeps it without another write
                 pipe.set(commit.record[0], commit.record[1], ex=commit.op_ttl)
             for change in commit.changes:
@@ -389,7 +390,7 @@ class RedisStore:
     def _landed(self, pipe: Any, op_key: str, op: str | None) -> UpdateCommit | None:
         """The commit of ``op`` that landed already (read on the watching ``pipe``; ``op_fp``: the
         fingerprint kept with the op), or None."""
-        incident_id, fingerprint = pipe.mget(op_key, f"{op_key}:{OP_FP}")
+        incident_id, fingerprint = pipe.mget(op_key, op_fp_key(op_key))
         if incident_id is None:
             return None
         raw = pipe.get(self.key("incident", incident_id))
@@ -406,7 +407,8 @@ class RedisStore:
 
     def op_commit(self, op: str) -> tuple[str, str] | None:
         """(incident, fingerprint of the request that made it) of the op's commit, if any."""
-        incident_id, fingerprint = self.redis.mget(self.key("op", op), self.key("op", op, OP_FP))
+        op_key = self.key("op", op)
+        incident_id, fingerprint = self.redis.mget(op_key, op_fp_key(op_key))
         return (incident_id, fingerprint or "") if incident_id is not None else None
 
     def _transact(
